@@ -1,0 +1,167 @@
+"""Observables of SPEC section 3, one implementation for simulations and for training runs.
+
+Every function takes numpy arrays (float64) and accepts leading batch dimensions, so a simulation
+passes a stack of matrices over time and a training run passes one matrix per epoch. Embeddings
+are (..., N, d) with rows as samples. Eigenvalue-like outputs are sorted by decreasing magnitude.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RANKME_EPS = 1e-7
+
+
+def _fro(a: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a, axis=(-2, -1))
+
+
+def _transpose(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+def sort_by_magnitude(values: np.ndarray) -> np.ndarray:
+    """Sort the last axis by decreasing |value|, ties by decreasing real part (stable)."""
+    order = np.lexsort((-np.real(values), -np.abs(values)), axis=-1)
+    return np.take_along_axis(values, order, axis=-1)
+
+
+def predictor_eigenvalues(wp: np.ndarray) -> np.ndarray:
+    """Eigenvalues of W_p (complex in general), sorted by decreasing magnitude."""
+    return sort_by_magnitude(np.linalg.eigvals(wp).astype(complex))
+
+
+def singular_values(wp: np.ndarray) -> np.ndarray:
+    """Singular values of W_p, decreasing."""
+    return np.linalg.svd(wp, compute_uv=False)
+
+
+def symmetric_part_eigenvalues(wp: np.ndarray) -> np.ndarray:
+    """Eigenvalues of (W_p + W_p^T)/2, sorted by decreasing magnitude."""
+    return sort_by_magnitude(np.linalg.eigvalsh((wp + _transpose(wp)) / 2))
+
+
+def asymmetry(wp: np.ndarray) -> np.ndarray:
+    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F (SPEC 3): 0 for symmetric, inf for skew W_p."""
+    skew = _fro(wp - _transpose(wp))
+    sym = _fro(wp + _transpose(wp))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sym > 0, skew / np.where(sym > 0, sym, 1), np.where(skew > 0, np.inf, 0.0))
+
+
+def correlation_eigh(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of a symmetric correlation, eigenvalues decreasing (columns of U match)."""
+    vals, vecs = np.linalg.eigh((corr + _transpose(corr)) / 2)
+    return vals[..., ::-1], vecs[..., ::-1]
+
+
+def alignment_cos(wp: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """cos(W_p u_j, u_j) for the eigenvectors u_j of ``corr``, by decreasing eigenvalue.
+
+    Tian et al. 2021, Fig. 2 (column 3): 1 when u_j is an eigenvector of W_p with a positive
+    eigenvalue, -1 for a negative one, 0 when W_p u_j = 0 (then the cosine is undefined; 0 is
+    reported).
+    """
+    _, u = correlation_eigh(corr)
+    wpu = wp @ u
+    num = np.sum(wpu * u, axis=-2)
+    den = np.linalg.norm(wpu, axis=-2) * np.linalg.norm(u, axis=-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+
+
+def commutator_norm(corr: np.ndarray, wp: np.ndarray) -> np.ndarray:
+    """||[F, W_p]||_F / (||F||_F ||W_p||_F), the eigenspace misalignment (Tian Theorem 3)."""
+    comm = corr @ wp - wp @ corr
+    den = _fro(corr) * _fro(wp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, _fro(comm) / np.where(den > 0, den, 1), 0.0)
+
+
+def feature_correlation(z: np.ndarray) -> np.ndarray:
+    """Uncentred feature correlation F1 F1^T = (1/N) sum_i z_i z_i^T for z of shape (..., N, d)."""
+    return _transpose(z) @ z / z.shape[-2]
+
+
+def conservation_residual(wp: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """||W_p^T W_p - F1 F1^T||_F / ||F1 F1^T||_F (Liu et al. 2022, Theorem 3.1, feature space).
+
+    ``corr`` is the uncentred feature correlation F1 F1^T (see :func:`feature_correlation`).
+    """
+    num = _fro(_transpose(wp) @ wp - corr)
+    den = _fro(corr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.inf)
+
+
+def second_moment(z: np.ndarray) -> np.ndarray:
+    """Uncentred second moment (1/N) Z^T Z (the 'moment' convention of Sigma)."""
+    return feature_correlation(z)
+
+
+def pearson_correlation(z: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the columns of z (unit diagonal; the 'pearson' convention of Sigma).
+
+    A dimension with zero variance (a collapsed unit) has no correlation; its row and column are
+    set to 0, diagonal included, so that it counts as fully un-whitened in ||Sigma - I||.
+    """
+    centred = z - z.mean(axis=-2, keepdims=True)
+    cov = _transpose(centred) @ centred / z.shape[-2]
+    std = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    alive = std > 1e-12 * np.maximum(np.max(std, axis=-1, keepdims=True), 1e-300)
+    inv = np.where(alive, 1.0 / np.where(alive, std, 1.0), 0.0)
+    return cov * inv[..., :, None] * inv[..., None, :]
+
+
+def sigma_distances(sigma: np.ndarray) -> dict[str, np.ndarray]:
+    """||Sigma - I||_F^2, its value per dimension (/d) and the off-diagonal part ||Sigma - diag||_F^2."""
+    d = sigma.shape[-1]
+    eye = np.eye(d)
+    total = _fro(sigma - eye) ** 2
+    offdiag = _fro(sigma * (1 - eye)) ** 2
+    return {"dist": total, "dist_per_dim": total / d, "offdiag": offdiag}
+
+
+def sigma_observables(z: np.ndarray) -> dict[str, np.ndarray]:
+    """The ``sigma_*`` variables of the schema for embeddings z (..., N, d), both conventions."""
+    out = {}
+    for convention, sigma in (("pearson", pearson_correlation(z)), ("moment", second_moment(z))):
+        dist = sigma_distances(sigma)
+        out[f"sigma_dist_{convention}"] = dist["dist"]
+        out[f"sigma_dist_{convention}_per_dim"] = dist["dist_per_dim"]
+        out[f"sigma_offdiag_{convention}"] = dist["offdiag"]
+    return out
+
+
+def effective_rank(z: np.ndarray) -> np.ndarray:
+    """RankMe (Garrido et al. 2023, eq. 1): exp(-sum_k p_k log p_k), p_k = s_k/||s||_1 + 1e-7."""
+    s = np.linalg.svd(z, compute_uv=False)
+    total = np.sum(s, axis=-1, keepdims=True)
+    p = s / np.where(total > 0, total, 1.0) + RANKME_EPS
+    return np.exp(-np.sum(p * np.log(p), axis=-1))
+
+
+def z_std(z: np.ndarray) -> np.ndarray:
+    """Collapse monitor of SimSiam (Chen & He 2021, Fig. 2): mean_j std_i(z_i / ||z_i||)_j * sqrt(d).
+
+    About 1 for embeddings spread isotropically over the sphere, 0 at complete collapse.
+    """
+    norms = np.linalg.norm(z, axis=-1, keepdims=True)
+    zn = z / np.where(norms > 0, norms, 1.0)
+    return np.mean(np.std(zn, axis=-2), axis=-1) * np.sqrt(z.shape[-1])
+
+
+def predictor_observables(wp: np.ndarray, corr: np.ndarray) -> dict[str, np.ndarray]:
+    """Every W_p observable of SPEC 3 given W_p (..., d, d) and the feature correlation (..., d, d)."""
+    eig = predictor_eigenvalues(wp)
+    return {
+        "wp_eig_real": eig.real,
+        "wp_eig_imag": eig.imag,
+        "wp_singular": singular_values(wp),
+        "wp_sym_eig": symmetric_part_eigenvalues(wp),
+        "wp_asymmetry": asymmetry(wp),
+        "alignment_cos": alignment_cos(wp, corr),
+        "commutator_norm": commutator_norm(corr, wp),
+        "corr_eig": correlation_eigh(corr)[0],
+        "conservation_residual": conservation_residual(wp, corr),
+    }

@@ -1,0 +1,73 @@
+"""The result schema shared by simulations (:mod:`dynamics`) and training runs (:mod:`empirical`).
+
+One xarray Dataset per run (DESIGN.md, "Result schema"; SPEC.md section 3). Dimensions:
+``time`` (flow time t = sum of learning rates), ``epoch`` for training runs, ``mode`` (eigen index,
+sorted by decreasing magnitude), ``row``/``col`` for stored matrices. Every variable a run writes
+and that is listed here gets its ``long_name`` and ``units`` from this table, so a report can label
+an axis without knowing who wrote the file.
+"""
+
+from __future__ import annotations
+
+import xarray as xr
+
+TIME = "time"
+EPOCH = "epoch"
+MODE = "mode"
+ROW = "row"
+COL = "col"
+
+#: name -> (long name, units). "1" marks a dimensionless quantity.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "wp_eig_real": ("real part of the eigenvalues of W_p", "1"),
+    "wp_eig_imag": ("imaginary part of the eigenvalues of W_p", "1"),
+    "wp_singular": ("singular values of W_p", "1"),
+    "wp_sym_eig": ("eigenvalues of the symmetric part (W_p + W_p^T)/2", "1"),
+    "wp_asymmetry": ("||W_p - W_p^T||_F / ||W_p + W_p^T||_F", "1"),
+    "alignment_cos": ("cos(W_p u_j, u_j) for eigenvectors u_j of the feature correlation", "1"),
+    "commutator_norm": ("||[F, W_p]||_F / (||F||_F ||W_p||_F)", "1"),
+    "corr_eig": ("eigenvalues of the single-view feature correlation E[f f^T]", "1"),
+    "conservation_residual": ("||W_p^T W_p - E[f f^T]||_F / ||E[f f^T]||_F (feature space)", "1"),
+    "conservation_residual_weight": (
+        "||W W^T - W_p^T W_p / alpha_p||_F / ||C||_F (Tian Theorem 1: equals exp(-2 eta t))",
+        "1",
+    ),
+    "conservation_error": (
+        "||exp(2 eta t)(W W^T - W_p^T W_p / alpha_p) - C||_F / ||C||_F (0 if Theorem 1 holds)",
+        "1",
+    ),
+    "sigma_dist_pearson": ("||Sigma - I||_F^2, Sigma the Pearson correlation of outputs", "1"),
+    "sigma_dist_moment": ("||Sigma - I||_F^2, Sigma the uncentred second moment of outputs", "1"),
+    "sigma_dist_pearson_per_dim": ("||Sigma - I||_F^2 / d, Pearson correlation", "1"),
+    "sigma_dist_moment_per_dim": ("||Sigma - I||_F^2 / d, uncentred second moment", "1"),
+    "sigma_offdiag_pearson": ("squared Frobenius norm of the off-diagonal of Sigma (Pearson)", "1"),
+    "sigma_offdiag_moment": ("squared Frobenius norm of the off-diagonal of Sigma (moment)", "1"),
+    "effective_rank": ("RankMe effective rank exp(H(sigma / ||sigma||_1))", "1"),
+    "z_std": ("mean over dims of the std of l2-normalised embeddings, times sqrt(d)", "1"),
+    "loss": ("training loss", "1"),
+    "ema_gap": ("||W_a - W||_F, the lag of the EMA target behind the online weights", "1"),
+    "ema_gap_predicted": ("closed-form EMA gap", "1"),
+    "tau": ("EMA target ratio tau = <W_a, W> / ||W||^2 (per mode in eigenmode models)", "1"),
+    "w_norm": ("||W||_F, norm of the online weights", "1"),
+    "p": ("eigenvalue p_j of the symmetric predictor", "1"),
+    "s": ("eigenvalue s_j of F = W X W^T", "1"),
+    "invariant_residual": ("s_j - p_j^2/alpha_p - exp(-2 eta t) c_j (0 if the invariant holds)", "1"),
+    "p_star_plus": ("stable fixed point p*_+ of a mode at the current tau", "1"),
+    "p_star_minus": ("unstable fixed point p*_- (collapse basin boundary)", "1"),
+    "wp": ("predictor matrix W_p", "1"),
+    "w": ("online weight matrix W", "1"),
+    "w_target": ("target weight matrix W_a", "1"),
+    "flow_time": ("flow time t = sum of learning rates", "flow time t"),
+}
+
+
+def annotate(ds: xr.Dataset) -> xr.Dataset:
+    """Set ``long_name`` and ``units`` on every variable of ``ds`` listed in :data:`VARIABLES`."""
+    for name, (long_name, units) in VARIABLES.items():
+        if name in ds.variables:
+            ds[name].attrs.setdefault("long_name", long_name)
+            ds[name].attrs.setdefault("units", units)
+    if TIME in ds.coords:
+        ds[TIME].attrs.setdefault("long_name", "flow time t")
+        ds[TIME].attrs.setdefault("units", "flow time t")
+    return ds
