@@ -50,7 +50,7 @@ def asymmetry(wp: np.ndarray) -> np.ndarray:
 
 
 def correlation_eigh(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigen-decomposition of a symmetric correlation, eigenvalues decreasing (columns of U match)."""
+    """Eigenvalues (decreasing) and eigenvectors (matching columns) of a symmetric matrix."""
     vals, vecs = np.linalg.eigh((corr + _transpose(corr)) / 2)
     return vals[..., ::-1], vecs[..., ::-1]
 
@@ -114,7 +114,7 @@ def pearson_correlation(z: np.ndarray) -> np.ndarray:
 
 
 def sigma_distances(sigma: np.ndarray) -> dict[str, np.ndarray]:
-    """||Sigma - I||_F^2, its value per dimension (/d) and the off-diagonal part ||Sigma - diag||_F^2."""
+    """||Sigma - I||_F^2, that divided by d, and the off-diagonal part ||Sigma - diag||_F^2."""
     d = sigma.shape[-1]
     eye = np.eye(d)
     total = _fro(sigma - eye) ** 2
@@ -142,7 +142,7 @@ def effective_rank(z: np.ndarray) -> np.ndarray:
 
 
 def z_std(z: np.ndarray) -> np.ndarray:
-    """Collapse monitor of SimSiam (Chen & He 2021, Fig. 2): mean_j std_i(z_i / ||z_i||)_j * sqrt(d).
+    """SimSiam's collapse monitor (Chen & He 2021, Fig. 2): mean_j std_i(z_i/||z_i||)_j sqrt(d).
 
     About 1 for embeddings spread isotropically over the sphere, 0 at complete collapse.
     """
@@ -152,7 +152,7 @@ def z_std(z: np.ndarray) -> np.ndarray:
 
 
 def predictor_observables(wp: np.ndarray, corr: np.ndarray) -> dict[str, np.ndarray]:
-    """Every W_p observable of SPEC 3 given W_p (..., d, d) and the feature correlation (..., d, d)."""
+    """The W_p observables of SPEC 3 from W_p (..., d, d) and a feature correlation (..., d, d)."""
     eig = predictor_eigenvalues(wp)
     return {
         "wp_eig_real": eig.real,

@@ -33,7 +33,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "1",
     ),
     "conservation_error": (
-        "||exp(2 eta t)(W W^T - W_p^T W_p / alpha_p) - C||_F / ||C||_F (0 if Theorem 1 holds)",
+        "||W W^T - W_p^T W_p / alpha_p - exp(-2 eta t) C||_F / ||C||_F (0 if Theorem 1 holds)",
         "1",
     ),
     "sigma_dist_pearson": ("||Sigma - I||_F^2, Sigma the Pearson correlation of outputs", "1"),
@@ -51,7 +51,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "w_norm": ("||W||_F, norm of the online weights", "1"),
     "p": ("eigenvalue p_j of the symmetric predictor", "1"),
     "s": ("eigenvalue s_j of F = W X W^T", "1"),
-    "invariant_residual": ("s_j - p_j^2/alpha_p - exp(-2 eta t) c_j (0 if the invariant holds)", "1"),
+    "invariant_residual": (
+        "s_j - p_j^2/alpha_p - exp(-2 eta t) c_j (0 if the invariant holds)",
+        "1",
+    ),
     "p_star_plus": ("stable fixed point p*_+ of a mode at the current tau", "1"),
     "p_star_minus": ("unstable fixed point p*_- (collapse basin boundary)", "1"),
     "wp": ("predictor matrix W_p", "1"),

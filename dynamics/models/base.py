@@ -1,0 +1,125 @@
+"""What every model shares: parameter validation, the state layout, the model interface.
+
+A model is a frozen parameter dataclass plus an object with ``initial_state()``, ``rhs(t, y)``
+and ``observables(t, y)``. The state is one flat float64 vector made of named blocks (matrices
+or vectors), so that a failure can be reported as "W_p[2, 3]" rather than "y[41]".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import xarray as xr
+
+
+class ParameterError(ValueError):
+    """A model parameter outside its allowed range (reported as bad input, exit status 2)."""
+
+
+def param(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with a help text for the command line."""
+    return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+def require(condition: bool, name: str, value: Any, allowed: str) -> None:
+    """Raise ParameterError "NAME=VALUE is not allowed: ALLOWED" unless ``condition``."""
+    if not condition:
+        raise ParameterError(f"{name}={value!r} is not allowed: {allowed}")
+
+
+def check_finite_numbers(params: Any) -> None:
+    """Reject NaN or infinite numeric parameters, naming the first one."""
+    for field in dataclasses.fields(params):
+        value = getattr(params, field.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ParameterError(f"{field.name}={value!r} is not allowed: must be finite")
+
+
+def parse_spectrum(text: str, n: int, name: str) -> str:
+    """Validate a spectrum option: 'isotropic', 'random' or n comma-separated positive numbers."""
+    if text in ("isotropic", "random"):
+        return text
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ParameterError(
+            f"{name}={text!r} is not allowed: 'isotropic', 'random' or {n} comma-separated numbers"
+        ) from None
+    require(len(values) == n, name, text, f"{n} comma-separated numbers (one per input dimension)")
+    require(all(math.isfinite(v) and v >= 0 for v in values), name, text, "values finite and >= 0")
+    return text
+
+
+class StateLayout:
+    """Named blocks of a flat state vector: ``[("W", (n2, n1)), ("W_p", (n2, n2)), ...]``."""
+
+    def __init__(self, blocks: list[tuple[str, tuple[int, ...]]]):
+        self.blocks = blocks
+        self.slices: dict[str, slice] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        start = 0
+        for name, shape in blocks:
+            size = int(np.prod(shape))
+            self.slices[name] = slice(start, start + size)
+            self.shapes[name] = shape
+            start += size
+        self.size = start
+
+    def unpack(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Views of the blocks; ``y`` may carry leading batch dimensions (e.g. time)."""
+        lead = y.shape[:-1]
+        return {n: y[..., s].reshape(*lead, *self.shapes[n]) for n, s in self.slices.items()}
+
+    def pack(self, **arrays: np.ndarray) -> np.ndarray:
+        """The flat state from the named blocks, in layout order."""
+        return np.concatenate([np.asarray(arrays[name], float).ravel() for name, _ in self.blocks])
+
+    def describe(self, index: int) -> str:
+        """The block and entry of flat index ``index``, e.g. ``W_p[2, 3]``."""
+        for name, s in self.slices.items():
+            if s.start <= index < s.stop:
+                entry = np.unravel_index(index - s.start, self.shapes[name])
+                return f"{name}[{', '.join(str(int(i)) for i in entry)}]"
+        return f"y[{index}]"
+
+
+class Model(ABC):
+    """A dynamical model: parameters, state layout, right-hand side and observables."""
+
+    #: scenario name and a one-line description for ``--list``
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, params: Any):
+        self.params = params
+        self.layout = self.make_layout()
+
+    @abstractmethod
+    def make_layout(self) -> StateLayout:
+        """The state layout."""
+
+    @abstractmethod
+    def initial_state(self) -> np.ndarray:
+        """The flat initial state y(0)."""
+
+    @abstractmethod
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """dy/dt at (t, y)."""
+
+    @abstractmethod
+    def observables(self, t: np.ndarray, y: np.ndarray) -> xr.Dataset:
+        """The result Dataset (schema names) for states ``y`` (T, n) at times ``t`` (T,)."""
+
+    def summary(self, ds: xr.Dataset) -> list[str]:
+        """Lines printed after a run: the result next to the closed-form prediction."""
+        return []
+
+    def closed_forms(self) -> dict[str, float]:
+        """Closed-form predictions stored as attributes of the result file."""
+        return {}

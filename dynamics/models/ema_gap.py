@@ -1,0 +1,114 @@
+"""The lag of an EMA target behind a prescribed online trajectory (SPEC section 2, note 001).
+
+The target follows d xi/dt = beta (theta(t) - xi) (beta = 1 - tau_ema per unit of flow time, as
+in Tian et al. Lemma 1). The gap delta = xi - theta obeys d delta/dt = -beta delta - theta'(t),
+whose solution from delta(0) = 0 is delta(t) = -int_0^t e^{-beta (t-s)} theta'(s) ds:
+
+- linear theta(t) = theta(0) + v t:  delta(t) = -(v / beta)(1 - e^{-beta t}) -> -v / beta,
+  the steady state -theta'/(1 - tau) of the note;
+- sinusoidal theta(t) = theta(0) + a sin(omega t):
+  delta(t) = -a omega [beta cos(omega t) + omega sin(omega t) - beta e^{-beta t}]
+             / (beta^2 + omega^2).
+
+In discrete time the order of the updates matters: updating the target with the new online
+weights (BYOL's order) gives the steady gap -tau v/(1 - tau) per step, with the old ones
+-v/(1 - tau).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import xarray as xr
+
+from dynamics.models.base import Model, StateLayout, check_finite_numbers, param, require
+from dynamics.schema import TIME
+
+COMPONENT = "component"
+
+
+@dataclasses.dataclass(frozen=True)
+class EmaGapParams:
+    """Parameters of the EMA-gap model."""
+
+    dim: int = param(4, "dimension of theta")
+    beta: float = param(0.5, "EMA rate beta = 1 - tau per unit flow time")
+    trajectory: str = param("linear", "online trajectory theta(t): 'linear' or 'sine'")
+    speed: float = param(1.0, "||theta'|| for 'linear'; amplitude a for 'sine'")
+    omega: float = param(1.0, "angular frequency of the 'sine' trajectory")
+    seed: int = param(0, "random seed of theta(0) and of the direction of motion")
+
+    def __post_init__(self):
+        check_finite_numbers(self)
+        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
+        require(self.beta > 0, "beta", self.beta, "beta > 0 (beta = 0 never follows)")
+        require(
+            self.trajectory in ("linear", "sine"),
+            "trajectory",
+            self.trajectory,
+            "'linear' or 'sine'",
+        )
+        require(self.omega > 0, "omega", self.omega, "omega > 0")
+
+
+class EmaGapModel(Model):
+    """The EMA target xi chasing a prescribed theta(t)."""
+
+    name = "ema_gap"
+    description = "EMA target following a prescribed online trajectory, against the closed-form gap"
+
+    def __init__(self, params: EmaGapParams):
+        rng = np.random.default_rng(params.seed)
+        self.theta0 = rng.standard_normal(params.dim)
+        direction = rng.standard_normal(params.dim)
+        self.direction = direction / np.linalg.norm(direction)
+        super().__init__(params)
+
+    def make_layout(self) -> StateLayout:
+        return StateLayout([("xi", (self.params.dim,))])
+
+    def theta(self, t):
+        """The prescribed online trajectory theta(t), shape (..., dim)."""
+        q = self.params
+        t = np.asarray(t, float)[..., None]
+        if q.trajectory == "linear":
+            return self.theta0 + q.speed * t * self.direction
+        return self.theta0 + q.speed * np.sin(q.omega * t) * self.direction
+
+    def predicted_gap(self, t):
+        """The closed-form delta(t) = xi(t) - theta(t) from delta(0) = 0 (module docstring)."""
+        q = self.params
+        t = np.asarray(t, float)[..., None]
+        b = q.beta
+        if q.trajectory == "linear":
+            return -(q.speed / b) * (1 - np.exp(-b * t)) * self.direction
+        w = q.omega
+        shape = (b * np.cos(w * t) + w * np.sin(w * t) - b * np.exp(-b * t)) / (b**2 + w**2)
+        return -q.speed * w * shape * self.direction
+
+    def initial_state(self) -> np.ndarray:
+        return self.layout.pack(xi=self.theta(0.0))
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        return self.params.beta * (self.theta(t) - y)
+
+    def observables(self, t: np.ndarray, y: np.ndarray) -> xr.Dataset:
+        gap = y - self.theta(t)
+        predicted = self.predicted_gap(t)
+        dims = (TIME, COMPONENT)
+        return xr.Dataset(
+            {
+                "ema_gap": ((TIME,), np.linalg.norm(gap, axis=-1)),
+                "ema_gap_predicted": ((TIME,), np.linalg.norm(predicted, axis=-1)),
+                "delta": (dims, gap),
+                "delta_predicted": (dims, predicted),
+            },
+            coords={TIME: t, COMPONENT: np.arange(self.params.dim)},
+        )
+
+    def closed_forms(self) -> dict[str, float]:
+        q = self.params
+        if q.trajectory == "linear":
+            return {"steady_state_gap": q.speed / q.beta}
+        return {"steady_state_gap_amplitude": q.speed * q.omega / np.hypot(q.beta, q.omega)}

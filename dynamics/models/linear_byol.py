@@ -1,0 +1,261 @@
+"""Linear BYOL and SimSiam with a linear predictor: Tian, Chen & Ganguli 2021, Lemma 1.
+
+Online weights W (n2 x n1), predictor W_p (n2 x n2), target W_a (n2 x n1); X = E[xbar xbar^T]
+(augmentation-averaged data correlation) and X' = E_x[Var(x'|x)] (augmentation covariance). The
+gradient flow of J = 1/2 E||W_p W x1 - sg(W_a x2)||^2 with weight decay eta is
+
+    dW_p/dt = alpha_p [-W_p W (X + X') + W_a X] W^T - eta_p W_p
+    dW/dt   = W_p^T [-W_p W (X + X') + W_a X] - eta W
+    dW_a/dt = beta (W - W_a)
+
+with eta_p = eta (the paper's flow) or alpha_p eta (one SGD weight decay shared by a predictor
+trained at alpha_p times the learning rate; then Theorem 1 fails unless alpha_p = 1). SimSiam sets
+W_a = W. Without the stop-gradient (Tian Theorem 2) the target is the online network itself and
+the target branch is differentiated too:
+
+    dW/dt = W_p^T R + W_p W X - W (X + X') - eta W,     R = -W_p W (X + X') + W X.
+
+Theorem 1 (exact for any X, X', any W_a, when eta_p = eta):
+    W W^T - W_p^T W_p / alpha_p = e^{-2 eta t} C,   C = W(0) W(0)^T - W_p(0)^T W_p(0) / alpha_p.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import xarray as xr
+
+from dynamics import observables as obs
+from dynamics.models.base import (
+    Model,
+    StateLayout,
+    check_finite_numbers,
+    param,
+    parse_spectrum,
+    require,
+)
+from dynamics.models.eigenmodes import collapse_threshold, fixed_points
+from dynamics.schema import COL, MODE, ROW, TIME
+
+#: store full matrices on the time axis only up to this embedding dimension
+MATRIX_STORE_MAX_DIM = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearSimSiamParams:
+    """Parameters of the linear SimSiam flow (target = online network)."""
+
+    dim: int = param(12, "embedding dimension n2 (rows of W, size of W_p)")
+    input_dim: int = param(16, "input dimension n1 (columns of W)")
+    eta: float = param(0.04, "weight decay eta")
+    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p")
+    sigma2: float = param(0.5, "augmentation variance sigma^2 (scale of X')")
+    x_spectrum: str = param(
+        "isotropic",
+        "data correlation X: 'isotropic' (I), 'random' (random basis, eigenvalues U[0.5,1.5]) "
+        "or input_dim comma-separated eigenvalues (diagonal X)",
+    )
+    aug_spectrum: str = param(
+        "isotropic",
+        "augmentation covariance X': 'isotropic' (sigma^2 I), 'random' (sigma^2 times a random "
+        "basis with eigenvalues U[0.5,1.5]) or input_dim comma-separated eigenvalues (diagonal)",
+    )
+    init_scale: float = param(
+        1.0, "initial weights: W ~ N(0, s^2/n1), W_p ~ N(0, s^2/n2) entrywise"
+    )
+    predictor_decay: str = param(
+        "eta",
+        "predictor weight decay: 'eta' (Tian's flow; Theorem 1 exact) or 'alpha_p_eta' "
+        "(SGD with one weight decay and predictor lr alpha_p times larger)",
+    )
+    stop_gradient: bool = param(
+        True,
+        "keep the stop-gradient; without it the target is the online network (W_a = W) and "
+        "the target branch is differentiated (Tian Theorem 2)",
+    )
+    seed: int = param(0, "random seed of the initial weights and random spectra")
+
+    def __post_init__(self):
+        check_finite_numbers(self)
+        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
+        require(self.input_dim >= 1, "input_dim", self.input_dim, "an integer >= 1")
+        require(self.eta >= 0, "eta", self.eta, "eta >= 0")
+        require(self.alpha_p > 0, "alpha_p", self.alpha_p, "alpha_p > 0")
+        require(self.sigma2 >= 0, "sigma2", self.sigma2, "sigma2 >= 0")
+        require(self.init_scale > 0, "init_scale", self.init_scale, "init_scale > 0")
+        require(
+            self.predictor_decay in ("eta", "alpha_p_eta"),
+            "predictor_decay",
+            self.predictor_decay,
+            "'eta' or 'alpha_p_eta'",
+        )
+        parse_spectrum(self.x_spectrum, self.input_dim, "x_spectrum")
+        parse_spectrum(self.aug_spectrum, self.input_dim, "aug_spectrum")
+
+    @property
+    def has_ema_target(self) -> bool:
+        return False
+
+    @property
+    def predictor_eta(self) -> float:
+        return self.eta * (self.alpha_p if self.predictor_decay == "alpha_p_eta" else 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearBYOLParams(LinearSimSiamParams):
+    """Parameters of the linear BYOL flow (EMA target W_a)."""
+
+    beta: float = param(0.4, "EMA rate beta of the target: dW_a/dt = beta (W - W_a)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.beta > 0, "beta", self.beta, "beta > 0 (beta = 0: the target never moves)")
+
+    @property
+    def has_ema_target(self) -> bool:
+        # Without the stop-gradient the target is the online network (Tian Theorem 2).
+        return self.stop_gradient
+
+
+def _correlation(spec: str, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """A symmetric PSD n x n matrix from a spectrum option (see LinearSimSiamParams)."""
+    if spec == "isotropic":
+        return scale * np.eye(n)
+    if spec == "random":
+        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        return scale * (q * rng.uniform(0.5, 1.5, n)) @ q.T
+    return np.diag([float(v) for v in spec.split(",")])
+
+
+class LinearBYOLModel(Model):
+    """Tian et al. Lemma 1: the full matrix flow of (W, W_p[, W_a])."""
+
+    name = "linear_byol"
+    description = "linear BYOL (Tian Lemma 1): W, predictor W_p, EMA target W_a; full matrices"
+
+    def __init__(self, params: LinearSimSiamParams):
+        q = params
+        x_rng, aug_rng, w_rng, wp_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(q.seed).spawn(4)
+        )
+        #: X, the augmentation-averaged data correlation (two-view correlation)
+        self.x_corr = _correlation(q.x_spectrum, q.input_dim, 1.0, x_rng)
+        #: X', the augmentation covariance
+        self.aug_cov = _correlation(q.aug_spectrum, q.input_dim, q.sigma2, aug_rng)
+        #: X + X', the single-view correlation
+        self.view_corr = self.x_corr + self.aug_cov
+        self._w0 = q.init_scale * w_rng.standard_normal((q.dim, q.input_dim)) / np.sqrt(q.input_dim)
+        self._wp0 = q.init_scale * wp_rng.standard_normal((q.dim, q.dim)) / np.sqrt(q.dim)
+        super().__init__(params)
+
+    def make_layout(self) -> StateLayout:
+        q = self.params
+        blocks = [("W", (q.dim, q.input_dim)), ("W_p", (q.dim, q.dim))]
+        if q.has_ema_target:
+            blocks.append(("W_a", (q.dim, q.input_dim)))
+        return StateLayout(blocks)
+
+    def initial_state(self, w0=None, wp0=None, wa0=None) -> np.ndarray:
+        """y(0); by default random W, W_p (``init_scale``) and the target starting at W(0)."""
+        w0 = self._w0 if w0 is None else w0
+        wp0 = self._wp0 if wp0 is None else wp0
+        blocks = {"W": w0, "W_p": wp0}
+        if self.params.has_ema_target:
+            blocks["W_a"] = w0 if wa0 is None else wa0
+        return self.layout.pack(**blocks)
+
+    def _target(self, b: dict[str, np.ndarray]) -> np.ndarray:
+        return b["W_a"] if self.params.has_ema_target else b["W"]
+
+    def velocities(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dW/dt, dW_p/dt, dW_a/dt) of Lemma 1; accepts leading batch dimensions."""
+        q = self.params
+        wt = np.swapaxes(w, -1, -2)
+        residual = -wp @ w @ self.view_corr + wa @ self.x_corr
+        d_wp = q.alpha_p * residual @ wt - q.predictor_eta * wp
+        d_w = np.swapaxes(wp, -1, -2) @ residual - q.eta * w
+        if not q.stop_gradient:
+            d_w = d_w + wp @ w @ self.x_corr - w @ self.view_corr
+        return d_w, d_wp, q.beta * (w - wa) if q.has_ema_target else np.zeros_like(w)
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        b = self.layout.unpack(y)
+        d_w, d_wp, d_wa = self.velocities(b["W"], b["W_p"], self._target(b))
+        blocks = {"W": d_w, "W_p": d_wp}
+        if self.params.has_ema_target:
+            blocks["W_a"] = d_wa
+        return self.layout.pack(**blocks)
+
+    def conserved_matrix(self, w: np.ndarray, wp: np.ndarray) -> np.ndarray:
+        """W W^T - W_p^T W_p / alpha_p (Tian Theorem 1: equals e^{-2 eta t} C)."""
+        return w @ np.swapaxes(w, -1, -2) - np.swapaxes(wp, -1, -2) @ wp / self.params.alpha_p
+
+    def loss(self, w: np.ndarray, wp: np.ndarray, wa: np.ndarray) -> np.ndarray:
+        """Population loss 1/2 E||W_p W x1 - W_a x2||^2 with E[x1 x1^T] = X + X', E[x1 x2^T] = X.
+
+        = 1/2 tr(W_p W S W^T W_p^T) - tr(W_p W X W_a^T) + 1/2 tr(W_a S W_a^T), S = X + X'.
+        """
+        online = wp @ w
+        return (
+            0.5 * np.einsum("...ij,jk,...ik->...", online, self.view_corr, online)
+            - np.einsum("...ij,jk,...ik->...", online, self.x_corr, wa)
+            + 0.5 * np.einsum("...ij,jk,...ik->...", wa, self.view_corr, wa)
+        )
+
+    def observables(self, t: np.ndarray, y: np.ndarray) -> xr.Dataset:
+        q = self.params
+        b = self.layout.unpack(y)
+        w, wp = b["W"], b["W_p"]
+        wa = self._target(b)
+        wt = np.swapaxes(w, -1, -2)
+        view_corr = w @ self.view_corr @ wt
+        two_view_corr = w @ self.x_corr @ wt
+        data = {
+            k: ((TIME, MODE) if v.ndim == 2 else (TIME,), v)
+            for k, v in obs.predictor_observables(wp, view_corr).items()
+        }
+        c0 = self.conserved_matrix(w[0], wp[0])
+        c_norm = np.linalg.norm(c0)
+        conserved = self.conserved_matrix(w, wp)
+        data["conservation_residual_weight"] = (
+            (TIME,),
+            np.linalg.norm(conserved, axis=(-2, -1)) / c_norm,
+        )
+        data["conservation_error"] = (
+            (TIME,),
+            np.linalg.norm(conserved - np.exp(-2 * q.eta * t)[:, None, None] * c0, axis=(-2, -1))
+            / c_norm,
+        )
+        data["s"] = ((TIME, MODE), obs.correlation_eigh(two_view_corr)[0])
+        data["loss"] = ((TIME,), self.loss(w, wp, wa))
+        data["w_norm"] = ((TIME,), np.linalg.norm(w, axis=(-2, -1)))
+        if q.has_ema_target:
+            data["ema_gap"] = ((TIME,), np.linalg.norm(wa - w, axis=(-2, -1)))
+            d_w = self.velocities(w, wp, wa)[0]
+            data["ema_gap_predicted"] = ((TIME,), np.linalg.norm(d_w, axis=(-2, -1)) / q.beta)
+            data["tau"] = ((TIME,), np.einsum("tij,tij->t", wa, w) / np.einsum("tij,tij->t", w, w))
+        ds = xr.Dataset(data, coords={TIME: t, MODE: np.arange(q.dim)})
+        if q.dim <= MATRIX_STORE_MAX_DIM:
+            ds["wp"] = ((TIME, ROW, COL), wp)
+        ds["conservation_C"] = ((ROW, COL), c0)
+        return ds
+
+    def closed_forms(self) -> dict[str, float]:
+        q = self.params
+        p_plus, p_minus = fixed_points(q.eta, 1.0, q.sigma2)
+        isotropic = q.x_spectrum == "isotropic" and q.aug_spectrum == "isotropic"
+        return {
+            "p_star_plus": float(np.nan_to_num(p_plus, nan=0.0)),
+            "p_star_minus": float(np.nan_to_num(p_minus, nan=0.0)),
+            "collapse_threshold_eta": float(collapse_threshold(1.0, q.sigma2)),
+            "closed_form_tau": 1.0,
+            "closed_form_valid": int(isotropic),
+        }
+
+
+class LinearSimSiamModel(LinearBYOLModel):
+    """Linear SimSiam: Lemma 1 with W_a = W (no EMA equation)."""
+
+    name = "linear_simsiam"
+    description = "linear SimSiam: Lemma 1 with W_a = W (stop-gradient on the online target)"
