@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import solve_ivp
+from tqdm import tqdm
 
 METHODS = ("RK45", "DOP853", "RK23", "Radau", "BDF", "LSODA")
 
@@ -47,18 +48,24 @@ def integrate(
     rtol: float = 1e-10,
     atol: float = 1e-12,
     blowup: float = 1e6,
+    progress: bool = False,
 ) -> Trajectory:
     """Integrate dy/dt = rhs(t, y) from y0 on [0, t_end] and sample it at ``n_out`` times.
 
     The run stops, with ``complete=False``, when max|y| reaches ``blowup`` (a terminal event) or
-    when the right-hand side returns NaN or infinity.
+    when the right-hand side returns NaN or infinity. ``progress`` shows a bar over flow time
+    (on a terminal only).
     """
     if method not in METHODS:
         raise ValueError(f"unknown solver method {method!r}; allowed: {', '.join(METHODS)}")
     t_eval = output_times(t_end, n_out)
     nonfinite: dict[str, float] = {}
 
+    bar = tqdm(total=t_end, unit="t", disable=None if progress else True, leave=False)
+
     def guarded_rhs(t: float, y: np.ndarray) -> np.ndarray:
+        if t > bar.n:
+            bar.update(t - bar.n)
         dy = rhs(t, y)
         if not np.all(np.isfinite(dy)):
             nonfinite.setdefault("t", t)
@@ -72,16 +79,17 @@ def integrate(
         return blowup - np.max(np.abs(y))
 
     blow_up.terminal = True
-    sol = solve_ivp(
-        guarded_rhs,
-        (0.0, t_end),
-        np.asarray(y0, dtype=float),
-        method=method,
-        t_eval=t_eval,
-        rtol=rtol,
-        atol=atol,
-        events=blow_up,
-    )
+    with bar:
+        sol = solve_ivp(
+            guarded_rhs,
+            (0.0, t_end),
+            np.asarray(y0, dtype=float),
+            method=method,
+            t_eval=t_eval,
+            rtol=rtol,
+            atol=atol,
+            events=blow_up,
+        )
     t, y = sol.t, sol.y.T
     if nonfinite:
         t_bad = nonfinite["t"]

@@ -66,6 +66,46 @@ def mode_rhs(p, s, tau, eta, alpha_p, beta, sigma2, simsiam=False):
     return dp, ds, dtau
 
 
+#: a mode counts as converged when within this fraction of p*_+
+CONVERGED_FRACTION = 0.02
+#: ... and as collapsed when |p_j| is below p*_- (its collapse basin) or below this fraction of
+#: tau/(1+sigma^2), the eta = 0 fixed point (the basin is empty at eta = 0)
+COLLAPSE_FRACTION = 0.02
+
+
+def classify_modes(p, p_plus, p_minus, sigma2, tau=1.0) -> np.ndarray:
+    """Each mode's fate from its final eigenvalue p (complex allowed; SPEC 2, Tian et al. B.2).
+
+    'converged' if |p - p*_+| <= 2% of p*_+; 'collapsed' if |p| < max(p*_-, 2% of
+    tau/(1+sigma^2)), i.e. inside the collapse basin, where p -> 0; else 'in transit'.
+    """
+    p = np.asarray(p)
+    status = np.full(p.shape, "in transit", dtype=object)
+    if p_plus > 0:
+        status[np.abs(p - p_plus) <= CONVERGED_FRACTION * p_plus] = "converged"
+    floor = max(p_minus, COLLAPSE_FRACTION * tau / (1.0 + sigma2))
+    status[np.abs(p) < floor] = "collapsed"
+    return status
+
+
+def mode_table(p_final, p_imag, p_plus, p_minus, sigma2, eta) -> list[str]:
+    """Summary lines: each mode's final eigenvalue next to p*_+, and the collapse count."""
+    status = classify_modes(np.asarray(p_final) + 1j * np.asarray(p_imag), p_plus, p_minus, sigma2)
+    threshold = float(collapse_threshold(1.0, sigma2))
+    lines = [
+        f"  closed form (tau = 1): p*_+ = {p_plus:.6g}, p*_- = {p_minus:.6g}; every mode collapses "
+        f"for eta > 1/(4(1+sigma^2)) = {threshold:.6g} (eta = {eta:g}: "
+        + ("all modes must collapse)" if eta > threshold else "modes above p*_- reach p*_+)"),
+        "  mode  final eigenvalue of W_p      p*_+       status",
+    ]
+    for j, (re, im, st) in enumerate(zip(p_final, p_imag, status, strict=True)):
+        lines.append(f"  {j:>4}  {re:>+12.6f} {im:>+10.2e}i   {p_plus:>9.6f}  {st}")
+    n_col = int(np.sum(status == "collapsed"))
+    n_conv = int(np.sum(status == "converged"))
+    lines.append(f"  collapsed modes: {n_col} of {len(status)}; converged to p*_+: {n_conv}")
+    return lines
+
+
 def _spread(text: str, n: int, name: str) -> np.ndarray:
     """Parse 'a:b' (n values evenly spaced from a to b) or n comma-separated numbers."""
     try:
@@ -92,12 +132,12 @@ class EigenmodeParams:
     alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p")
     beta: float = param(0.5, "EMA rate beta (dW_a/dt = beta (W - W_a))")
     sigma2: float = param(0.5, "augmentation variance sigma^2 (X' = sigma^2 I)")
-    p0: str = param("-0.1:0.5", "initial p_j: 'a:b' evenly spaced or comma-separated values")
+    p0: str = param("-0.05:0.25", "initial p_j: 'a:b' evenly spaced or comma-separated values")
     s0: str = param(
         "parabola",
         "initial s_j: 'parabola' (s = p^2/alpha_p + c0), 'a:b' or comma-separated values (> 0)",
     )
-    c0: float = param(0.01, "offset c_j = s_j(0) - p_j(0)^2/alpha_p when s0 = 'parabola'")
+    c0: float = param(0.0, "offset c_j = s_j(0) - p_j(0)^2/alpha_p when s0 = 'parabola'")
     tau0: float = param(1.0, "initial EMA ratio tau_j(0) = W_a/W (BYOL starts the target at W)")
     simsiam: bool = param(False, "SimSiam: tau_j = 1 at all times, no EMA equation")
     seed: int = param(0, "random seed (unused: the initial state is deterministic)")
@@ -173,6 +213,23 @@ class EigenmodeModel(Model):
         ds["p_star_minus"].attrs["note"] = "0 where eta > tau^2/(4(1+sigma^2)) (no such point)"
         ds["invariant_constant"] = (MODE, c)
         return ds
+
+    def summary(self, ds: xr.Dataset) -> list[str]:
+        q = self.params
+        final = ds.isel(time=-1)
+        lines = mode_table(
+            final["p"].values,
+            np.zeros(q.dim),
+            ds.attrs["p_star_plus"],
+            ds.attrs["p_star_minus"],
+            q.sigma2,
+            q.eta,
+        )
+        worst = float(np.max(np.abs(ds["invariant_residual"].values)))
+        lines.append(f"  invariant s_j - p_j^2/alpha_p - e^(-2 eta t) c_j: max |error| {worst:.2e}")
+        if not q.simsiam:
+            lines.append(f"  final tau_j: {np.array2string(final['tau'].values, precision=4)}")
+        return lines
 
     def closed_forms(self) -> dict[str, float]:
         q = self.params

@@ -107,6 +107,20 @@ class EmaGapModel(Model):
             coords={TIME: t, COMPONENT: np.arange(self.params.dim)},
         )
 
+    def summary(self, ds: xr.Dataset) -> list[str]:
+        final = ds.isel(time=-1)
+        err = float(np.max(np.abs(ds["delta"] - ds["delta_predicted"])))
+        lines = [
+            f"  final gap ||xi - theta|| = {float(final['ema_gap']):.6g}, closed form "
+            f"{float(final['ema_gap_predicted']):.6g}; max |error| over the run {err:.2e}"
+        ]
+        if self.params.trajectory == "linear":
+            lines.append(
+                f"  steady state ||theta'||/beta = {ds.attrs['steady_state_gap']:.6g} "
+                "(the note's -theta'/(1 - tau))"
+            )
+        return lines
+
     def closed_forms(self) -> dict[str, float]:
         q = self.params
         if q.trajectory == "linear":

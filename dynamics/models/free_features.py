@@ -123,3 +123,17 @@ class FreeFeatureModel(Model):
             "||W_p^T W_p / alpha_p - F1 F1^T - exp(-2 eta t) C||_F / ||C||_F"
         )
         return ds
+
+    def summary(self, ds: xr.Dataset) -> list[str]:
+        final = ds.isel(time=-1)
+        err = float(ds["conservation_error"].max())
+        eig = np.array2string(final["wp_eig_real"].values, precision=4)
+        return [
+            f"  final eigenvalues of W_p (real parts): {eig}",
+            "  Liu Theorem 3.1, W_p^T W_p/alpha_p - F1 F1^T = e^(-2 eta t) C: "
+            f"max error {err:.2e} relative to ||C||",
+            f"  feature-space residual ||W_p^T W_p - F1 F1^T||/||F1 F1^T||: "
+            f"{float(ds['conservation_residual'][0]):.3g} at t=0 -> "
+            f"{float(final['conservation_residual']):.3g}",
+            f"  loss {float(ds['loss'][0]):.4g} -> {float(final['loss']):.4g}",
+        ]

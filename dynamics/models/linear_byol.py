@@ -35,7 +35,7 @@ from dynamics.models.base import (
     parse_spectrum,
     require,
 )
-from dynamics.models.eigenmodes import collapse_threshold, fixed_points
+from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_table
 from dynamics.schema import COL, MODE, ROW, TIME
 
 #: store full matrices on the time axis only up to this embedding dimension
@@ -240,6 +240,36 @@ class LinearBYOLModel(Model):
             ds["wp"] = ((TIME, ROW, COL), wp)
         ds["conservation_C"] = ((ROW, COL), c0)
         return ds
+
+    def summary(self, ds: xr.Dataset) -> list[str]:
+        q = self.params
+        final = ds.isel(time=-1)
+        lines = mode_table(
+            final["wp_eig_real"].values,
+            final["wp_eig_imag"].values,
+            ds.attrs["p_star_plus"],
+            ds.attrs["p_star_minus"],
+            q.sigma2,
+            q.eta,
+        )
+        if not ds.attrs["closed_form_valid"]:
+            lines.append("  (X or X' is not isotropic: p*_+- are the isotropic theory's values)")
+        law = "Tian Theorem 1, W W^T - W_p^T W_p/alpha_p = e^(-2 eta t) C"
+        err = float(ds["conservation_error"].max())
+        lines.append(f"  conservation law ({law}): max error {err:.2e} relative to ||C||")
+        if q.predictor_decay != "eta":
+            lines.append("    (predictor decay alpha_p*eta: the law holds only for alpha_p = 1)")
+        lines.append(
+            "  asymmetry ||W_p - W_p^T||/||W_p + W_p^T||: "
+            f"{float(ds['wp_asymmetry'][0]):.3g} at t=0 -> {float(final['wp_asymmetry']):.3g}"
+        )
+        if "ema_gap" in ds:
+            lines.append(
+                f"  EMA gap ||W_a - W||: {float(final['ema_gap']):.3g} (quasi-steady "
+                f"||dW/dt||/beta = {float(final['ema_gap_predicted']):.3g}), "
+                f"tau = {float(final['tau']):.6f}"
+            )
+        return lines
 
     def closed_forms(self) -> dict[str, float]:
         q = self.params

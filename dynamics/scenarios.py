@@ -1,0 +1,56 @@
+"""The registry of scenarios that ``python -m dynamics.simulate`` runs.
+
+A scenario is a model class, its parameter dataclass and the run settings it defaults to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dynamics.models.base import Model
+from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams
+from dynamics.models.ema_gap import EmaGapModel, EmaGapParams
+from dynamics.models.free_features import FreeFeatureModel, FreeFeatureParams
+from dynamics.models.linear_byol import (
+    LinearBYOLModel,
+    LinearBYOLParams,
+    LinearSimSiamModel,
+    LinearSimSiamParams,
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named model with its parameter class and default flow-time horizon."""
+
+    model: type[Model]
+    params: type
+    t_end: float
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def description(self) -> str:
+        return self.model.description
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(LinearBYOLModel, LinearBYOLParams, t_end=100.0),
+        Scenario(LinearSimSiamModel, LinearSimSiamParams, t_end=100.0),
+        Scenario(FreeFeatureModel, FreeFeatureParams, t_end=40.0),
+        Scenario(EigenmodeModel, EigenmodeParams, t_end=150.0),
+        Scenario(EmaGapModel, EmaGapParams, t_end=20.0),
+    )
+}
+
+
+def get(name: str) -> Scenario:
+    """The scenario called ``name``; ValueError naming the allowed ones otherwise."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r}; allowed: {', '.join(SCENARIOS)}") from None
