@@ -1,8 +1,9 @@
-"""One wrapper around ``scipy.integrate.solve_ivp`` for every model of the package.
+"""One integrator for every model of the package, built on scipy's ODE solvers.
 
-It evaluates the solution on a uniform grid of output times, stops at a blow-up (a state entry
-beyond ``blowup`` in absolute value, or a non-finite right-hand side) and reports where it
-happened, so that a diverging run is never mistaken for a finished one.
+It steps a ``scipy.integrate`` solver (the same classes ``solve_ivp`` uses), samples the solution
+on a uniform grid of output times from each step's dense output, and stops at a blow-up (a state
+entry reaching ``blowup`` in absolute value) or at a non-finite right-hand side, saying when and
+which entry, so that a diverging run is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy import integrate as _scipy
 from tqdm import tqdm
 
 METHODS = ("RK45", "DOP853", "RK23", "Radau", "BDF", "LSODA")
@@ -21,8 +22,9 @@ METHODS = ("RK45", "DOP853", "RK23", "Radau", "BDF", "LSODA")
 class Trajectory:
     """The integrated states ``y`` (T, n) at output times ``t`` (T,).
 
-    ``complete`` is False when the run stopped early; ``failure`` then says why and ``t_fail``
-    when, ``failed_index`` which state entry (or -1 when unknown).
+    ``complete`` is False when the run stopped early; ``failure`` then says why, ``t_fail`` when,
+    and ``failed_index`` which state entry (-1 when unknown). Only times before the failure are
+    kept.
     """
 
     t: np.ndarray
@@ -32,6 +34,12 @@ class Trajectory:
     t_fail: float = float("nan")
     failed_index: int = -1
     n_rhs: int = 0
+
+
+class _NonFinite(Exception):
+    def __init__(self, t: float, index: int):
+        super().__init__(t, index)
+        self.t, self.index = t, index
 
 
 def output_times(t_end: float, n_out: int) -> np.ndarray:
@@ -52,71 +60,63 @@ def integrate(
 ) -> Trajectory:
     """Integrate dy/dt = rhs(t, y) from y0 on [0, t_end] and sample it at ``n_out`` times.
 
-    The run stops, with ``complete=False``, when max|y| reaches ``blowup`` (a terminal event) or
-    when the right-hand side returns NaN or infinity. ``progress`` shows a bar over flow time
+    The run stops, with ``complete=False``, at the first step that ends with max|y| >= ``blowup``
+    or when the right-hand side returns NaN or infinity. ``progress`` shows a bar over flow time
     (on a terminal only).
     """
     if method not in METHODS:
         raise ValueError(f"unknown solver method {method!r}; allowed: {', '.join(METHODS)}")
     t_eval = output_times(t_end, n_out)
-    nonfinite: dict[str, float] = {}
+    y0 = np.asarray(y0, dtype=float)
+    too_big = ~(np.abs(y0) < blowup)
+    if np.any(too_big):
+        return Trajectory(
+            t_eval[:0],
+            np.empty((0, y0.size)),
+            False,
+            f"the initial state is not below |y| = {blowup:g}",
+            0.0,
+            int(np.argmax(too_big)),
+        )
+    n_rhs = 0
 
-    bar = tqdm(total=t_end, unit="t", disable=None if progress else True, leave=False)
-
-    def guarded_rhs(t: float, y: np.ndarray) -> np.ndarray:
-        if t > bar.n:
-            bar.update(t - bar.n)
+    def checked_rhs(t: float, y: np.ndarray) -> np.ndarray:
+        nonlocal n_rhs
+        n_rhs += 1
         dy = rhs(t, y)
-        if not np.all(np.isfinite(dy)):
-            nonfinite.setdefault("t", t)
-            # Returning zeros ends the step cleanly; the run is reported as failed below.
-            return np.zeros_like(dy)
+        bad = ~np.isfinite(dy)
+        if np.any(bad):
+            raise _NonFinite(t, int(np.argmax(bad)))
         return dy
 
-    def blow_up(t: float, y: np.ndarray) -> float:
-        if nonfinite:
-            return -1.0
-        return blowup - np.max(np.abs(y))
-
-    blow_up.terminal = True
-    with bar:
-        sol = solve_ivp(
-            guarded_rhs,
-            (0.0, t_end),
-            np.asarray(y0, dtype=float),
-            method=method,
-            t_eval=t_eval,
-            rtol=rtol,
-            atol=atol,
-            events=blow_up,
-        )
-    t, y = sol.t, sol.y.T
-    if nonfinite:
-        t_bad = nonfinite["t"]
-        keep = t < t_bad
-        dy = rhs(t_bad, y[keep][-1]) if np.any(keep) else rhs(0.0, np.asarray(y0, dtype=float))
-        bad = np.flatnonzero(~np.isfinite(dy))
-        return Trajectory(
-            t[keep],
-            y[keep],
-            False,
-            "the right-hand side became NaN or infinite",
-            t_bad,
-            int(bad[0]) if bad.size else -1,
-            sol.nfev,
-        )
-    if sol.status == 1 and sol.t_events[0].size:
-        y_fail = sol.y_events[0][0]
-        return Trajectory(
-            t,
-            y,
-            False,
-            f"a state entry reached |y| = {blowup:g}",
-            float(sol.t_events[0][0]),
-            int(np.argmax(np.abs(y_fail))),
-            sol.nfev,
-        )
-    if sol.status < 0:
-        t_last = float(t[-1]) if t.size else 0.0
-        return Trajectory(t, y, False, f"the solver failed: {sol.message}", t_last, -1, sol.nfev)
-    return Trajectory(t, y, True, n_rhs=sol.nfev)
+    solver = getattr(_scipy, method)(checked_rhs, 0.0, y0, t_end, rtol=rtol, atol=atol)
+    ys = [y0]
+    failure, t_fail, index = "", float("nan"), -1
+    with tqdm(total=t_end, unit="t", disable=None if progress else True, leave=False) as bar:
+        while solver.status == "running":
+            try:
+                message = solver.step()
+            except _NonFinite as err:
+                failure = "the right-hand side became NaN or infinite"
+                t_fail, index = err.t, err.index
+                break
+            if solver.status == "failed":
+                failure, t_fail = f"the solver failed: {message}", solver.t
+                break
+            done = len(ys)
+            if done < n_out and t_eval[done] <= solver.t:
+                dense = solver.dense_output()
+                while done < n_out and t_eval[done] <= solver.t:
+                    ys.append(dense(t_eval[done]))
+                    done += 1
+            bar.update(solver.t - bar.n)
+            size = np.abs(solver.y)
+            if not np.all(size < blowup):
+                failure = f"a state entry reached |y| >= {blowup:g}"
+                t_fail, index = solver.t, int(np.argmax(~(size < blowup)))
+                break
+    y = np.array(ys)
+    if failure:
+        keep = t_eval[: len(ys)] < t_fail
+        return Trajectory(t_eval[: len(ys)][keep], y[keep], False, failure, t_fail, index, n_rhs)
+    return Trajectory(t_eval, y, True, n_rhs=n_rhs)

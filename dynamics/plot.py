@@ -36,7 +36,8 @@ def _eigenvalue_panel(ax, ds: xr.Dataset, name: str) -> None:
     ax.set_xlabel("flow time t")
     ax.set_ylabel(r"Re eig($W_p$)" if name == "wp_eig_real" else r"$p_j$")
     ax.set_title("predictor eigenvalues")
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
 
 
 def _conservation_panel(ax, ds: xr.Dataset, eta: float) -> None:

@@ -1,0 +1,87 @@
+"""The observables of SPEC section 3 against closed forms and numpy's own routines."""
+
+import numpy as np
+import pytest
+
+from dynamics import observables as obs
+
+rng = np.random.default_rng(0)
+
+
+def test_asymmetry_of_symmetric_skew_and_mixed_matrices():
+    a = rng.standard_normal((4, 4))
+    sym, skew = a + a.T, a - a.T
+    assert obs.asymmetry(sym) == pytest.approx(0.0, abs=1e-15)
+    assert np.isinf(obs.asymmetry(skew))
+    # ||(S + K) - (S + K)^T|| / ||(S + K) + (S + K)^T|| = ||K|| / ||S|| for symmetric S, skew K
+    assert obs.asymmetry(sym + 0.3 * skew) == pytest.approx(
+        0.3 * np.linalg.norm(skew) / np.linalg.norm(sym)
+    )
+
+
+def test_alignment_is_the_sign_of_the_eigenvalue_for_commuting_matrices():
+    q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    corr = q @ np.diag([5.0, 4, 3, 2, 1]) @ q.T
+    wp = q @ np.diag([0.5, -0.2, 0.7, 1.0, -0.1]) @ q.T
+    np.testing.assert_allclose(obs.alignment_cos(wp, corr), [1, -1, 1, 1, -1], atol=1e-12)
+    assert obs.commutator_norm(corr, wp) == pytest.approx(0.0, abs=1e-14)
+
+
+def test_alignment_of_a_rotation_is_its_cosine():
+    theta = 0.4
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    np.testing.assert_allclose(obs.alignment_cos(rot, np.diag([2.0, 1.0])), np.cos(theta))
+
+
+def test_eigenvalues_sorted_by_magnitude_and_batched():
+    wp = np.stack([np.diag([0.1, -3.0, 2.0]), np.array([[0, -2.0, 0], [2.0, 0, 0], [0, 0, 1.0]])])
+    eig = obs.predictor_eigenvalues(wp)
+    np.testing.assert_allclose(eig[0], [-3.0, 2.0, 0.1])
+    np.testing.assert_allclose(np.abs(eig[1]), [2, 2, 1])
+    np.testing.assert_allclose(sorted(eig[1].imag), [-2, 0, 2])
+
+
+def test_pearson_and_moment_against_numpy():
+    z = rng.standard_normal((200, 4)) @ rng.standard_normal((4, 4)) + 1.0
+    np.testing.assert_allclose(obs.pearson_correlation(z), np.corrcoef(z, rowvar=False))
+    np.testing.assert_allclose(obs.second_moment(z), z.T @ z / 200)
+
+
+def test_sigma_distances_closed_form():
+    sigma = np.array([[1.0, 0.5], [0.5, 2.0]])
+    d = obs.sigma_distances(sigma)
+    assert d["dist"] == pytest.approx(0.25 + 0.25 + 1.0)
+    assert d["dist_per_dim"] == pytest.approx(1.5 / 2)
+    assert d["offdiag"] == pytest.approx(0.5)
+
+
+def test_collapsed_dimension_counts_as_unwhitened():
+    z = np.column_stack([rng.standard_normal(50), np.full(50, 3.0)])
+    sigma = obs.pearson_correlation(z)
+    np.testing.assert_allclose(sigma, [[1, 0], [0, 0]])
+
+
+def test_effective_rank_closed_forms():
+    # equal singular values: entropy log d (up to RankMe's 1e-7)
+    q, _ = np.linalg.qr(rng.standard_normal((30, 6)))
+    assert obs.effective_rank(q) == pytest.approx(6.0, rel=1e-5)
+    # rank one: 1
+    assert obs.effective_rank(np.outer(np.ones(10), np.arange(1.0, 5))) == pytest.approx(
+        1.0, rel=1e-5
+    )
+
+
+def test_z_std_isotropic_and_collapsed():
+    z = rng.standard_normal((20000, 16))
+    assert obs.z_std(z) == pytest.approx(1.0, rel=0.02)
+    assert obs.z_std(np.tile(rng.standard_normal(16), (100, 1))) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_conservation_residual_is_zero_on_the_law():
+    f = rng.standard_normal((3, 10)) / np.sqrt(10)
+    corr = f @ f.T
+    vals, vecs = np.linalg.eigh(corr)
+    wp = vecs @ np.diag(np.sqrt(vals)) @ vecs.T  # W_p^T W_p = F F^T
+    assert obs.conservation_residual(wp, corr) == pytest.approx(0.0, abs=1e-12)
+    # F1 = [f_1 ... f_n]/sqrt(n): rows-as-samples embeddings z = sqrt(n) F1^T
+    assert obs.feature_correlation(np.sqrt(10) * f.T) == pytest.approx(corr)
