@@ -1,0 +1,422 @@
+"""Every loss of SPEC section 1, written once against the namespace of :mod:`symbolic.ops`.
+
+``get(name)`` returns a callable :class:`~symbolic.registry.Loss`; ``names()`` lists them.
+Arrays have samples in rows, shape (N, d), unless the loss says otherwise (Garrido's K is
+(d, N), a column per sample; predictor matrices are (d, d)). The back end follows the array
+type: numpy float arrays give a numpy scalar, torch tensors a 0-d tensor with autograd (any device
+and dtype, autocast kept), numpy object arrays of sympy symbols a sympy expression. Each
+loss states its formula, its source and its convention; the defaults are the official values.
+"""
+
+from __future__ import annotations
+
+from symbolic.registry import Loss, boolean, get, integer, names, real, register
+
+__all__ = ["Loss", "get", "names", "batch_standardize", "cosine_rows"]
+
+_NxD = ("N", "d")
+
+
+def batch_standardize(ops, z, eps, unbiased):
+    """(z - mean) / sqrt(Var + eps) per column over the batch; Var biased (1/N) or unbiased."""
+    n = z.shape[0]
+    centred = z - ops.mean(z, axis=0, keepdims=True)
+    var = ops.sum(centred * centred, axis=0, keepdims=True) / (n - 1 if unbiased else n)
+    return centred / ops.sqrt(var + eps)
+
+
+def cosine_rows(ops, a, b):
+    """cos(a_b, b_b) for every row b: <a_b, b_b> / (||a_b|| ||b_b||)."""
+    return ops.sum(ops.normalize(a, axis=-1) * ops.normalize(b, axis=-1), axis=-1)
+
+
+@register(
+    name="invariance",
+    args=("z1", "z2"),
+    shapes=(_NxD, _NxD),
+    hypers=(),
+    formula=r"L = \frac{1}{N}\sum_{b=1}^{N} \lVert z_b - z'_b \rVert_2^2",
+    source="SPEC 1.1; seed 001, 'The Collapse Problem' (naive similarity-only objective)",
+    convention="mean over the batch of the squared Euclidean distance (summed over features).",
+)
+def invariance(ops, z1, z2):
+    """Naive invariance loss: the mean squared distance between the two views' embeddings."""
+    diff = z1 - z2
+    return ops.sum(diff * diff) / z1.shape[0]
+
+
+@register(
+    name="nt_xent",
+    args=("z1", "z2"),
+    shapes=(_NxD, _NxD),
+    hypers=(
+        real(
+            "temperature",
+            0.1,
+            "SimCLR temperature tau (0.1 ImageNet default of the official code; 0.5 CIFAR-10)",
+            positive=True,
+        ),
+    ),
+    formula=(
+        r"s_{km} = \frac{u_k^\top u_m}{\lVert u_k\rVert \lVert u_m\rVert},\ "
+        r"u = [z_1; z_2] \in \mathbb{R}^{2N\times d};\ "
+        r"\ell_k = -\frac{s_{k,k^+}}{\tau} + \log \sum_{m \ne k} e^{s_{km}/\tau};\ "
+        r"L = \frac{1}{2N}\sum_{k=1}^{2N} \ell_k"
+    ),
+    source=(
+        "Chen, Kornblith, Norouzi, Hinton, ICML 2020 (SimCLR, arXiv 2002.05709), eq. 1 and "
+        "Algorithm 1; google-research/simclr objective.py add_contrastive_loss"
+    ),
+    convention=(
+        "2N anchors (both views), the positive of anchor k is the other view of the same sample, "
+        "the denominator sums over all 2N-1 others (positive included); mean over the 2N anchors "
+        "as in the paper. The official TF code returns loss_a + loss_b (two means over N), i.e. "
+        "twice this value."
+    ),
+)
+def nt_xent(ops, z1, z2, temperature):
+    """SimCLR NT-Xent: cross-entropy of each view against the other view among 2N-1 candidates."""
+    n = z1.shape[0]
+    u1 = ops.normalize(z1, axis=-1)
+    u2 = ops.normalize(z2, axis=-1)
+    u = ops.concat([u1, u2], axis=0)
+    logits = ops.matmul(u, ops.T(u)) / temperature
+    positives = ops.sum(u1 * u2, axis=-1) / temperature
+    denominators = ops.logsumexp(logits, axis=-1, where=~ops.eye(2 * n))
+    return (ops.sum(denominators) - 2 * ops.sum(positives)) / (2 * n)
+
+
+@register(
+    name="infonce",
+    args=("q", "k", "queue"),
+    shapes=(_NxD, _NxD, ("K", "d")),
+    hypers=(
+        real(
+            "temperature",
+            0.07,
+            "MoCo temperature tau (0.07 MoCo v1 and the official code default; 0.2 MoCo v2)",
+            positive=True,
+        ),
+    ),
+    formula=(
+        r"L = \frac{1}{N}\sum_{b=1}^{N} -\log \frac{e^{\hat q_b^\top \operatorname{sg}(\hat k_b)"
+        r"/\tau}}{e^{\hat q_b^\top \operatorname{sg}(\hat k_b)/\tau} + \sum_{j=1}^{K} "
+        r"e^{\hat q_b^\top \operatorname{sg}(\hat Q_j)/\tau}},\ \hat x = x/\lVert x\rVert"
+    ),
+    source=(
+        "He, Fan, Wu, Xie, Girshick, CVPR 2020 (MoCo, arXiv 1911.05722), eq. 1 and Algorithm 1; "
+        "facebookresearch/moco builder.py"
+    ),
+    convention=(
+        "query q from the online encoder, positive key k from the momentum encoder and the queue "
+        "(K, d) of negatives, rows l2-normalised here (MoCo normalises in the encoder), k and the "
+        "queue under stop-gradient; cross-entropy with the positive as class 0, batch mean."
+    ),
+)
+def infonce(ops, q, k, queue, temperature):
+    """MoCo InfoNCE with a queue of negatives."""
+    qn = ops.normalize(q, axis=-1)
+    kn = ops.stop_gradient(ops.normalize(k, axis=-1))
+    negatives = ops.stop_gradient(ops.normalize(queue, axis=-1))
+    positive = ops.sum(qn * kn, axis=-1, keepdims=True) / temperature
+    logits = ops.concat([positive, ops.matmul(qn, ops.T(negatives)) / temperature], axis=1)
+    return ops.mean(ops.logsumexp(logits, axis=-1) - positive[:, 0])
+
+
+@register(
+    name="byol",
+    args=("p1", "p2", "z1", "z2"),
+    shapes=(_NxD, _NxD, _NxD, _NxD),
+    hypers=(),
+    formula=(
+        r"L = \frac{1}{N}\sum_b \left[2 - 2\cos\left(p_{1b}, \operatorname{sg}(z_{2b})\right)"
+        r"\right] + \frac{1}{N}\sum_b \left[2 - 2\cos\left(p_{2b}, \operatorname{sg}(z_{1b})"
+        r"\right)\right]"
+    ),
+    source=(
+        "Grill et al., NeurIPS 2020 (BYOL, arXiv 2006.07733), eq. 2 and the symmetrised "
+        "L + L~; google-deepmind/deepmind-research byol regression_loss"
+    ),
+    convention=(
+        "p1, p2: online predictions of view 1 and 2; z1, z2: target projections of view 1 and 2 "
+        "(stop-gradient). p1 is compared with z2 and p2 with z1; the two directions are SUMMED "
+        "(DeepMind), each a batch mean of 2 - 2 cos."
+    ),
+)
+def byol(ops, p1, p2, z1, z2):
+    """BYOL: normalised squared error of each view's prediction against the other view's target."""
+    first = 2 - 2 * cosine_rows(ops, p1, ops.stop_gradient(z2))
+    second = 2 - 2 * cosine_rows(ops, p2, ops.stop_gradient(z1))
+    return ops.mean(first) + ops.mean(second)
+
+
+@register(
+    name="simsiam",
+    args=("p1", "p2", "z1", "z2"),
+    shapes=(_NxD, _NxD, _NxD, _NxD),
+    hypers=(),
+    formula=(
+        r"L = \tfrac12 D(p_1, \operatorname{sg} z_2) + \tfrac12 D(p_2, \operatorname{sg} z_1),\ "
+        r"D(p, z) = -\frac{1}{N}\sum_b \cos(p_b, z_b)"
+    ),
+    source=(
+        "Chen and He, CVPR 2021 (SimSiam, arXiv 2011.10566), eqs. 1-2 and Algorithm 1; "
+        "facebookresearch/simsiam main_simsiam.py"
+    ),
+    convention=(
+        "p1, p2: predictions h(z1), h(z2); z1, z2: projections (stop-gradient); the two directions "
+        "are AVERAGED (1/2 + 1/2), D is the negative cosine averaged over the batch."
+    ),
+)
+def simsiam(ops, p1, p2, z1, z2):
+    """SimSiam: symmetrised negative cosine of each prediction against the other view."""
+    first = ops.mean(cosine_rows(ops, p1, ops.stop_gradient(z2)))
+    second = ops.mean(cosine_rows(ops, p2, ops.stop_gradient(z1)))
+    return -(first + second) / 2
+
+
+@register(
+    name="barlow_twins",
+    args=("z1", "z2"),
+    shapes=(_NxD, _NxD),
+    hypers=(
+        real("lambd", 0.0051, "weight lambda of the off-diagonal (redundancy) term"),
+        real("eps", 1e-5, "BatchNorm epsilon of the per-view standardisation", minimum=0),
+    ),
+    formula=(
+        r"\hat z = \frac{z - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}},\ "
+        r"C = \frac{1}{N}\hat z_1^\top \hat z_2,\ "
+        r"L = \sum_i (1 - C_{ii})^2 + \lambda \sum_{i \ne j} C_{ij}^2"
+    ),
+    source=(
+        "Zbontar, Jing, Misra, LeCun, Deny, ICML 2021 (Barlow Twins, arXiv 2103.03230), eqs. 1-2; "
+        "facebookresearch/barlowtwins main.py (no scale-loss since June 2021)"
+    ),
+    convention=(
+        "each view standardised per feature with its own batch statistics and the BIASED variance "
+        "(BatchNorm1d(affine=False) in training mode, eps 1e-5); C divided by N; no scale-loss "
+        "factor (solo-learn multiplies by scale_loss 0.024..0.1)."
+    ),
+    min_n=2,
+)
+def barlow_twins(ops, z1, z2, lambd, eps):
+    """Barlow Twins: drive the cross-correlation of the standardised views to the identity."""
+    n = z1.shape[0]
+    a = batch_standardize(ops, z1, eps, unbiased=False)
+    b = batch_standardize(ops, z2, eps, unbiased=False)
+    c = ops.matmul(ops.T(a), b) / n
+    on = 1 - ops.diagonal(c)
+    off = ops.offdiag(c)
+    return ops.sum(on * on) + lambd * ops.sum(off * off)
+
+
+@register(
+    name="vicreg",
+    args=("z1", "z2"),
+    shapes=(_NxD, _NxD),
+    hypers=(
+        real("sim_coeff", 25.0, "weight lambda of the invariance (MSE) term"),
+        real("std_coeff", 25.0, "weight mu of the variance term (official halving convention)"),
+        real("cov_coeff", 1.0, "weight nu of the covariance term"),
+        real("eps", 1e-4, "epsilon inside the square root of the variance", minimum=0),
+    ),
+    formula=(
+        r"L = \lambda\, \frac{1}{Nd}\lVert Z - Z'\rVert_F^2 + \mu\, \frac{v(Z) + v(Z')}{2} "
+        r"+ \nu\,[c(Z) + c(Z')],\ v(Z) = \frac{1}{d}\sum_j \max(0, 1 - \sqrt{\mathrm{Var}_j(Z)"
+        r" + \epsilon}),\ c(Z) = \frac{1}{d}\sum_{i\ne j} \mathrm{Cov}(Z)_{ij}^2"
+    ),
+    source=(
+        "Bardes, Ponce, LeCun, ICLR 2022 (VICReg, arXiv 2105.04906), eqs. 1-6; "
+        "facebookresearch/vicreg main_vicreg.py"
+    ),
+    convention=(
+        "the official code: invariance = F.mse_loss, the mean over all N*d entries (the paper's "
+        "eq. 5 has 1/N only); Var and Cov UNBIASED (1/(N-1)) on the centred batch; the two "
+        "variance terms are HALVED, mu [v(Z) + v(Z')]/2 (solo-learn sums them: its mu=25 is the "
+        "official mu=50); covariance off-diagonal squares summed and divided by d, per view, "
+        "summed over the two views."
+    ),
+    min_n=2,
+)
+def vicreg(ops, z1, z2, sim_coeff, std_coeff, cov_coeff, eps):
+    """VICReg: invariance + variance hinge + covariance decorrelation, per branch."""
+    n, d = z1.shape
+    diff = z1 - z2
+    invariance_term = ops.sum(diff * diff) / (n * d)
+    variance_term = 0
+    covariance_term = 0
+    for z in (z1, z2):
+        centred = z - ops.mean(z, axis=0, keepdims=True)
+        std = ops.sqrt(ops.sum(centred * centred, axis=0) / (n - 1) + eps)
+        variance_term = variance_term + ops.mean(ops.relu(1 - std)) / 2
+        cov = ops.offdiag(ops.matmul(ops.T(centred), centred) / (n - 1))
+        covariance_term = covariance_term + ops.sum(cov * cov) / d
+    return sim_coeff * invariance_term + std_coeff * variance_term + cov_coeff * covariance_term
+
+
+@register(
+    name="linear_byol",
+    args=("wp", "f1", "f2"),
+    shapes=(("d", "d"), _NxD, _NxD),
+    hypers=(
+        real(
+            "eta",
+            0.0,
+            "weight decay eta written into the loss as eta/2 (||W_p||^2 + ||F1||^2); "
+            "0 is SPEC 1.8 exactly",
+            minimum=0,
+        ),
+    ),
+    formula=(
+        r"L = \tfrac12 \lVert W_p F_1 - \operatorname{sg}(F_2) \rVert_F^2 + \tfrac{\eta}{2}"
+        r"\left(\lVert W_p\rVert_F^2 + \lVert F_1\rVert_F^2\right),\ F_v = f_v^\top/\sqrt{N}"
+    ),
+    source="Tian, Chen, Ganguli, ICML 2021 (arXiv 2102.06810), eq. 1; Liu et al. 2022, eqs. 4-5",
+    convention=(
+        "f1, f2: online and target features of the two views, rows are samples; F = f^T/sqrt(N) "
+        "is the d x N feature matrix of Tian and Liu; f2 under stop-gradient; one direction. "
+        "Gradients: dL/dW_p = (W_p F1 - F2) F1^T + eta W_p, dL/dF1 = W_p^T (W_p F1 - F2) + eta F1, "
+        "dL/df1 = (dL/dF1)^T / sqrt(N)."
+    ),
+)
+def linear_byol(ops, wp, f1, f2, eta):
+    """Linear BYOL/SimSiam: a linear predictor regressing the stop-gradient target features."""
+    root_n = ops.csqrt(f1.shape[0])
+    big_f1 = ops.T(f1) / root_n
+    big_f2 = ops.stop_gradient(ops.T(f2)) / root_n
+    residual = ops.matmul(wp, big_f1) - big_f2
+    decay = ops.sum(wp * wp) + ops.sum(big_f1 * big_f1)
+    return ops.sum(residual * residual) / 2 + eta * decay / 2
+
+
+@register(
+    name="liu",
+    args=("wp", "z1", "z2"),
+    shapes=(("d", "d"), _NxD, _NxD),
+    hypers=(
+        real("c_inv", 25.0, "weight c_inv of the invariance term"),
+        real("c_cov", 1.0, "weight c_cov of the covariance-maintaining term"),
+        integer("k", 8, "number k of equal batch parts of eq. 19 (must divide N)", minimum=1),
+        boolean("standardize", True, "standardise each view per feature first (eq. 18)"),
+        real(
+            "eps",
+            0.0,
+            "epsilon added to the unbiased variance in eq. 18 (0 is the paper; the authors' code "
+            "uses a BatchNorm layer)",
+            minimum=0,
+        ),
+    ),
+    formula=(
+        r"L = c_{inv}\lVert W_p F_1 - F_2 \rVert_F^2 + \frac{c_{cov}}{d}\sum_{i=1}^{k}"
+        r"\lVert W_p^\top W_p - W_p F_{1,i} F_{1,i}^\top W_p^\top \rVert_F^2,\ "
+        r"F_v = \bar z_v^\top/\sqrt{N},\ F_{1,i} = \bar z_{1,(i)}^\top/\sqrt{N/k}"
+    ),
+    source=(
+        "Liu, Suganuma, Okatani, NeurIPS 2022 ('Bridging the gap from asymmetry tricks to "
+        "decorrelation principles'), eq. 17 (k = 1) and eq. 19 (k parts), standardisation eq. 18"
+    ),
+    convention=(
+        "NO stop-gradient and no EMA; z rows are projector outputs of the two views, standardised "
+        "per feature over the whole batch with the UNBIASED standard deviation (eq. 18) when "
+        "standardize; F1_i is the i-th block of N/k consecutive rows, scaled by 1/sqrt(N/k); "
+        "the correlation terms of the k parts are summed. Best ImageNet setting c_inv=25, c_cov=1, "
+        "k=8."
+    ),
+    min_n=1,
+)
+def liu(ops, wp, z1, z2, c_inv, c_cov, k, standardize, eps):
+    """Liu et al.: invariance plus the covariance-maintaining term on k batch parts."""
+    n, d = z1.shape
+    if n % k:
+        raise ValueError(f"liu: hyperparameter k={k} must divide the batch size N={n}")
+    if standardize:
+        if n < 2:
+            raise ValueError(f"liu: standardize needs a batch size N >= 2, got N={n}")
+        z1 = batch_standardize(ops, z1, eps, unbiased=True)
+        z2 = batch_standardize(ops, z2, eps, unbiased=True)
+    root_n = ops.csqrt(n)
+    residual = ops.matmul(wp, ops.T(z1) / root_n) - ops.T(z2) / root_n
+    parts = ops.reshape(z1, (k, n // k, d))
+    corr = ops.matmul(ops.T(parts), parts) / (n // k)  # (k, d, d): F1_i F1_i^T
+    gap = ops.matmul(ops.T(wp), wp) - ops.matmul(ops.matmul(wp, corr), ops.T(wp))
+    return c_inv * ops.sum(residual * residual) + c_cov * ops.sum(gap * gap) / d
+
+
+@register(
+    name="spectral",
+    args=("z1", "z2"),
+    shapes=(_NxD, _NxD),
+    hypers=(),
+    formula=(
+        r"L = -\frac{2}{N}\sum_i z_i^\top z'_i + \frac{1}{N(N-1)}\sum_{i\ne j}"
+        r"\left(z_i^\top z'_j\right)^2"
+    ),
+    source=(
+        "HaoChen, Wei, Gaidon, Ma, NeurIPS 2021 (spectral contrastive loss, arXiv 2106.04156), "
+        "empirical form of SPEC 1.11"
+    ),
+    convention="no normalisation of z; negatives are the cross-view pairs i != j of the batch.",
+    min_n=2,
+)
+def spectral(ops, z1, z2):
+    """Spectral contrastive loss."""
+    n = z1.shape[0]
+    gram = ops.matmul(z1, ops.T(z2))
+    off = ops.offdiag(gram)
+    return -2 * ops.sum(ops.diagonal(gram)) / n + ops.sum(off * off) / (n * (n - 1))
+
+
+@register(
+    name="garrido_lc",
+    args=("k",),
+    shapes=(("d", "N"),),
+    hypers=(),
+    formula=r"L_c = \lVert K^\top K - \operatorname{diag}(K^\top K)\rVert_F^2",
+    source="Garrido, Chen, Bardes, Najman, LeCun, ICLR 2023 (arXiv 2206.02574), L_c",
+    convention="K is (d, N): a COLUMN per sample (embedding); sample-contrastive Gram criterion.",
+)
+def garrido_lc(ops, k):
+    """Garrido et al. sample-contrastive criterion: off-diagonal energy of the Gram matrix."""
+    off = ops.offdiag(ops.matmul(ops.T(k), k))
+    return ops.sum(off * off)
+
+
+@register(
+    name="garrido_lnc",
+    args=("k",),
+    shapes=(("d", "N"),),
+    hypers=(),
+    formula=r"L_{nc} = \lVert K K^\top - \operatorname{diag}(K K^\top)\rVert_F^2",
+    source="Garrido, Chen, Bardes, Najman, LeCun, ICLR 2023 (arXiv 2206.02574), L_nc",
+    convention="K is (d, N): a COLUMN per sample; dimension-contrastive (covariance) criterion.",
+)
+def garrido_lnc(ops, k):
+    """Garrido et al. dimension-contrastive criterion: off-diagonal energy of K K^T."""
+    off = ops.offdiag(ops.matmul(k, ops.T(k)))
+    return ops.sum(off * off)
+
+
+@register(
+    name="batchnorm",
+    args=("z", "g"),
+    shapes=(_NxD, _NxD),
+    hypers=(real("eps", 1e-5, "BatchNorm epsilon", minimum=0),),
+    formula=(
+        r"L = \sum_{b,j} g_{bj}\,\hat z_{bj},\ \hat z = \frac{z - \mu_B}{\sqrt{\sigma_B^2 + "
+        r"\epsilon}}"
+    ),
+    source=(
+        "Ioffe and Szegedy 2015 (arXiv 1502.03167), Algorithm 1 in training mode; "
+        "torch.nn.functional.batch_norm(training=True)"
+    ),
+    convention=(
+        "a probe of the BatchNorm layer, not a training loss: z (N, d) the pre-BN batch, g (N, d) "
+        "a fixed upstream gradient (probe direction); dL/dz = J^T g is BatchNorm's "
+        "vector-Jacobian product (g = e_{i,c} gives the row d z_hat_{ic} / d z) and dL/dg = z_hat. "
+        "Biased batch variance sigma_B^2 (1/N), no affine parameters."
+    ),
+    min_n=2,
+)
+def batchnorm(ops, z, g, eps):
+    """BatchNorm layer probe <g, BN(z)>: its gradients are J_BN^T g (in z) and BN(z) (in g)."""
+    return ops.sum(g * batch_standardize(ops, z, eps, unbiased=False))

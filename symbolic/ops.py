@@ -1,0 +1,341 @@
+"""The array-operations namespace every loss of :mod:`symbolic.losses` is written against.
+
+A loss is a function ``fn(ops, *arrays, **hyperparameters)`` that only uses Python arithmetic
+(``+ - * / **``, indexing, ``.shape``) and the methods of ``ops``. Three back ends implement the
+methods:
+
+- :class:`NumpyOps`: float numpy arrays, a numpy scalar comes out;
+- :class:`TorchOps`: torch tensors on any device and dtype, autograd and autocast intact
+  (``stop_gradient`` is ``detach``); torch is imported only when a tensor is passed;
+- :class:`SympyOps`: numpy object arrays of sympy expressions, a sympy expression comes out;
+  constants are exact rationals and ``stop_gradient`` is :class:`StopGradient`, a sympy function
+  whose derivative is 0.
+
+:func:`ops_for` picks the back end from the types of the arrays.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+#: The smallest norm ``normalize`` divides by in the numeric back ends (torch's F.normalize).
+NORM_EPS = 1e-12
+
+
+class StopGradient(sp.Function):
+    """sg(x): the value of x, with derivative 0 (sympy's stop-gradient).
+
+    ``diff`` treats sg(x) as a constant; :func:`strip_stop_gradient` replaces sg(x) by x once the
+    derivative is taken, so that the expression can be evaluated.
+    """
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_Number:
+            return arg
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    def _latex(self, printer):
+        return r"\operatorname{sg}\left(" + printer._print(self.args[0]) + r"\right)"
+
+
+def strip_stop_gradient(expr: sp.Basic) -> sp.Basic:
+    """``expr`` with every sg(x) replaced by x (for evaluation after differentiation)."""
+    return expr.replace(lambda e: isinstance(e, StopGradient), lambda e: e.args[0])
+
+
+def exact(value: Any) -> sp.Expr:
+    """An exact sympy number for a Python/numpy number (floats by their shortest decimal form)."""
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return sp.Integer(int(value))
+    if isinstance(value, int | np.integer):
+        return sp.Integer(int(value))
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+    return sp.Rational(repr(float(value)))
+
+
+class NumpyOps:
+    """numpy back end (float arrays)."""
+
+    name = "numpy"
+
+    def const(self, value):
+        return float(value)
+
+    def csqrt(self, value):
+        """Square root of a constant (exact in sympy)."""
+        return math.sqrt(value)
+
+    def sum(self, x, axis=None, keepdims=False):
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    def mean(self, x, axis=None, keepdims=False):
+        return np.mean(x, axis=axis, keepdims=keepdims)
+
+    def exp(self, x):
+        return np.exp(x)
+
+    def log(self, x):
+        return np.log(x)
+
+    def sqrt(self, x):
+        return np.sqrt(x)
+
+    def relu(self, x):
+        return np.maximum(x, 0)
+
+    def matmul(self, a, b):
+        return np.matmul(a, b)
+
+    def T(self, x):
+        """Swap the last two axes."""
+        return np.swapaxes(x, -1, -2)
+
+    def reshape(self, x, shape):
+        return np.reshape(x, shape)
+
+    def concat(self, xs, axis=0):
+        return np.concatenate(xs, axis=axis)
+
+    def diagonal(self, x):
+        return np.diagonal(x, axis1=-2, axis2=-1)
+
+    def eye(self, n):
+        """Boolean identity mask (n, n)."""
+        return np.eye(n, dtype=bool)
+
+    def offdiag(self, x):
+        """x with its main diagonal set to 0."""
+        return np.where(np.eye(x.shape[-1], dtype=bool), 0, x)
+
+    def logsumexp(self, x, axis, where=None):
+        """log sum exp over ``axis``, over the entries where ``where`` is True."""
+        if where is not None:
+            x = np.where(where, x, -np.inf)
+        m = np.max(x, axis=axis, keepdims=True)
+        return np.log(np.sum(np.exp(x - m), axis=axis)) + np.squeeze(m, axis=axis)
+
+    def normalize(self, x, axis=-1):
+        """x / max(||x||, 1e-12) along ``axis``."""
+        norm = np.sqrt(np.sum(x * x, axis=axis, keepdims=True))
+        return x / np.maximum(norm, NORM_EPS)
+
+    def stop_gradient(self, x):
+        return x
+
+
+class TorchOps:
+    """torch back end: any device and dtype, autograd and autocast kept; sg is ``detach``."""
+
+    name = "torch"
+
+    def __init__(self, device):
+        import torch
+        import torch.nn.functional as F
+
+        self.torch = torch
+        self.F = F
+        self.device = device
+
+    def const(self, value):
+        return float(value)
+
+    def csqrt(self, value):
+        return math.sqrt(value)
+
+    def sum(self, x, axis=None, keepdims=False):
+        if axis is None:
+            return x.sum()
+        return x.sum(dim=axis, keepdim=keepdims)
+
+    def mean(self, x, axis=None, keepdims=False):
+        if axis is None:
+            return x.mean()
+        return x.mean(dim=axis, keepdim=keepdims)
+
+    def exp(self, x):
+        return x.exp()
+
+    def log(self, x):
+        return x.log()
+
+    def sqrt(self, x):
+        return x.sqrt()
+
+    def relu(self, x):
+        return self.F.relu(x)
+
+    def matmul(self, a, b):
+        return self.torch.matmul(a, b)
+
+    def T(self, x):
+        return x.transpose(-1, -2)
+
+    def reshape(self, x, shape):
+        return x.reshape(shape)
+
+    def concat(self, xs, axis=0):
+        return self.torch.cat(list(xs), dim=axis)
+
+    def diagonal(self, x):
+        return x.diagonal(dim1=-2, dim2=-1)
+
+    def eye(self, n):
+        return _torch_eye(self.torch, n, self.device)
+
+    def offdiag(self, x):
+        return x.masked_fill(self.eye(x.shape[-1]), 0)
+
+    def logsumexp(self, x, axis, where=None):
+        if where is not None:
+            x = x.masked_fill(~where, float("-inf"))
+        return x.logsumexp(dim=axis)
+
+    def normalize(self, x, axis=-1):
+        return self.F.normalize(x, dim=axis, eps=NORM_EPS)
+
+    def stop_gradient(self, x):
+        return x.detach()
+
+
+@functools.lru_cache(maxsize=32)
+def _torch_eye(torch, n, device):
+    return torch.eye(n, dtype=torch.bool, device=device)
+
+
+def _elementwise(fn):
+    ufunc = np.frompyfunc(fn, 1, 1)
+
+    def apply(x):
+        if isinstance(x, np.ndarray):
+            out = ufunc(x)
+            return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
+        return fn(x)
+
+    return apply
+
+
+class SympyOps:
+    """sympy back end: numpy object arrays of sympy expressions, exact rational constants."""
+
+    name = "sympy"
+
+    _exp = staticmethod(_elementwise(sp.exp))
+    _log = staticmethod(_elementwise(sp.log))
+    _sqrt = staticmethod(_elementwise(sp.sqrt))
+    _relu = staticmethod(_elementwise(lambda a: sp.Max(sp.S.Zero, a)))
+    _sg = staticmethod(_elementwise(StopGradient))
+
+    def const(self, value):
+        return exact(value)
+
+    def csqrt(self, value):
+        return sp.sqrt(exact(value))
+
+    def sum(self, x, axis=None, keepdims=False):
+        out = np.sum(np.asarray(x, dtype=object), axis=axis, keepdims=keepdims)
+        return sp.sympify(out) if not isinstance(out, np.ndarray) else out
+
+    def mean(self, x, axis=None, keepdims=False):
+        x = np.asarray(x, dtype=object)
+        count = x.size if axis is None else x.shape[axis]
+        return self.sum(x, axis=axis, keepdims=keepdims) / sp.Integer(count)
+
+    def exp(self, x):
+        return self._exp(x)
+
+    def log(self, x):
+        return self._log(x)
+
+    def sqrt(self, x):
+        return self._sqrt(x)
+
+    def relu(self, x):
+        return self._relu(x)
+
+    def matmul(self, a, b):
+        return np.matmul(a, b)
+
+    def T(self, x):
+        return np.swapaxes(x, -1, -2)
+
+    def reshape(self, x, shape):
+        return np.reshape(x, shape)
+
+    def concat(self, xs, axis=0):
+        return np.concatenate(xs, axis=axis)
+
+    def diagonal(self, x):
+        return np.diagonal(x, axis1=-2, axis2=-1).copy()
+
+    def eye(self, n):
+        return np.eye(n, dtype=bool)
+
+    def offdiag(self, x):
+        out = np.array(x, dtype=object, copy=True)
+        idx = np.arange(out.shape[-1])
+        out[..., idx, idx] = sp.S.Zero
+        return out
+
+    def logsumexp(self, x, axis, where=None):
+        e = self.exp(x)
+        if where is not None:
+            e = np.where(where, e, sp.S.Zero)
+        return self.log(self.sum(e, axis=axis))
+
+    def normalize(self, x, axis=-1):
+        return x / self.sqrt(self.sum(x * x, axis=axis, keepdims=True))
+
+    def stop_gradient(self, x):
+        return self._sg(x)
+
+
+NUMPY = NumpyOps()
+SYMPY = SympyOps()
+
+
+def backend_of(value: Any) -> str | None:
+    """'torch', 'sympy' or 'numpy' for an array argument; None for anything else."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return "torch"
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return "sympy"
+        if np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer):
+            return "numpy"
+    return None
+
+
+def ops_for(arrays: dict[str, Any]):
+    """The back end for the named arrays; TypeError naming an argument of the wrong type."""
+    kinds = {}
+    for name, value in arrays.items():
+        kind = backend_of(value)
+        if kind is None:
+            raise TypeError(
+                f"argument {name!r} is a {type(value).__name__}: expected a torch tensor, a numpy "
+                "float array or a numpy object array of sympy expressions"
+            )
+        kinds[name] = kind
+    if len(set(kinds.values())) > 1:
+        desc = ", ".join(f"{n} is {k}" for n, k in kinds.items())
+        raise TypeError(f"arguments mix back ends ({desc}): pass all of one kind")
+    kind = next(iter(kinds.values()))
+    if kind == "torch":
+        first = next(iter(arrays.values()))
+        return TorchOps(first.device)
+    return SYMPY if kind == "sympy" else NUMPY
