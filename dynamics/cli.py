@@ -30,9 +30,16 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Call ``main(argv)`` and turn UsageError / RunFailure into one line and exit status 2 / 1."""
-    prog = argparse.ArgumentParser().prog
+def run_main(
+    main: Callable[[Sequence[str] | None], int],
+    argv: Sequence[str] | None = None,
+    prog: str | None = None,
+) -> int:
+    """Call ``main(argv)`` and turn UsageError / RunFailure into one line and exit status 2 / 1.
+
+    ``prog`` names the command in the message (default: the script name).
+    """
+    prog = prog or argparse.ArgumentParser().prog
     try:
         return main(argv)
     except UsageError as err:

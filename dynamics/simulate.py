@@ -197,7 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         for line in summary_lines(model, ds):
             print(line)
-    write_netcdf(ds, args.out)
+    try:
+        write_netcdf(ds, args.out)
+    except OSError as err:
+        raise UsageError(f"cannot write --out {args.out}: {err.strerror or err}") from None
     if not args.quiet:
         print(f"wrote {args.out}")
     if args.plot:
@@ -224,4 +227,4 @@ def summary_lines(model: Model, ds: xr.Dataset) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_main(main, prog="python -m dynamics.simulate"))
