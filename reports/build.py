@@ -1,0 +1,146 @@
+"""Build the report: ``python -m reports.build --sim results/*.nc --runs runs/* --out report/``.
+
+Writes ``OUT/figures/`` (PDF + PNG), ``OUT/tables/`` (LaTeX booktabs, Markdown, CSV),
+``OUT/report.md``, a self-contained ``OUT/report.html`` and ``OUT/provenance.json``. Everything is
+written into a temporary folder beside OUT and renamed into place at the end, so a failed build
+leaves no partial report (and an existing report stays as it was). A missing or malformed input
+stops the build before anything is written: exit status 2 and one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dynamics.cli import ArgumentParser, UsageError, run_main
+from reports import audit as audit_mod
+from reports.compose import compose
+from reports.document import to_html, to_markdown_text
+from reports.inputs import load_inputs
+
+DEFAULT_TITLE = "Learning dynamics of self-supervised learning: theory next to measurement"
+REPORT_FILES = ("report.md", "report.html", "provenance.json")
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m reports.build",
+        description="Build figures, tables, report.md and report.html from result files.",
+    )
+    p.add_argument("--sim", nargs="*", default=[], metavar="FILE", help="simulation netCDF files")
+    p.add_argument(
+        "--runs",
+        nargs="*",
+        default=[],
+        metavar="RUN",
+        help="training runs: folders holding one netCDF of measurements, or the files",
+    )
+    p.add_argument("--out", required=True, help="report folder (replaced if it holds a report)")
+    p.add_argument(
+        "--audit",
+        default="auto",
+        metavar="auto|none|FILE",
+        help="claims audit: run `python -m symbolic.audit --format json`, leave out, or read JSON",
+    )
+    p.add_argument(
+        "--audit-timeout",
+        type=float,
+        default=audit_mod.DEFAULT_TIMEOUT_S,
+        help="seconds allowed for the claims audit command",
+    )
+    p.add_argument("--title", default=DEFAULT_TITLE, help="report title")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace a file or a folder that is not a report."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, expected a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.md").exists():
+        raise UsageError(f"--out {out}: folder is not empty and holds no report.md; not replacing")
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move the finished report ``tmp`` to ``out``, replacing an earlier report."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        out.rename(old / out.name)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build(
+    sims: Sequence[str],
+    runs: Sequence[str],
+    out: str | Path,
+    audit: str = "auto",
+    audit_timeout: float = audit_mod.DEFAULT_TIMEOUT_S,
+    title: str = DEFAULT_TITLE,
+    command: str = "",
+    quiet: bool = True,
+) -> Path:
+    """Build the report into ``out``; returns ``out``. InputError/UsageError on bad input."""
+    out = Path(out)
+    _check_out(out)
+    sim_results, run_results = load_inputs(sims, runs)
+    claims = audit_mod.load(audit, audit_timeout)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
+    try:
+        with tqdm(total=8, desc="report", disable=quiet or not sys.stderr.isatty()) as bar:
+
+            def progress(step: str) -> None:
+                bar.set_postfix_str(step)
+                bar.update(1)
+
+            blocks, manifest = compose(
+                tmp, sim_results, run_results, claims, title, command, progress
+            )
+        (tmp / "report.md").write_text(to_markdown_text(blocks, tmp), encoding="utf-8")
+        (tmp / "report.html").write_text(to_html(blocks, title), encoding="utf-8")
+        (tmp / "provenance.json").write_text(
+            json.dumps(manifest.__dict__, indent=2, default=str), encoding="utf-8"
+        )
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not quiet:
+        print(
+            f"report written to {out}/ ({len(manifest.figures)} figures, "
+            f"{len(manifest.tables)} tables)"
+        )
+        for name, reason in manifest.not_drawn.items():
+            print(f"  not drawn: {name} ({reason})")
+        if claims.reason:
+            print(f"  claims audit: {claims.reason}")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    build(
+        args.sim,
+        args.runs,
+        args.out,
+        audit=args.audit,
+        audit_timeout=args.audit_timeout,
+        title=args.title,
+        command=" ".join(["python -m reports.build", *argv]),
+        quiet=args.quiet,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,467 @@
+"""The report's figures, each drawn from result files only (DESIGN.md: reports reads the schema).
+
+Every function takes loaded :class:`~reports.inputs.Result` objects and returns a :class:`Drawn`
+holding the matplotlib figure, its caption and its sources, or no figure and the reason why the
+inputs do not allow it. Figures follow :mod:`reports.style`.
+
+- :func:`eigenvalue_overlay`: eigenvalues of W_p against flow time t, simulation (lines) and run
+  (markers), with the predicted fixed points p*_+ and p*_- (Tian et al. 2021, eq. 15-16).
+- :func:`conservation`: the conservation residual on a log axis with the prediction
+  r(t_0) e^{-2 eta (t - t_0)} (Tian Theorem 1; Liu Theorem 3.1).
+- :func:`sigma_distance`: ||Sigma - I||_F^2 of every trained method against epochs, both
+  conventions (Liu et al. 2022, Fig. 1).
+- :func:`wp_heatmaps`: W_p at a few epochs (Liu et al. Fig. 3).
+- :func:`spectrum_over_epochs`: eigenvalues of the feature correlation and of W_p, the alignment
+  cos(W_p u_j, u_j) and the asymmetry over epochs (Tian et al. Fig. 2; Liu et al. Fig. 4).
+- :func:`phase_portrait`: eigenmode trajectories in the (p_j, s_j) plane with the invariant
+  parabola s = p^2/alpha_p and the fixed points (Tian et al. Fig. 3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from reports import style
+from reports.inputs import Result
+
+#: At most this many modes are drawn in overlays (the largest ones, by rank).
+MODES_SHOWN = 6
+#: At most this many runs or simulations get their own panel or row.
+MAX_PANELS = 4
+HEATMAP_EPOCHS = 4
+FLOW_TIME = "flow time t"
+
+
+@dataclass
+class Drawn:
+    """A figure with its caption and sources, or ``figure=None`` and the reason."""
+
+    name: str
+    title: str
+    caption: str
+    sources: list[Result] = field(default_factory=list)
+    figure: Figure | None = None
+    reason: str = ""
+    width: str = "single"
+
+
+def _absent(name: str, title: str, reason: str) -> Drawn:
+    return Drawn(name=name, title=title, caption="", reason=reason)
+
+
+def _grid(fig: Figure, n: int, ncols: int) -> list[Axes]:
+    nrows = math.ceil(n / ncols)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return list(axes[:n])
+
+
+def _log_if_wide(ax: Axes, values: Sequence[np.ndarray], axis: str = "y") -> None:
+    """Log scale when the positive values span more than a factor 30."""
+    flat = np.concatenate([np.ravel(v) for v in values]) if values else np.array([])
+    flat = flat[np.isfinite(flat)]
+    if flat.size and np.all(flat > 0) and flat.max() / flat.min() > 30:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _fixed_points(sim: Result) -> dict[str, float]:
+    """p*_+ and p*_- stored in a simulation file (variable at the last time, or attribute)."""
+    out = {}
+    for key in ("p_star_plus", "p_star_minus"):
+        if key in sim.ds.data_vars:
+            value = np.asarray(sim.ds[key].values, dtype=float)
+            if sim.axis in sim.ds[key].dims:
+                value = np.asarray(sim.ds[key].isel({sim.axis: -1}).values, dtype=float)
+            value = value[np.isfinite(value)]
+            if value.size:
+                out[key] = float(np.median(value))
+        elif key in sim.attrs:
+            try:
+                out[key] = float(sim.attrs[key])
+            except (TypeError, ValueError):
+                continue
+        if key in out and not np.isfinite(out[key]):
+            del out[key]
+    return out
+
+
+FIXED_POINT_STYLE = {"p_star_plus": "--", "p_star_minus": ":"}
+FIXED_POINT_LABEL = {"p_star_plus": "$p^*_+$", "p_star_minus": "$p^*_-$"}
+
+
+def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> Drawn:
+    """Re eig(W_p) against flow time: simulation lines, run markers, predicted fixed points."""
+    name, title = "wp_eigenvalues", "Eigenvalues of W_p: simulation and measurement"
+    pairs = [
+        (run, sim)
+        for run, sim in pairs
+        if (run is not None and run.has("wp_eig_real"))
+        or (sim is not None and sim.has("wp_eig_real"))
+    ][:MAX_PANELS]
+    if not pairs:
+        return _absent(name, title, "no simulation or run holds wp_eig_real")
+    width = "single" if len(pairs) == 1 else "double"
+    ncols = min(len(pairs), 2)
+    fig = style.new_figure(width, 2.0 * math.ceil(len(pairs) / ncols) + 0.5)
+    sources: list[Result] = []
+    n_modes, kinds, fixed = 0, set(), set()
+    for ax, (run, sim) in zip(_grid(fig, len(pairs), ncols), pairs, strict=True):
+        if sim is not None and sim.has("wp_eig_real"):
+            eig = sim.values("wp_eig_real")
+            n_modes = max(n_modes, min(eig.shape[1], MODES_SHOWN))
+            for j in range(min(eig.shape[1], MODES_SHOWN)):
+                ax.plot(sim.flow_time(), eig[:, j], color=style.color(j), lw=1.0)
+            for key, value in _fixed_points(sim).items():
+                ax.axhline(value, color=style.PREDICTION_COLOR, ls=FIXED_POINT_STYLE[key], lw=0.8)
+                fixed.add(key)
+            kinds.add("simulation")
+            sources.append(sim)
+        if run is not None and run.has("wp_eig_real"):
+            eig = run.values("wp_eig_real")
+            n_modes = max(n_modes, min(eig.shape[1], MODES_SHOWN))
+            for j in range(min(eig.shape[1], MODES_SHOWN)):
+                ax.plot(
+                    run.flow_time(),
+                    eig[:, j],
+                    ls="none",
+                    marker=style.marker(j),
+                    mfc="none",
+                    color=style.color(j),
+                    mew=0.8,
+                )
+            kinds.add("run")
+            sources.append(run)
+        ax.set_title(" vs ".join(f"{r.ident} {r.label}" for r in (run, sim) if r is not None))
+        ax.set_xlabel(FLOW_TIME)
+        ax.set_ylabel("Re eig($W_p$)")
+        ax.axhline(0, color="0.8", lw=0.5, zorder=0)
+    handles = []
+    if "simulation" in kinds:
+        handles.append(Line2D([], [], color="0.3", label="simulation"))
+    if "run" in kinds:
+        handles.append(Line2D([], [], color="0.3", ls="none", marker="o", mfc="none", label="run"))
+    for key in sorted(fixed, reverse=True):
+        handles.append(
+            Line2D(
+                [], [], color="k", ls=FIXED_POINT_STYLE[key], lw=0.8, label=FIXED_POINT_LABEL[key]
+            )
+        )
+    marker = "run" in kinds
+    handles += [
+        Line2D(
+            [],
+            [],
+            color=style.color(j),
+            marker=style.marker(j) if marker else None,
+            mfc="none",
+            label=f"mode {j + 1}",
+        )
+        for j in range(n_modes)
+    ]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=min(len(handles), 5 if width == "single" else 10),
+        handlelength=1.6,
+        columnspacing=1.0,
+    )
+    caption = (
+        f"Real parts of the eigenvalues of the predictor W_p (largest {MODES_SHOWN} modes by "
+        "magnitude, one colour per rank) against flow time t (sum of learning rates). Lines: "
+        "simulation; open markers: measurement at the end of each epoch; dashed and dotted: the "
+        "predicted fixed points p*_+ (stable) and p*_- (basin boundary) stored in the simulation."
+    )
+    return Drawn(name, title, caption, _unique(sources), fig, width=width)
+
+
+def _unique(results: Sequence[Result]) -> list[Result]:
+    seen, out = set(), []
+    for r in results:
+        if r.ident not in seen:
+            seen.add(r.ident)
+            out.append(r)
+    return out
+
+
+def _residual(result: Result) -> tuple[str, np.ndarray] | None:
+    for var in ("conservation_residual_weight", "conservation_residual"):
+        if result.has(var):
+            return var, result.values(var)
+    return None
+
+
+def _prediction(t: np.ndarray, r: np.ndarray, eta: float) -> np.ndarray:
+    """r(t_0) exp(-2 eta (t - t_0)) from the first positive finite sample."""
+    ok = np.flatnonzero(np.isfinite(r) & (r > 0))
+    t0, r0 = t[ok[0]], r[ok[0]]
+    return r0 * np.exp(-2 * eta * (t - t0))
+
+
+def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
+    """Conservation residual (log axis) with the predicted exponential decay e^{-2 eta t}."""
+    name, title = "conservation_residual", "Conservation law: residual against e^{-2 eta t}"
+    groups = [
+        ("simulations", [s for s in sims if _residual(s)]),
+        ("training runs", [r for r in runs if _residual(r)]),
+    ]
+    groups = [(label, members[: len(style.PALETTE)]) for label, members in groups if members]
+    if not groups:
+        return _absent(name, title, "no input holds conservation_residual(_weight)")
+    width = "single" if len(groups) == 1 else "double"
+    fig = style.new_figure(width, 2.4)
+    sources: list[Result] = []
+    for ax, (label, members) in zip(_grid(fig, len(groups), len(groups)), groups, strict=True):
+        spaces, trend = set(), []
+        for i, res in enumerate(members):
+            var, r = _residual(res)
+            spaces.add("weight space" if var.endswith("weight") else "feature space")
+            t = res.flow_time()
+            eta = res.eta()
+            ok = np.isfinite(r) & (r > 0)
+            if np.count_nonzero(ok) > 1:
+                trend.append(r[ok][-1] < r[ok][0])
+            look = (
+                {"lw": 1.2}
+                if res.kind == "simulation"
+                else {"ls": "none", "marker": style.marker(i), "mfc": "none"}
+            )
+            ax.plot(t[ok], r[ok], color=style.color(i), label=f"{res.ident} {res.label}", **look)
+            if eta is not None and np.any(ok):
+                ax.plot(t, _prediction(t, r, eta), color=style.color(i), ls="--", lw=0.8)
+            sources.append(res)
+        decaying = sum(trend) >= len(trend) / 2
+        ax.set_yscale("log")
+        ax.set_xlabel(FLOW_TIME)
+        ax.set_ylabel("conservation residual")
+        ax.set_title(f"{label} ({', '.join(sorted(spaces))})")
+        handles, _ = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], color="0.3", ls="--", lw=0.8, label=r"$r_0\,e^{-2\eta t}$"))
+        ax.legend(handles=handles, loc="lower left" if decaying else "upper left")
+    caption = (
+        "Residual of the conservation law on a log axis against flow time t. Weight space "
+        "(simulations): ||W W^T - W_p^T W_p / alpha_p||_F / ||C||_F, which Tian et al. Theorem 1 "
+        "predicts to equal e^{-2 eta t}. Feature space (training): ||W_p^T W_p - F F^T||_F / "
+        "||F F^T||_F (Liu et al. Theorem 3.1). Dashed: the prediction r(t_0) e^{-2 eta (t - t_0)} "
+        "with each file's eta (for training runs the SGD weight decay, which is the decay rate "
+        "per unit flow time)."
+    )
+    return Drawn(name, title, caption, sources, fig, width=width)
+
+
+SIGMA_VARIANTS = (
+    ("sigma_dist_pearson", "Pearson correlation"),
+    ("sigma_dist_moment", "uncentred second moment"),
+)
+
+
+def sigma_distance(runs: Sequence[Result]) -> Drawn:
+    """||Sigma - I||_F^2 of every trained method against epochs, both conventions (Liu Fig. 1)."""
+    name, title = "sigma_distance", "Distance of the output correlation from the identity"
+    variants = [(v, lab) for v, lab in SIGMA_VARIANTS if any(r.has(v) for r in runs)]
+    if not variants:
+        return _absent(name, title, "no training run holds sigma_dist_pearson or sigma_dist_moment")
+    members = [r for r in runs if any(r.has(v) for v, _ in variants)]
+    fig = style.new_figure("double" if len(variants) == 2 else "single", 2.5)
+    for ax, (var, label) in zip(_grid(fig, len(variants), len(variants)), variants, strict=True):
+        plotted = []
+        for i, run in enumerate(members):
+            if not run.has(var):
+                continue
+            y = run.values(var)
+            ax.plot(
+                run.steps(),
+                y,
+                color=style.color(i),
+                marker=style.marker(i),
+                ls=style.LINESTYLES[i % len(style.LINESTYLES)],
+                label=run.label,
+            )
+            plotted.append(y)
+            base = run.baseline(var)
+            if base is not None:
+                ax.axhline(base, color=style.color(i), ls=":", lw=0.8)
+                plotted.append(np.array([base]))
+        _log_if_wide(ax, plotted)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(r"$\|\Sigma - I\|_F^2$")
+        ax.set_title(f"$\\Sigma$: {label}")
+        ax.legend(loc="best")
+    caption = (
+        "||Sigma - I||_F^2 of the projector outputs on the fixed, un-augmented evaluation set, "
+        "for every trained method against epochs (as in Liu et al. 2022, Fig. 1). Left: Sigma "
+        "the Pearson correlation (unit diagonal); right: the uncentred second moment. Dotted: "
+        "the randomly initialised encoder of the same architecture, where the run records it."
+    )
+    return Drawn(
+        name, title, caption, members, fig, width="double" if len(variants) == 2 else "single"
+    )
+
+
+def wp_heatmaps(results: Sequence[Result]) -> Drawn:
+    """W_p as heat maps at a few epochs (Liu et al. Fig. 3); one row per run."""
+    name, title = "wp_heatmaps", "The predictor W_p at a few epochs"
+    members = [r for r in results if r.has("wp")][:MAX_PANELS]
+    if not members:
+        return _absent(name, title, "no input stores the matrices wp (axis, row, col)")
+    fig = style.new_figure("double", 1.75 * len(members) + 0.3)
+    axes = fig.subplots(len(members), HEATMAP_EPOCHS, squeeze=False)
+    for row, res in zip(axes, members, strict=True):
+        wp = res.values("wp")
+        steps = res.steps()
+        picks = np.unique(np.linspace(0, wp.shape[0] - 1, HEATMAP_EPOCHS).round().astype(int))
+        lim = float(np.nanmax(np.abs(wp[picks]))) or 1.0
+        image = None
+        for ax, k in zip(row, picks, strict=False):
+            image = ax.imshow(
+                wp[k], cmap=style.DIVERGING_CMAP, vmin=-lim, vmax=lim, interpolation="nearest"
+            )
+            ax.set_title(f"epoch {steps[k]:g}" if res.kind == "training" else f"t = {steps[k]:.3g}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(True)
+        row[0].set_ylabel(f"{res.ident} {res.label}")
+        for ax in row[len(picks) :]:
+            ax.set_visible(False)
+        fig.colorbar(image, ax=list(row), shrink=0.9, label="entry of $W_p$")
+    caption = (
+        "The predictor matrix W_p at the first, last and evenly spaced intermediate epochs (as in "
+        "Liu et al. 2022, Fig. 3); diverging colour scale symmetric about 0, one scale per row."
+    )
+    return Drawn(name, title, caption, members, fig, width="double")
+
+
+SPECTRUM_COLUMNS = (
+    ("corr_eig", "eig($F F^T$)"),
+    ("wp_eig_real", "Re eig($W_p$)"),
+    ("alignment_cos", r"cos($W_p u_j$, $u_j$)"),
+    ("wp_asymmetry", "asymmetry of $W_p$"),
+)
+
+
+def spectrum_over_epochs(runs: Sequence[Result]) -> Drawn:
+    """Tian Fig. 2 / Liu Fig. 4: spectra, alignment and asymmetry of W_p over epochs, per run."""
+    name, title = "wp_spectrum_epochs", "Spectrum, alignment and asymmetry of W_p over epochs"
+    members = [r for r in runs if r.has("wp_eig_real")][:MAX_PANELS]
+    if not members:
+        return _absent(name, title, "no training run holds wp_eig_real (no linear predictor)")
+    fig = style.new_figure("double", 1.7 * len(members) + 0.2)
+    axes = fig.subplots(len(members), len(SPECTRUM_COLUMNS), squeeze=False)
+    cmap = matplotlib.colormaps[style.SEQUENTIAL_CMAP]
+    for row, run in zip(axes, members, strict=True):
+        x = run.steps()
+        for ax, (var, ylabel) in zip(row, SPECTRUM_COLUMNS, strict=True):
+            if not run.has(var):
+                ax.text(
+                    0.5,
+                    0.5,
+                    f"{var}\nnot recorded",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            y = run.values(var)
+            if y.ndim == 1:
+                ax.plot(x, y, color=style.color(0), marker="o")
+                _log_if_wide(ax, [y])
+            else:
+                n = y.shape[1]
+                for j in range(n):
+                    ax.plot(x, y[:, j], color=cmap(j / max(n - 1, 1)), lw=0.7)
+                if var == "corr_eig":
+                    positive = y[y > 0]
+                    if positive.size:
+                        ax.set_yscale("log")
+                        ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-8))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(ylabel)
+        row[0].set_title(run.label, loc="left")
+    sm = ScalarMappable(cmap=cmap, norm=Normalize(1, 2))
+    fig.colorbar(sm, ax=axes.ravel().tolist(), ticks=[1, 2], shrink=0.6, aspect=30).set_ticklabels(
+        ["largest", "smallest"]
+    )
+    caption = (
+        "Per run (rows), against epochs: eigenvalues of the single-view feature correlation "
+        "F F^T (log axis); real parts of the eigenvalues of W_p, sorted by magnitude; the "
+        "alignment cos(W_p u_j, u_j) for the eigenvectors u_j of F F^T; and the asymmetry "
+        "||W_p - W_p^T||_F / ||W_p + W_p^T||_F. Colour: mode rank (dark: largest). As in Tian "
+        "et al. 2021, Fig. 2, and Liu et al. 2022, Fig. 4."
+    )
+    return Drawn(name, title, caption, members, fig, width="double")
+
+
+def phase_portrait(sims: Sequence[Result]) -> Drawn:
+    """Eigenmode trajectories (p_j, s_j), invariant parabola and fixed points (Tian Fig. 3)."""
+    name, title = "phase_portrait", "Eigenmode phase portrait"
+    members = [s for s in sims if s.has("p", "s")][:3]
+    if not members:
+        return _absent(name, title, "no simulation holds the eigenmode variables p and s")
+    width = "single" if len(members) == 1 else "double"
+    fig = style.new_figure(width, 2.6)
+    for ax, sim in zip(_grid(fig, len(members), len(members)), members, strict=True):
+        p, s = sim.values("p"), sim.values("s")
+        alpha_p = float(sim.param("alpha_p", 1.0))
+        for j in range(p.shape[1]):
+            c = style.color(j)
+            ax.plot(p[:, j], s[:, j], color=c, lw=0.9)
+            ax.plot(p[0, j], s[0, j], marker="o", ms=2.5, color=c)
+            if p.shape[0] > 2:
+                k = max(1, p.shape[0] // 3)
+                ax.annotate(
+                    "",
+                    xy=(p[k + 1, j], s[k + 1, j]),
+                    xytext=(p[k, j], s[k, j]),
+                    arrowprops={"arrowstyle": "->", "color": c, "lw": 0.8},
+                )
+        lo = min(0.0, float(np.nanmin(p)))
+        hi = max(float(np.nanmax(p)), 0.0)
+        for value in _fixed_points(sim).values():
+            hi = max(hi, value)
+        pad = 0.08 * (hi - lo or 1.0)
+        grid = np.linspace(lo - pad, hi + pad, 200)
+        ax.plot(grid, grid**2 / alpha_p, color="k", ls="--", lw=0.8)
+        handles = [Line2D([], [], color="k", ls="--", lw=0.8, label=r"$s = p^2/\alpha_p$")]
+        points = [(0.0, float(sim.param("eta", 0.0)) > 0)] + [
+            (v, key == "p_star_plus") for key, v in sorted(_fixed_points(sim).items())
+        ]
+        for value, stable in points:
+            ax.plot(
+                value,
+                value**2 / alpha_p,
+                marker="o",
+                ms=5,
+                mfc="k" if stable else "white",
+                mec="k",
+                ls="none",
+                zorder=5,
+            )
+        handles += [
+            Line2D([], [], marker="o", mfc="k", mec="k", ls="none", label="stable fixed point"),
+            Line2D([], [], marker="o", mfc="white", mec="k", ls="none", label="unstable"),
+        ]
+        ax.legend(handles=handles, loc="upper left")
+        ax.set_xlabel("$p_j$ (eigenvalue of $W_p$)")
+        ax.set_ylabel("$s_j$ (eigenvalue of $F$)")
+        eta = sim.param("eta", "?")
+        ax.set_title(f"{sim.label}: $\\eta$={eta}, $\\alpha_p$={alpha_p:g}")
+    caption = (
+        "Eigenmode dynamics (Tian et al. 2021, eqs. 11-13) in the (p_j, s_j) plane, one colour "
+        "per mode, dot at the start, arrow along the flow. Dashed: the invariant parabola "
+        "s = p^2/alpha_p that every trajectory approaches when eta > 0. Filled: stable fixed "
+        "points (p = 0 and p*_+); open: the unstable p*_- that bounds the collapse basin, at the "
+        "final tau stored in the simulation file."
+    )
+    return Drawn(name, title, caption, members, fig, width=width)

@@ -1,0 +1,346 @@
+"""Read and check the result files a report is built from (DESIGN.md, "Result schema").
+
+A simulation file has the dimension ``time`` (flow time t); a training run has ``epoch`` with a
+``time`` coordinate along it (flow time t = sum of learning rates). Both carry the provenance
+attributes written by :func:`dynamics.results.provenance` (``kind``, ``name``, ``params_json``,
+``git_revision``, ...). Any problem is an :class:`InputError` whose message names the file and
+what is wrong, in one line; the report builder turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from dynamics.cli import UsageError
+from dynamics.schema import COL, EPOCH, MODE, ROW, TIME
+
+#: Variables whose dimensions are checked: "series" (axis,), "modes" (axis, mode),
+#: "matrix" (axis, row, col). The axis is ``time`` for simulations, ``epoch`` for runs.
+LAYOUT: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "wp_asymmetry",
+            "commutator_norm",
+            "conservation_residual",
+            "conservation_residual_weight",
+            "conservation_error",
+            "loss",
+            "ema_gap",
+            "w_norm",
+            "sigma_dist_pearson",
+            "sigma_dist_moment",
+            "sigma_dist_pearson_per_dim",
+            "sigma_dist_moment_per_dim",
+            "sigma_offdiag_pearson",
+            "sigma_offdiag_moment",
+            "effective_rank",
+            "z_std",
+            "knn_acc",
+            "linear_acc",
+        ),
+        "series",
+    ),
+    **dict.fromkeys(
+        (
+            "wp_eig_real",
+            "wp_eig_imag",
+            "wp_singular",
+            "wp_sym_eig",
+            "alignment_cos",
+            "corr_eig",
+            "p",
+            "s",
+        ),
+        "modes",
+    ),
+    "wp": "matrix",
+}
+
+#: Parameters shown first when a source is described in a caption.
+KEY_PARAMS = (
+    "method",
+    "eta",
+    "alpha_p",
+    "beta",
+    "sigma2",
+    "dim",
+    "epochs",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "predictor",
+    "backbone",
+    "data",
+    "t_end",
+)
+CAPTION_PARAMS = 6
+
+
+class InputError(UsageError):
+    """A missing or malformed input file (exit status 2); the message starts with the path."""
+
+    def __init__(self, path: str | Path, problem: str):
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(eq=False)
+class Result:
+    """One result file: its dataset (loaded into memory) and its provenance."""
+
+    path: Path
+    kind: str
+    name: str
+    params: dict[str, Any]
+    attrs: dict[str, Any]
+    sha256: str
+    ds: xr.Dataset
+    label: str = ""
+    ident: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def axis(self) -> str:
+        """The dimension along which the run progresses: ``time`` or ``epoch``."""
+        return EPOCH if self.kind == "training" else TIME
+
+    @property
+    def seed(self) -> Any:
+        for source in (self.params, {"seed": self.attrs.get("seed")}):
+            if source.get("seed") is not None:
+                return source["seed"]
+        return "not recorded"
+
+    @property
+    def git_revision(self) -> str:
+        return str(self.attrs.get("git_revision", "unknown"))
+
+    def flow_time(self) -> np.ndarray:
+        return np.asarray(self.ds[TIME].values, dtype=float)
+
+    def steps(self) -> np.ndarray:
+        """Epoch numbers of a run, flow times of a simulation."""
+        return np.asarray(self.ds[self.axis].values, dtype=float)
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.ds.variables for n in names)
+
+    def values(self, name: str) -> np.ndarray:
+        return np.asarray(self.ds[name].values, dtype=float)
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return self.params.get(name, default)
+
+    def eta(self) -> float | None:
+        """Weight decay per unit flow time: ``eta``, else the SGD ``weight_decay`` (or ``wd``).
+
+        With SGD, w <- w - lr (grad + wd w), so per unit of flow time (sum of learning rates)
+        the decay rate is wd itself (SPEC section 2: SGD weight decay = alpha eta).
+        """
+        for key in ("eta", "weight_decay", "wd"):
+            value = self.params.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return None
+
+    def last(self, name: str) -> np.ndarray | float:
+        """The last finite value of a series, or the row of a (axis, mode) variable at the end."""
+        values = self.values(name)
+        if values.ndim == 1:
+            finite = values[np.isfinite(values)]
+            return float(finite[-1]) if finite.size else float("nan")
+        return values[-1]
+
+    def baseline(self, name: str) -> float | None:
+        """The random-encoder value of ``name`` recorded in the file (variable or attribute)."""
+        for key in (f"random_{name}", f"{name}_random", f"baseline_{name}"):
+            if key in self.ds.data_vars:
+                values = np.asarray(self.ds[key].values, dtype=float).ravel()
+                values = values[np.isfinite(values)]
+                if values.size:
+                    return float(values[-1])
+            if key in self.attrs:
+                try:
+                    return float(self.attrs[key])
+                except (TypeError, ValueError):
+                    continue
+        return None
+
+    def short_params(self, limit: int = CAPTION_PARAMS) -> str:
+        """The first ``limit`` parameters (key ones first) as ``k=v`` text."""
+        keys = [k for k in KEY_PARAMS if k in self.params]
+        keys += sorted(k for k in self.params if k not in keys and k != "seed")
+        shown = [f"{k}={_fmt(self.params[k])}" for k in keys[:limit]]
+        if len(keys) > limit:
+            shown.append(f"+{len(keys) - limit} more in the appendix")
+        return ", ".join(shown)
+
+    def describe(self) -> str:
+        """One line of provenance: id, kind, name, key parameters, seed, git revision, file."""
+        return (
+            f"[{self.ident}] {self.kind} {self.label} ({self.short_params()}; seed {self.seed}; "
+            f"git {self.git_revision[:12]}; file {self.path.name})"
+        )
+
+    def provenance_record(self) -> dict[str, Any]:
+        """Everything about this source, for provenance.json and the appendix."""
+        keep = ("package_version", "created", "command", "host", "python")
+        return {
+            "id": self.ident,
+            "label": self.label,
+            "kind": self.kind,
+            "name": self.name,
+            "file": str(self.path),
+            "sha256": self.sha256,
+            "seed": self.seed,
+            "git_revision": self.git_revision,
+            "params": self.params,
+            **{k: str(self.attrs[k]) for k in keep if k in self.attrs},
+        }
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _open(path: Path) -> xr.Dataset:
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if not path.is_file():
+        raise InputError(path, "not a file")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.load()
+    except Exception as err:  # netCDF4 raises OSError, ValueError, RuntimeError...
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(path, f"not a readable netCDF file ({reason})") from None
+
+
+def _check_axis(path: Path, ds: xr.Dataset, kind: str) -> None:
+    if kind == "training":
+        if EPOCH not in ds.dims:
+            raise InputError(path, "has no 'epoch' dimension (a training run needs one)")
+        if TIME not in ds.coords or ds[TIME].dims != (EPOCH,):
+            raise InputError(path, "has no coordinate 'time' along 'epoch' (flow time t)")
+    elif TIME not in ds.dims:
+        raise InputError(path, "has no 'time' dimension (a simulation needs one)")
+    t = np.asarray(ds[TIME].values, dtype=float)
+    if t.size < 2:
+        raise InputError(path, f"holds {t.size} time point(s); at least 2 are needed")
+    if not np.all(np.isfinite(t)):
+        raise InputError(path, "coordinate 'time' holds NaN or infinite values")
+    if np.any(np.diff(t) < 0):
+        raise InputError(path, "coordinate 'time' is not non-decreasing")
+
+
+def _check_variables(path: Path, ds: xr.Dataset, axis: str) -> None:
+    expected_dims = {"series": (axis,), "modes": (axis, MODE), "matrix": (axis, ROW, COL)}
+    for name, layout in LAYOUT.items():
+        if name not in ds.data_vars:
+            continue
+        dims = ds[name].dims
+        want = expected_dims[layout]
+        if dims != want:
+            raise InputError(path, f"variable {name!r} has dims {dims}, expected {want}")
+        if not np.issubdtype(ds[name].dtype, np.number):
+            raise InputError(path, f"variable {name!r} is not numeric ({ds[name].dtype})")
+        if np.all(np.isnan(ds[name].values)):
+            raise InputError(path, f"variable {name!r} holds only NaN")
+
+
+def _params(path: Path, attrs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        params = json.loads(attrs["params_json"])
+    except (TypeError, ValueError) as err:
+        raise InputError(path, f"attribute 'params_json' is not valid JSON ({err})") from None
+    if not isinstance(params, dict):
+        raise InputError(path, "attribute 'params_json' is not a JSON object")
+    return params
+
+
+def load_result(path: str | Path, kind: str) -> Result:
+    """Load and check one result file of the given ``kind`` ("simulation" or "training")."""
+    path = Path(path)
+    ds = _open(path)
+    attrs = dict(ds.attrs)
+    for key in ("kind", "name", "params_json", "git_revision"):
+        if key not in attrs:
+            raise InputError(
+                path, f"missing provenance attribute {key!r} (see dynamics.results.provenance)"
+            )
+    if attrs["kind"] != kind:
+        raise InputError(path, f"is a {attrs['kind']!r} file, expected kind {kind!r}")
+    _check_axis(path, ds, kind)
+    _check_variables(path, ds, EPOCH if kind == "training" else TIME)
+    return Result(
+        path=path,
+        kind=kind,
+        name=str(attrs["name"]),
+        params=_params(path, attrs),
+        attrs=attrs,
+        sha256=_sha256(path),
+        ds=ds,
+    )
+
+
+def run_file(path: str | Path) -> Path:
+    """The measurement file of a run given as a folder (its single ``*.nc``) or as a file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_file():
+        return path
+    files = sorted(path.glob("*.nc"))
+    if not files:
+        raise InputError(path, "holds no netCDF file of measurements (*.nc)")
+    if len(files) > 1:
+        names = ", ".join(f.name for f in files)
+        raise InputError(path, f"holds {len(files)} netCDF files ({names}); expected one")
+    return files[0]
+
+
+def _label(results: list[Result]) -> None:
+    """Give each result a unique label (its name; the folder or file stem on a clash)."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.name] = counts.get(r.name, 0) + 1
+    seen: set[str] = set()
+    for r in results:
+        label = r.name
+        if counts[r.name] > 1:
+            stem = r.path.parent.name if r.kind == "training" else r.path.stem
+            label = f"{r.name} ({stem})"
+        while label in seen:
+            label += "'"
+        seen.add(label)
+        r.label = label
+
+
+def load_inputs(sims: Sequence[str], runs: Sequence[str]) -> tuple[list[Result], list[Result]]:
+    """Load every simulation file and every run (folder or file); labels and ids S1.., R1.."""
+    if not sims and not runs:
+        raise UsageError("nothing to report: give --sim FILE... and/or --runs FOLDER...")
+    sim_results = [load_result(p, "simulation") for p in sims]
+    run_results = [load_result(run_file(p), "training") for p in runs]
+    for prefix, group in (("S", sim_results), ("R", run_results)):
+        _label(group)
+        for i, r in enumerate(group, 1):
+            r.ident = f"{prefix}{i}"
+    return sim_results, run_results

@@ -1,0 +1,397 @@
+"""The report's tables: pandas DataFrames written as LaTeX (booktabs), Markdown and CSV.
+
+A :class:`Table` holds the raw numbers (CSV keeps full precision), a caption and its sources.
+Columns are described by :class:`Column`: the key in the DataFrame, a plain-text header (Markdown,
+Unicode allowed) and a LaTeX header (written verbatim). Numbers are printed with
+:data:`SIGNIFICANT` significant digits in LaTeX and Markdown; missing values as ``--``/``–``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.compare import Agreement, collapsed_description, decay_rate, relative_deviation
+from reports.inputs import Result
+
+SIGNIFICANT = 4
+MISSING_MD = "–"
+MISSING_TEX = "--"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    text: str
+    latex: str
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    caption: str
+    frame: pd.DataFrame
+    columns: list[Column]
+    sources: list[Result] = field(default_factory=list)
+    note: str = ""
+
+    def headers(self, latex: bool = False) -> list[str]:
+        return [c.latex if latex else c.text for c in self.columns]
+
+
+def format_value(value: Any) -> str | None:
+    """Text of one cell: integers as is, reals with SIGNIFICANT digits; None when missing."""
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        if not math.isfinite(value):
+            return None
+        return f"{float(value):.{SIGNIFICANT}g}"
+    text = str(value)
+    return text if text else None
+
+
+def to_markdown(table: Table) -> str:
+    """A GitHub pipe table; '|' inside cells is escaped as '\\|'."""
+
+    def cell(text: str | None) -> str:
+        return MISSING_MD if text is None else text.replace("|", "\\|").replace("\n", " ")
+
+    headers = [cell(h) for h in table.headers()]
+    numeric = [pd.api.types.is_numeric_dtype(table.frame[c.key]) for c in table.columns]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if num else ":---" for num in numeric) + "|",
+    ]
+    for _, row in table.frame.iterrows():
+        lines.append(
+            "| " + " | ".join(cell(format_value(row[c.key])) for c in table.columns) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Plain text made safe for LaTeX (the ten special characters)."""
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs table environment (pandas Styler), values LaTeX-escaped, headers verbatim."""
+    frame = table.frame[[c.key for c in table.columns]].copy()
+    frame.columns = table.headers(latex=True)
+    numeric = [pd.api.types.is_numeric_dtype(table.frame[c.key]) for c in table.columns]
+
+    def fmt(value: Any) -> str:
+        text = format_value(value)
+        return MISSING_TEX if text is None else text
+
+    styler = frame.style.hide(axis="index").format(fmt, escape="latex")
+    return styler.to_latex(
+        hrules=True,
+        column_format="".join("r" if num else "l" for num in numeric),
+        caption=latex_escape(table.caption),
+        label=f"tab:{table.name}",
+        position_float="centering",
+    )
+
+
+def write_table(table: Table, folder: Path) -> list[Path]:
+    """Write ``name.tex``, ``name.md`` and ``name.csv`` (full precision) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{table.name}.{ext}" for ext in ("tex", "md", "csv")]
+    paths[0].write_text(to_latex(table), encoding="utf-8")
+    paths[1].write_text(to_markdown(table), encoding="utf-8")
+    table.frame.to_csv(paths[2], index=False)
+    return paths
+
+
+def _frame(rows: list[dict[str, Any]], columns: Sequence[Column]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=[c.key for c in columns])
+    for c in columns:
+        if frame[c.key].map(lambda v: isinstance(v, str)).any():
+            frame[c.key] = frame[c.key].astype(object)
+        else:
+            frame[c.key] = pd.to_numeric(frame[c.key], errors="coerce")
+    return frame
+
+
+def _drop_empty(columns: list[Column], rows: list[dict[str, Any]], keep: int) -> list[Column]:
+    """Drop optional columns (after the first ``keep``) that no row fills."""
+
+    def filled(key: str) -> bool:
+        return any(format_value(r.get(key)) is not None for r in rows)
+
+    return columns[:keep] + [c for c in columns[keep:] if filled(c.key)]
+
+
+METHOD_COLUMNS = [
+    Column("method", "method", "method"),
+    Column("id", "run", "run"),
+    Column("epochs", "epochs", "epochs"),
+    Column("knn_acc", "kNN acc.", "kNN acc."),
+    Column("random_knn_acc", "kNN acc. (random enc.)", "kNN acc.\\ (random enc.)"),
+    Column("linear_acc", "linear acc.", "linear acc."),
+    Column("random_linear_acc", "linear acc. (random enc.)", "linear acc.\\ (random enc.)"),
+    Column("sigma_dist_pearson", "‖Σ−I‖² (Pearson)", r"$\|\Sigma - I\|_F^2$ (Pearson)"),
+    Column("sigma_dist_moment", "‖Σ−I‖² (moment)", r"$\|\Sigma - I\|_F^2$ (moment)"),
+    Column("effective_rank", "effective rank", "eff.\\ rank"),
+    Column("z_std", "z std", r"$z$ std"),
+    Column("wp_asymmetry", "W_p asymmetry", r"$W_p$ asym."),
+    Column("alignment", "alignment (mean cos)", "alignment"),
+    Column("loss", "final loss", "final loss"),
+]
+
+
+def methods_table(runs: Sequence[Result]) -> Table | None:
+    """Probe accuracies and final observables per run, next to the random-encoder baseline."""
+    if not runs:
+        return None
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"method": run.label, "id": run.ident}
+        row["epochs"] = int(run.steps()[-1])
+        for var in (
+            "knn_acc",
+            "linear_acc",
+            "sigma_dist_pearson",
+            "sigma_dist_moment",
+            "effective_rank",
+            "z_std",
+            "wp_asymmetry",
+            "loss",
+        ):
+            if run.has(var):
+                row[var] = run.last(var)
+        for var in ("knn_acc", "linear_acc"):
+            row[f"random_{var}"] = run.baseline(var)
+        if run.has("alignment_cos"):
+            row["alignment"] = float(np.nanmean(run.last("alignment_cos")))
+        rows.append(row)
+    columns = _drop_empty(METHOD_COLUMNS, rows, keep=3)
+    return Table(
+        name="methods",
+        title="Trained methods: probe accuracy and final observables",
+        caption=(
+            "Probe accuracies (kNN and linear probe on frozen backbone features) and the "
+            "observables at the last epoch, next to the randomly initialised encoder of the same "
+            "architecture. ||Sigma - I||_F^2 on projector outputs, both conventions; alignment is "
+            "the mean over modes of cos(W_p u_j, u_j)."
+        ),
+        frame=_frame(rows, columns),
+        columns=columns,
+        sources=list(runs),
+    )
+
+
+PREDICTION_COLUMNS = [
+    Column("scenario", "scenario", "scenario"),
+    Column("id", "sim.", "sim."),
+    Column("eta", "η", r"$\eta$"),
+    Column("alpha_p", "α_p", r"$\alpha_p$"),
+    Column("beta", "β", r"$\beta$"),
+    Column("sigma2", "σ²", r"$\sigma^2$"),
+    Column("t_end", "t_end", r"$t_\mathrm{end}$"),
+    Column("p_star_plus", "p*₊", r"$p^*_+$"),
+    Column("p_star_minus", "p*₋", r"$p^*_-$"),
+    Column("eig_max", "max Re eig(W_p) at t_end", r"max Re eig$(W_p)$ at $t_\mathrm{end}$"),
+    Column("collapsed", "collapsed modes", "collapsed modes"),
+    Column("decay_rate", "fitted decay rate", "fitted decay rate"),
+    Column("two_eta", "2η", r"$2\eta$"),
+    Column("decay_dev", "rel. deviation", "rel.\\ deviation"),
+]
+
+
+def _fixed_point(sim: Result, key: str) -> float | None:
+    if key in sim.ds.data_vars:
+        values = np.asarray(sim.ds[key].isel({sim.axis: -1}).values, dtype=float).ravel()
+        values = values[np.isfinite(values)]
+        return float(np.median(values)) if values.size else None
+    value = sim.attrs.get(key)
+    return float(value) if isinstance(value, int | float | np.number) else None
+
+
+def predictions_table(sims: Sequence[Result]) -> Table | None:
+    """Parameters and closed-form predictions per simulation, and its own conservation check."""
+    if not sims:
+        return None
+    rows = []
+    for sim in sims:
+        row: dict[str, Any] = {"scenario": sim.label, "id": sim.ident}
+        for key in ("eta", "alpha_p", "beta", "sigma2"):
+            value = sim.param(key)
+            row[key] = value if isinstance(value, int | float) else None
+        row["t_end"] = float(sim.flow_time()[-1])
+        row["p_star_plus"] = _fixed_point(sim, "p_star_plus")
+        row["p_star_minus"] = _fixed_point(sim, "p_star_minus")
+        eig_var = "wp_eig_real" if sim.has("wp_eig_real") else "p" if sim.has("p") else None
+        if eig_var:
+            end = sim.last(eig_var)
+            row["eig_max"] = float(np.max(end))
+            imag = sim.last("wp_eig_imag") if sim.has("wp_eig_imag") else 0.0
+            row["collapsed"] = collapsed_description(np.hypot(end, imag))
+        eta = sim.eta()
+        residual = next(
+            (v for v in ("conservation_residual_weight", "invariant_residual") if sim.has(v)), None
+        )
+        if residual == "conservation_residual_weight" and eta is not None:
+            k = decay_rate(sim.flow_time(), sim.values(residual))
+            row.update(decay_rate=k, two_eta=2 * eta, decay_dev=relative_deviation(k, 2 * eta))
+        rows.append(row)
+    columns = _drop_empty(PREDICTION_COLUMNS, rows, keep=2)
+    return Table(
+        name="predictions",
+        title="Simulations: parameters and predictions",
+        caption=(
+            "Each simulation's parameters, the closed-form fixed points p*_+ (stable) and p*_- "
+            "(collapse basin boundary) stored in the file at the final tau, the largest "
+            "eigenvalue of W_p and the collapsed modes at the end of the run, and the decay rate "
+            "of the weight-space conservation residual fitted to the trajectory against the "
+            "prediction 2 eta (Tian Theorem 1)."
+        ),
+        frame=_frame(rows, columns),
+        columns=columns,
+        sources=list(sims),
+    )
+
+
+AGREEMENT_COLUMNS = [
+    Column("run", "run", "run"),
+    Column("simulation", "simulation", "simulation"),
+    Column("quantity", "quantity", "quantity"),
+    Column("predicted", "predicted", "predicted"),
+    Column("measured", "measured", "measured"),
+    Column("statistic", "statistic", "statistic"),
+    Column("value", "value", "value"),
+    Column("verdict", "agrees", "agrees"),
+]
+
+
+def verdict(agreement: Agreement) -> str:
+    state = agreement.agrees
+    return "n/a" if state is None else "yes" if state else "no"
+
+
+def agreement_table(rows: Sequence[tuple[Result, Result, Agreement]]) -> Table | None:
+    """Predicted against measured quantities with their agreement statistic."""
+    if not rows:
+        return None
+    records = [
+        {
+            "run": f"{run.ident} {run.label}",
+            "simulation": f"{sim.ident} {sim.label}",
+            "quantity": a.quantity,
+            "predicted": a.predicted,
+            "measured": a.measured,
+            "statistic": a.statistic,
+            "value": a.value,
+            "verdict": verdict(a),
+        }
+        for run, sim, a in rows
+    ]
+    sources: list[Result] = []
+    for run, sim, _ in rows:
+        sources += [r for r in (run, sim) if r not in sources]
+    return Table(
+        name="agreement",
+        title="Agreement between prediction and measurement",
+        caption=(
+            "Each run against its simulation, aligned on flow time t. The statistics are defined "
+            "in the section 'Agreement statistics'; 'agrees' applies the tolerances stated there."
+        ),
+        frame=_frame(records, AGREEMENT_COLUMNS),
+        columns=list(AGREEMENT_COLUMNS),
+        sources=sources,
+    )
+
+
+AUDIT_COLUMNS = [
+    Column("id", "claim", "claim"),
+    Column("claim", "statement", "statement"),
+    Column("verdict", "verdict", "verdict"),
+    Column("corrected_statement", "corrected statement", "corrected statement"),
+    Column("method", "method", "method"),
+]
+
+
+def audit_table(entries: Sequence[dict[str, Any]]) -> Table | None:
+    """The symbolic claims audit (SPEC section 4): one row per claim."""
+    if not entries:
+        return None
+    rows = [{c.key: str(e.get(c.key, "")) for c in AUDIT_COLUMNS} for e in entries]
+    return Table(
+        name="audit",
+        title="Claims audit",
+        caption=(
+            "The claims of SPEC section 4 as decided by `python -m symbolic.audit`: verdict "
+            "(true, false, or true under a condition), the exact corrected statement, and the "
+            "computation that decided it."
+        ),
+        frame=_frame(rows, AUDIT_COLUMNS),
+        columns=list(AUDIT_COLUMNS),
+    )
+
+
+SOURCE_COLUMNS = [
+    Column("id", "id", "id"),
+    Column("kind", "kind", "kind"),
+    Column("name", "name", "name"),
+    Column("file", "file", "file"),
+    Column("seed", "seed", "seed"),
+    Column("git_revision", "git revision", "git revision"),
+    Column("created", "created", "created"),
+    Column("sha256", "sha256 (first 12)", "sha256 (first 12)"),
+    Column("params", "parameters", "parameters"),
+]
+
+
+def sources_table(results: Sequence[Result]) -> Table:
+    """Provenance of every input: file, seed, git revision, creation time, all parameters."""
+    rows = []
+    for r in results:
+        params = "; ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
+        rows.append(
+            {
+                "id": r.ident,
+                "kind": r.kind,
+                "name": r.label,
+                "file": str(r.path),
+                "seed": str(r.seed),
+                "git_revision": r.git_revision,
+                "created": str(r.attrs.get("created", "")),
+                "sha256": r.sha256[:12],
+                "params": params,
+            }
+        )
+    return Table(
+        name="sources",
+        title="Provenance of the inputs",
+        caption="Every input file with its seed, git revision, creation time and parameters.",
+        frame=_frame(rows, SOURCE_COLUMNS),
+        columns=list(SOURCE_COLUMNS),
+        sources=list(results),
+    )
