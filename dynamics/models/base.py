@@ -89,6 +89,33 @@ class StateLayout:
         return f"y[{index}]"
 
 
+def time_mode_vars(values: dict[str, np.ndarray]) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Dataset variables from arrays over time (T,) or over time and mode (T, d)."""
+    return {k: (("time", "mode") if v.ndim == 2 else ("time",), v) for k, v in values.items()}
+
+
+def conservation_vars(conserved: np.ndarray, t: np.ndarray, eta: float) -> dict[str, tuple]:
+    """The residuals of a conservation law M(t) = e^{-2 eta t} M(0), C = M(0), on (T, d, d) stacks.
+
+    ``conservation_residual_weight`` = ||M(t)|| / ||C|| (predicted: e^{-2 eta t}) and
+    ``conservation_error`` = ||M(t) - e^{-2 eta t} C|| / ||C|| (predicted: 0); ``conservation_C``.
+    """
+    c0 = conserved[0]
+    c_norm = np.linalg.norm(c0)
+    decay = np.exp(-2 * eta * t)[:, None, None]
+    return {
+        "conservation_residual_weight": (
+            ("time",),
+            np.linalg.norm(conserved, axis=(-2, -1)) / c_norm,
+        ),
+        "conservation_error": (
+            ("time",),
+            np.linalg.norm(conserved - decay * c0, axis=(-2, -1)) / c_norm,
+        ),
+        "conservation_C": (("row", "col"), c0),
+    }
+
+
 class Model(ABC):
     """A dynamical model: parameters, state layout, right-hand side and observables."""
 

@@ -24,7 +24,15 @@ import numpy as np
 import xarray as xr
 
 from dynamics import observables as obs
-from dynamics.models.base import Model, StateLayout, check_finite_numbers, param, require
+from dynamics.models.base import (
+    Model,
+    StateLayout,
+    check_finite_numbers,
+    conservation_vars,
+    param,
+    require,
+    time_mode_vars,
+)
 from dynamics.schema import COL, MODE, ROW, TIME
 
 
@@ -95,27 +103,12 @@ class FreeFeatureModel(Model):
         b = self.layout.unpack(y)
         wp, f1 = b["W_p"], b["F1"]
         corr = f1 @ np.swapaxes(f1, -1, -2)  # F1 F1^T, the uncentred feature correlation
-        data = {
-            k: ((TIME, MODE) if v.ndim == 2 else (TIME,), v)
-            for k, v in obs.predictor_observables(wp, corr).items()
-        }
-        c0 = self.conserved_matrix(wp[0], f1[0])
-        c_norm = np.linalg.norm(c0)
-        conserved = self.conserved_matrix(wp, f1)
-        data["conservation_residual_weight"] = (
-            (TIME,),
-            np.linalg.norm(conserved, axis=(-2, -1)) / c_norm,
-        )
-        data["conservation_error"] = (
-            (TIME,),
-            np.linalg.norm(conserved - np.exp(-2 * q.eta * t)[:, None, None] * c0, axis=(-2, -1))
-            / c_norm,
-        )
+        data = time_mode_vars(obs.predictor_observables(wp, corr))
+        data.update(conservation_vars(self.conserved_matrix(wp, f1), t, q.eta))
         residual = wp @ f1 - (f1 + self.offset)
         data["loss"] = ((TIME,), 0.5 * np.sum(residual**2, axis=(-2, -1)))
         ds = xr.Dataset(data, coords={TIME: t, MODE: np.arange(q.dim)})
         ds["wp"] = ((TIME, ROW, COL), wp)
-        ds["conservation_C"] = ((ROW, COL), c0)
         ds["conservation_residual_weight"].attrs["long_name"] = (
             "||W_p^T W_p / alpha_p - F1 F1^T||_F / ||C||_F (Liu Theorem 3.1: equals exp(-2 eta t))"
         )

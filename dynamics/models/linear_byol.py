@@ -31,9 +31,11 @@ from dynamics.models.base import (
     Model,
     StateLayout,
     check_finite_numbers,
+    conservation_vars,
     param,
     parse_spectrum,
     require,
+    time_mode_vars,
 )
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_table
 from dynamics.schema import COL, MODE, ROW, TIME
@@ -211,22 +213,8 @@ class LinearBYOLModel(Model):
         wt = np.swapaxes(w, -1, -2)
         view_corr = w @ self.view_corr @ wt
         two_view_corr = w @ self.x_corr @ wt
-        data = {
-            k: ((TIME, MODE) if v.ndim == 2 else (TIME,), v)
-            for k, v in obs.predictor_observables(wp, view_corr).items()
-        }
-        c0 = self.conserved_matrix(w[0], wp[0])
-        c_norm = np.linalg.norm(c0)
-        conserved = self.conserved_matrix(w, wp)
-        data["conservation_residual_weight"] = (
-            (TIME,),
-            np.linalg.norm(conserved, axis=(-2, -1)) / c_norm,
-        )
-        data["conservation_error"] = (
-            (TIME,),
-            np.linalg.norm(conserved - np.exp(-2 * q.eta * t)[:, None, None] * c0, axis=(-2, -1))
-            / c_norm,
-        )
+        data = time_mode_vars(obs.predictor_observables(wp, view_corr))
+        data.update(conservation_vars(self.conserved_matrix(w, wp), t, q.eta))
         data["s"] = ((TIME, MODE), obs.correlation_eigh(two_view_corr)[0])
         data["loss"] = ((TIME,), self.loss(w, wp, wa))
         data["w_norm"] = ((TIME,), np.linalg.norm(w, axis=(-2, -1)))
@@ -238,7 +226,6 @@ class LinearBYOLModel(Model):
         ds = xr.Dataset(data, coords={TIME: t, MODE: np.arange(q.dim)})
         if q.dim <= MATRIX_STORE_MAX_DIM:
             ds["wp"] = ((TIME, ROW, COL), wp)
-        ds["conservation_C"] = ((ROW, COL), c0)
         return ds
 
     def summary(self, ds: xr.Dataset) -> list[str]:
