@@ -1,0 +1,117 @@
+"""Frozen-feature probes: weighted kNN and a linear (softmax) classifier, selected on validation.
+
+kNN (Wu et al. 2018, InstDisc; the protocol of solo-learn and lightly): cosine similarity between
+l2-normalised features, the k nearest training samples vote with weight exp(s / T); predicted class
+= largest summed weight. Linear probe: features standardised with the probe-train mean and std,
+multinomial logistic regression with an L2 penalty lam ||W||^2 / 2, fitted by full-batch L-BFGS
+from zero (deterministic). For both, the hyperparameters (k, T) and lam are chosen by accuracy on
+the validation split; the reported accuracy is on the test split with the chosen values. The test
+split never takes part in the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+KNN_KS = (10, 20, 50, 200)
+KNN_TEMPERATURES = (0.07, 0.1, 0.5)
+LINEAR_PENALTIES = (1e-5, 1e-3, 1e-1)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Test accuracy at the hyperparameters with the best validation accuracy."""
+
+    test_acc: float
+    val_acc: float
+    choice: dict
+
+
+def knn_predict(
+    train_f: torch.Tensor,
+    train_y: torch.Tensor,
+    query_f: torch.Tensor,
+    ks: tuple[int, ...],
+    temperatures: tuple[float, ...],
+    num_classes: int,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Predicted labels, shape (len(ks), len(temperatures), n_query)."""
+    train_n = F.normalize(train_f.float(), dim=1)
+    kmax = min(max(ks), len(train_n))
+    preds = []
+    for start in range(0, len(query_f), chunk):
+        q = F.normalize(query_f[start : start + chunk].float(), dim=1)
+        sims, idx = (q @ train_n.T).topk(kmax, dim=1)  # (n, kmax), decreasing
+        labels = train_y[idx]
+        onehot = F.one_hot(labels, num_classes).to(sims.dtype)  # (n, kmax, C)
+        per_t = []
+        for t in temperatures:
+            votes = torch.cumsum(torch.exp(sims / t)[..., None] * onehot, dim=1)  # prefix sums
+            per_t.append(torch.stack([votes[:, min(k, kmax) - 1].argmax(dim=1) for k in ks]))
+        preds.append(torch.stack(per_t, dim=1))  # (len(ks), len(T), n)
+    return torch.cat(preds, dim=2)
+
+
+def knn_probe(train, val, test, num_classes, ks=KNN_KS, temperatures=KNN_TEMPERATURES):
+    """kNN accuracy on test with (k, T) chosen on val; each argument is (features, labels)."""
+    val_pred = knn_predict(train[0], train[1], val[0], ks, temperatures, num_classes)
+    val_acc = (val_pred == val[1]).float().mean(dim=2)
+    best = int(torch.argmax(val_acc))  # first maximum: smallest k, then smallest T
+    ki, ti = divmod(best, len(temperatures))
+    k, t = ks[ki], temperatures[ti]
+    test_pred = knn_predict(train[0], train[1], test[0], (k,), (t,), num_classes)[0, 0]
+    return ProbeResult(
+        float((test_pred == test[1]).float().mean()),
+        float(val_acc[ki, ti]),
+        {"k": k, "temperature": t},
+    )
+
+
+def fit_softmax(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, penalty: float, max_iter: int = 100
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias minimising mean cross-entropy + penalty ||W||^2 / 2 (L-BFGS from 0)."""
+    w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1,
+        max_iter=max_iter,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+        tolerance_change=1e-9,
+    )
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, y) + 0.5 * penalty * (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def linear_probe(train, val, test, num_classes, penalties=LINEAR_PENALTIES):
+    """Linear-probe accuracy on test with the L2 penalty chosen on val (features on the CPU)."""
+    xtr, ytr = train[0].double().cpu(), train[1].cpu()
+    mean, std = xtr.mean(dim=0), xtr.std(dim=0).clamp(min=1e-8)
+
+    def prep(f):
+        return (f.double().cpu() - mean) / std
+
+    xtr, xva, xte = prep(xtr), prep(val[0]), prep(test[0])
+    yva, yte = val[1].cpu(), test[1].cpu()
+    best = None
+    for lam in penalties:
+        w, b = fit_softmax(xtr, ytr, num_classes, lam)
+        acc = float(((xva @ w + b).argmax(dim=1) == yva).double().mean())
+        if best is None or acc > best[0]:
+            best = (acc, lam, w, b)
+    acc, lam, w, b = best
+    test_acc = float(((xte @ w + b).argmax(dim=1) == yte).double().mean())
+    return ProbeResult(test_acc, acc, {"penalty": lam})
