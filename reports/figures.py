@@ -31,6 +31,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from dynamics.models.eigenmodes import mode_rhs
 from reports import style
 from reports.inputs import Result
 
@@ -75,27 +76,6 @@ def _log_if_wide(ax: Axes, values: Sequence[np.ndarray], axis: str = "y") -> Non
         (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
 
 
-def _fixed_points(sim: Result) -> dict[str, float]:
-    """p*_+ and p*_- stored in a simulation file (variable at the last time, or attribute)."""
-    out = {}
-    for key in ("p_star_plus", "p_star_minus"):
-        if key in sim.ds.data_vars:
-            value = np.asarray(sim.ds[key].values, dtype=float)
-            if sim.axis in sim.ds[key].dims:
-                value = np.asarray(sim.ds[key].isel({sim.axis: -1}).values, dtype=float)
-            value = value[np.isfinite(value)]
-            if value.size:
-                out[key] = float(np.median(value))
-        elif key in sim.attrs:
-            try:
-                out[key] = float(sim.attrs[key])
-            except (TypeError, ValueError):
-                continue
-        if key in out and not np.isfinite(out[key]):
-            del out[key]
-    return out
-
-
 FIXED_POINT_STYLE = {"p_star_plus": "--", "p_star_minus": ":"}
 FIXED_POINT_LABEL = {"p_star_plus": "$p^*_+$", "p_star_minus": "$p^*_-$"}
 
@@ -122,7 +102,7 @@ def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> 
             n_modes = max(n_modes, min(eig.shape[1], MODES_SHOWN))
             for j in range(min(eig.shape[1], MODES_SHOWN)):
                 ax.plot(sim.flow_time(), eig[:, j], color=style.color(j), lw=1.0)
-            for key, value in _fixed_points(sim).items():
+            for key, value in sim.fixed_points().items():
                 ax.axhline(value, color=style.PREDICTION_COLOR, ls=FIXED_POINT_STYLE[key], lw=0.8)
                 fixed.add(key)
             kinds.add("simulation")
@@ -403,6 +383,22 @@ def spectrum_over_epochs(runs: Sequence[Result]) -> Drawn:
     return Drawn(name, title, caption, members, fig, width="double")
 
 
+def _flow_field(ax: Axes, sim: Result, p_grid: np.ndarray, s_grid: np.ndarray) -> None:
+    """Stream lines of eqs. 11-12 at the final tau (grey), as in Tian et al. Fig. 3.
+
+    The right-hand side is :func:`dynamics.models.eigenmodes.mode_rhs` with the file's eta,
+    alpha_p, beta and sigma2, tau held fixed at its final median value.
+    """
+    keys = ("eta", "alpha_p", "beta", "sigma2")
+    values = [sim.param(k) for k in keys]
+    if not all(isinstance(v, int | float) for v in values):
+        return
+    tau = float(np.nanmedian(sim.values("tau")[-1])) if sim.has("tau") else 1.0
+    pp, ss = np.meshgrid(p_grid[::5], s_grid[::2])
+    dp, ds, _ = mode_rhs(pp, ss, tau, *values, simsiam=True)
+    ax.streamplot(pp, ss, dp, ds, color="0.8", linewidth=0.5, density=0.7, arrowsize=0.6, zorder=0)
+
+
 def phase_portrait(sims: Sequence[Result]) -> Drawn:
     """Eigenmode trajectories (p_j, s_j), invariant parabola and fixed points (Tian Fig. 3)."""
     name, title = "phase_portrait", "Eigenmode phase portrait"
@@ -426,16 +422,19 @@ def phase_portrait(sims: Sequence[Result]) -> Drawn:
                     xytext=(p[k, j], s[k, j]),
                     arrowprops={"arrowstyle": "->", "color": c, "lw": 0.8},
                 )
+        fixed = sim.fixed_points()
         lo = min(0.0, float(np.nanmin(p)))
-        hi = max(float(np.nanmax(p)), 0.0)
-        for value in _fixed_points(sim).values():
-            hi = max(hi, value)
+        hi = max(float(np.nanmax(p)), 0.0, *fixed.values())
         pad = 0.08 * (hi - lo or 1.0)
         grid = np.linspace(lo - pad, hi + pad, 200)
+        top = 1.15 * max(float(np.nanmax(s)), (hi + pad) ** 2 / alpha_p)
+        _flow_field(ax, sim, grid, np.linspace(0.0, top, 60))
+        ax.set_xlim(grid[0], grid[-1])
+        ax.set_ylim(0.0, top)
         ax.plot(grid, grid**2 / alpha_p, color="k", ls="--", lw=0.8)
         handles = [Line2D([], [], color="k", ls="--", lw=0.8, label=r"$s = p^2/\alpha_p$")]
         points = [(0.0, float(sim.param("eta", 0.0)) > 0)] + [
-            (v, key == "p_star_plus") for key, v in sorted(_fixed_points(sim).items())
+            (v, key == "p_star_plus") for key, v in sorted(fixed.items())
         ]
         for value, stable in points:
             ax.plot(
@@ -452,14 +451,17 @@ def phase_portrait(sims: Sequence[Result]) -> Drawn:
             Line2D([], [], marker="o", mfc="k", mec="k", ls="none", label="stable fixed point"),
             Line2D([], [], marker="o", mfc="white", mec="k", ls="none", label="unstable"),
         ]
-        ax.legend(handles=handles, loc="upper left")
+        ax.legend(
+            handles=handles, loc="upper left", frameon=True, edgecolor="none", framealpha=0.85
+        )
         ax.set_xlabel("$p_j$ (eigenvalue of $W_p$)")
         ax.set_ylabel("$s_j$ (eigenvalue of $F$)")
         eta = sim.param("eta", "?")
         ax.set_title(f"{sim.label}: $\\eta$={eta}, $\\alpha_p$={alpha_p:g}")
     caption = (
         "Eigenmode dynamics (Tian et al. 2021, eqs. 11-13) in the (p_j, s_j) plane, one colour "
-        "per mode, dot at the start, arrow along the flow. Dashed: the invariant parabola "
+        "per mode, dot at the start, arrow along the flow; grey: stream lines of eqs. 11-12 at "
+        "the final tau. Dashed: the invariant parabola "
         "s = p^2/alpha_p that every trajectory approaches when eta > 0. Filled: stable fixed "
         "points (p = 0 and p*_+); open: the unstable p*_- that bounds the collapse basin, at the "
         "final tau stored in the simulation file."

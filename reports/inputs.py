@@ -173,6 +173,35 @@ class Result:
                     continue
         return None
 
+    def fixed_points(self) -> dict[str, float]:
+        """p*_+ and p*_- as the file stores them: a variable (at the last time; median over
+        modes) or an attribute. Empty when the file says the closed forms do not apply
+        (``closed_form_valid = 0``, e.g. non-isotropic data)."""
+        if not int(self.attrs.get("closed_form_valid", 1)):
+            return {}
+        out = {}
+        for key in ("p_star_plus", "p_star_minus"):
+            if key in self.ds.data_vars:
+                var = self.ds[key]
+                if self.axis in var.dims:
+                    var = var.isel({self.axis: -1})
+                values = np.asarray(var.values, dtype=float).ravel()
+                values = values[np.isfinite(values)]
+                value = float(np.median(values)) if values.size else float("nan")
+            else:
+                try:
+                    value = float(self.attrs.get(key, "nan"))
+                except (TypeError, ValueError):
+                    value = float("nan")
+            if np.isfinite(value):
+                out[key] = value
+        return out
+
+    @property
+    def partial(self) -> bool:
+        """True for a run that stopped early (``partial = 1`` in the attributes)."""
+        return bool(int(self.attrs.get("partial", 0)))
+
     def short_params(self, limit: int = CAPTION_PARAMS) -> str:
         """The first ``limit`` parameters (key ones first) as ``k=v`` text."""
         keys = [k for k in KEY_PARAMS if k in self.params]
@@ -184,9 +213,10 @@ class Result:
 
     def describe(self) -> str:
         """One line of provenance: id, kind, name, key parameters, seed, git revision, file."""
+        status = f"; PARTIAL: {self.attrs.get('status', 'stopped early')}" if self.partial else ""
         return (
             f"[{self.ident}] {self.kind} {self.label} ({self.short_params()}; seed {self.seed}; "
-            f"git {self.git_revision[:12]}; file {self.path.name})"
+            f"git {self.git_revision[:12]}; file {self.path.name}{status})"
         )
 
     def provenance_record(self) -> dict[str, Any]:

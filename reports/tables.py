@@ -218,21 +218,13 @@ PREDICTION_COLUMNS = [
     Column("t_end", "t_end", r"$t_\mathrm{end}$"),
     Column("p_star_plus", "p*₊", r"$p^*_+$"),
     Column("p_star_minus", "p*₋", r"$p^*_-$"),
+    Column("threshold", "collapse threshold η*", r"collapse threshold $\eta^*$"),
     Column("eig_max", "max Re eig(W_p) at t_end", r"max Re eig$(W_p)$ at $t_\mathrm{end}$"),
     Column("collapsed", "collapsed modes", "collapsed modes"),
     Column("decay_rate", "fitted decay rate", "fitted decay rate"),
     Column("two_eta", "2η", r"$2\eta$"),
     Column("decay_dev", "rel. deviation", "rel.\\ deviation"),
 ]
-
-
-def _fixed_point(sim: Result, key: str) -> float | None:
-    if key in sim.ds.data_vars:
-        values = np.asarray(sim.ds[key].isel({sim.axis: -1}).values, dtype=float).ravel()
-        values = values[np.isfinite(values)]
-        return float(np.median(values)) if values.size else None
-    value = sim.attrs.get(key)
-    return float(value) if isinstance(value, int | float | np.number) else None
 
 
 def predictions_table(sims: Sequence[Result]) -> Table | None:
@@ -246,8 +238,11 @@ def predictions_table(sims: Sequence[Result]) -> Table | None:
             value = sim.param(key)
             row[key] = value if isinstance(value, int | float) else None
         row["t_end"] = float(sim.flow_time()[-1])
-        row["p_star_plus"] = _fixed_point(sim, "p_star_plus")
-        row["p_star_minus"] = _fixed_point(sim, "p_star_minus")
+        row.update(sim.fixed_points())
+        threshold = sim.attrs.get("collapse_threshold_eta")
+        row["threshold"] = (
+            float(threshold) if isinstance(threshold, int | float | np.number) else None
+        )
         eig_var = "wp_eig_real" if sim.has("wp_eig_real") else "p" if sim.has("p") else None
         if eig_var:
             end = sim.last(eig_var)
