@@ -22,7 +22,7 @@ from dynamics.cli import ArgumentParser, UsageError, run_main
 from reports import audit as audit_mod
 from reports.compose import compose
 from reports.document import to_html, to_markdown_text
-from reports.inputs import load_inputs
+from reports.inputs import TIME_CONVENTIONS, load_inputs
 
 DEFAULT_TITLE = "Learning dynamics of self-supervised learning: theory next to measurement"
 REPORT_FILES = ("report.md", "report.html", "provenance.json")
@@ -53,6 +53,12 @@ def parser() -> ArgumentParser:
         type=float,
         default=audit_mod.DEFAULT_TIMEOUT_S,
         help="seconds allowed for the claims audit command",
+    )
+    p.add_argument(
+        "--time-convention",
+        choices=TIME_CONVENTIONS,
+        default="effective",
+        help="runs' flow time: sum(lr)/(1 - momentum) (gradient-flow time) or sum(lr) (SPEC)",
     )
     p.add_argument("--title", default=DEFAULT_TITLE, help="report title")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
@@ -87,11 +93,12 @@ def build(
     title: str = DEFAULT_TITLE,
     command: str = "",
     quiet: bool = True,
+    time_convention: str = "effective",
 ) -> Path:
     """Build the report into ``out``; returns ``out``. InputError/UsageError on bad input."""
     out = Path(out)
     _check_out(out)
-    sim_results, run_results = load_inputs(sims, runs)
+    sim_results, run_results = load_inputs(sims, runs, time_convention)
     claims = audit_mod.load(audit, audit_timeout)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
@@ -103,7 +110,7 @@ def build(
                 bar.update(1)
 
             blocks, manifest = compose(
-                tmp, sim_results, run_results, claims, title, command, progress
+                tmp, sim_results, run_results, claims, title, command, time_convention, progress
             )
         (tmp / "report.md").write_text(to_markdown_text(blocks, tmp), encoding="utf-8")
         (tmp / "report.html").write_text(to_html(blocks, title), encoding="utf-8")
@@ -138,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         title=args.title,
         command=" ".join(["python -m reports.build", *argv]),
         quiet=args.quiet,
+        time_convention=args.time_convention,
     )
     return 0
 

@@ -199,14 +199,17 @@ def _eig_abs(ds: xr.Dataset, axis: str) -> np.ndarray:
     return np.hypot(re, im)
 
 
-def compare(sim: xr.Dataset, run: xr.Dataset, eta: float) -> list[Agreement]:
+def compare(
+    sim: xr.Dataset, run: xr.Dataset, eta: float, time_scale: float = 1.0
+) -> list[Agreement]:
     """Every agreement statistic that the two files allow, for a run with weight decay ``eta``.
 
-    ``sim`` has dimension ``time``; ``run`` has dimension ``epoch`` and a ``time`` coordinate.
-    Statistics whose variables are missing from either file are left out.
+    ``sim`` has dimension ``time``; ``run`` has dimension ``epoch`` and a ``time`` coordinate,
+    multiplied by ``time_scale`` to put it on the simulation's time axis. Statistics whose
+    variables are missing from either file are left out.
     """
     out: list[Agreement] = []
-    t_run = np.asarray(run["time"].values, dtype=float)
+    t_run = np.asarray(run["time"].values, dtype=float) * time_scale
     t_sim = np.asarray(sim["time"].values, dtype=float)
     if "conservation_residual" in run:
         k = decay_rate(t_run, run["conservation_residual"].values)

@@ -124,18 +124,44 @@ class Composer:
         }
 
 
-def _setup(c: Composer, sims: Sequence[Result], runs: Sequence[Result]) -> None:
+TIME_TEXT = {
+    "effective": (
+        "A run trained with heavy-ball momentum mu is placed at t = (sum of learning rates)/"
+        "(1 - mu): while the gradient changes slowly, each momentum step moves the weights as "
+        "gradient flow over lr/(1 - mu), weight decay included, so this is the time of the "
+        "gradient flow that the simulations integrate (`--time-convention spec` keeps the sum "
+        "of learning rates)."
+    ),
+    "spec": (
+        "Runs are placed at t = sum of learning rates exactly as recorded, with no correction "
+        "for momentum (`--time-convention spec`)."
+    ),
+}
+
+
+def _setup(c: Composer, sims: Sequence[Result], runs: Sequence[Result], convention: str) -> None:
     c.add(
         Heading(2, "1. Set-up"),
         Paragraph(
             f"This report compares {len(sims)} simulation(s) of the linear learning dynamics "
             f"(predictions) with {len(runs)} training run(s) (measurements). Simulations and runs "
-            "share one result schema and are aligned on flow time t, the sum of the learning rates "
-            "(SPEC section 2); for a run, the weight decay per unit flow time is its SGD weight "
-            "decay. Inputs, with ids used throughout:"
+            "share one result schema and are aligned on flow time t (SPEC section 2: t = sum of "
+            f"the learning rates). {TIME_TEXT[convention]} For a run trained with SGD the weight "
+            "decay per unit flow time, eta, is its weight-decay coefficient; a run trained with "
+            "LARS has no single eta (its trust ratio rescales every layer), so no decay rate is "
+            "predicted for it. Inputs, with ids used throughout:"
         ),
         Bullets([r.describe() for r in [*sims, *runs]] or ["none"]),
     )
+    scaled = [r for r in runs if r.time_scale != 1.0]
+    if scaled:
+        c.add(
+            Paragraph(
+                "Flow-time factors applied to runs: "
+                + ", ".join(f"{r.ident} x{r.time_scale:.4g}" for r in scaled)
+                + "."
+            )
+        )
 
 
 def _predictions(c: Composer, sims: Sequence[Result]) -> None:
@@ -244,6 +270,7 @@ def compose(
     audit: Audit,
     title: str,
     command: str,
+    time_convention: str = "effective",
     progress: Callable[[str], None] = lambda step: None,
 ) -> tuple[list[Block], Manifest]:
     """Write figures and tables into ``root`` and return the report's blocks and manifest."""
@@ -254,6 +281,7 @@ def compose(
             "command": command,
             "git_revision": git_revision(),
             "package_version": __version__,
+            "time_convention": time_convention,
         },
         sources=[r.provenance_record() for r in [*sims, *runs]],
         audit={"origin": audit.origin, "reason": audit.reason, "claims": len(audit.entries)},
@@ -264,10 +292,12 @@ def compose(
     rows = [
         (run, sim, a)
         for run, sim in pairs
-        for a in compare.compare(sim.ds, run.ds, run.eta() if run.eta() is not None else np.nan)
+        for a in compare.compare(
+            sim.ds, run.ds, run.eta() if run.eta() is not None else np.nan, run.time_scale
+        )
     ]
     steps = (
-        ("set-up", lambda: _setup(c, sims, runs)),
+        ("set-up", lambda: _setup(c, sims, runs, time_convention)),
         ("predictions", lambda: _predictions(c, sims)),
         ("measurements", lambda: _measurements(c, sims, runs)),
         ("agreement", lambda: _agreement(c, sims, pairs, rows)),

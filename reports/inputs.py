@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,22 +66,25 @@ LAYOUT: dict[str, str] = {
 
 #: Parameters shown first when a source is described in a caption.
 KEY_PARAMS = (
-    "method",
     "eta",
     "alpha_p",
     "beta",
     "sigma2",
     "dim",
     "epochs",
-    "lr",
+    "optimizer",
+    "peak_lr",
+    "momentum",
     "weight_decay",
     "batch_size",
     "predictor",
+    "proj_dim",
     "backbone",
     "data",
-    "t_end",
 )
-CAPTION_PARAMS = 6
+CAPTION_PARAMS = 7
+#: How a run's stored flow time (sum of learning rates) is put on the simulations' time axis.
+TIME_CONVENTIONS = ("effective", "spec")
 
 
 class InputError(UsageError):
@@ -104,7 +107,7 @@ class Result:
     ds: xr.Dataset
     label: str = ""
     ident: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    time_scale: float = 1.0
 
     @property
     def axis(self) -> str:
@@ -123,7 +126,8 @@ class Result:
         return str(self.attrs.get("git_revision", "unknown"))
 
     def flow_time(self) -> np.ndarray:
-        return np.asarray(self.ds[TIME].values, dtype=float)
+        """The stored flow time times :attr:`time_scale` (see :func:`momentum_time_scale`)."""
+        return np.asarray(self.ds[TIME].values, dtype=float) * self.time_scale
 
     def steps(self) -> np.ndarray:
         """Epoch numbers of a run, flow times of a simulation."""
@@ -139,12 +143,15 @@ class Result:
         return self.params.get(name, default)
 
     def eta(self) -> float | None:
-        """Weight decay per unit flow time: ``eta``, else the SGD ``weight_decay`` (or ``wd``).
+        """Weight decay per unit flow time: a simulation's ``eta``; a run's SGD ``weight_decay``.
 
-        With SGD, w <- w - lr (grad + wd w), so per unit of flow time (sum of learning rates)
-        the decay rate is wd itself (SPEC section 2: SGD weight decay = alpha eta).
+        With SGD, w <- w - lr (grad + wd w), so per unit of flow time the decay rate is wd
+        itself (SPEC section 2: SGD weight decay = alpha eta). LARS rescales each layer's step
+        by its trust ratio, so a run trained with LARS has no single eta (None).
         """
-        for key in ("eta", "weight_decay", "wd"):
+        if self.kind == "training" and str(self.params.get("optimizer", "sgd")).lower() != "sgd":
+            return None
+        for key in ("eta", "weight_decay"):
             value = self.params.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return float(value)
@@ -330,13 +337,19 @@ def load_result(path: str | Path, kind: str) -> Result:
     )
 
 
+RUN_FILE = "measurements.nc"
+
+
 def run_file(path: str | Path) -> Path:
-    """The measurement file of a run given as a folder (its single ``*.nc``) or as a file."""
+    """The measurements of a run given as a folder (``measurements.nc``, as empirical.train
+    writes it, else the folder's single ``*.nc``) or as a file."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file or folder")
     if path.is_file():
         return path
+    if (path / RUN_FILE).is_file():
+        return path / RUN_FILE
     files = sorted(path.glob("*.nc"))
     if not files:
         raise InputError(path, "holds no netCDF file of measurements (*.nc)")
@@ -363,12 +376,37 @@ def _label(results: list[Result]) -> None:
         r.label = label
 
 
-def load_inputs(sims: Sequence[str], runs: Sequence[str]) -> tuple[list[Result], list[Result]]:
-    """Load every simulation file and every run (folder or file); labels and ids S1.., R1.."""
+def momentum_time_scale(params: dict[str, Any]) -> float:
+    """1/(1 - mu) for a run trained with heavy-ball momentum mu, else 1.
+
+    With momentum, v <- mu v + g and w <- w - lr v; while g changes slowly v = g/(1 - mu), so each
+    step moves the weights as gradient flow over lr/(1 - mu), weight decay included. The
+    gradient-flow time of such a run is therefore (sum of learning rates)/(1 - mu): the SPEC's
+    t = sum of learning rates scaled by 1/(1 - mu) ("effective" time convention).
+    """
+    mu = params.get("momentum", 0.0)
+    if isinstance(mu, int | float) and not isinstance(mu, bool) and 0 <= mu < 1:
+        return 1.0 / (1.0 - float(mu))
+    return 1.0
+
+
+def load_inputs(
+    sims: Sequence[str], runs: Sequence[str], time_convention: str = "effective"
+) -> tuple[list[Result], list[Result]]:
+    """Load every simulation file and every run (folder or file); labels and ids S1.., R1..
+
+    ``time_convention`` "effective" puts runs at t = sum(lr)/(1 - momentum) (see
+    :func:`momentum_time_scale`); "spec" keeps t = sum of learning rates.
+    """
     if not sims and not runs:
         raise UsageError("nothing to report: give --sim FILE... and/or --runs FOLDER...")
+    if time_convention not in TIME_CONVENTIONS:
+        raise UsageError(f"time convention {time_convention!r} is not one of {TIME_CONVENTIONS}")
     sim_results = [load_result(p, "simulation") for p in sims]
     run_results = [load_result(run_file(p), "training") for p in runs]
+    if time_convention == "effective":
+        for r in run_results:
+            r.time_scale = momentum_time_scale(r.params)
     for prefix, group in (("S", sim_results), ("R", run_results)):
         _label(group)
         for i, r in enumerate(group, 1):

@@ -121,3 +121,41 @@ def test_collapse_description():
     assert compare.collapsed_description(np.array([1.0, 0.9, 0.01, 0.0])) == "modes 3-4 of 4"
     assert compare.collapsed_description(np.array([1.0, 0.9])) == "none of 2"
     assert compare.collapsed_description(np.zeros(3)) == "all 3"
+
+
+def _momentum_run(tmp_path, optimizer: str) -> str:
+    """A run with SGD momentum 0.9 whose residual decays at 2 wd per unit of sum(lr)/(1 - mu)."""
+    from dynamics.results import provenance, write_netcdf
+
+    mu, wd = 0.9, 0.01
+    ds = run(
+        eig=[1.0, 1.0, 0.0, 0.0],
+        corr=[1.0, 1.0, 0.0, 0.0],
+        align=[1.0] * 4,
+        asym=0.0,
+        rate=2 * wd / (1 - mu),
+    )
+    params = {"optimizer": optimizer, "momentum": mu, "weight_decay": wd, "seed": 0}
+    ds.attrs = provenance("training", "byol", params)
+    return str(write_netcdf(ds, tmp_path / optimizer / "measurements.nc").parent)
+
+
+def test_momentum_puts_runs_on_the_gradient_flow_time(tmp_path):
+    from reports.inputs import load_inputs
+
+    folder = _momentum_run(tmp_path, "sgd")
+    for convention, expected in (("effective", 0.0), ("spec", 1 / (1 - 0.9) - 1)):
+        _, (r,) = load_inputs([], [folder], time_convention=convention)
+        assert r.time_scale == pytest.approx(10.0 if convention == "effective" else 1.0)
+        assert r.eta() == 0.01
+        s = {a.key: a for a in compare.compare(sim(), r.ds, r.eta(), r.time_scale)}
+        assert s["decay_rate"].value == pytest.approx(expected, abs=1e-9)
+
+
+def test_lars_run_has_no_predicted_decay(tmp_path):
+    from reports.inputs import load_inputs
+
+    _, (r,) = load_inputs([], [_momentum_run(tmp_path, "lars")])
+    assert r.eta() is None
+    s = {a.key: a for a in compare.compare(sim(), r.ds, float("nan"), r.time_scale)}
+    assert s["decay_rate"].agrees is None
