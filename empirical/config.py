@@ -204,6 +204,12 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the online network")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop after this epoch (the schedules keep --epochs; continue with --resume)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     return p
@@ -303,6 +309,10 @@ def resolve(args, device_type: str, world_size: int) -> Config:
         value = getattr(args, name)
         _check(value >= 1, f"--{name.replace('_', '-')} {value}: must be >= 1")
     _check(args.workers >= 0, f"--workers {args.workers}: must be >= 0")
+    _check(
+        args.stop_after is None or args.stop_after >= 1,
+        f"--stop-after {args.stop_after}: must be >= 1",
+    )
     params = loss_params(spec.loss, spec.loss_overrides, args.loss_param)
     if "k" in params:
         _check(

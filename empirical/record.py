@@ -24,11 +24,16 @@ RANDOM_BASELINE = ("knn_acc", "linear_acc")
 
 
 def to_storable(entry: dict) -> dict:
-    """numpy arrays -> tensors, so a history can sit in a weights_only checkpoint."""
-    return {
-        k: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
-        for k, v in entry.items()
-    }
+    """numpy arrays -> tensors, numpy scalars -> floats (a weights_only checkpoint holds them)."""
+    out = {}
+    for key, value in entry.items():
+        if isinstance(value, np.ndarray) and value.ndim > 0:
+            out[key] = torch.from_numpy(np.ascontiguousarray(value))
+        elif isinstance(value, np.generic | np.ndarray):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out
 
 
 def from_storable(entry: dict) -> dict:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -322,7 +323,8 @@ class Run:
             if bar.n % 10 == 0 or i == self.steps_per_epoch - 1:
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(
-                    loss=f"{float(loss.detach()):.4f}", img_s=f"{(i + 1) * cfg.batch_size / elapsed:.0f}"
+                    loss=f"{float(loss.detach()):.4f}",
+                    img_s=f"{(i + 1) * cfg.batch_size / elapsed:.0f}",
                 )
             bar.update(1)
         bar.close()
@@ -353,7 +355,8 @@ class Run:
             parts.append(f"skipped {skipped} unreadable images")
         return "  ".join(parts)
 
-    def run(self) -> int:
+    def run(self, stop_after: int | None = None) -> int:
+        """Train up to ``cfg.epochs`` (or stop after epoch ``stop_after``, schedule unchanged)."""
         cfg, info = self.cfg, self.info
         if info.main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -368,7 +371,8 @@ class Run:
             else:
                 self.history.append({})
         barrier()
-        while self.epoch < cfg.epochs:
+        last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+        while self.epoch < last:
             self.epoch += 1
             stats = self.train_epoch()
             if info.main:
@@ -451,12 +455,12 @@ def main(argv=None) -> int:
     if args.resume:
         try:
             state = load_checkpoint(checkpoint)
-        except (RuntimeError, ValueError, OSError) as err:
+        except (RuntimeError, ValueError, OSError, pickle.UnpicklingError) as err:
             raise UsageError(f"--resume: cannot load {checkpoint}: {err}") from None
         run.load_state(state)
         run.log(f"resumed {checkpoint} at epoch {run.epoch}, step {run.step}")
     try:
-        return run.run()
+        return run.run(args.stop_after)
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

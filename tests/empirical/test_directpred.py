@@ -1,0 +1,78 @@
+"""DirectPred / DirectCopy: the W_p rule against a constructed and a direct eigendecomposition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from empirical.backbones import ConvNet
+from empirical.directpred import (
+    directcopy_matrix,
+    directpred_matrix,
+    update_correlation,
+)
+from empirical.methods import Architecture, SSLModel, get_spec
+
+
+def known_spectrum(d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    s = np.array([4.0, 2.5, 1.0, 0.3, 0.04, 0.0])[:d]
+    return q, s, q @ np.diag(s) @ q.T
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.5])
+def test_paper_and_code_conventions_on_a_known_eigenbasis(eps):
+    q, s, f = known_spectrum()
+    paper = q @ np.diag(np.sqrt(s) + eps * s.max()) @ q.T
+    code = q @ np.diag(np.maximum(np.sqrt(s / s.max()) + eps, 1e-4)) @ q.T
+    ft = torch.tensor(f, dtype=torch.float64)
+    assert np.allclose(directpred_matrix(ft, eps, "paper").numpy(), paper, atol=1e-12)
+    assert np.allclose(directpred_matrix(ft, eps, "code").numpy(), code, atol=1e-12)
+
+
+def test_the_conventions_differ_by_eps_code_equal_eps_paper_sqrt_smax():
+    _, s, f = known_spectrum()
+    ft = torch.tensor(f, dtype=torch.float64)
+    eps = 0.05
+    paper = directpred_matrix(ft, eps, "paper") / np.sqrt(s.max())
+    code = directpred_matrix(ft, eps * np.sqrt(s.max()), "code")
+    assert torch.allclose(paper, code, atol=1e-12)
+
+
+def test_directcopy_is_f_plus_eps_identity():
+    _, _, f = known_spectrum()
+    ft = torch.tensor(f)
+    assert torch.allclose(directcopy_matrix(ft, 0.3), ft + 0.3 * torch.eye(6, dtype=ft.dtype))
+
+
+def test_correlation_ema_first_batch_initialises():
+    rng = np.random.default_rng(1)
+    c1, c2, c3 = (torch.tensor(rng.normal(size=(4, 4))) for _ in range(3))
+    f_hat, ready = torch.zeros(4, 4, dtype=torch.float64), torch.tensor(False)
+    for c in (c1, c2, c3):
+        update_correlation(f_hat, ready, c, 0.3)
+    expected = 0.3 * (0.3 * c1 + 0.7 * c2) + 0.7 * c3
+    assert torch.allclose(f_hat, expected)
+
+
+@pytest.mark.parametrize("convention", ["paper", "code"])
+def test_model_sets_wp_from_eigh_of_the_running_correlation(convention):
+    """After two steps W_p = U diag(p(s)) U^T with (s, U) from numpy.linalg.eigh of F_hat."""
+    torch.manual_seed(0)
+    arch = Architecture(16, 8, "directpred", 0, 0.996, 1.0, eps=0.1, eps_convention=convention)
+    model = SSLModel(get_spec("directpred"), arch, ConvNet(1, 4), {})
+    rho = arch.rho
+    outs = [{"z1": torch.randn(10, 8), "z2": torch.randn(10, 8)} for _ in range(2)]
+    for step, out in enumerate(outs):
+        model.after_step(step, 0.99, out)
+    corrs = [torch.cat([o["z1"], o["z2"]]).double() for o in outs]
+    corrs = [(z.T @ z / len(z)).numpy() for z in corrs]
+    f_hat = rho * corrs[0] + (1 - rho) * corrs[1]
+    s, u = np.linalg.eigh(f_hat)
+    s = np.clip(s, 0, None)
+    p = np.sqrt(s) + 0.1 * s.max() if convention == "paper" else np.sqrt(s / s.max()) + 0.1
+    expected = u @ np.diag(np.maximum(p, 1e-4)) @ u.T
+    assert np.allclose(model.predictor_matrix().double().numpy(), expected, atol=1e-5)
+    assert np.allclose(model.f_hat.double().numpy(), f_hat, atol=1e-5)
