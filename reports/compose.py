@@ -206,6 +206,16 @@ def _agreement(
     )
     if not pairs:
         c.add(Paragraph("No run could be paired with a simulation, so no statistic was computed."))
+    set_wp = [f"{r.ident} {r.label}" for r, _ in pairs if not r.predictor_trained]
+    if set_wp:
+        c.add(
+            Paragraph(
+                "Not applicable: the decay rate of the conservation residual for "
+                + ", ".join(set_wp)
+                + ", whose W_p is set from the feature correlation at every step rather than "
+                "trained by gradient descent, so the conservation law does not govern it."
+            )
+        )
     c.table(agreement_table(rows))
     overlay = [(run, sim) for run, sim in pairs if run.has("wp_eig_real")]
     if not overlay:
@@ -293,7 +303,11 @@ def compose(
         (run, sim, a)
         for run, sim in pairs
         for a in compare.compare(
-            sim.ds, run.ds, run.eta() if run.eta() is not None else np.nan, run.time_scale
+            sim.ds,
+            run.ds,
+            run.eta() if run.eta() is not None else np.nan,
+            run.time_scale,
+            run.predictor_trained,
         )
     ]
     steps = (

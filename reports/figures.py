@@ -30,6 +30,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from dynamics.models.eigenmodes import mode_rhs
 from reports import style
@@ -66,6 +67,11 @@ def _grid(fig: Figure, n: int, ncols: int) -> list[Axes]:
     for ax in axes[n:]:
         ax.set_visible(False)
     return list(axes[:n])
+
+
+def _epoch_axis(ax: Axes) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _log_if_wide(ax: Axes, values: Sequence[np.ndarray], axis: str = "y") -> None:
@@ -202,32 +208,32 @@ def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
     fig = style.new_figure(width, 2.4)
     sources: list[Result] = []
     for ax, (label, members) in zip(_grid(fig, len(groups), len(groups)), groups, strict=True):
-        spaces, trend = set(), []
+        spaces = set()
         for i, res in enumerate(members):
             var, r = _residual(res)
             spaces.add("weight space" if var.endswith("weight") else "feature space")
             t = res.flow_time()
             eta = res.eta()
             ok = np.isfinite(r) & (r > 0)
-            if np.count_nonzero(ok) > 1:
-                trend.append(r[ok][-1] < r[ok][0])
             look = (
                 {"lw": 1.2}
                 if res.kind == "simulation"
                 else {"ls": "none", "marker": style.marker(i), "mfc": "none"}
             )
-            ax.plot(t[ok], r[ok], color=style.color(i), label=f"{res.ident} {res.label}", **look)
-            if eta is not None and np.any(ok):
+            label = f"{res.ident} {res.label}"
+            if not res.predictor_trained:
+                label += " ($W_p$ set, law n/a)"
+            ax.plot(t[ok], r[ok], color=style.color(i), label=label, **look)
+            if eta is not None and np.any(ok) and res.predictor_trained:
                 ax.plot(t, _prediction(t, r, eta), color=style.color(i), ls="--", lw=0.8)
             sources.append(res)
-        decaying = sum(trend) >= len(trend) / 2
         ax.set_yscale("log")
         ax.set_xlabel(FLOW_TIME)
         ax.set_ylabel("conservation residual")
         ax.set_title(f"{label} ({', '.join(sorted(spaces))})")
         handles, _ = ax.get_legend_handles_labels()
         handles.append(Line2D([], [], color="0.3", ls="--", lw=0.8, label=r"$r_0\,e^{-2\eta t}$"))
-        ax.legend(handles=handles, loc="lower left" if decaying else "upper left")
+        ax.legend(handles=handles, loc="best")
     caption = (
         "Residual of the conservation law on a log axis against flow time t. Weight space "
         "(simulations): ||W W^T - W_p^T W_p / alpha_p||_F / ||C||_F, which Tian et al. Theorem 1 "
@@ -273,7 +279,7 @@ def sigma_distance(runs: Sequence[Result]) -> Drawn:
                 ax.axhline(base, color=style.color(i), ls=":", lw=0.8)
                 plotted.append(np.array([base]))
         _log_if_wide(ax, plotted)
-        ax.set_xlabel("epoch")
+        _epoch_axis(ax)
         ax.set_ylabel(r"$\|\Sigma - I\|_F^2$")
         ax.set_title(f"$\\Sigma$: {label}")
         ax.legend(loc="best")
@@ -366,7 +372,7 @@ def spectrum_over_epochs(runs: Sequence[Result]) -> Drawn:
                     if positive.size:
                         ax.set_yscale("log")
                         ax.set_ylim(bottom=max(positive.min(), positive.max() * 1e-8))
-            ax.set_xlabel("epoch")
+            _epoch_axis(ax)
             ax.set_ylabel(ylabel)
         row[0].set_title(run.label, loc="left")
     sm = ScalarMappable(cmap=cmap, norm=Normalize(1, 2))

@@ -83,6 +83,8 @@ KEY_PARAMS = (
     "data",
 )
 CAPTION_PARAMS = 7
+#: Predictors that are set from the feature correlation instead of trained by gradient descent.
+SET_PREDICTORS = ("directpred", "directcopy")
 #: How a run's stored flow time (sum of learning rates) is put on the simulations' time axis.
 TIME_CONVENTIONS = ("effective", "spec")
 
@@ -203,6 +205,11 @@ class Result:
             if np.isfinite(value):
                 out[key] = value
         return out
+
+    @property
+    def predictor_trained(self) -> bool:
+        """False when W_p is set from the feature correlation (DirectPred, DirectCopy)."""
+        return str(self.params.get("predictor", "")).lower() not in SET_PREDICTORS
 
     @property
     def partial(self) -> bool:
