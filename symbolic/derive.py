@@ -22,8 +22,9 @@ from typing import Any
 import sympy as sp
 from tqdm import tqdm
 
-from dynamics.cli import ArgumentParser, RunFailure, UsageError, run_main
+from dynamics.cli import ArgumentParser, RunFailure, UsageError
 from symbolic import losses, matrix_forms
+from symbolic.command import run
 from symbolic.derivation import (
     AUTOGRAD_TOL,
     FINITE_DIFFERENCE_TOL,
@@ -302,4 +303,4 @@ def write_json(path: Path, records: list[dict[str, Any]], options: dict[str, Any
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run(main, prog="python -m symbolic.derive"))

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from symbolic.registry import Loss, boolean, get, integer, names, real, register
 
-__all__ = ["Loss", "get", "names", "batch_standardize", "cosine_rows"]
+__all__ = [
+    "Loss",
+    "get",
+    "names",
+    "batch_standardize",
+    "cosine_rows",
+    "nt_xent_anchor_losses",
+]
 
 _NxD = ("N", "d")
 
@@ -76,14 +83,20 @@ def invariance(ops, z1, z2):
 )
 def nt_xent(ops, z1, z2, temperature):
     """SimCLR NT-Xent: cross-entropy of each view against the other view among 2N-1 candidates."""
-    n = z1.shape[0]
-    u1 = ops.normalize(z1, axis=-1)
-    u2 = ops.normalize(z2, axis=-1)
-    u = ops.concat([u1, u2], axis=0)
-    logits = ops.matmul(u, ops.T(u)) / temperature
-    positives = ops.sum(u1 * u2, axis=-1) / temperature
-    denominators = ops.logsumexp(logits, axis=-1, where=~ops.eye(2 * n))
-    return (ops.sum(denominators) - 2 * ops.sum(positives)) / (2 * n)
+    u = ops.concat([ops.normalize(z1, axis=-1), ops.normalize(z2, axis=-1)], axis=0)
+    return ops.mean(nt_xent_anchor_losses(ops, ops.matmul(u, ops.T(u)), temperature))
+
+
+def nt_xent_anchor_losses(ops, similarities, temperature):
+    """The 2N terms l_k = -s_{k,k+}/tau + log sum_{m != k} exp(s_{km}/tau) of NT-Xent.
+
+    ``similarities`` is (2N, 2N); rows k and k+N are the two views of sample k, so the positive of
+    anchor k is k+N (and of k+N, k). Used by :func:`nt_xent` and by the claims audit.
+    """
+    n = similarities.shape[0] // 2
+    logits = similarities / temperature
+    positives = ops.concat([ops.diagonal(logits, n), ops.diagonal(logits, -n)], axis=0)
+    return ops.logsumexp(logits, axis=-1, where=~ops.eye(2 * n)) - positives
 
 
 @register(

@@ -110,8 +110,8 @@ class NumpyOps:
     def concat(self, xs, axis=0):
         return np.concatenate(xs, axis=axis)
 
-    def diagonal(self, x):
-        return np.diagonal(x, axis1=-2, axis2=-1)
+    def diagonal(self, x, offset=0):
+        return np.diagonal(x, offset, axis1=-2, axis2=-1)
 
     def eye(self, n):
         """Boolean identity mask (n, n)."""
@@ -190,8 +190,8 @@ class TorchOps:
     def concat(self, xs, axis=0):
         return self.torch.cat(list(xs), dim=axis)
 
-    def diagonal(self, x):
-        return x.diagonal(dim1=-2, dim2=-1)
+    def diagonal(self, x, offset=0):
+        return x.diagonal(offset, dim1=-2, dim2=-1)
 
     def eye(self, n):
         return _torch_eye(self.torch, n, self.device)
@@ -278,8 +278,8 @@ class SympyOps:
     def concat(self, xs, axis=0):
         return np.concatenate(xs, axis=axis)
 
-    def diagonal(self, x):
-        return np.diagonal(x, axis1=-2, axis2=-1).copy()
+    def diagonal(self, x, offset=0):
+        return np.diagonal(x, offset, axis1=-2, axis2=-1).copy()
 
     def eye(self, n):
         return np.eye(n, dtype=bool)
