@@ -73,18 +73,30 @@ CONVERGED_FRACTION = 0.02
 COLLAPSE_FRACTION = 0.02
 
 
+def mode_fates(p, p_plus, p_minus, sigma2, tau=1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(collapsed, converged) boolean arrays for final eigenvalues p; broadcasts all arguments.
+
+    Converged: |p - p*_+| <= 2% of p*_+ (only where p*_+ > 0); collapsed: |p| < max(p*_-,
+    2% of tau/(1+sigma^2)), i.e. inside the collapse basin, where p -> 0 (SPEC 2, Tian B.2).
+    """
+    p, p_plus, p_minus = (np.asarray(v) for v in (p, p_plus, p_minus))
+    floor = np.maximum(p_minus, COLLAPSE_FRACTION * np.asarray(tau) / (1.0 + np.asarray(sigma2)))
+    collapsed = np.abs(p) < floor
+    with np.errstate(invalid="ignore"):
+        converged = (p_plus > 0) & (np.abs(p - p_plus) <= CONVERGED_FRACTION * p_plus)
+    return collapsed, converged & ~collapsed
+
+
 def classify_modes(p, p_plus, p_minus, sigma2, tau=1.0) -> np.ndarray:
     """Each mode's fate from its final eigenvalue p (complex allowed; SPEC 2, Tian et al. B.2).
 
     'converged' if |p - p*_+| <= 2% of p*_+; 'collapsed' if |p| < max(p*_-, 2% of
     tau/(1+sigma^2)), i.e. inside the collapse basin, where p -> 0; else 'in transit'.
     """
-    p = np.asarray(p)
-    status = np.full(p.shape, "in transit", dtype=object)
-    if p_plus > 0:
-        status[np.abs(p - p_plus) <= CONVERGED_FRACTION * p_plus] = "converged"
-    floor = max(p_minus, COLLAPSE_FRACTION * tau / (1.0 + sigma2))
-    status[np.abs(p) < floor] = "collapsed"
+    collapsed, converged = mode_fates(p, p_plus, p_minus, sigma2, tau)
+    status = np.full(np.shape(p), "in transit", dtype=object)
+    status[converged] = "converged"
+    status[collapsed] = "collapsed"
     return status
 
 
