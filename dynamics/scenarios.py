@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dynamics.models.ablations import AblationParams, NoPredictorModel, NoStopGradModel
 from dynamics.models.base import Model
+from dynamics.models.directpred import (
+    DirectCopyModel,
+    DirectCopyParams,
+    DirectPredDiscreteModel,
+    DirectPredDiscreteParams,
+    DirectPredModel,
+    DirectPredParams,
+)
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams
 from dynamics.models.ema_gap import EmaGapModel, EmaGapParams
 from dynamics.models.free_features import FreeFeatureModel, FreeFeatureParams
@@ -44,6 +53,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(FreeFeatureModel, FreeFeatureParams, t_end=40.0),
         Scenario(EigenmodeModel, EigenmodeParams, t_end=150.0),
         Scenario(EmaGapModel, EmaGapParams, t_end=20.0),
+        Scenario(DirectPredModel, DirectPredParams, t_end=100.0),
+        Scenario(DirectCopyModel, DirectCopyParams, t_end=100.0),
+        Scenario(DirectPredDiscreteModel, DirectPredDiscreteParams, t_end=100.0),
+        Scenario(NoPredictorModel, AblationParams, t_end=40.0),
+        Scenario(NoStopGradModel, AblationParams, t_end=40.0),
     )
 }
 

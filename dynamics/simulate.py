@@ -52,7 +52,12 @@ class RunSettings:
 
 
 def run_model(model: Model, settings: RunSettings, progress: bool = False) -> Trajectory:
-    """Integrate ``model`` from its initial state with ``settings``."""
+    """Integrate ``model`` from its initial state with ``settings``.
+
+    A discrete-time model (one with a ``run_discrete`` method) is stepped by that method instead.
+    """
+    if hasattr(model, "run_discrete"):
+        return model.run_discrete(settings.t_end, settings.n_out, settings.blowup, progress)
     return integrate(
         model.rhs,
         model.initial_state(),
