@@ -38,10 +38,13 @@ def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[tuple[Resu
     """Each run with the simulation that predicts it.
 
     The simulation named like the run (``byol`` <- ``byol`` or ``linear_byol``) if there is one,
-    else the first simulation holding W_p eigenvalues (the full linear model). Runs without a
-    predictor are paired too when their name matches (the decay statistic needs no W_p).
+    else the first simulation holding W_p eigenvalues, full-matrix models (with an asymmetry)
+    before eigenmode models. Runs without a predictor are paired too when their name matches
+    (the decay statistic needs no W_p).
     """
-    with_wp = [s for s in sims if s.has("wp_eig_real")]
+    with_wp = sorted(
+        (s for s in sims if s.has("wp_eig_real")), key=lambda s: not s.has("wp_asymmetry")
+    )
     pairs = []
     for run in runs:
         named = [s for s in sims if s.name == run.name or s.name.endswith(f"_{run.name}")]

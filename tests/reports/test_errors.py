@@ -160,3 +160,12 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(tmp_path, capsys, inpu
 def test_nothing_to_report(tmp_path, capsys):
     code, err = cli(["--out", str(tmp_path / "r")], capsys)
     assert code == 2 and "nothing to report" in err[0]
+
+
+def test_demo_rejects_bad_options_before_running_anything(tmp_path, capsys):
+    from reports import demo
+
+    code = run_main(demo.main, ["--out", str(tmp_path / "r"), "--epochs", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--epochs must be >= 1" in err[0]
+    assert list(tmp_path.iterdir()) == []
