@@ -11,6 +11,7 @@ split never takes part in the choice.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -96,8 +97,25 @@ def fit_softmax(
     return w.detach(), b.detach()
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Run small full-batch CPU work on one thread (2-thread OpenMP is 10-100x slower on a
+    busy machine for these sizes; measured in benchmarks/bench_empirical.py)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def linear_probe(train, val, test, num_classes, penalties=LINEAR_PENALTIES):
     """Linear-probe accuracy on test with the L2 penalty chosen on val (features on the CPU)."""
+    with one_thread():
+        return _linear_probe(train, val, test, num_classes, penalties)
+
+
+def _linear_probe(train, val, test, num_classes, penalties):
     xtr, ytr = train[0].double().cpu(), train[1].cpu()
     mean, std = xtr.mean(dim=0), xtr.std(dim=0).clamp(min=1e-8)
 

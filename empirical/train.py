@@ -275,9 +275,8 @@ class Run:
                 if last.exists()
                 else "no checkpoint was written"
             )
-            raise RunFailure(
-                f"loss became {float(loss)} at epoch {self.epoch}, step {self.step}; {kept}"
-            )
+            value = float(loss.detach())
+            raise RunFailure(f"loss became {value} at epoch {self.epoch}, step {self.step}; {kept}")
 
     def train_epoch(self) -> dict:
         cfg, info = self.cfg, self.info

@@ -59,6 +59,18 @@ def _fashion_arrays(n_train: int, n_test: int) -> dict[str, np.ndarray]:
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests of tiny models run on one thread: on a shared 2-core machine two OpenMP threads
+    were measured 5x slower for these sizes (benchmarks/bench_empirical.py)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def fashion_dir(tmp_path_factory) -> Path:
     """A folder with the four Fashion-MNIST IDX files (1000 train, 300 test images)."""
