@@ -25,11 +25,12 @@ _NxD = ("N", "d")
 
 
 def batch_standardize(ops, z, eps, unbiased):
-    """(z - mean) / sqrt(Var + eps) per column over the batch; Var biased (1/N) or unbiased."""
-    n = z.shape[0]
-    centred = z - ops.mean(z, axis=0, keepdims=True)
-    var = ops.sum(centred * centred, axis=0, keepdims=True) / (n - 1 if unbiased else n)
-    return centred / ops.sqrt(var + eps)
+    """(z - mean) / sqrt(Var + eps) per column over the batch; Var biased (1/N) or unbiased.
+
+    ``ops.standardize``: elementary operations in numpy and sympy, BatchNorm's fused kernel in
+    torch.
+    """
+    return ops.standardize(z, eps, unbiased)
 
 
 def cosine_rows(ops, a, b):
@@ -349,10 +350,15 @@ def liu(ops, wp, z1, z2, c_inv, c_cov, k, standardize, eps):
         z2 = batch_standardize(ops, z2, eps, unbiased=True)
     root_n = ops.csqrt(n)
     residual = ops.matmul(wp, ops.T(z1) / root_n) - ops.T(z2) / root_n
-    parts = ops.reshape(z1, (k, n // k, d))
-    corr = ops.matmul(ops.T(parts), parts) / (n // k)  # (k, d, d): F1_i F1_i^T
-    gap = ops.matmul(ops.T(wp), wp) - ops.matmul(ops.matmul(wp, corr), ops.T(wp))
-    return c_inv * ops.sum(residual * residual) + c_cov * ops.sum(gap * gap) / d
+    gram = ops.matmul(ops.T(wp), wp)
+    size = n // k
+    covariance = 0
+    for i in range(k):  # one d x d term per part; each part is vectorised over its samples
+        # W_p F1_i F1_i^T W_p^T = P^T P / (N/k) with P = part_i W_p^T: O(N d^2) in all
+        projected = ops.matmul(z1[i * size : (i + 1) * size], ops.T(wp))
+        gap = gram - ops.matmul(ops.T(projected), projected) / size
+        covariance = covariance + ops.sum(gap * gap)
+    return c_inv * ops.sum(residual * residual) + c_cov * covariance / d
 
 
 @register(

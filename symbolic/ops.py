@@ -67,6 +67,14 @@ def exact(value: Any) -> sp.Expr:
     return sp.Rational(repr(float(value)))
 
 
+def composed_standardize(ops, z, eps, unbiased):
+    """(z - mean) / sqrt(Var + eps) per column over the batch (rows), from elementary ops."""
+    n = z.shape[0]
+    centred = z - ops.mean(z, axis=0, keepdims=True)
+    var = ops.sum(centred * centred, axis=0, keepdims=True) / (n - 1 if unbiased else n)
+    return centred / ops.sqrt(var + eps)
+
+
 class NumpyOps:
     """numpy back end (float arrays)."""
 
@@ -127,6 +135,10 @@ class NumpyOps:
             x = np.where(where, x, -np.inf)
         m = np.max(x, axis=axis, keepdims=True)
         return np.log(np.sum(np.exp(x - m), axis=axis)) + np.squeeze(m, axis=axis)
+
+    def standardize(self, z, eps, unbiased):
+        """(z - mean) / sqrt(Var + eps) per column over the batch; Var biased or unbiased."""
+        return composed_standardize(self, z, eps, unbiased)
 
     def normalize(self, x, axis=-1):
         """x / max(||x||, 1e-12) along ``axis``."""
@@ -203,6 +215,17 @@ class TorchOps:
         if where is not None:
             x = x.masked_fill(~where, float("-inf"))
         return x.logsumexp(dim=axis)
+
+    def standardize(self, z, eps, unbiased):
+        """BatchNorm's fused kernel (training mode, no affine); the unbiased variant uses
+        sqrt(Var_u + eps) = sqrt(N/(N-1)) sqrt(Var_b + eps (N-1)/N). The kernel needs eps > 0:
+        eps = 0 is composed from elementary operations."""
+        if not eps > 0:
+            return composed_standardize(self, z, eps, unbiased)
+        if not unbiased:
+            return self.F.batch_norm(z, None, None, training=True, eps=eps)
+        ratio = (z.shape[0] - 1) / z.shape[0]
+        return self.F.batch_norm(z, None, None, training=True, eps=eps * ratio) * math.sqrt(ratio)
 
     def normalize(self, x, axis=-1):
         return self.F.normalize(x, dim=axis, eps=NORM_EPS)
@@ -295,6 +318,9 @@ class SympyOps:
         if where is not None:
             e = np.where(where, e, sp.S.Zero)
         return self.log(self.sum(e, axis=axis))
+
+    def standardize(self, z, eps, unbiased):
+        return composed_standardize(self, z, eps, unbiased)
 
     def normalize(self, x, axis=-1):
         return x / self.sqrt(self.sum(x * x, axis=axis, keepdims=True))

@@ -126,3 +126,7 @@ def test_sympy_matrix_calculus_is_not_trusted():
 def test_conservation_law_time_derivative():
     checks = {c.form.label: c for c in matrix_forms.check_forms("linear_byol", 4, 3)}
     assert checks["d/dt (W W^T - W_p^T W_p / alpha_p)"].error < 1e-12
+
+
+def test_liu_gradient_through_fused_unbiased_standardisation():
+    assert_gradient("liu", 3, 2, {"k": 1, "eps": 1e-3}, seed=15)

@@ -204,3 +204,17 @@ def test_cuda_tensors():
         value.backward()
         assert value.device.type == "cuda"
         assert value.item() == pytest.approx(cpu, rel=1e-10)
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+@pytest.mark.parametrize("eps", [0.0, 1e-3])
+def test_standardisation_back_ends(unbiased, eps):
+    """torch uses BatchNorm's fused kernel (eps > 0), numpy/sympy compose it: same values."""
+    from symbolic.ops import NUMPY, TorchOps
+
+    z = np.random.default_rng(6).normal(size=(6, 4))
+    t = torch.tensor(z)
+    expected = (t - t.mean(0)) / torch.sqrt(t.var(0, unbiased=unbiased) + eps)
+    fused = TorchOps(t.device).standardize(t, eps, unbiased)
+    torch.testing.assert_close(fused, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(NUMPY.standardize(z, eps, unbiased), expected.numpy(), rtol=1e-12)
