@@ -128,23 +128,30 @@ def interpolate_modes(t_from: np.ndarray, values: np.ndarray, t_to: np.ndarray) 
     return np.stack([np.interp(t_to, t_from, values[:, j]) for j in range(values.shape[1])], 1)
 
 
+def sort_real(eig_real: np.ndarray) -> np.ndarray:
+    """Real parts of the eigenvalues sorted in decreasing order along the last axis."""
+    return -np.sort(-np.asarray(eig_real, dtype=float), axis=-1)
+
+
 def trajectory_error(
     t_sim: np.ndarray, eig_sim: np.ndarray, t_run: np.ndarray, eig_run: np.ndarray
 ) -> float:
     """Relative RMS error between measured and simulated eigenvalue trajectories of W_p.
 
-    The simulation's Re eig_j(W_p)(t) is linearly interpolated onto the run's flow times that lie
-    inside the simulated interval; over those times and the first min(n_sim, n_run) modes,
-    error = sqrt(mean (run - sim)^2) / sqrt(mean sim^2). 0 for identical trajectories.
-    NaN when no run time lies inside the simulated interval.
+    At each time the real parts Re eig_j(W_p) are sorted in decreasing order (continuous in t,
+    unlike an order by magnitude) and paired by rank. The simulation's sorted values are
+    linearly interpolated onto the run's flow times that lie inside the simulated interval; over
+    those times and the top min(n_sim, n_run) ranks, error = sqrt(mean (run - sim)^2) /
+    sqrt(mean sim^2). 0 for identical trajectories; NaN when no run time lies inside the
+    simulated interval.
     """
     t_sim, t_run = np.asarray(t_sim, dtype=float), np.asarray(t_run, dtype=float)
     inside = (t_run >= t_sim[0]) & (t_run <= t_sim[-1])
     n = min(np.shape(eig_sim)[1], np.shape(eig_run)[1])
     if not np.any(inside):
         return float("nan")
-    sim = interpolate_modes(t_sim, np.asarray(eig_sim)[:, :n], t_run[inside])
-    run = np.asarray(eig_run, dtype=float)[inside, :n]
+    sim = interpolate_modes(t_sim, sort_real(eig_sim)[:, :n], t_run[inside])
+    run = sort_real(eig_run)[inside, :n]
     ok = np.isfinite(run)
     scale = np.sqrt(np.mean(sim[ok] ** 2))
     if scale == 0:

@@ -72,7 +72,7 @@ TRAIN_EXTRA = {
 #: Eigenmode simulations for the phase portrait: eta below, near and above the collapse
 #: threshold 1/(4 (1 + sigma^2)) = 1/6 at sigma^2 = 0.5, tau = 1.
 EIGENMODE_ETAS = (0.01, 0.1, 0.2)
-EIGENMODE_COMMON = ("--dim", "8", "--p0", "-0.05:0.6", "--s0", "0.02:0.45", "--t-end", "150")
+EIGENMODE_COMMON = ("--dim", "8", "--p0=-0.05:0.6", "--s0=0.02:0.45", "--t-end", "150")
 #: Simulations matched to these runs.
 MATCHED = {"byol": "linear_byol", "simsiam": "linear_simsiam"}
 

@@ -34,9 +34,10 @@ from matplotlib.ticker import MaxNLocator
 
 from dynamics.models.eigenmodes import mode_rhs
 from reports import style
+from reports.compare import sort_real
 from reports.inputs import Result
 
-#: At most this many modes are drawn in overlays (the largest ones, by rank).
+#: At most this many eigenvalue ranks are drawn in overlays (see shown_ranks).
 MODES_SHOWN = 6
 #: At most this many runs or simulations get their own panel or row.
 MAX_PANELS = 4
@@ -86,6 +87,16 @@ FIXED_POINT_STYLE = {"p_star_plus": "--", "p_star_minus": ":"}
 FIXED_POINT_LABEL = {"p_star_plus": "$p^*_+$", "p_star_minus": "$p^*_-$"}
 
 
+RANK_LABELS = ("largest", "2nd", "3rd", "4th", "2nd smallest", "smallest")
+
+
+def shown_ranks(n: int) -> list[int]:
+    """Ranks drawn in the overlay: all when n <= MODES_SHOWN, else the 4 largest and 2 smallest."""
+    if n <= MODES_SHOWN:
+        return list(range(n))
+    return [0, 1, 2, 3, n - 2, n - 1]
+
+
 def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> Drawn:
     """Re eig(W_p) against flow time: simulation lines, run markers, predicted fixed points."""
     name, title = "wp_eigenvalues", "Eigenvalues of W_p: simulation and measurement"
@@ -101,25 +112,25 @@ def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> 
     ncols = min(len(pairs), 2)
     fig = style.new_figure(width, 2.0 * math.ceil(len(pairs) / ncols) + 0.5)
     sources: list[Result] = []
-    n_modes, kinds, fixed = 0, set(), set()
+    ranks, kinds, fixed = [], set(), set()
     for ax, (run, sim) in zip(_grid(fig, len(pairs), ncols), pairs, strict=True):
         if sim is not None and sim.has("wp_eig_real"):
-            eig = sim.values("wp_eig_real")
-            n_modes = max(n_modes, min(eig.shape[1], MODES_SHOWN))
-            for j in range(min(eig.shape[1], MODES_SHOWN)):
-                ax.plot(sim.flow_time(), eig[:, j], color=style.color(j), lw=1.0)
-            for key, value in sim.fixed_points().items():
+            eig = sort_real(sim.values("wp_eig_real"))
+            ranks = shown_ranks(eig.shape[1])
+            for j, rank in enumerate(ranks):
+                ax.plot(sim.flow_time(), eig[:, rank], color=style.color(j), lw=1.0)
+            for key, value in sim.fixed_points()[1].items():
                 ax.axhline(value, color=style.PREDICTION_COLOR, ls=FIXED_POINT_STYLE[key], lw=0.8)
                 fixed.add(key)
             kinds.add("simulation")
             sources.append(sim)
         if run is not None and run.has("wp_eig_real"):
-            eig = run.values("wp_eig_real")
-            n_modes = max(n_modes, min(eig.shape[1], MODES_SHOWN))
-            for j in range(min(eig.shape[1], MODES_SHOWN)):
+            eig = sort_real(run.values("wp_eig_real"))
+            ranks = shown_ranks(eig.shape[1])
+            for j, rank in enumerate(ranks):
                 ax.plot(
                     run.flow_time(),
-                    eig[:, j],
+                    eig[:, rank],
                     ls="none",
                     marker=style.marker(j),
                     mfc="none",
@@ -151,9 +162,9 @@ def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> 
             color=style.color(j),
             marker=style.marker(j) if marker else None,
             mfc="none",
-            label=f"mode {j + 1}",
+            label=RANK_LABELS[j] if len(ranks) == MODES_SHOWN else f"rank {j + 1}",
         )
-        for j in range(n_modes)
+        for j in range(len(ranks))
     ]
     fig.legend(
         handles=handles,
@@ -163,10 +174,11 @@ def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> 
         columnspacing=1.0,
     )
     caption = (
-        f"Real parts of the eigenvalues of the predictor W_p (largest {MODES_SHOWN} modes by "
-        "magnitude, one colour per rank) against flow time t (sum of learning rates). Lines: "
-        "simulation; open markers: measurement at the end of each epoch; dashed and dotted: the "
-        "predicted fixed points p*_+ (stable) and p*_- (basin boundary) stored in the simulation."
+        "Real parts of the eigenvalues of the predictor W_p, sorted in decreasing order at each "
+        "time (the four largest and the two smallest; one colour per rank), against flow time t. "
+        "Lines: simulation; open markers: measurement at the end of each epoch (epoch 0: the "
+        "random initialisation); dashed and dotted: the predicted fixed points p*_+ (stable) "
+        "and p*_- (collapse basin boundary) stored in the simulation."
     )
     return Drawn(name, title, caption, _unique(sources), fig, width=width)
 
@@ -389,17 +401,16 @@ def spectrum_over_epochs(runs: Sequence[Result]) -> Drawn:
     return Drawn(name, title, caption, members, fig, width="double")
 
 
-def _flow_field(ax: Axes, sim: Result, p_grid: np.ndarray, s_grid: np.ndarray) -> None:
-    """Stream lines of eqs. 11-12 at the final tau (grey), as in Tian et al. Fig. 3.
+def _flow_field(ax: Axes, sim: Result, tau: float, p_grid: np.ndarray, s_grid: np.ndarray) -> None:
+    """Stream lines of eqs. 11-12 at fixed ``tau`` (grey), as in Tian et al. Fig. 3.
 
     The right-hand side is :func:`dynamics.models.eigenmodes.mode_rhs` with the file's eta,
-    alpha_p, beta and sigma2, tau held fixed at its final median value.
+    alpha_p, beta and sigma2.
     """
     keys = ("eta", "alpha_p", "beta", "sigma2")
     values = [sim.param(k) for k in keys]
     if not all(isinstance(v, int | float) for v in values):
         return
-    tau = float(np.nanmedian(sim.values("tau")[-1])) if sim.has("tau") else 1.0
     pp, ss = np.meshgrid(p_grid[::5], s_grid[::2])
     dp, ds, _ = mode_rhs(pp, ss, tau, *values, simsiam=True)
     ax.streamplot(pp, ss, dp, ds, color="0.8", linewidth=0.5, density=0.7, arrowsize=0.6, zorder=0)
@@ -428,13 +439,13 @@ def phase_portrait(sims: Sequence[Result]) -> Drawn:
                     xytext=(p[k, j], s[k, j]),
                     arrowprops={"arrowstyle": "->", "color": c, "lw": 0.8},
                 )
-        fixed = sim.fixed_points()
+        tau, fixed = sim.fixed_points()
         lo = min(0.0, float(np.nanmin(p)))
         hi = max(float(np.nanmax(p)), 0.0, *fixed.values())
         pad = 0.08 * (hi - lo or 1.0)
         grid = np.linspace(lo - pad, hi + pad, 200)
         top = 1.15 * max(float(np.nanmax(s)), (hi + pad) ** 2 / alpha_p)
-        _flow_field(ax, sim, grid, np.linspace(0.0, top, 60))
+        _flow_field(ax, sim, tau, grid, np.linspace(0.0, top, 60))
         ax.set_xlim(grid[0], grid[-1])
         ax.set_ylim(0.0, top)
         ax.plot(grid, grid**2 / alpha_p, color="k", ls="--", lw=0.8)
@@ -463,13 +474,13 @@ def phase_portrait(sims: Sequence[Result]) -> Drawn:
         ax.set_xlabel("$p_j$ (eigenvalue of $W_p$)")
         ax.set_ylabel("$s_j$ (eigenvalue of $F$)")
         eta = sim.param("eta", "?")
-        ax.set_title(f"{sim.label}: $\\eta$={eta}, $\\alpha_p$={alpha_p:g}")
+        ax.set_title(f"{sim.label}: $\\eta$={eta}, $\\alpha_p$={alpha_p:g}, $\\tau$={tau:.3g}")
     caption = (
         "Eigenmode dynamics (Tian et al. 2021, eqs. 11-13) in the (p_j, s_j) plane, one colour "
         "per mode, dot at the start, arrow along the flow; grey: stream lines of eqs. 11-12 at "
-        "the final tau. Dashed: the invariant parabola "
+        "the tau in the panel title (the file's closed-form tau). Dashed: the invariant parabola "
         "s = p^2/alpha_p that every trajectory approaches when eta > 0. Filled: stable fixed "
-        "points (p = 0 and p*_+); open: the unstable p*_- that bounds the collapse basin, at the "
-        "final tau stored in the simulation file."
+        "points (p = 0 and p*_+); open: the unstable p*_- that bounds the collapse basin (no "
+        "p*_+- above the collapse threshold eta > tau^2/(4(1+sigma^2)))."
     )
     return Drawn(name, title, caption, members, fig, width=width)

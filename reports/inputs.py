@@ -182,29 +182,37 @@ class Result:
                     continue
         return None
 
-    def fixed_points(self) -> dict[str, float]:
-        """p*_+ and p*_- as the file stores them: a variable (at the last time; median over
-        modes) or an attribute. Empty when the file says the closed forms do not apply
-        (``closed_form_valid = 0``, e.g. non-isotropic data)."""
+    def fixed_points(self) -> tuple[float, dict[str, float]]:
+        """(tau, {p_star_plus, p_star_minus}) as the file stores them.
+
+        The closed forms in the attributes (at ``closed_form_tau``) come first; else the
+        variables at the last time (median over modes) with the median final ``tau``. No fixed
+        point when the file marks the closed forms invalid (``closed_form_valid = 0``) or when
+        eta exceeds the stored ``collapse_threshold_eta`` (every mode collapses).
+        """
+        tau = float(self.attrs.get("closed_form_tau", 1.0))
         if not int(self.attrs.get("closed_form_valid", 1)):
-            return {}
-        out = {}
-        for key in ("p_star_plus", "p_star_minus"):
-            if key in self.ds.data_vars:
-                var = self.ds[key]
-                if self.axis in var.dims:
-                    var = var.isel({self.axis: -1})
-                values = np.asarray(var.values, dtype=float).ravel()
-                values = values[np.isfinite(values)]
-                value = float(np.median(values)) if values.size else float("nan")
-            else:
-                try:
-                    value = float(self.attrs.get(key, "nan"))
-                except (TypeError, ValueError):
-                    value = float("nan")
-            if np.isfinite(value):
-                out[key] = value
-        return out
+            return tau, {}
+        threshold, eta = self.attrs.get("collapse_threshold_eta"), self.params.get("eta")
+        if isinstance(eta, int | float) and isinstance(threshold, int | float | np.number):
+            if eta > threshold:
+                return tau, {}
+        keys = ("p_star_plus", "p_star_minus")
+        if all(k in self.attrs for k in keys):
+            values = {k: float(self.attrs[k]) for k in keys}
+        else:
+            values = {k: self._final_median(k) for k in keys if k in self.ds.data_vars}
+            if self.has("tau"):
+                tau = self._final_median("tau")
+        return tau, {k: v for k, v in values.items() if np.isfinite(v)}
+
+    def _final_median(self, name: str) -> float:
+        var = self.ds[name]
+        if self.axis in var.dims:
+            var = var.isel({self.axis: -1})
+        values = np.asarray(var.values, dtype=float).ravel()
+        values = values[np.isfinite(values)]
+        return float(np.median(values)) if values.size else float("nan")
 
     @property
     def predictor_trained(self) -> bool:

@@ -238,7 +238,7 @@ def predictions_table(sims: Sequence[Result]) -> Table | None:
             value = sim.param(key)
             row[key] = value if isinstance(value, int | float) else None
         row["t_end"] = float(sim.flow_time()[-1])
-        row.update(sim.fixed_points())
+        row.update(sim.fixed_points()[1])
         threshold = sim.attrs.get("collapse_threshold_eta")
         row["threshold"] = (
             float(threshold) if isinstance(threshold, int | float | np.number) else None
@@ -263,7 +263,8 @@ def predictions_table(sims: Sequence[Result]) -> Table | None:
         title="Simulations: parameters and predictions",
         caption=(
             "Each simulation's parameters, the closed-form fixed points p*_+ (stable) and p*_- "
-            "(collapse basin boundary) stored in the file at the final tau, the largest "
+            "(collapse basin boundary) stored in the file (at its closed-form tau, else at the "
+            "final tau; none above the collapse threshold), the largest "
             "eigenvalue of W_p and the collapsed modes at the end of the run, and the decay rate "
             "of the weight-space conservation residual fitted to the trajectory against the "
             "prediction 2 eta (Tian Theorem 1)."
