@@ -474,7 +474,7 @@ def phase_portrait(sims: Sequence[Result]) -> Drawn:
         ax.set_xlabel("$p_j$ (eigenvalue of $W_p$)")
         ax.set_ylabel("$s_j$ (eigenvalue of $F$)")
         eta = sim.param("eta", "?")
-        ax.set_title(f"{sim.label}: $\\eta$={eta}, $\\alpha_p$={alpha_p:g}, $\\tau$={tau:.3g}")
+        ax.set_title(f"{sim.ident}: $\\eta$={eta}, $\\alpha_p$={alpha_p:g}, $\\tau$={tau:.3g}")
     caption = (
         "Eigenmode dynamics (Tian et al. 2021, eqs. 11-13) in the (p_j, s_j) plane, one colour "
         "per mode, dot at the start, arrow along the flow; grey: stream lines of eqs. 11-12 at "
