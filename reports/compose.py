@@ -9,6 +9,7 @@ parameters are in the appendix table and in ``provenance.json``.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,13 +253,30 @@ def _disagreements(c: Composer, rows: list) -> None:
         )
 
 
+def audit_provenance(entries: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per distinct provenance record of the audit's claims (git revision, seed...)."""
+    lines = []
+    for entry in entries:
+        prov = entry.get("provenance")
+        if not isinstance(prov, dict):
+            continue
+        line = (
+            f"{prov.get('name', 'audit')}: git {str(prov.get('git_revision', 'unknown'))[:12]}, "
+            f"parameters {prov.get('params_json', '{}')}, created {prov.get('created', '?')}"
+        )
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 def _audit(c: Composer, audit: Audit) -> None:
     c.add(Heading(2, "6. Claims audit"))
     table = audit_table(audit.entries)
     if table is None:
         c.add(Paragraph(f"The claims audit is not included: {audit.reason or 'it is empty'}."))
         return
-    c.table(table, provenance=[f"Produced by {audit.origin}."])
+    (c.root / "audit.json").write_text(json.dumps(audit.entries, indent=2), encoding="utf-8")
+    c.table(table, provenance=[f"Produced by {audit.origin}.", *audit_provenance(audit.entries)])
 
 
 def _appendix(c: Composer, results: Sequence[Result]) -> None:

@@ -339,13 +339,16 @@ def audit_table(entries: Sequence[dict[str, Any]]) -> Table | None:
     if not entries:
         return None
     rows = [{c.key: str(e.get(c.key, "")) for c in AUDIT_COLUMNS} for e in entries]
+    for row, entry in zip(rows, entries, strict=True):
+        if entry.get("condition"):
+            row["verdict"] = f"{row['verdict']}: {entry['condition']}"
     return Table(
         name="audit",
         title="Claims audit",
         caption=(
             "The claims of SPEC section 4 as decided by `python -m symbolic.audit`: verdict "
-            "(true, false, or true under a condition), the exact corrected statement, and the "
-            "computation that decided it."
+            "(true, false, or true_if with its condition), the exact corrected statement, and "
+            "the computation that decided it. The evidence of each verdict is in audit.json."
         ),
         frame=_frame(rows, AUDIT_COLUMNS),
         columns=list(AUDIT_COLUMNS),

@@ -18,9 +18,11 @@ AUDIT = [
         "id": "a",
         "claim": "NT-Xent dl_k/ds_m = p_m/tau",
         "verdict": "true_if",
+        "condition": "m is a negative",
         "corrected_statement": "dl_k/ds_m = p_m/tau for m != k+, (p_m - 1)/tau for m = k+",
         "method": "sympy",
-        "evidence": "difference simplifies to 0",
+        "evidence": {"abs_error_negatives": 0.0},
+        "provenance": {"name": "symbolic.audit", "git_revision": "0123456789abcdef", "seed": 0},
     },
     {
         "id": "g",

@@ -158,6 +158,11 @@ def test_predictions_and_agreement_tables(report):
 def test_audit_table_keeps_the_claims(report):
     md = read_markdown_table((report / "tables" / "audit.md").read_text(encoding="utf-8"))
     assert list(md["claim"]) == ["a", "g"]
+    assert list(md["verdict"]) == ["true_if: m is a negative", "false"]
+    assert json.loads((report / "audit.json").read_text(encoding="utf-8"))[0]["evidence"] == {
+        "abs_error_negatives": 0.0
+    }
+    assert "symbolic.audit: git 0123456789ab" in (report / "report.md").read_text(encoding="utf-8")
     assert md["statement"][1] == "ratio is d((N-1)/N)^2 | with a pipe & 50% $x_1$"
     tex = (report / "tables" / "audit.tex").read_text(encoding="utf-8")
     assert r"50\% \$x\_1\$" in tex and r"\toprule" in tex and r"\bottomrule" in tex
