@@ -260,6 +260,11 @@ def get_spec(name: str) -> MethodSpec:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}") from None
 
 
+def full(x: torch.Tensor) -> torch.Tensor:
+    """Autocast outputs (bf16/fp16) back to float32 for the loss; other dtypes unchanged."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def loss_function(name: str) -> Callable:
     """``symbolic.losses.get(name)``, looked up at every call (the single loss definition)."""
     from symbolic import losses
@@ -378,11 +383,11 @@ class SSLModel(nn.Module):
     def loss_inputs(self, v1: torch.Tensor, v2: torch.Tensor) -> tuple[tuple, dict]:
         """The positional arguments of the symbolic loss for views v1, v2, and the outputs."""
         with self.autocast():
-            out = {k: v.float() for k, v in self.forward_online(v1, v2).items()}
+            out = {k: full(v) for k, v in self.forward_online(v1, v2).items()}
         kind = self.spec.inputs
         if kind == "target":
             with torch.no_grad(), self.autocast():
-                t1, t2 = self.target(v1).float(), self.target(v2).float()
+                t1, t2 = full(self.target(v1)), full(self.target(v2))
             return (out["p1"], out["p2"], t1, t2), out
         if kind == "siamese":
             return (out["p1"], out["p2"], out["z1"], out["z2"]), out
@@ -390,11 +395,11 @@ class SSLModel(nn.Module):
             return (gather_with_grad(out["z1"]), gather_with_grad(out["z2"])), out
         if kind == "queue":
             with torch.no_grad(), self.autocast():
-                key = self.target(v2).float()
+                key = full(self.target(v2))
             out["key"] = key
             return (out["z1"], key, self.queue), out
         if kind == "liu":
-            wp = self.online.predictor.weight.float()
+            wp = self.online.predictor.weight
             return (wp, gather_with_grad(out["z1"]), gather_with_grad(out["z2"])), out
         raise AssertionError(kind)
 

@@ -1,0 +1,88 @@
+"""DDP on the CPU (gloo, 2 processes): the gradients equal those of one process on the global batch.
+
+Each rank gets half of a fixed global batch of views; BatchNorm is synchronised
+(:class:`empirical.distributed.GatheredBatchNorm`), cross-sample loss statistics are gathered with
+gradients, DDP averages the gradients. The reference is the same model (same seed) in one process
+with ordinary BatchNorm on the whole batch. float64 throughout, so agreement is to round-off.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from empirical.backbones import ConvNet
+from empirical.config import loss_params
+from empirical.distributed import convert_sync_batchnorm
+from empirical.methods import Architecture, SSLModel, get_spec
+
+METHODS = ("byol", "barlow_twins", "vicreg", "simclr", "simsiam", "liu", "moco_v2", "directpred")
+N = 16  # global batch; 8 per rank (Liu's k = 8 parts of the global batch)
+
+
+def build(name: str) -> SSLModel:
+    torch.manual_seed(0)
+    spec = get_spec(name)
+    arch = Architecture(32, 16, spec.predictor, 32, spec.ema_base, spec.ema_final, queue_size=64)
+    model = SSLModel(spec, arch, ConvNet(1, 4), loss_params(spec.loss, spec.loss_overrides, []))
+    return model.double()
+
+
+def global_views() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return (torch.randn(N, 1, 12, 12, generator=g, dtype=torch.float64),
+            torch.randn(N, 1, 12, 12, generator=g, dtype=torch.float64))  # fmt: skip
+
+
+def gradients(model: SSLModel, v1, v2) -> tuple[float, dict[str, torch.Tensor]]:
+    loss, _, _ = model.training_loss(v1, v2)
+    loss.backward()
+    return float(loss.detach()), {k: p.grad.clone() for k, p in model.online.named_parameters()}
+
+
+def worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        v1, v2 = global_views()
+        mine = slice(rank * N // world, (rank + 1) * N // world)
+        for name in METHODS:
+            model = build(name)
+            convert_sync_batchnorm(model, "cpu")
+            model.set_forward(torch.nn.parallel.DistributedDataParallel(model.online))
+            loss, grads = gradients(model, v1[mine], v2[mine])
+            torch.save({"loss": loss, "grads": grads}, os.path.join(out, f"{name}_{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", METHODS)
+def test_ddp_gradients_equal_one_process_on_the_global_batch(ddp_results, name):
+    ref_loss, ref = gradients(build(name), *global_views())
+    for rank in range(2):
+        got = torch.load(ddp_results / f"{name}_{rank}.pt", weights_only=True)
+        assert set(got["grads"]) == set(ref)
+        for key, g in ref.items():
+            assert torch.allclose(got["grads"][key], g, rtol=1e-9, atol=1e-12), (rank, key)
+        if name in ("barlow_twins", "vicreg", "simclr", "liu"):  # global-batch loss on each rank
+            assert got["loss"] == pytest.approx(ref_loss, rel=1e-12)
