@@ -9,6 +9,14 @@ from dataclasses import dataclass
 
 from dynamics.models.ablations import AblationParams, NoPredictorModel, NoStopGradModel
 from dynamics.models.base import Model
+from dynamics.models.contrastive import (
+    BarlowTwinsModel,
+    BarlowTwinsParams,
+    SpectralModel,
+    SpectralParams,
+    VICRegModel,
+    VICRegParams,
+)
 from dynamics.models.directpred import (
     DirectCopyModel,
     DirectCopyParams,
@@ -20,12 +28,14 @@ from dynamics.models.directpred import (
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams
 from dynamics.models.ema_gap import EmaGapModel, EmaGapParams
 from dynamics.models.free_features import FreeFeatureModel, FreeFeatureParams
+from dynamics.models.general import GeneralModel, GeneralParams
 from dynamics.models.linear_byol import (
     LinearBYOLModel,
     LinearBYOLParams,
     LinearSimSiamModel,
     LinearSimSiamParams,
 )
+from dynamics.models.liu import LiuModel, LiuParams
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(DirectPredDiscreteModel, DirectPredDiscreteParams, t_end=100.0),
         Scenario(NoPredictorModel, AblationParams, t_end=40.0),
         Scenario(NoStopGradModel, AblationParams, t_end=40.0),
+        Scenario(LiuModel, LiuParams, t_end=50.0),
+        Scenario(BarlowTwinsModel, BarlowTwinsParams, t_end=50.0),
+        Scenario(VICRegModel, VICRegParams, t_end=20.0),
+        Scenario(SpectralModel, SpectralParams, t_end=30.0),
+        Scenario(GeneralModel, GeneralParams, t_end=100.0),
     )
 }
 

@@ -24,7 +24,7 @@ from dynamics.models.base import Model, ParameterError
 from dynamics.results import provenance, write_netcdf
 
 #: option names that differ from the parameter name with "_" -> "-"
-FLAG_NAMES = {"stop_gradient": "--no-stopgrad"}
+FLAG_NAMES = {"stop_gradient": "--no-stopgrad", "standardize": "--no-standardize"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""Linear Barlow Twins, linear VICReg and the spectral contrastive loss on a linear encoder.
+
+Gradient flows dW/dt = -dL/dW - eta W on the fixed synthetic data set of
+:mod:`dynamics.models.encoder` (Z_v = X_v W^T, rows are samples); each L is the definition in
+:mod:`symbolic.losses` (SPEC 1.6, 1.7, 1.11) and each gradient below is derived by hand (the
+tests compare it with autograd of the symbolic loss):
+
+Barlow Twins: A, B = BN(Z_1), BN(Z_2) (biased variance + eps), C = A^T B / n,
+    dL/dC = G, G_ii = -2 (1 - C_ii), G_ij = 2 lambda C_ij;
+    dL/dA = B G^T / n, dL/dB = A G / n, then back through the standardisation.
+VICReg: L = lambda/(n d) ||Z_1 - Z_2||^2 + mu sum_v v(Z_v)/2 + nu sum_v c(Z_v),
+    dv/dZ_bj = -[std_j < 1] Zc_bj / (d (n-1) std_j),  dc/dZ = 4 Zc offdiag(Cov) / (d (n-1)).
+Spectral: with G = Z_1 Z_2^T, L = -2 tr(G)/n + ||offdiag G||^2 / (n(n-1)),
+    M = dL/dG = -2 I/n + 2 offdiag(G)/(n(n-1)), dL/dZ_1 = M Z_2, dL/dZ_2 = M^T Z_1.
+Population optimum of the spectral loss (eta = 0, HaoChen et al. 2021): with S = X + X' and
+T = S^{-1/2} X S^{-1/2}, the eigenvalues of W S W^T are the d largest (positive) eigenvalues of T.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import xarray as xr
+
+import symbolic.losses as losses
+from dynamics.models.base import param, require
+from dynamics.models.encoder import (
+    EncoderModel,
+    EncoderParams,
+    _sqrtm,
+    standardize,
+    standardize_backward,
+)
+
+
+def _offdiag(a: np.ndarray) -> np.ndarray:
+    return a - np.diag(np.diag(a))
+
+
+@dataclasses.dataclass(frozen=True)
+class BarlowTwinsParams(EncoderParams):
+    lambd: float = param(0.0051, "weight lambda of the off-diagonal term")
+    bn_eps: float = param(1e-5, "BatchNorm epsilon of the standardisation")
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.lambd >= 0, "lambd", self.lambd, "lambd >= 0")
+        require(self.bn_eps >= 0, "bn_eps", self.bn_eps, "bn_eps >= 0")
+
+
+class BarlowTwinsModel(EncoderModel):
+    """Gradient flow of the Barlow Twins loss (symbolic.losses 'barlow_twins')."""
+
+    name = "barlow_twins"
+    description = "linear Barlow Twins: gradient flow of a linear encoder on a synthetic data set"
+
+    def hyper(self) -> dict:
+        return {"lambd": self.params.lambd, "eps": self.params.bn_eps}
+
+    def loss_value(self, blocks):
+        return float(losses.get("barlow_twins")(*self.views(blocks), **self.hyper()))
+
+    def gradients(self, blocks):
+        q = self.params
+        z1, z2 = self.views(blocks)
+        n = z1.shape[0]
+        a, std_a = standardize(z1, q.bn_eps, ddof=0)
+        b, std_b = standardize(z2, q.bn_eps, ddof=0)
+        c = a.T @ b / n
+        g = 2 * q.lambd * _offdiag(c) - np.diag(2 * (1 - np.diag(c)))
+        g1 = standardize_backward(a, std_a, b @ g.T / n, ddof=0)
+        g2 = standardize_backward(b, std_b, a @ g / n, ddof=0)
+        return self.to_weights(g1, g2)
+
+    def summary(self, ds: xr.Dataset) -> list[str]:
+        lines = super().summary(ds)
+        lines.append(
+            "  (the optimum: cross-correlation C of the standardised views = I, loss 0; the "
+            "loss above is the distance to it)"
+        )
+        return lines
+
+
+@dataclasses.dataclass(frozen=True)
+class VICRegParams(EncoderParams):
+    sim_coeff: float = param(25.0, "weight lambda of the invariance term")
+    std_coeff: float = param(25.0, "weight mu of the variance term (official halving)")
+    cov_coeff: float = param(1.0, "weight nu of the covariance term")
+    var_eps: float = param(1e-4, "epsilon inside the square root of the variance")
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("sim_coeff", "std_coeff", "cov_coeff", "var_eps"):
+            require(getattr(self, name) >= 0, name, getattr(self, name), f"{name} >= 0")
+
+
+class VICRegModel(EncoderModel):
+    """Gradient flow of the VICReg loss (symbolic.losses 'vicreg')."""
+
+    name = "vicreg"
+    description = "linear VICReg: gradient flow of a linear encoder on a synthetic data set"
+
+    def hyper(self) -> dict:
+        q = self.params
+        return {
+            "sim_coeff": q.sim_coeff,
+            "std_coeff": q.std_coeff,
+            "cov_coeff": q.cov_coeff,
+            "eps": q.var_eps,
+        }
+
+    def loss_value(self, blocks):
+        return float(losses.get("vicreg")(*self.views(blocks), **self.hyper()))
+
+    def gradients(self, blocks):
+        q = self.params
+        z1, z2 = self.views(blocks)
+        n, d = z1.shape
+        inv = 2 * q.sim_coeff * (z1 - z2) / (n * d)
+        grads = []
+        for z, sign in ((z1, 1.0), (z2, -1.0)):
+            zc = z - z.mean(axis=0)
+            std = np.sqrt(np.sum(zc**2, axis=0) / (n - 1) + q.var_eps)
+            var_grad = -(std < 1).astype(float) * zc / (d * (n - 1) * std) * (q.std_coeff / 2)
+            cov = zc.T @ zc / (n - 1)
+            cov_grad = 4 * q.cov_coeff * zc @ _offdiag(cov) / (d * (n - 1))
+            grads.append(sign * inv + var_grad + cov_grad)
+        return self.to_weights(*grads)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectralParams(EncoderParams):
+    pass
+
+
+class SpectralModel(EncoderModel):
+    """Gradient flow of the spectral contrastive loss (symbolic.losses 'spectral')."""
+
+    name = "spectral"
+    description = "linear spectral contrastive loss (SimCLR-like): gradient flow of an encoder"
+
+    def loss_value(self, blocks):
+        return float(losses.get("spectral")(*self.views(blocks)))
+
+    def gradients(self, blocks):
+        z1, z2 = self.views(blocks)
+        n = z1.shape[0]
+        m = 2 * _offdiag(z1 @ z2.T) / (n * (n - 1)) - 2 * np.eye(n) / n
+        return self.to_weights(m @ z2, m.T @ z1)
+
+    def population_optimum(self) -> np.ndarray:
+        """The optimum's E[z z^T] eigenvalues: the d largest (>= 0) of T = S^{-1/2} X S^{-1/2}."""
+        s_inv = np.linalg.inv(_sqrtm(self.x_corr + self.aug_cov))
+        t = np.linalg.eigvalsh(s_inv @ self.x_corr @ s_inv)[::-1]
+        return np.clip(t[: self.params.dim], 0.0, None)
+
+    def summary(self, ds: xr.Dataset) -> list[str]:
+        lines = super().summary(ds)
+        lines.append(
+            "  population optimum (eta = 0, n -> inf) of the eigenvalues of E[z z^T]: "
+            f"{np.array2string(self.population_optimum(), precision=4)}"
+        )
+        return lines
