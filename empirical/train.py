@@ -121,7 +121,7 @@ class Run:
         forward = self.model.online
         if info.world > 1:
             forward = torch.nn.parallel.DistributedDataParallel(
-                forward, device_ids=[info.local_rank] if cuda else None, broadcast_buffers=False
+                forward, device_ids=[info.local_rank] if cuda else None
             )
         if cfg.compile:
             forward = torch.compile(forward)

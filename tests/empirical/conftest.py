@@ -18,11 +18,32 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 #: Small enough for a CPU epoch in about a second: 8-wide ConvNet, 64-d heads, 4 steps/epoch.
 TINY = [
-    "--train-subset", "256", "--batch-size", "64", "--val-size", "200",
-    "--probe-train", "200", "--probe-test", "200", "--eval-size", "200",
-    "--width", "8", "--proj-hidden", "64", "--proj-dim", "32", "--pred-hidden", "64",
-    "--queue-size", "256", "--workers", "0", "--quiet",
-]  # fmt: skip
+    "--train-subset",
+    "256",
+    "--batch-size",
+    "64",
+    "--val-size",
+    "200",
+    "--probe-train",
+    "200",
+    "--probe-test",
+    "200",
+    "--eval-size",
+    "200",
+    "--width",
+    "8",
+    "--proj-hidden",
+    "64",
+    "--proj-dim",
+    "32",
+    "--pred-hidden",
+    "64",
+    "--queue-size",
+    "256",
+    "--workers",
+    "0",
+    "--quiet",
+]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -112,5 +133,8 @@ def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python -m empirical.train ARGS`` in a subprocess (for exit statuses and stderr)."""
     return subprocess.run(
         [sys.executable, "-m", "empirical.train", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

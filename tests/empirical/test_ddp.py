@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import xarray as xr
 
 from empirical.backbones import ConvNet
 from empirical.config import loss_params
 from empirical.distributed import convert_sync_batchnorm
 from empirical.methods import Architecture, SSLModel, get_spec
+from tests.empirical.conftest import REPO, TINY
 
 METHODS = ("byol", "barlow_twins", "vicreg", "simclr", "simsiam", "liu", "moco_v2", "directpred")
 N = 16  # global batch; 8 per rank (Liu's k = 8 parts of the global batch)
@@ -35,8 +39,10 @@ def build(name: str) -> SSLModel:
 
 def global_views() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
-    return (torch.randn(N, 1, 12, 12, generator=g, dtype=torch.float64),
-            torch.randn(N, 1, 12, 12, generator=g, dtype=torch.float64))  # fmt: skip
+    return (
+        torch.randn(N, 1, 12, 12, generator=g, dtype=torch.float64),
+        torch.randn(N, 1, 12, 12, generator=g, dtype=torch.float64),
+    )
 
 
 def gradients(model: SSLModel, v1, v2) -> tuple[float, dict[str, torch.Tensor]]:
@@ -86,3 +92,34 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(ddp_results, name):
             assert torch.allclose(got["grads"][key], g, rtol=1e-9, atol=1e-12), (rank, key)
         if name in ("barlow_twins", "vicreg", "simclr", "liu"):  # global-batch loss on each rank
             assert got["loss"] == pytest.approx(ref_loss, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_cpu_processes(fashion_dir, tmp_path):
+    """``torchrun --nproc-per-node 2 -m empirical.train``: gloo, synchronised BN, one result."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "empirical.train",
+        "vicreg",
+        "--data",
+        f"fashion-mnist:{fashion_dir}",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        *TINY,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ds = xr.open_dataset(out / "measurements.nc")
+    assert ds.attrs["param_world_size"] == 2 and list(ds["epoch"].values) == [0, 1]
+    assert int(ds["step_at_epoch_end"][-1]) == 4  # 256 images / global batch 64

@@ -23,9 +23,12 @@ from empirical.optim import (
 def small_net() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 36, 3),
+        nn.Conv2d(1, 4, 3, bias=False),
+        nn.BatchNorm2d(4),
+        nn.Flatten(),
+        nn.Linear(4 * 36, 3),
         nn.LayerNorm(3),
-    )  # fmt: skip
+    )
 
 
 def test_biases_and_norm_parameters_are_excluded():
@@ -33,8 +36,13 @@ def test_biases_and_norm_parameters_are_excluded():
     adapted, excluded = split_parameters(net)
     ids = lambda ps: {id(p) for p in ps}  # noqa: E731
     assert ids(adapted) == {id(net[0].weight), id(net[3].weight)}
-    assert ids(excluded) == {id(net[1].weight), id(net[1].bias), id(net[3].bias),
-                             id(net[4].weight), id(net[4].bias)}  # fmt: skip
+    assert ids(excluded) == {
+        id(net[1].weight),
+        id(net[1].bias),
+        id(net[3].bias),
+        id(net[4].weight),
+        id(net[4].bias),
+    }
 
 
 def test_lars_step_matches_the_update_rule_by_hand():

@@ -38,8 +38,9 @@ def test_weighted_knn_matches_a_brute_force_vote():
     preds = knn_predict(train_f, train_y, query, ks, ts, 4, chunk=16)
     for a, k in enumerate(ks):
         for b, t in enumerate(ts):
-            ref = brute_force_knn(train_f.double().numpy(), train_y.numpy(), query.double().numpy(),
-                                  k, t, 4)  # fmt: skip
+            ref = brute_force_knn(
+                train_f.double().numpy(), train_y.numpy(), query.double().numpy(), k, t, 4
+            )
             assert np.array_equal(preds[a, b].numpy(), ref), (k, t)
 
 

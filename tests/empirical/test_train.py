@@ -141,10 +141,24 @@ def test_recorded_loss_terms_add_up_to_the_loss(runs, name, total):
 def test_run_opens_next_to_a_simulation(runs, tmp_path):
     sim_path = tmp_path / "sim.nc"
     res = subprocess.run(
-        [sys.executable, "-m", "dynamics.simulate", "linear_byol", "--dim", str(D),
-         "--t-end", "2", "--out", str(sim_path), "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dynamics.simulate",
+            "linear_byol",
+            "--dim",
+            str(D),
+            "--t-end",
+            "2",
+            "--out",
+            str(sim_path),
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     sim = xr.open_dataset(sim_path)
     run = runs["byollinear"][0].swap_dims(epoch="time")
@@ -231,8 +245,9 @@ def test_existing_run_needs_resume_and_the_same_options(fashion_dir, tmp_path, c
     assert "lr=0.05" in capsys.readouterr().err
 
 
-def test_nan_loss_exits_1_and_keeps_the_last_good_checkpoint(fashion_dir, tmp_path, capsys,
-                                                             monkeypatch):  # fmt: skip
+def test_nan_loss_exits_1_and_keeps_the_last_good_checkpoint(
+    fashion_dir, tmp_path, capsys, monkeypatch
+):
     real_get = symbolic.losses.get
     calls = []
 
