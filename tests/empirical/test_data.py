@@ -97,16 +97,25 @@ def test_unreadable_image_is_replaced_by_the_next_and_reported(tmp_path):
     assert torch.equal(image, dataset[index + 1][0])
 
 
-def test_training_on_a_folder_skips_and_counts_corrupt_images(tmp_path, capsys):
-    make_tree(tmp_path / "tree")
+@pytest.mark.parametrize("layout", ["folder", "imagenet"])
+def test_training_on_a_folder_skips_and_counts_corrupt_images(tmp_path, capsys, layout):
+    """folder:PATH (one tree, split by seed) and imagenet:PATH (PATH/train, PATH/val)."""
+    if layout == "folder":
+        make_tree(tmp_path / "tree")
+    else:
+        make_tree(tmp_path / "tree" / "train")
+        make_tree(tmp_path / "tree" / "val")
     out = tmp_path / "run"
-    args = ["byol", "--data", f"folder:{tmp_path / 'tree'}", "--epochs", "1", "--out", str(out)]
+    args = ["byol", "--data", f"{layout}:{tmp_path / 'tree'}", "--epochs", "1", "--out", str(out)]
     args += [*TINY, "--batch-size", "8", "--image-size", "32", "--load-size", "40"]
     code, err = run_inprocess(capsys, *args)
     assert code == 0, err
     ds = xr.open_dataset(out / "measurements.nc")
-    assert ds.attrs["skipped_images"] == 2 and ds.sizes["epoch"] == 2
-    assert "skipped 2 unreadable images" in (out / "log.txt").read_text()
+    assert ds.attrs["skipped_images"] == (2 if layout == "folder" else 4)
+    assert ds.sizes["epoch"] == 2
+    assert (
+        f"skipped {ds.attrs['skipped_images']} unreadable images" in (out / "log.txt").read_text()
+    )
 
 
 @pytest.mark.parametrize(

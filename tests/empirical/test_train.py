@@ -8,8 +8,10 @@ the mean of the spy's outputs.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +125,8 @@ def test_measurements_have_the_schema_names_and_shapes(runs, name, extra):
         assert var in VARIABLES, f"{var} is not in dynamics.schema.VARIABLES"
         assert ds[var].attrs.get("long_name"), var
     assert all(np.all(np.isfinite(ds[v].values)) for v in ds.data_vars)
+    config = json.loads((Path(ds.encoding["source"]).parent / "config.json").read_text())
+    assert config == json.loads(ds.attrs["params_json"]) and config["method"] == name
 
 
 @pytest.mark.parametrize(
