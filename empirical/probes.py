@@ -99,8 +99,13 @@ def fit_softmax(
 
 @contextlib.contextmanager
 def one_thread():
-    """Run small full-batch CPU work on one thread (2-thread OpenMP is 10-100x slower on a
-    busy machine for these sizes; measured in benchmarks/bench_empirical.py)."""
+    """Run the probe's small full-batch CPU work on one thread.
+
+    Measured on the project's shared 2-core machine: a 200 x 128 fit took 6.6 s with two OpenMP
+    threads while other jobs ran, 0.07 s with one; unloaded, two threads are faster on
+    10000 x 128 (0.06 s against 0.11 s, benchmarks/bench_empirical.py). One thread bounds the
+    worst case at a small cost.
+    """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -82,8 +82,9 @@ def _fashion_arrays(n_train: int, n_test: int) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """Tests of tiny models run on one thread: on a shared 2-core machine two OpenMP threads
-    were measured 5x slower for these sizes (benchmarks/bench_empirical.py)."""
+    """Tests of tiny models run on one thread: on the shared 2-core machine, with other jobs
+    running, two OpenMP threads made a tiny 2-epoch run 5x slower (57 s against 10 s)."""
+
     import torch
 
     previous = torch.get_num_threads()
