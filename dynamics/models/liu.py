@@ -15,9 +15,10 @@ G_i = W_p^T W_p - W_p C_i W_p^T, R = W_p A - B:
     dL/dA   = 2 c_inv W_p^T R,  dL/dA_i += -(4 c_cov/d) W_p^T G_i W_p A_i,   dL/dB = -2 c_inv R
 
 then back through the standardisation and the encoder. Two encoders: 'linear' (Z_v = X_v W^T on
-the synthetic data set of :mod:`dynamics.models.encoder`) and 'free' (Liu's free-feature model:
-Z_1 is a free n x d variable and Z_2 = Z_1 + E with a fixed augmentation offset E, entries
-N(0, sigma^2)). Without standardisation (and with a learned W_p) the loss has the collapsed
+the synthetic data set of :mod:`dynamics.models.encoder`) and 'free' (Liu's free-feature model,
+as in :mod:`dynamics.models.free_features`: the d x n matrix F_1 = Z_1^T/sqrt(n) is the free
+variable, dF_1/dt = -dL/dF_1 - eta F_1, and Z_2 = Z_1 + E with a fixed augmentation offset E,
+entries N(0, sigma^2)). Without standardisation (and with a learned W_p) the loss has the collapsed
 zero W_p = 0, Z = 0; Liu et al. Table 3 reports collapse there and none with it.
 """
 
@@ -82,25 +83,27 @@ class LiuModel(EncoderModel):
         layout = super().make_layout()
         if self.params.encoder == "free":
             blocks = [(n, s) for n, s in layout.blocks if n != "W"]
-            layout = type(layout)([("Z1", (self.params.n_samples, self.params.dim)), *blocks])
+            layout = type(layout)([("F1", (self.params.dim, self.params.n_samples)), *blocks])
         return layout
 
     def initial_state(self, w0=None, wp0=None, z0=None) -> np.ndarray:
         if self.params.encoder == "linear":
             return super().initial_state(w0, wp0)
-        blocks = {"Z1": self._z0 if z0 is None else z0}
+        z0 = self._z0 if z0 is None else z0
+        blocks = {"F1": z0.T / np.sqrt(self.params.n_samples)}
         if self.predictor_trained:
             blocks["W_p"] = self._wp0 if wp0 is None else wp0
         return self.layout.pack(**blocks)
 
     def views(self, blocks):
         if self.params.encoder == "free":
-            return blocks["Z1"], blocks["Z1"] + self.offset
+            z1 = np.swapaxes(blocks["F1"], -1, -2) * np.sqrt(self.params.n_samples)
+            return z1, z1 + self.offset
         return super().views(blocks)
 
     def eval_embeddings(self, blocks):
         if self.params.encoder == "free":
-            return blocks["Z1"]
+            return self.views(blocks)[0]
         return super().eval_embeddings(blocks)
 
     def predictor_matrix(self, blocks):
@@ -152,7 +155,7 @@ class LiuModel(EncoderModel):
             g_s1 = standardize_backward(s1, std1, g_s1, ddof=1)
             g_s2 = standardize_backward(s2, std2, g_s2, ddof=1)
         if q.encoder == "free":
-            grads = {"Z1": g_s1 + g_s2}
+            grads = {"F1": np.sqrt(n) * (g_s1 + g_s2).T}
         else:
             grads = self.to_weights(g_s1, g_s2)
         if self.predictor_trained:
