@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-#: A mode counts as collapsed when |eig_j(W_p)| < COLLAPSE_RTOL * max_k |eig_k(W_p)|.
+#: A mode counts as collapsed when |eig_j(W_p)| < max(COLLAPSE_RTOL * max_k |eig_k(W_p)|,
+#: COLLAPSE_ATOL).
 COLLAPSE_RTOL = 0.05
+COLLAPSE_ATOL = 1e-6
 
 #: A statistic "agrees" when it lies within these bounds; stated in the report.
 TOLERANCE = {
@@ -85,22 +87,23 @@ def end_difference(predicted_end: float, measured_end: float) -> float:
     return float(abs(measured_end - predicted_end))
 
 
-def collapsed_modes(eig_abs: np.ndarray, rtol: float = COLLAPSE_RTOL) -> np.ndarray:
-    """Mask of collapsed modes: |eig_j(W_p)| < rtol * max_k |eig_k(W_p)| (all when W_p = 0)."""
+def collapsed_modes(
+    eig_abs: np.ndarray, rtol: float = COLLAPSE_RTOL, atol: float = COLLAPSE_ATOL
+) -> np.ndarray:
+    """Mask of collapsed modes: |eig_j(W_p)| < max(rtol * max_k |eig_k(W_p)|, atol)."""
     mag = np.abs(np.asarray(eig_abs, dtype=float))
     top = np.max(mag) if mag.size else 0.0
-    if top == 0:
-        return np.ones(mag.shape, dtype=bool)
-    return mag < rtol * top
+    return mag < max(rtol * top, atol)
 
 
 def collapse_agreement(predicted_abs: np.ndarray, measured_abs: np.ndarray) -> float:
     """Agreement on which modes collapsed: 1 - |f_measured - f_predicted|.
 
     f is the fraction of modes classified as collapsed at the last time, a mode being collapsed
-    when |eig_j(W_p)| < COLLAPSE_RTOL * max_k |eig_k(W_p)| (COLLAPSE_RTOL = 0.05). Because modes
-    are sorted by decreasing magnitude, the collapsed modes form the tail of the list; with the
-    same number of modes in both, the statistic is exactly the fraction of modes classified alike.
+    when |eig_j(W_p)| < max(0.05 max_k |eig_k(W_p)|, 1e-6) (COLLAPSE_RTOL, COLLAPSE_ATOL).
+    Because modes are sorted by decreasing magnitude, the collapsed modes form the tail of the
+    list; with the same number of modes in both, the statistic is exactly the fraction of modes
+    classified alike.
     """
     f_pred = float(np.mean(collapsed_modes(predicted_abs)))
     f_meas = float(np.mean(collapsed_modes(measured_abs)))

@@ -232,10 +232,15 @@ def _disagreements(c: Composer, rows: list) -> None:
     items = []
     for run, sim, a in rows:
         if a.agrees is False:
+            values = [
+                f"{what} {format_value(v)}"
+                for what, v in (("predicted", a.predicted), ("measured", a.measured))
+                if format_value(v) is not None
+            ]
             items.append(
-                f"{run.ident} {run.label} vs {sim.ident} {sim.label}, {a.quantity}: predicted "
-                f"{format_value(a.predicted)}, measured {format_value(a.measured)}; "
-                f"{a.statistic} = {format_value(a.value)} "
+                f"{run.ident} {run.label} vs {sim.ident} {sim.label}, {a.quantity}: "
+                + "".join(f"{v}, " for v in values)
+                + f"{a.statistic} = {format_value(a.value)} "
                 f"(tolerance {compare.TOLERANCE[a.key]:g})."
             )
         elif a.agrees is None:

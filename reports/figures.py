@@ -30,7 +30,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from dynamics.models.eigenmodes import mode_rhs
 from reports import style
@@ -73,6 +73,15 @@ def _grid(fig: Figure, n: int, ncols: int) -> list[Axes]:
 def _epoch_axis(ax: Axes) -> None:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _log_axis(ax: Axes) -> None:
+    """Log y axis; when the data span less than a decade, plain tick labels (0.996, not 9.96e-1)."""
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    if high / low < 10:
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.4g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.4g"))
 
 
 def _log_if_wide(ax: Axes, values: Sequence[np.ndarray], axis: str = "y") -> None:
@@ -219,7 +228,7 @@ def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
     width = "single" if len(groups) == 1 else "double"
     fig = style.new_figure(width, 2.4)
     sources: list[Result] = []
-    for ax, (label, members) in zip(_grid(fig, len(groups), len(groups)), groups, strict=True):
+    for ax, (group, members) in zip(_grid(fig, len(groups), len(groups)), groups, strict=True):
         spaces = set()
         for i, res in enumerate(members):
             var, r = _residual(res)
@@ -239,10 +248,10 @@ def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
             if eta is not None and np.any(ok) and res.predictor_trained:
                 ax.plot(t, _prediction(t, r, eta), color=style.color(i), ls="--", lw=0.8)
             sources.append(res)
-        ax.set_yscale("log")
+        _log_axis(ax)
         ax.set_xlabel(FLOW_TIME)
         ax.set_ylabel("conservation residual")
-        ax.set_title(f"{label} ({', '.join(sorted(spaces))})")
+        ax.set_title(f"{group} ({', '.join(sorted(spaces))})")
         handles, _ = ax.get_legend_handles_labels()
         handles.append(Line2D([], [], color="0.3", ls="--", lw=0.8, label=r"$r_0\,e^{-2\eta t}$"))
         ax.legend(handles=handles, loc="best")
@@ -251,8 +260,9 @@ def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
         "(simulations): ||W W^T - W_p^T W_p / alpha_p||_F / ||C||_F, which Tian et al. Theorem 1 "
         "predicts to equal e^{-2 eta t}. Feature space (training): ||W_p^T W_p - F F^T||_F / "
         "||F F^T||_F (Liu et al. Theorem 3.1). Dashed: the prediction r(t_0) e^{-2 eta (t - t_0)} "
-        "with each file's eta (for training runs the SGD weight decay, which is the decay rate "
-        "per unit flow time)."
+        "with each file's eta (for a training run its SGD weight decay, the decay rate per unit "
+        "flow time; runs are placed on the flow-time axis as described in the set-up). No "
+        "prediction is drawn for DirectPred/DirectCopy, whose W_p is set, not trained."
     )
     return Drawn(name, title, caption, sources, fig, width=width)
 

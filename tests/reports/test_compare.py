@@ -121,6 +121,24 @@ def test_collapse_description():
     assert compare.collapsed_description(np.array([1.0, 0.9, 0.01, 0.0])) == "modes 3-4 of 4"
     assert compare.collapsed_description(np.array([1.0, 0.9])) == "none of 2"
     assert compare.collapsed_description(np.zeros(3)) == "all 3"
+    # everything decayed to ~0 (every mode collapsed above the threshold): absolute floor 1e-6
+    assert compare.collapsed_description(np.array([9e-10, 5e-10, 1e-12])) == "all 3"
+
+
+def test_no_fixed_points_above_the_collapse_threshold(tmp_path):
+    """eta > tau^2/(4(1+sigma^2)) stored in the file: no p*_+- (every mode collapses)."""
+    from dynamics.results import write_netcdf
+    from reports.inputs import load_inputs
+    from tests.reports import synthetic
+
+    paths = []
+    for eta in (0.1, 0.2):
+        ds = synthetic.simulation(eta=eta)
+        ds.attrs.update(collapse_threshold_eta=1 / 6, closed_form_tau=1.0)
+        paths.append(str(write_netcdf(ds, tmp_path / f"s{eta}.nc")))
+    (below, above), _ = load_inputs(paths, [])
+    assert below.fixed_points() == (1.0, {"p_star_plus": 0.6, "p_star_minus": 0.05})
+    assert above.fixed_points() == (1.0, {})
 
 
 def _momentum_run(tmp_path, optimizer: str) -> str:
