@@ -296,7 +296,7 @@ def sigma_distance(runs: Sequence[Result]) -> Drawn:
                 label=run.label,
             )
             plotted.append(y)
-            base = run.baseline(var)
+            base = run.baseline(var, epoch_zero=False)
             if base is not None:
                 ax.axhline(base, color=style.color(i), ls=":", lw=0.8)
                 plotted.append(np.array([base]))
@@ -308,8 +308,9 @@ def sigma_distance(runs: Sequence[Result]) -> Drawn:
     caption = (
         "||Sigma - I||_F^2 of the projector outputs on the fixed, un-augmented evaluation set, "
         "for every trained method against epochs (as in Liu et al. 2022, Fig. 1). Left: Sigma "
-        "the Pearson correlation (unit diagonal); right: the uncentred second moment. Dotted: "
-        "the randomly initialised encoder of the same architecture, where the run records it."
+        "the Pearson correlation (unit diagonal); right: the uncentred second moment. Epoch 0 is "
+        "the randomly initialised encoder where the run records it there (empirical.train does); "
+        "dotted: a random-encoder value stored separately in the file."
     )
     return Drawn(
         name, title, caption, members, fig, width="double" if len(variants) == 2 else "single"

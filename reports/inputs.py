@@ -167,8 +167,10 @@ class Result:
             return float(finite[-1]) if finite.size else float("nan")
         return values[-1]
 
-    def baseline(self, name: str) -> float | None:
-        """The random-encoder value of ``name`` recorded in the file (variable or attribute)."""
+    def baseline(self, name: str, epoch_zero: bool = True) -> float | None:
+        """The random-encoder value of ``name``: a variable or attribute ``random_<name>``,
+        ``<name>_random`` or ``baseline_<name>``; else, with ``epoch_zero``, the value at epoch 0
+        when the file says epoch 0 is the randomly initialised encoder (empirical.train does)."""
         for key in (f"random_{name}", f"{name}_random", f"baseline_{name}"):
             if key in self.ds.data_vars:
                 values = np.asarray(self.ds[key].values, dtype=float).ravel()
@@ -180,6 +182,11 @@ class Result:
                     return float(self.attrs[key])
                 except (TypeError, ValueError):
                     continue
+        random_start = "random" in str(self.attrs.get("epoch_zero", "")).lower()
+        if epoch_zero and random_start and name in self.ds and self.ds[name].dims == (EPOCH,):
+            at_zero = self.ds[name].where(self.ds[EPOCH] == 0, drop=True).values
+            if at_zero.size and np.isfinite(at_zero[0]):
+                return float(at_zero[0])
         return None
 
     def fixed_points(self) -> tuple[float, dict[str, float]]:

@@ -158,8 +158,14 @@ METHOD_COLUMNS = [
     Column("linear_acc", "linear acc.", "linear acc."),
     Column("random_linear_acc", "linear acc. (random enc.)", "linear acc.\\ (random enc.)"),
     Column("sigma_dist_pearson", "‖Σ−I‖² (Pearson)", r"$\|\Sigma - I\|_F^2$ (Pearson)"),
+    Column(
+        "random_sigma_dist_pearson",
+        "‖Σ−I‖² (Pearson, random enc.)",
+        r"$\|\Sigma - I\|_F^2$ (Pearson, random enc.)",
+    ),
     Column("sigma_dist_moment", "‖Σ−I‖² (moment)", r"$\|\Sigma - I\|_F^2$ (moment)"),
     Column("effective_rank", "effective rank", "eff.\\ rank"),
+    Column("random_effective_rank", "effective rank (random enc.)", "eff.\\ rank (random enc.)"),
     Column("z_std", "z std", r"$z$ std"),
     Column("wp_asymmetry", "W_p asymmetry", r"$W_p$ asym."),
     Column("alignment", "alignment (mean cos)", "alignment"),
@@ -187,7 +193,7 @@ def methods_table(runs: Sequence[Result]) -> Table | None:
         ):
             if run.has(var):
                 row[var] = run.last(var)
-        for var in ("knn_acc", "linear_acc"):
+        for var in ("knn_acc", "linear_acc", "sigma_dist_pearson", "effective_rank"):
             row[f"random_{var}"] = run.baseline(var)
         if run.has("alignment_cos"):
             row["alignment"] = float(np.nanmean(run.last("alignment_cos")))

@@ -259,3 +259,32 @@ def test_sources_table_lists_every_input(report, inputs):
     assert list(md["id"]) == ["S1", "S2", "R1", "R2"]
     assert Path(row_of(md, "id", "R2")["file"]) == inputs["barlow_twins"] / "measurements.nc"
     assert "weight_decay=0.05" in row_of(md, "id", "R1")["parameters"]
+
+
+def test_random_encoder_baseline_from_epoch_zero(tmp_path):
+    """empirical.train records the random encoder at epoch 0 and says so in 'epoch_zero'."""
+    from dynamics.results import provenance, write_netcdf
+    from reports.inputs import load_inputs
+    from reports.tables import methods_table
+
+    epochs = np.arange(3)
+    ds = xr.Dataset(
+        {
+            "sigma_dist_pearson": ("epoch", [5.0, 3.0, 2.0]),
+            "effective_rank": ("epoch", [1.5, 4.0, 6.0]),
+            "knn_acc": ("epoch", [0.6, 0.7, 0.72]),
+            "knn_acc_random": ((), 0.6),
+        },
+        coords={"epoch": epochs, "time": ("epoch", 0.1 * epochs)},
+    )
+    ds.attrs = provenance("training", "vicreg", {"seed": 1}, epoch_zero="randomly initialised")
+    folder = write_netcdf(ds, tmp_path / "with" / "measurements.nc").parent
+    ds.attrs.pop("epoch_zero")
+    plain = write_netcdf(ds, tmp_path / "without" / "measurements.nc").parent
+    _, runs = load_inputs([], [str(folder), str(plain)])
+    frame = methods_table(runs).frame
+    assert list(frame["random_sigma_dist_pearson"].isna()) == [False, True]
+    assert frame["random_sigma_dist_pearson"][0] == 5.0
+    assert frame["random_effective_rank"][0] == 1.5
+    assert list(frame["random_knn_acc"]) == [0.6, 0.6]
+    assert list(frame["sigma_dist_pearson"]) == [2.0, 2.0]
