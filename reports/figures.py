@@ -226,8 +226,10 @@ def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
     if not groups:
         return _absent(name, title, "no input holds conservation_residual(_weight)")
     width = "single" if len(groups) == 1 else "double"
-    fig = style.new_figure(width, 2.4)
+    n_series = sum(len(m) for _, m in groups) + 1
+    fig = style.new_figure(width, 2.2 + 0.17 * math.ceil(n_series / 3))
     sources: list[Result] = []
+    handles: list = []
     for ax, (group, members) in zip(_grid(fig, len(groups), len(groups)), groups, strict=True):
         spaces = set()
         for i, res in enumerate(members):
@@ -252,9 +254,11 @@ def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
         ax.set_xlabel(FLOW_TIME)
         ax.set_ylabel("conservation residual")
         ax.set_title(f"{group} ({', '.join(sorted(spaces))})")
-        handles, _ = ax.get_legend_handles_labels()
-        handles.append(Line2D([], [], color="0.3", ls="--", lw=0.8, label=r"$r_0\,e^{-2\eta t}$"))
-        ax.legend(handles=handles, loc="best")
+        handles += ax.get_legend_handles_labels()[0]
+    handles.append(
+        Line2D([], [], color="0.3", ls="--", lw=0.8, label=r"prediction $r_0\,e^{-2\eta t}$")
+    )
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
     caption = (
         "Residual of the conservation law on a log axis against flow time t. Weight space "
         "(simulations): ||W W^T - W_p^T W_p / alpha_p||_F / ||C||_F, which Tian et al. Theorem 1 "
