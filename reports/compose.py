@@ -22,7 +22,7 @@ from dynamics.results import git_revision
 from reports import compare, figures, style
 from reports.audit import Audit
 from reports.document import Block, Bullets, FigureBlock, Heading, Paragraph, TableBlock
-from reports.inputs import Result
+from reports.inputs import Result, short_revision
 from reports.tables import (
     Table,
     agreement_table,
@@ -266,7 +266,8 @@ def audit_provenance(entries: Sequence[dict[str, Any]]) -> list[str]:
         if not isinstance(prov, dict):
             continue
         line = (
-            f"{prov.get('name', 'audit')}: git {str(prov.get('git_revision', 'unknown'))[:12]}, "
+            f"{prov.get('name', 'audit')}: "
+            f"git {short_revision(str(prov.get('git_revision', 'unknown')))}, "
             f"parameters {prov.get('params_json', '{}')}, created {prov.get('created', '?')}"
         )
         if line not in lines:

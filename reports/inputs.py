@@ -245,7 +245,7 @@ class Result:
         status = f"; PARTIAL: {self.attrs.get('status', 'stopped early')}" if self.partial else ""
         return (
             f"[{self.ident}] {self.kind} {self.label} ({self.short_params()}; seed {self.seed}; "
-            f"git {self.git_revision[:12]}; file {self.path.name}{status})"
+            f"git {short_revision(self.git_revision)}; file {self.path.name}{status})"
         )
 
     def provenance_record(self) -> dict[str, Any]:
@@ -263,6 +263,12 @@ class Result:
             "params": self.params,
             **{k: str(self.attrs[k]) for k in keep if k in self.attrs},
         }
+
+
+def short_revision(revision: str) -> str:
+    """The first 12 characters of a git revision, keeping a ``-dirty`` mark."""
+    dirty = revision.endswith("-dirty")
+    return revision.removesuffix("-dirty")[:12] + ("-dirty" if dirty else "")
 
 
 def _fmt(value: Any) -> str:
