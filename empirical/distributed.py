@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -55,7 +56,11 @@ def init_from_env(device_type: str) -> DistInfo:
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        # The main rank measures and probes after each epoch while the others wait at a
+        # barrier; allow that to take long (NCCL's default timeout is 10 minutes).
+        dist.init_process_group(
+            backend="nccl" if device_type == "cuda" else "gloo", timeout=timedelta(hours=2)
+        )
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
