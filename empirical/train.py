@@ -139,8 +139,13 @@ class Run:
         self.step = 0
         self.flow_time: list[float] = []
         self.history: list[dict] = []
+        self.skipped_before: set[str] = set()  # unreadable files met before a --resume
 
     # ------------------------------------------------------------------ helpers
+    def skipped_files(self) -> list[str]:
+        """Every unreadable image met by this run (and the runs it resumes)."""
+        return sorted(self.skipped_before | {str(p) for p in self.data.skipped_files()})
+
     def log(self, message: str, err: bool = False) -> None:
         if not self.info.main:
             return
@@ -171,7 +176,7 @@ class Run:
             "generator": self.generator.get_state(),
             "rng": rng_state(),
             "history": [to_storable(e) for e in self.history],
-            "skipped_files": [str(p) for p in self.data.skipped_files()],
+            "skipped_files": self.skipped_files(),
         }
 
     def load_state(self, state: dict) -> None:
@@ -189,6 +194,7 @@ class Run:
         self.generator.set_state(state["generator"])
         set_rng_state(state["rng"])
         self.history = [from_storable(e) for e in state["history"]]
+        self.skipped_before = set(state["skipped_files"])
 
     # ------------------------------------------------------------------ measuring
     def measure(self) -> dict:
@@ -257,7 +263,7 @@ class Run:
             linear_probe="softmax regression on standardised backbone features, L2 penalty "
             "chosen on validation; accuracy on the test split",
             eval_subset=f"first {cfg.eval_size} test images, un-augmented",
-            skipped_images=len(self.data.skipped_files()),
+            skipped_images=len(self.skipped_files()),
             torch_version=torch.__version__,
             hardware=torch.cuda.get_device_name(self.device)
             if self.device.type == "cuda"
@@ -349,7 +355,7 @@ class Run:
         ]
         if entry.get("throughput"):
             parts.append(f"{entry['throughput']:.0f} img/s")
-        skipped = len(self.data.skipped_files())
+        skipped = len(self.skipped_files())
         if skipped:
             parts.append(f"skipped {skipped} unreadable images")
         return "  ".join(parts)
