@@ -83,6 +83,8 @@ def run_all(args) -> None:
             continue
         method = label.split("_linear")[0].split("_paper")[0]
         cmd = [
+            "env",
+            f"OMP_NUM_THREADS={args.threads}",
             "nice",
             "-n",
             "10",
