@@ -3,20 +3,17 @@
 Every training loss is ``symbolic.losses.get(name)`` (the one definition of each loss; SPEC
 section 1), looked up at each step. This module only decides what tensors go in:
 
-=============  ==============  ===============================================  ==============
-method         symbolic loss   inputs                                           gathered under DDP
-=============  ==============  ===============================================  ==============
-byol           byol            online predictions p1, p2; EMA target z1', z2'   nothing (per-sample
-                                                                                loss; BN synced)
-simsiam        simsiam         predictions p1, p2; projections z1, z2           nothing
-barlow_twins   barlow_twins    projections z1, z2                               z1, z2 with grad
-vicreg         vicreg          projections z1, z2                               z1, z2 with grad
-simclr         nt_xent         projections z1, z2                               z1, z2 with grad
-moco_v2        infonce         query z1, EMA key z2', queue of keys             keys, no grad
-directpred     byol            p = W_p z (W_p set from F_hat); EMA target       f f^T averaged
-directcopy     byol            same, W_p = F_hat + eps I                        f f^T averaged
-liu            liu             W_p, projections z1, z2 (no stop-gradient)       z1, z2 with grad
-=============  ==============  ===============================================  ==============
+method        symbolic loss  inputs                                          DDP gathers
+------------  -------------  ----------------------------------------------  ----------------------
+byol          byol           online predictions p1, p2; EMA target z1', z2'  nothing (BN synced)
+simsiam       simsiam        predictions p1, p2; projections z1, z2          nothing
+barlow_twins  barlow_twins   projections z1, z2                              z1, z2 with grad
+vicreg        vicreg         projections z1, z2                              z1, z2 with grad
+simclr        nt_xent        projections z1, z2                              z1, z2 with grad
+moco_v2       infonce        query z1, EMA key z2', queue of keys            keys, no grad (queue)
+directpred    byol           p = W_p z (W_p set from F_hat); EMA target      f f^T averaged
+directcopy    byol           same, W_p = F_hat + eps I                       f f^T averaged
+liu           liu            W_p, projections z1, z2 (no stop-gradient)      z1, z2 with grad
 
 Under DDP "with grad" means ``torch.distributed.nn.functional.all_gather`` before the loss, so
 each rank evaluates the global-batch loss (see :mod:`empirical.distributed`). EMA targets are
