@@ -101,6 +101,7 @@ def main() -> None:
             "phase_portrait": lambda: figures.phase_portrait(s_res),
         }
         total_fig = total_png = 0.0
+        print("seconds per figure; the first save (PDF) includes the constrained-layout pass")
         print(f"{'figure':30s} {'draw':>7s} {'pdf':>7s} {'png':>7s}")
         with style.paper_style():
             for name, draw in drawers.items():
