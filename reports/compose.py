@@ -143,7 +143,13 @@ TIME_TEXT = {
 }
 
 
-def _setup(c: Composer, sims: Sequence[Result], runs: Sequence[Result], convention: str) -> None:
+def _setup(
+    c: Composer,
+    sims: Sequence[Result],
+    runs: Sequence[Result],
+    listed: Sequence[Result],
+    convention: str,
+) -> None:
     c.add(
         Heading(2, "1. Set-up"),
         Paragraph(
@@ -157,6 +163,15 @@ def _setup(c: Composer, sims: Sequence[Result], runs: Sequence[Result], conventi
         ),
         Bullets([r.describe() for r in [*sims, *runs]] or ["none"]),
     )
+    if listed:
+        c.add(
+            Paragraph(
+                "Listed but not drawn (this report draws single simulations and runs; sweeps "
+                "and phase diagrams carry parameter dimensions; `python -m dynamics.phase` "
+                "draws the phase diagrams):"
+            ),
+            Bullets([r.describe() for r in listed]),
+        )
     scaled = [r for r in runs if r.time_scale != 1.0]
     if scaled:
         c.add(
@@ -325,6 +340,8 @@ def compose(
     )
     c = Composer(root, manifest)
     c.add(Heading(1, title))
+    listed = [s for s in sims if s.kind != "simulation"]
+    sims = [s for s in sims if s.kind == "simulation"]
     pairs = pair_runs(runs, sims)
     rows = [
         (run, sim, a)
@@ -338,14 +355,14 @@ def compose(
         )
     ]
     steps = (
-        ("set-up", lambda: _setup(c, sims, runs, time_convention)),
+        ("set-up", lambda: _setup(c, sims, runs, listed, time_convention)),
         ("predictions", lambda: _predictions(c, sims)),
         ("measurements", lambda: _measurements(c, sims, runs)),
         ("agreement", lambda: _agreement(c, sims, pairs, rows)),
         ("conservation", lambda: c.figure(figures.conservation(sims, runs))),
         ("disagreements", lambda: _disagreements(c, rows)),
         ("audit", lambda: _audit(c, audit)),
-        ("appendix", lambda: _appendix(c, [*sims, *runs])),
+        ("appendix", lambda: _appendix(c, [*sims, *listed, *runs])),
     )
     with style.paper_style():
         for name, step in steps:

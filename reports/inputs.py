@@ -340,8 +340,16 @@ def _params(path: Path, attrs: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+#: Kinds accepted for --sim besides "simulation": read, listed with their provenance, not drawn.
+LISTED_KINDS = ("sweep", "phase")
+
+
 def load_result(path: str | Path, kind: str) -> Result:
-    """Load and check one result file of the given ``kind`` ("simulation" or "training")."""
+    """Load and check one result file of the given ``kind`` ("simulation" or "training").
+
+    For ``kind="simulation"`` a sweep or phase-diagram file (:data:`LISTED_KINDS`) is accepted
+    too; only its provenance is checked, since it carries parameter dimensions.
+    """
     path = Path(path)
     ds = _open(path)
     attrs = dict(ds.attrs)
@@ -350,13 +358,15 @@ def load_result(path: str | Path, kind: str) -> Result:
             raise InputError(
                 path, f"missing provenance attribute {key!r} (see dynamics.results.provenance)"
             )
-    if attrs["kind"] != kind:
+    allowed = (kind, *LISTED_KINDS) if kind == "simulation" else (kind,)
+    if attrs["kind"] not in allowed:
         raise InputError(path, f"is a {attrs['kind']!r} file, expected kind {kind!r}")
-    _check_axis(path, ds, kind)
-    _check_variables(path, ds, EPOCH if kind == "training" else TIME)
+    if attrs["kind"] == kind:
+        _check_axis(path, ds, kind)
+        _check_variables(path, ds, EPOCH if kind == "training" else TIME)
     return Result(
         path=path,
-        kind=kind,
+        kind=str(attrs["kind"]),
         name=str(attrs["name"]),
         params=_params(path, attrs),
         attrs=attrs,

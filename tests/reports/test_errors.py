@@ -169,3 +169,20 @@ def test_demo_rejects_bad_options_before_running_anything(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--epochs must be >= 1" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_files_are_listed_not_drawn(tmp_path, inputs):
+    """A sweep among --sim files (results/*.nc) is listed with its provenance, not rejected."""
+    import numpy as np
+    import xarray as xr
+
+    from dynamics.results import provenance
+
+    sweep = xr.Dataset({"p": (("eta", "mode"), np.ones((3, 2)))}, coords={"eta": [0.0, 0.1, 0.2]})
+    sweep.attrs = provenance("sweep", "eigenmodes", {"grid": "eta=0:0.2:3", "seed": 0})
+    path = write_netcdf(sweep, tmp_path / "sweep.nc")
+    out = build_mod.build([str(inputs["sim"]), str(path)], [], tmp_path / "r", audit="none")
+    text = (out / "report.md").read_text(encoding="utf-8")
+    listed = text.split("Listed but not drawn", 1)[1].split("##", 1)[0]
+    assert "[S2] sweep eigenmodes" in listed
+    assert "| S2 | sweep | eigenmodes |" in text
