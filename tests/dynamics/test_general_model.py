@@ -1,0 +1,108 @@
+"""The general autograd model: it tends to Tian's population ODE as the data set grows, and it
+accepts every training loss of symbolic.losses."""
+
+import numpy as np
+import pytest
+
+import symbolic.losses as losses
+from dynamics.cli import run_main
+from dynamics.integrate import integrate
+from dynamics.models.base import ParameterError
+from dynamics.models.general import GeneralModel, GeneralParams
+from dynamics.models.linear_byol import (
+    LinearBYOLModel,
+    LinearBYOLParams,
+    LinearSimSiamModel,
+    LinearSimSiamParams,
+)
+from dynamics.simulate import main
+
+SHAPE = dict(dim=3, input_dim=5, eta=0.05, alpha_p=1.5, sigma2=0.4, x_spectrum="random",
+             aug_spectrum="random")  # fmt: skip
+T_END = 8.0
+
+
+def _predictor_path(model, n_out=9) -> np.ndarray:
+    traj = integrate(model.rhs, model.initial_state(), T_END, n_out=n_out, rtol=1e-7, atol=1e-9)
+    assert traj.complete
+    b = model.layout.unpack(traj.y)
+    return np.concatenate([b["W"].reshape(n_out, -1), b["W_p"].reshape(n_out, -1)], axis=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ema", "online"])
+def test_trajectories_approach_the_population_ode_as_n_grows(target):
+    """loss linear_byol with an EMA target -> linear_byol (Tian Lemma 1); with the online network
+    as target -> linear_simsiam. Error ~ n^(-1/2) (sampling error of the data moments); averaged
+    over 3 seeds (each seed: its own data set and initial weights, shared with the ODE)."""
+    ns = (64, 512, 4096)
+    errors = np.zeros((3, len(ns)))
+    for seed in range(3):
+        if target == "ema":
+            pop = LinearBYOLModel(LinearBYOLParams(**SHAPE, beta=0.6, seed=seed))
+        else:
+            pop = LinearSimSiamModel(LinearSimSiamParams(**SHAPE, seed=seed))
+        ref = _predictor_path(pop)
+        for i, n in enumerate(ns):
+            general = GeneralModel(
+                GeneralParams(
+                    **SHAPE, beta=0.6, seed=seed, n_samples=n, loss="linear_byol", target=target
+                )  # fmt: skip
+            )
+            g0 = general.layout.unpack(general.initial_state())
+            p0 = pop.layout.unpack(pop.initial_state())
+            for block in ("W", "W_p"):  # the same initial weights
+                np.testing.assert_array_equal(g0[block], p0[block])
+            path = _predictor_path(general)
+            errors[seed, i] = np.max(np.abs(path - ref)) / np.max(np.abs(ref))
+    mean = errors.mean(axis=0)
+    assert mean[0] > mean[1] > mean[2]
+    slope = np.polyfit(np.log(ns), np.log(mean), 1)[0]
+    assert -0.8 < slope < -0.3, (mean, slope)
+    assert mean[-1] < 0.1
+
+
+@pytest.mark.parametrize("name", [n for n in losses.names() if n != "batchnorm"])
+def test_rhs_is_minus_the_gradient_for_every_training_loss(name):
+    """<dW/dt + eta W, V> = -dL(W + h V)/dh at h = 0 (central differences of the loss value), for
+    a random direction V over all trained blocks: the roles are wired and differentiated."""
+    model = GeneralModel(GeneralParams(dim=3, input_dim=4, n_samples=16, loss=name, queue_size=8))
+    rng = np.random.default_rng(0)
+    y = model.initial_state() + 0.1 * rng.standard_normal(model.layout.size)
+    b = model.layout.unpack(y)
+    rhs = model.layout.unpack(model.rhs(0.0, y))
+    trained = [k for k in b if k != "W_a"]
+    v = {k: rng.standard_normal(b[k].shape) for k in trained}
+    rate = {"W": 1.0, "W_p": model.params.alpha_p}
+    predicted = sum(np.sum((rhs[k] + model.params.eta * b[k]) * v[k]) / rate[k] for k in trained)
+
+    # a stop-gradient on the online targets (simsiam): the targets stay at the unperturbed W
+    frozen = {"W_a": b["W"]} if model.params.role == "predict" and "W_a" not in b else {}
+
+    def loss_at(h):
+        return model.loss_value({**b, **frozen, **{k: b[k] + h * v[k] for k in trained}})
+
+    h = 1e-5
+    numeric = -(loss_at(h) - loss_at(-h)) / (2 * h)
+    assert predicted == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+
+
+def test_a_general_run_integrates_to_finite_results():
+    model = GeneralModel(GeneralParams(dim=3, input_dim=4, n_samples=32, loss="nt_xent"))
+    traj = integrate(model.rhs, model.initial_state(), 2.0, n_out=3, rtol=1e-6, atol=1e-8)
+    assert traj.complete
+    ds = model.observables(traj.t, traj.y)
+    assert np.all(np.isfinite(ds["loss"].values)) and float(ds["loss"][-1]) < float(ds["loss"][0])
+
+
+def test_bad_loss_or_hyperparameter_is_a_one_line_usage_error(tmp_path, capsys):
+    with pytest.raises(ParameterError, match="batchnorm"):
+        GeneralParams(loss="batchnorm")
+    with pytest.raises(ParameterError, match="temperature"):
+        GeneralParams(loss="nt_xent", hyper="temperature=-1")
+    with pytest.raises(ParameterError, match="lambd"):
+        GeneralParams(loss="nt_xent", hyper="lambd=1")
+    out = tmp_path / "g.nc"
+    assert run_main(main, ["general", "--loss", "no_such_loss", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no_such_loss" in err and not out.exists()
