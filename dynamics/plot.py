@@ -75,6 +75,54 @@ def _gap_panel(ax, ds: xr.Dataset) -> None:
     ax.legend(loc="best", fontsize=8)
 
 
+def _spectrum_panel(ax, ds: xr.Dataset, name: str, title: str, ylabel: str) -> None:
+    """Eigenvalues ``name`` (time, mode) on a log axis (magnitudes; collapse shows as a fall)."""
+    values = np.abs(ds[name].values)
+    n = values.shape[1]
+    floor = max(float(values.max()) * 1e-12, 1e-300)
+    for j in range(n):
+        ax.semilogy(ds["time"], np.maximum(values[:, j], floor), lw=1,
+                    color=plt.cm.viridis(j / max(1, n - 1)))  # fmt: skip
+    ax.set_xlabel("flow time t")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+
+
+def _norm_panel(ax, ds: xr.Dataset) -> None:
+    ax.semilogy(ds["time"], ds["w_norm"], lw=2, label=r"$\|W\|_F$")
+    ax.set_xlabel("flow time t")
+    ax.set_ylabel(r"$\|W\|_F$")
+    ax.set_title("collapse of the online weights")
+
+
+def _loss_rank_panel(ax, ds: xr.Dataset) -> None:
+    ax.plot(ds["time"], ds["loss"], "k", lw=1.5, label="loss")
+    ax.set_xlabel("flow time t")
+    ax.set_ylabel("loss")
+    right = ax.twinx()
+    right.plot(ds["time"], ds["effective_rank"], "tab:red", lw=1.5)
+    right.set_ylabel("effective rank (RankMe, eval set)", color="tab:red")
+    ax.set_title("loss and effective rank")
+
+
+#: quick-look layouts of the breadth scenarios: scenario -> (left, right) panel drawers
+_DIRECT = ("directpred", "directcopy", "directpred_discrete")
+_ABLATION = ("no_predictor", "no_stopgrad")
+_ENCODER = ("barlow_twins", "vicreg", "spectral", "liu", "general")
+
+
+def _breadth_panels(axes, ds: xr.Dataset, name: str) -> None:
+    if name in _DIRECT:
+        _eigenvalue_panel(axes[0], ds, "wp_eig_real")
+        _spectrum_panel(axes[1], ds, "fhat_eig", r"running correlation $\hat F$", "eig($\\hat F$)")
+    elif name in _ABLATION:
+        _spectrum_panel(axes[0], ds, "corr_eig", "feature correlation", r"eig($E[f f^T]$)")
+        _norm_panel(axes[1], ds)
+    else:
+        _spectrum_panel(axes[0], ds, "corr_eig", "feature correlation", r"eig($Z_1^T Z_1 / n$)")
+        _loss_rank_panel(axes[1], ds)
+
+
 def plot_result(ds: xr.Dataset, stem: Path) -> list[Path]:
     """Draw the quick-look figure of ``ds`` to ``stem``.png and ``stem``.pdf; return the paths."""
     params = params_from_attrs(ds.attrs)
@@ -82,6 +130,9 @@ def plot_result(ds: xr.Dataset, stem: Path) -> list[Path]:
     if name == "ema_gap":
         fig, axes = plt.subplots(1, 1, figsize=(4.5, 3.2))
         _gap_panel(axes, ds)
+    elif name in (*_DIRECT, *_ABLATION, *_ENCODER):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        _breadth_panels(axes, ds, name)
     elif name == "eigenmodes":
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         _eigenvalue_panel(axes[0], ds, "p")
@@ -104,4 +155,7 @@ def plot_result(ds: xr.Dataset, stem: Path) -> list[Path]:
     return paths
 
 
-_SHOWN = ("dim", "eta", "alpha_p", "beta", "sigma2", "seed", "trajectory")
+_SHOWN = (
+    "dim", "eta", "alpha_p", "beta", "sigma2", "seed", "trajectory", "variant", "convention",
+    "eps", "loss", "encoder", "standardize", "n_samples",
+)  # fmt: skip

@@ -12,6 +12,11 @@ VICReg: L = lambda/(n d) ||Z_1 - Z_2||^2 + mu sum_v v(Z_v)/2 + nu sum_v c(Z_v),
     dv/dZ_bj = -[std_j < 1] Zc_bj / (d (n-1) std_j),  dc/dZ = 4 Zc offdiag(Cov) / (d (n-1)).
 Spectral: with G = Z_1 Z_2^T, L = -2 tr(G)/n + ||offdiag G||^2 / (n(n-1)),
     M = dL/dG = -2 I/n + 2 offdiag(G)/(n(n-1)), dL/dZ_1 = M Z_2, dL/dZ_2 = M^T Z_1.
+The VICReg flow is not smooth: the variance hinge switches off where a std_j reaches 1, and when
+the invariance term pushes std_j below 1 while the hinge pushes it back, the flow slides along
+std_j = 1 (a Filippov sliding mode). Adaptive solvers (explicit or implicit) then take steps of
+~1e-9 and crawl; it happens quickly for small n or d (n = 32, d = 4), not for the defaults.
+
 Population optimum of the spectral loss (eta = 0, HaoChen et al. 2021): with S = X + X' and
 T = S^{-1/2} X S^{-1/2}, the eigenvalues of W S W^T are the d largest (positive) eigenvalues of T.
 """
