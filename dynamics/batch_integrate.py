@@ -87,6 +87,7 @@ def integrate_batch(
     conv_tol: float = 1e-6,
     chunk: int = 1024,
     progress: Callable[[int], None] | None = None,
+    fills_out: bool = False,
 ) -> BatchResult:
     """Integrate B independent systems dy/dt = rhs(t, y, *args) from y0 (B, n) to ``t_end``.
 
@@ -94,7 +95,8 @@ def integrate_batch(
     each of ``args`` (arrays of shape (B,) or (B, m)) restricted to the same b rows and
     transposed the same way ((b,) or (m, b)), and returns (n, b).
     Rows are processed ``chunk`` at a time (arrays that stay in the CPU cache);
-    ``progress(k)`` is called with the number of rows finished since its last call.
+    ``progress(k)`` is called with the number of rows finished since its last call. With
+    ``fills_out`` the call is ``rhs(t, y, *args, out=buffer)`` and rhs writes into ``buffer``.
     """
     y0 = np.array(y0, dtype=float)
     if y0.ndim != 2:
@@ -114,13 +116,21 @@ def integrate_batch(
         rows = np.arange(start, min(start + chunk, n_rows))
         iterations += _integrate_chunk(
             rhs, rows, y0[rows].T.copy(), tuple(a[rows].T.copy() for a in args), t_end, rtol, atol,
-            blowup, conv_tol, out, progress,
+            blowup, conv_tol, out, progress, fills_out,
         )  # fmt: skip
     return dataclasses.replace(out, n_iterations=iterations)
 
 
-def _integrate_chunk(rhs, rows, y, args, t_end, rtol, atol, blowup, conv_tol, out, progress):
+def _integrate_chunk(
+    rhs, rows, y, args, t_end, rtol, atol, blowup, conv_tol, out, progress, fills_out
+):
     """Step the rows ``rows`` (state y (n, b)) to t_end; write their results into ``out``."""
+    if fills_out:
+        plain = rhs
+
+        def rhs(t, y, *args):
+            return plain(t, y, *args, out=np.empty_like(y))
+
     n, b = y.shape
     t = np.zeros(b)
     f = rhs(t, y, *args)
@@ -142,7 +152,8 @@ def _integrate_chunk(rhs, rows, y, args, t_end, rtol, atol, blowup, conv_tol, ou
                 progress(int(done.size))
             keep = ~finished
             rows, t, h, rate, rejected = (v[keep] for v in (rows, t, h, rate, rejected))
-            y, f, k, work = y[:, keep], f[:, keep], k[:, :, keep], work[:, keep]
+            y, f = np.ascontiguousarray(y[:, keep]), np.ascontiguousarray(f[:, keep])
+            k, work = np.empty((_N_STAGES + 1, n, y.shape[1])), np.empty_like(y)
             args = tuple(a[..., keep] for a in args)
         if rows.size == 0:
             return iterations
@@ -155,7 +166,10 @@ def _integrate_chunk(rhs, rows, y, args, t_end, rtol, atol, blowup, conv_tol, ou
             _combine(_A[s, :s], k, work)
             work *= step
             work += y
-            k[s] = rhs(t + _C[s] * step, work, *args)
+            if fills_out:
+                plain(t + _C[s] * step, work, *args, out=k[s])
+            else:
+                k[s] = rhs(t + _C[s] * step, work, *args)
         _combine(_B, k, work)
         work *= step
         y_new = work + y
@@ -163,15 +177,17 @@ def _integrate_chunk(rhs, rows, y, args, t_end, rtol, atol, blowup, conv_tol, ou
         k[_N_STAGES] = f_new
         _combine(_E, k, work)
         work *= step
-        scale = np.maximum(np.abs(y), np.abs(y_new))
+        size_new = np.abs(y_new)
+        scale = np.maximum(np.abs(y), size_new)
         scale *= rtol
         scale += atol
         work /= scale
         err = _rms(work)
+        # a NaN or infinity in y_new or f_new (E[-1] != 0) makes err non-finite
+        nonfinite = ~np.isfinite(err)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             grow = np.where(err == 0, MAX_FACTOR, SAFETY * err**_ERROR_EXPONENT)
-        nonfinite = ~(np.all(np.isfinite(y_new), axis=0) & np.all(np.isfinite(f_new), axis=0))
-        accept = (err < 1) & ~nonfinite
+        accept = err < 1
         # accepted: grow, but not right after a rejection; rejected: shrink and retry
         up = np.minimum(MAX_FACTOR, grow)
         factor = np.where(
@@ -188,24 +204,17 @@ def _integrate_chunk(rhs, rows, y, args, t_end, rtol, atol, blowup, conv_tol, ou
             t_cross = t + step * np.clip(np.nan_to_num(frac, nan=1.0), 0.0, 1.0)
             out.t_converge[rows[crossed]] = t_cross[crossed]
         out.t_converge[rows[accept & (new_rate >= conv_tol)]] = np.nan
-        y = np.where(accept, y_new, y)
-        f = np.where(accept, f_new, f)
+        np.copyto(y, y_new, where=accept)
+        np.copyto(f, f_new, where=accept)
         t = np.where(accept, t_new, t)
         rate = np.where(accept, new_rate, rate)
         out.n_steps[rows] += accept
-        blown = accept & ~np.all(np.abs(y) < blowup, axis=0)
+        blown = accept & ~(np.max(size_new, axis=0) < blowup)
         bad = blown | nonfinite | (too_small & ~accept)
         finished = bad | (accept & (t >= t_end))
 
 
 def _combine(coefficients: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
-    """out = sum_i coefficients[i] k[i] over the non-zero coefficients."""
-    first = True
-    for i, c in enumerate(coefficients):
-        if c == 0:
-            continue
-        if first:
-            np.multiply(k[i], c, out=out)
-            first = False
-        else:
-            out += c * k[i]
+    """out = sum_i coefficients[i] k[i] in one pass (einsum: no BLAS threads, which oversubscribe
+    the cores when sweeps run in parallel processes)."""
+    np.einsum("i,i...->...", coefficients, k[: coefficients.size], out=out)

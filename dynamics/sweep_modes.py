@@ -25,11 +25,13 @@ RHS_PARAMS = ("eta", "alpha_p", "beta", "sigma2")
 
 
 def _rhs(dim: int, simsiam: bool):
-    def rhs(t, y, eta, alpha_p, beta, sigma2):
-        dp, ds, dtau = mode_rhs(
-            y[:dim], y[dim : 2 * dim], y[2 * dim :], eta, alpha_p, beta, sigma2, simsiam
-        )
-        return np.concatenate([dp, ds, dtau])
+    """The per-mode right-hand side on states (3 dim, b), filling ``out`` (3 dim, b)."""
+
+    def rhs(t, y, eta, alpha_p, beta, sigma2, out):
+        blocks = (slice(0, dim), slice(dim, 2 * dim), slice(2 * dim, 3 * dim))
+        p, s, tau = (y[b] for b in blocks)
+        mode_rhs(p, s, tau, eta, alpha_p, beta, sigma2, simsiam, out=tuple(out[b] for b in blocks))
+        return out
 
     return rhs
 
@@ -82,6 +84,7 @@ def run_mode_points(
             blowup=blowup,
             conv_tol=conv_tol,
             progress=progress,
+            fills_out=True,
         )
         y[idx], t_reached[idx] = result.y, result.t
         diverged[idx], t_conv[idx] = result.diverged, result.t_converge

@@ -56,13 +56,29 @@ def invariant_constant(p0, s0, alpha_p):
     return np.asarray(s0, float) - np.asarray(p0, float) ** 2 / alpha_p
 
 
-def mode_rhs(p, s, tau, eta, alpha_p, beta, sigma2, simsiam=False):
-    """(dp/dt, ds/dt, dtau/dt) of eqs. 11-13, vectorised over any broadcastable arrays."""
+def mode_rhs(p, s, tau, eta, alpha_p, beta, sigma2, simsiam=False, out=None):
+    """(dp/dt, ds/dt, dtau/dt) of eqs. 11-13, vectorised over any broadcastable arrays.
+
+    ``out``: optional (dp, ds, dtau) arrays of the broadcast shape to fill (fewer temporaries;
+    used by the vectorised sweep).
+    """
     gain = tau - (1.0 + sigma2) * p
-    dp = alpha_p * s * gain - eta * p
-    growth = p * gain - eta  # = (ds/dt) / (2 s)
-    ds = 2.0 * s * growth
-    dtau = np.zeros_like(dp) if simsiam else beta * (1.0 - tau) - tau * growth
+    growth = p * gain
+    growth -= eta  # = (ds/dt) / (2 s)
+    if out is None:
+        out = (np.empty_like(gain), np.empty_like(gain), np.empty_like(gain))
+    dp, ds, dtau = out
+    np.multiply(s, gain, out=dp)
+    dp *= alpha_p
+    dp -= eta * p
+    np.multiply(s, growth, out=ds)
+    ds *= 2.0
+    if simsiam:
+        dtau[...] = 0.0
+    else:
+        np.subtract(1.0, tau, out=dtau)
+        dtau *= beta
+        dtau -= tau * growth
     return dp, ds, dtau
 
 
