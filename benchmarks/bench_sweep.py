@@ -8,7 +8,7 @@
 2. The same points as a loop of single ``scipy.integrate.solve_ivp`` runs (RK45, same
    tolerances): timed on a random subset of ``--loop-subset`` points and extrapolated to all
    points (the loop over 10^5 points would take about an hour); the ratio of the two.
-3. The matrix-model sweep (``linear_byol``, dim 32) with --workers 1 and 2: its scaling.
+3. The matrix-model sweep (``linear_byol``, dim 64) with --workers 1 and 2: its scaling.
 Each figure is the best of ``--repeat`` runs (the machine is shared).
 """
 
@@ -92,9 +92,9 @@ def main() -> None:
     print(f"  max |p_j(sweep) - p_j(solve_ivp)| on those points: {worst:.1e}")
 
     matrix = ["eta=0.02:0.14:4", "seed=0:3"]
-    params = {"dim": 32, "input_dim": 32}
+    params = {"dim": 64, "input_dim": 64}
     run = RunSettings(t_end=100.0, rtol=1e-8, atol=1e-10)
-    print(f"\nmatrix-model sweep (linear_byol, dim 32, {' '.join(matrix)} = 16 points, t_end 100):")
+    print(f"\nmatrix-model sweep (linear_byol, dim 64, {' '.join(matrix)} = 16 points, t_end 100):")
     base = None
     for workers in (1, 2):
         seconds, _ = best_of(

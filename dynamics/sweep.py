@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import json
+import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -51,6 +52,8 @@ from dynamics.sweep_modes import run_mode_points
 VECTORISED = (EigenmodeModel.name,)
 #: grid points per work unit of the vectorised integrator
 MODE_CHUNK = 8192
+#: environment variables that set the thread count of BLAS / OpenMP in worker processes
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: default tolerances of a sweep (looser than a single simulation's 1e-10 / 1e-12)
 SWEEP_RTOL, SWEEP_ATOL = 1e-8, 1e-10
 
@@ -153,12 +156,21 @@ def _executor(workers: int, scheduler: str | None):
             client.close,
         )
     if workers > 1:
-        pool = cf.ProcessPoolExecutor(max_workers=workers)
-        return (
-            pool.submit,
-            cf.as_completed,
-            lambda: pool.shutdown(wait=False, cancel_futures=True),
-        )
+        # fresh (spawned) workers with one BLAS/OpenMP thread each: N processes x 2 BLAS threads
+        # on a 2-core machine made a 2-worker sweep slower than a serial one
+        saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+        os.environ.update({k: "1" for k in _THREAD_VARS})
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+
+        def shutdown():
+            pool.shutdown(wait=False, cancel_futures=True)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+        return pool.submit, cf.as_completed, shutdown
     return None
 
 
