@@ -91,10 +91,10 @@ def main() -> None:
     )
     print(f"  max |p_j(sweep) - p_j(solve_ivp)| on those points: {worst:.1e}")
 
-    matrix = ["eta=0.02:0.14:4", "seed=0:3"]
+    matrix = ["eta=0.02:0.14:8", "seed=0:3"]
     params = {"dim": 64, "input_dim": 64}
     run = RunSettings(t_end=100.0, rtol=1e-8, atol=1e-10)
-    print(f"\nmatrix-model sweep (linear_byol, dim 64, {' '.join(matrix)} = 16 points, t_end 100):")
+    print(f"\nmatrix-model sweep (linear_byol, dim 64, {' '.join(matrix)} = 32 points, t_end 100):")
     base = None
     for workers in (1, 2):
         seconds, _ = best_of(

@@ -5,7 +5,7 @@ Each grid point is one row of :func:`dynamics.batch_integrate.integrate_batch`: 
 right-hand side :func:`~dynamics.models.eigenmodes.mode_rhs` evaluated for all rows with per-row
 eta, alpha_p, beta, sigma^2. Points are grouped by the swept parameters that change the initial
 state or the structure (alpha_p through s_j(0) = p_j(0)^2/alpha_p + c0, p0, s0, c0, tau0,
-simsiam); every group is integrated in one vectorised run.
+simsiam); every group is integrated in one vectorised run (the seed is unused by this model).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 from dynamics.batch_integrate import integrate_batch
 from dynamics.models.eigenmodes import EigenmodeParams, fixed_points, mode_fates, mode_rhs
 
-#: parameters that enter only the right-hand side (vectorised without grouping)
-RHS_ONLY = ("eta", "beta", "sigma2")
+#: parameters that do not change the initial state or the structure (vectorised without
+#: grouping): the right-hand side's eta, beta, sigma^2, and the seed (unused by this model)
+RHS_ONLY = ("eta", "beta", "sigma2", "seed")
 #: parameters passed per row to the right-hand side
 RHS_PARAMS = ("eta", "alpha_p", "beta", "sigma2")
 

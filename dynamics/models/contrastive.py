@@ -28,7 +28,6 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-import symbolic.losses as losses
 from dynamics.models.base import param, require
 from dynamics.models.encoder import (
     EncoderModel,
@@ -37,6 +36,13 @@ from dynamics.models.encoder import (
     standardize,
     standardize_backward,
 )
+
+
+def _symbolic_loss(name: str):
+    """The loss ``name`` of symbolic.losses (imported on first use: sympy loads slowly)."""
+    import symbolic.losses
+
+    return symbolic.losses.get(name)
 
 
 def _offdiag(a: np.ndarray) -> np.ndarray:
@@ -64,7 +70,7 @@ class BarlowTwinsModel(EncoderModel):
         return {"lambd": self.params.lambd, "eps": self.params.bn_eps}
 
     def loss_value(self, blocks):
-        return float(losses.get("barlow_twins")(*self.views(blocks), **self.hyper()))
+        return float(_symbolic_loss("barlow_twins")(*self.views(blocks), **self.hyper()))
 
     def gradients(self, blocks):
         q = self.params
@@ -116,7 +122,7 @@ class VICRegModel(EncoderModel):
         }
 
     def loss_value(self, blocks):
-        return float(losses.get("vicreg")(*self.views(blocks), **self.hyper()))
+        return float(_symbolic_loss("vicreg")(*self.views(blocks), **self.hyper()))
 
     def gradients(self, blocks):
         q = self.params
@@ -146,7 +152,7 @@ class SpectralModel(EncoderModel):
     description = "linear spectral contrastive loss (SimCLR-like): gradient flow of an encoder"
 
     def loss_value(self, blocks):
-        return float(losses.get("spectral")(*self.views(blocks)))
+        return float(_symbolic_loss("spectral")(*self.views(blocks)))
 
     def gradients(self, blocks):
         z1, z2 = self.views(blocks)

@@ -29,9 +29,16 @@ from typing import Any
 
 import numpy as np
 
-import symbolic.losses as losses
 from dynamics.models.base import ParameterError, StateLayout, param, require
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
+
+
+def _losses():
+    """symbolic.losses, imported on first use (sympy loads slowly)."""
+    import symbolic.losses
+
+    return symbolic.losses
+
 
 ROLES = {
     ("z1", "z2"): "pair",
@@ -93,10 +100,10 @@ class GeneralParams(EncoderParams):
     def __post_init__(self):
         super().__post_init__()
         try:
-            loss = losses.get(self.loss)
+            loss = _losses().get(self.loss)
         except ValueError as err:
             raise ParameterError(f"loss={self.loss!r} is not allowed: {err}") from None
-        usable = [n for n in losses.names() if tuple(losses.get(n).args) in ROLES]
+        usable = [n for n in _losses().names() if tuple(_losses().get(n).args) in ROLES]
         require(tuple(loss.args) in ROLES, "loss", self.loss, "one of " + ", ".join(usable))
         require(self.n_samples >= loss.min_n, "n_samples", self.n_samples, f">= {loss.min_n}")
         parse_hyper(loss, self.hyper)
@@ -107,7 +114,7 @@ class GeneralParams(EncoderParams):
 
     @property
     def role(self) -> str:
-        return ROLES[tuple(losses.get(self.loss).args)]
+        return ROLES[tuple(_losses().get(self.loss).args)]
 
     @property
     def ema_target(self) -> bool:
@@ -129,7 +136,7 @@ class GeneralModel(EncoderModel):
         # 70 ms vs 0.6 ms per right-hand side with 2 threads vs 1 on a busy 2-core machine).
         torch.set_num_threads(1)
         self.torch = torch
-        self.loss = losses.get(params.loss)
+        self.loss = _losses().get(params.loss)
         self.hyper = parse_hyper(self.loss, params.hyper)
         super().__init__(params)
         rng = np.random.default_rng(np.random.SeedSequence(params.seed).spawn(7)[6])
