@@ -85,7 +85,7 @@ def to_dataset(model: Model, settings: RunSettings, traj: Trajectory, wall_s: fl
             "simulation",
             model.name,
             model.params,
-            solver=settings.method,
+            solver="discrete steps" if hasattr(model, "run_discrete") else settings.method,
             rtol=settings.rtol,
             atol=settings.atol,
             t_end=settings.t_end,
