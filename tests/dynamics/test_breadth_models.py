@@ -12,7 +12,16 @@ from dynamics.models.directpred import paper_fixed_point
 from dynamics.models.eigenmodes import fixed_points
 from dynamics.simulate import RunSettings, simulate
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """float64 tensors by default in this module only (a module-level set_default_dtype would
+    leak into every test collected after it)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def _model(name, **params):
