@@ -13,7 +13,6 @@ from dynamics.models.eigenmodes import fixed_points
 from dynamics.simulate import RunSettings, simulate
 
 
-
 @pytest.fixture(autouse=True)
 def float64_default():
     """float64 tensors by default in this module only (a module-level set_default_dtype would
