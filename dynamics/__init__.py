@@ -3,5 +3,3 @@
 Each model is a frozen parameter dataclass plus a right-hand side for ``scipy.integrate.solve_ivp``;
 results are xarray Datasets with the variable names of :mod:`dynamics.schema`.
 """
-
-__version__ = "0.1.0"

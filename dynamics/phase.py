@@ -28,12 +28,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from dynamics.cli import ArgumentParser, UsageError, run_main  # noqa: E402
 from dynamics.models.base import ParameterError  # noqa: E402
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs  # noqa: E402
-from dynamics.results import provenance, write_netcdf  # noqa: E402
+from dynamics.results import write_netcdf
 from dynamics.simulate import RunSettings, simulate  # noqa: E402
 from dynamics.sweep import run_sweep  # noqa: E402
+from symbolic.cli import ArgumentParser, UsageError, run_main  # noqa: E402
+from symbolic.provenance import provenance  # noqa: E402
 
 FIGURES = ("flow", "line", "collapse", "alignment")
 STABLE, UNSTABLE, SEMI = "tab:red", "tab:green", "0.5"

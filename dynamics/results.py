@@ -1,20 +1,15 @@
-"""Provenance attributes and atomic netCDF writing for every result file of the toolkit.
+"""Atomic, NaN-refusing netCDF writing for every result file of the toolkit.
 
-DESIGN.md "Result schema": attributes hold the model or method, every parameter, seed, solver and
-tolerances, package version, git revision and creation time; files are written to a temporary
-file in the same folder and renamed, so a reader never sees a half-written result.
+DESIGN.md "Result schema": files are written to a temporary file in the same folder and renamed,
+so a reader never sees a half-written result. The provenance attributes they carry come from
+:func:`symbolic.provenance.provenance`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as _dt
 import json
 import math
 import os
-import platform
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,67 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from dynamics import __version__
 from dynamics.schema import annotate
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def git_revision(path: Path = _REPO_ROOT) -> str:
-    """The git commit of the source tree, with ``-dirty`` if it has uncommitted changes."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5
-        )
-        if rev.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _attr_value(value: Any) -> Any:
-    """A netCDF-storable version of ``value`` (bools as ints, None and containers as JSON text)."""
-    if isinstance(value, bool | np.bool_):
-        return int(value)
-    if isinstance(value, int | float | str | np.integer | np.floating):
-        return value
-    return json.dumps(value, default=str)
-
-
-def provenance(kind: str, name: str, params: Any, **extra: Any) -> dict[str, Any]:
-    """Attributes for a result file: what made it, with which parameters, on which code.
-
-    ``kind`` is "simulation", "training" or "sweep"; ``name`` the scenario or method; ``params``
-    a dataclass or a mapping. Each parameter is stored as ``param_<name>`` and all together as the
-    JSON text ``params_json`` so that a reader can rebuild the configuration.
-    """
-    if dataclasses.is_dataclass(params):
-        params = dataclasses.asdict(params)
-    params = dict(params)
-    attrs: dict[str, Any] = {
-        "kind": kind,
-        "name": name,
-        "package_version": __version__,
-        "git_revision": git_revision(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "host": platform.node(),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "params_json": json.dumps(params, default=str, sort_keys=True),
-    }
-    for key, value in params.items():
-        attrs[f"param_{key}"] = _attr_value(value)
-    for key, value in extra.items():
-        attrs[key] = _attr_value(value)
-    return attrs
 
 
 def check_finite(ds: xr.Dataset) -> None:

@@ -18,10 +18,11 @@ from pathlib import Path
 import xarray as xr
 
 from dynamics import scenarios
-from dynamics.cli import ArgumentParser, RunFailure, UsageError, run_main
 from dynamics.integrate import METHODS, Trajectory, integrate
 from dynamics.models.base import Model, ParameterError
-from dynamics.results import provenance, write_netcdf
+from dynamics.results import write_netcdf
+from symbolic.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.provenance import provenance
 
 #: option names that differ from the parameter name with "_" -> "-"
 FLAG_NAMES = {"stop_gradient": "--no-stopgrad", "standardize": "--no-standardize"}

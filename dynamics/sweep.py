@@ -37,16 +37,17 @@ import xarray as xr
 from tqdm import tqdm
 
 from dynamics import scenarios
-from dynamics.cli import ArgumentParser, UsageError, run_main
 from dynamics.grid import Grid
 from dynamics.integrate import METHODS
 from dynamics.models.base import ParameterError
 from dynamics.models.eigenmodes import EigenmodeModel
-from dynamics.results import provenance, write_netcdf
+from dynamics.results import write_netcdf
 from dynamics.schema import MODE
 from dynamics.simulate import RunSettings, _add_param_options
 from dynamics.sweep_matrix import run_point
 from dynamics.sweep_modes import run_mode_points
+from symbolic.cli import ArgumentParser, UsageError, run_main
+from symbolic.provenance import provenance
 
 #: scenarios swept by the vectorised per-mode integrator
 VECTORISED = (EigenmodeModel.name,)

@@ -13,10 +13,10 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from dynamics.cli import ArgumentParser, UsageError
 from empirical.backbones import BACKBONES, STEMS
 from empirical.directpred import EPS_CONVENTIONS
 from empirical.methods import METHODS, get_spec, loss_function
+from symbolic.cli import ArgumentParser, UsageError
 
 
 @dataclass

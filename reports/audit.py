@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynamics.results import git_revision
 from reports.inputs import InputError
+from symbolic.provenance import git_revision
 
 AUDIT_MODULE = "symbolic.audit"
 AUDIT_ARGS = ("--format", "json")

@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from dynamics import __version__
-from dynamics.results import git_revision
 from reports import compare, figures, style
 from reports.audit import Audit
 from reports.document import Block, Bullets, FigureBlock, Heading, Paragraph, TableBlock
@@ -33,6 +31,7 @@ from reports.tables import (
     sources_table,
     write_table,
 )
+from symbolic.provenance import PACKAGE_VERSION, git_revision
 
 
 def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[tuple[Result, Result]]:
@@ -332,7 +331,7 @@ def compose(
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "command": command,
             "git_revision": git_revision(),
-            "package_version": __version__,
+            "package_version": PACKAGE_VERSION,
             "time_convention": time_convention,
         },
         sources=[r.provenance_record() for r in [*sims, *runs]],

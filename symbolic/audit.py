@@ -18,8 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dynamics.cli import ArgumentParser, UsageError
 from symbolic import claims
+from symbolic.cli import ArgumentParser, UsageError
 from symbolic.command import run
 
 FORMATS = ("text", "markdown", "latex", "json")
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--claims {args.claims!r}: unknown claim id {unknown[0] if unknown else '(none)'!r} "
             f"(known: {', '.join(claims.CLAIMS)})"
         )
-    from dynamics.results import provenance
+    from symbolic.provenance import provenance
 
     prov = provenance("audit", "symbolic.audit", {"seed": args.seed, "claims": ids})
     quiet = args.quiet or not sys.stderr.isatty()

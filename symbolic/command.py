@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from dynamics.cli import run_main
+from symbolic.cli import run_main
 
 
 def run(main: Callable[[Sequence[str] | None], int], prog: str) -> int:

@@ -22,8 +22,8 @@ from typing import Any
 import sympy as sp
 from tqdm import tqdm
 
-from dynamics.cli import ArgumentParser, RunFailure, UsageError
 from symbolic import losses, matrix_forms
+from symbolic.cli import ArgumentParser, RunFailure, UsageError
 from symbolic.command import run
 from symbolic.derivation import (
     AUTOGRAD_TOL,
@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def write_json(path: Path, records: list[dict[str, Any]], options: dict[str, Any]) -> None:
     """Write the check records with provenance atomically."""
-    from dynamics.results import provenance
+    from symbolic.provenance import provenance
 
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     payload = {

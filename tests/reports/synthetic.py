@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dynamics.results import provenance, write_netcdf
+from dynamics.results import write_netcdf
+from symbolic.provenance import provenance
 
 ETA = 0.05
 ALPHA_P = 1.0

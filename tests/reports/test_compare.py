@@ -143,7 +143,8 @@ def test_no_fixed_points_above_the_collapse_threshold(tmp_path):
 
 def _momentum_run(tmp_path, optimizer: str) -> str:
     """A run with SGD momentum 0.9 whose residual decays at 2 wd per unit of sum(lr)/(1 - mu)."""
-    from dynamics.results import provenance, write_netcdf
+    from dynamics.results import write_netcdf
+    from symbolic.provenance import provenance
 
     mu, wd = 0.9, 0.01
     ds = run(

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dynamics.cli import run_main
 from dynamics.results import write_netcdf
 from reports import build as build_mod
+from symbolic.cli import run_main
 from tests.reports import synthetic
 from tests.reports.conftest import run_build
 
@@ -176,7 +176,7 @@ def test_sweep_files_are_listed_not_drawn(tmp_path, inputs):
     import numpy as np
     import xarray as xr
 
-    from dynamics.results import provenance
+    from symbolic.provenance import provenance
 
     sweep = xr.Dataset({"p": (("eta", "mode"), np.ones((3, 2)))}, coords={"eta": [0.0, 0.1, 0.2]})
     sweep.attrs = provenance("sweep", "eigenmodes", {"grid": "eta=0:0.2:3", "seed": 0})

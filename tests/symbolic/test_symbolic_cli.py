@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from dynamics.cli import run_main
 from symbolic import audit, derive
+from symbolic.cli import run_main
 
 
 def run(module, argv, capsys):

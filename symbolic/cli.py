@@ -1,7 +1,8 @@
 """Command-line conventions shared by the toolkit's commands (DESIGN.md "Command-line conventions").
 
 Exit status 0 on success, 2 on bad input with one line naming the bad value, 1 when a run fails
-(divergence, NaN) with its cause. No traceback for either.
+(divergence, NaN) with its cause. No traceback for either. Kept in ``symbolic``, the bottom of the
+import graph, so that every package's commands can share it without an import cycle.
 """
 
 from __future__ import annotations
