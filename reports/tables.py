@@ -19,6 +19,7 @@ import pandas as pd
 
 from reports.compare import Agreement, collapsed_description, decay_rate, relative_deviation
 from reports.inputs import Result
+from symbolic.latex import latex_escape
 
 SIGNIFICANT = 4
 MISSING_MD = "–"
@@ -79,25 +80,6 @@ def to_markdown(table: Table) -> str:
             "| " + " | ".join(cell(format_value(row[c.key])) for c in table.columns) + " |"
         )
     return "\n".join(lines) + "\n"
-
-
-LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Plain text made safe for LaTeX (the ten special characters)."""
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
 def to_latex(table: Table) -> str:

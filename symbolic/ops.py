@@ -251,8 +251,12 @@ def _elementwise(fn):
     return apply
 
 
-class SympyOps:
-    """sympy back end: numpy object arrays of sympy expressions, exact rational constants."""
+class SympyOps(NumpyOps):
+    """sympy back end: numpy object arrays of sympy expressions, exact rational constants.
+
+    The shape operations (matmul, T, reshape, concat) are numpy's, inherited; every operation on
+    the entries is overridden.
+    """
 
     name = "sympy"
 
@@ -288,18 +292,6 @@ class SympyOps:
 
     def relu(self, x):
         return self._relu(x)
-
-    def matmul(self, a, b):
-        return np.matmul(a, b)
-
-    def T(self, x):
-        return np.swapaxes(x, -1, -2)
-
-    def reshape(self, x, shape):
-        return np.reshape(x, shape)
-
-    def concat(self, xs, axis=0):
-        return np.concatenate(xs, axis=axis)
 
     def diagonal(self, x, offset=0):
         return np.diagonal(x, offset, axis1=-2, axis2=-1).copy()
