@@ -127,6 +127,8 @@ def _add_param_options(parser: ArgumentParser, params_cls: type) -> None:
         option = FLAG_NAMES.get(field.name, "--" + field.name.replace("_", "-"))
         if field.type in (bool, "bool"):
             action = "store_false" if field.default else "store_true"
+            if field.default:  # the option switches off what the field's help describes
+                help_text = f"{help_text} (default: on; this option switches it off)"
             parser.add_argument(option, dest=field.name, action=action, help=help_text)
         else:
             kind = {"int": int, "float": float, "str": str}[

@@ -78,7 +78,7 @@ RESUME_FREE = ("out", "workers", "world_size")
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m empirical.train",
-        description="Train a self-supervised method and record the observables of SPEC section 3 "
+        description="Train a self-supervised method and record the observables of SPEC section 3\n"
         "per epoch (netCDF), with checkpoints and the resolved configuration in --out.",
     )
     p.add_argument("method", nargs="?", help="method to train (see --list)")

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from dynamics import observables as obs
-from dynamics.models.base import StateLayout, param, require, time_mode_vars
+from dynamics.models.base import StateLayout, param, time_mode_vars
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
 from dynamics.schema import MODE, TIME
 
@@ -36,11 +36,9 @@ VARIANTS = ("byol", "simsiam")
 class AblationParams(LinearBYOLParams):
     """Linear BYOL parameters plus the method whose ablation is run."""
 
-    variant: str = param("simsiam", "'byol' (EMA target, rate beta) or 'simsiam' (W_a = W)")
-
-    def __post_init__(self):
-        super().__post_init__()
-        require(self.variant in VARIANTS, "variant", self.variant, "'byol' or 'simsiam'")
+    variant: str = param(
+        "simsiam", "'byol' (EMA target, rate beta) or 'simsiam' (W_a = W)", choices=VARIANTS
+    )
 
     @property
     def has_ema_target(self) -> bool:

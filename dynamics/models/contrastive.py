@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import param, require
+from dynamics.models.base import param
 from dynamics.models.encoder import (
     EncoderModel,
     EncoderParams,
@@ -51,13 +51,8 @@ def _offdiag(a: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class BarlowTwinsParams(EncoderParams):
-    lambd: float = param(0.0051, "weight lambda of the off-diagonal term")
-    bn_eps: float = param(1e-5, "BatchNorm epsilon of the standardisation")
-
-    def __post_init__(self):
-        super().__post_init__()
-        require(self.lambd >= 0, "lambd", self.lambd, "lambd >= 0")
-        require(self.bn_eps >= 0, "bn_eps", self.bn_eps, "bn_eps >= 0")
+    lambd: float = param(0.0051, "weight lambda of the off-diagonal term", at_least=0)
+    bn_eps: float = param(1e-5, "BatchNorm epsilon of the standardisation", at_least=0)
 
 
 class BarlowTwinsModel(EncoderModel):
@@ -95,15 +90,10 @@ class BarlowTwinsModel(EncoderModel):
 
 @dataclasses.dataclass(frozen=True)
 class VICRegParams(EncoderParams):
-    sim_coeff: float = param(25.0, "weight lambda of the invariance term")
-    std_coeff: float = param(25.0, "weight mu of the variance term (official halving)")
-    cov_coeff: float = param(1.0, "weight nu of the covariance term")
-    var_eps: float = param(1e-4, "epsilon inside the square root of the variance")
-
-    def __post_init__(self):
-        super().__post_init__()
-        for name in ("sim_coeff", "std_coeff", "cov_coeff", "var_eps"):
-            require(getattr(self, name) >= 0, name, getattr(self, name), f"{name} >= 0")
+    sim_coeff: float = param(25.0, "weight lambda of the invariance term", at_least=0)
+    std_coeff: float = param(25.0, "weight mu of the variance term (official halving)", at_least=0)
+    cov_coeff: float = param(1.0, "weight nu of the covariance term", at_least=0)
+    var_eps: float = param(1e-4, "epsilon inside the square root of the variance", at_least=0)
 
 
 class VICRegModel(EncoderModel):

@@ -41,11 +41,11 @@ from dynamics.integrate import Trajectory, output_times
 from dynamics.models.base import (
     Model,
     StateLayout,
-    check_finite_numbers,
     param,
     parse_spectrum,
     require,
     time_mode_vars,
+    validate,
 )
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
@@ -78,32 +78,25 @@ def paper_fixed_point(p_plus: float, eps: float) -> float:
 class DirectCopyParams:
     """Parameters of the DirectCopy flow (and the base of DirectPred's)."""
 
-    dim: int = param(12, "embedding dimension n2 (rows of W, size of W_p)")
-    input_dim: int = param(16, "input dimension n1 (columns of W)")
-    eta: float = param(0.04, "weight decay eta on W")
-    beta: float = param(0.4, "EMA rate beta of the target: dW_a/dt = beta (W - W_a)")
-    sigma2: float = param(0.5, "augmentation variance sigma^2 (scale of X')")
+    dim: int = param(12, "embedding dimension n2 (rows of W, size of W_p)", at_least=1)
+    input_dim: int = param(16, "input dimension n1 (columns of W)", at_least=1)
+    eta: float = param(0.04, "weight decay eta on W", at_least=0)
+    beta: float = param(0.4, "EMA rate beta of the target: dW_a/dt = beta (W - W_a)", above=0)
+    sigma2: float = param(0.5, "augmentation variance sigma^2 (scale of X')", at_least=0)
     x_spectrum: str = param("isotropic", "data correlation X (as for linear_byol)")
     aug_spectrum: str = param("isotropic", "augmentation covariance X' (as for linear_byol)")
-    init_scale: float = param(1.0, "initial W ~ N(0, s^2/n1) entrywise")
+    init_scale: float = param(1.0, "initial W ~ N(0, s^2/n1) entrywise", above=0)
     rho_rate: float = param(
         5.0,
         "rate of the running average, dF_hat/dt = rho (E[f f^T] - F_hat); a discrete average "
         "with coefficient r at learning rate lr is rho = (1 - r)/lr",
+        above=0,
     )
-    eps: float = param(0.1, "eps of the rule (added to the eigenvalues of W_p)")
+    eps: float = param(0.1, "eps of the rule (added to the eigenvalues of W_p)", at_least=0)
     seed: int = param(0, "random seed of the initial weights and random spectra")
 
     def __post_init__(self):
-        check_finite_numbers(self)
-        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
-        require(self.input_dim >= 1, "input_dim", self.input_dim, "an integer >= 1")
-        require(self.eta >= 0, "eta", self.eta, "eta >= 0")
-        require(self.beta > 0, "beta", self.beta, "beta > 0")
-        require(self.sigma2 >= 0, "sigma2", self.sigma2, "sigma2 >= 0")
-        require(self.init_scale > 0, "init_scale", self.init_scale, "init_scale > 0")
-        require(self.rho_rate > 0, "rho_rate", self.rho_rate, "rho_rate > 0")
-        require(self.eps >= 0, "eps", self.eps, "eps >= 0")
+        validate(self)
         parse_spectrum(self.x_spectrum, self.input_dim, "x_spectrum")
         parse_spectrum(self.aug_spectrum, self.input_dim, "aug_spectrum")
 
@@ -116,11 +109,8 @@ class DirectPredParams(DirectCopyParams):
         "code",
         "'code': p = max(sqrt(s/s_max) + eps, 1e-4) (luckmatters, behind the paper's tables); "
         "'paper': p = sqrt(s) + eps s_max (Tian eq. 18)",
+        choices=CONVENTIONS,
     )
-
-    def __post_init__(self):
-        super().__post_init__()
-        require(self.convention in CONVENTIONS, "convention", self.convention, "'code' or 'paper'")
 
 
 class DirectCopyModel(Model):
@@ -249,19 +239,19 @@ class DirectPredModel(DirectCopyModel):
 class DirectPredDiscreteParams(DirectPredParams):
     """DirectPred/DirectCopy in discrete time (SGD steps)."""
 
-    rule: str = param("directpred", "'directpred' or 'directcopy'")
-    lr: float = param(0.01, "learning rate (flow time per step)")
+    rule: str = param(
+        "directpred", "'directpred' or 'directcopy'", choices=("directpred", "directcopy")
+    )
+    lr: float = param(0.01, "learning rate (flow time per step)", above=0)
     rho: float = param(0.3, "coefficient r of the running average F <- r F + (1 - r) E[f f^T]")
-    freq: int = param(1, "W_p is overwritten by the rule every freq steps (SGD in between)")
-    alpha_p: float = param(1.0, "relative learning rate of W_p's SGD steps between resets")
+    freq: int = param(
+        1, "W_p is overwritten by the rule every freq steps (SGD in between)", at_least=1
+    )
+    alpha_p: float = param(1.0, "relative learning rate of W_p's SGD steps between resets", above=0)
 
     def __post_init__(self):
         super().__post_init__()
-        require(self.rule in ("directpred", "directcopy"), "rule", self.rule, "a DirectX rule")
-        require(self.lr > 0, "lr", self.lr, "lr > 0")
         require(0 <= self.rho < 1, "rho", self.rho, "0 <= rho < 1")
-        require(self.freq >= 1, "freq", self.freq, "an integer >= 1")
-        require(self.alpha_p > 0, "alpha_p", self.alpha_p, "alpha_p > 0")
 
 
 class DirectPredDiscreteModel(DirectPredModel):

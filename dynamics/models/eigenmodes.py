@@ -25,9 +25,9 @@ from dynamics.models.base import (
     Model,
     ParameterError,
     StateLayout,
-    check_finite_numbers,
     param,
     require,
+    validate,
 )
 from dynamics.schema import MODE, TIME
 
@@ -155,11 +155,11 @@ def _spread(text: str, n: int, name: str) -> np.ndarray:
 class EigenmodeParams:
     """Parameters of the per-mode system; ``dim`` is the number of modes."""
 
-    dim: int = param(12, "number of eigenmodes")
-    eta: float = param(0.04, "weight decay eta")
-    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p")
-    beta: float = param(0.5, "EMA rate beta (dW_a/dt = beta (W - W_a))")
-    sigma2: float = param(0.5, "augmentation variance sigma^2 (X' = sigma^2 I)")
+    dim: int = param(12, "number of eigenmodes", at_least=1)
+    eta: float = param(0.04, "weight decay eta", at_least=0)
+    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p", above=0)
+    beta: float = param(0.5, "EMA rate beta (dW_a/dt = beta (W - W_a))", at_least=0)
+    sigma2: float = param(0.5, "augmentation variance sigma^2 (X' = sigma^2 I)", at_least=0)
     p0: str = param("-0.05:0.25", "initial p_j: 'a:b' evenly spaced or comma-separated values")
     s0: str = param(
         "parabola",
@@ -171,12 +171,7 @@ class EigenmodeParams:
     seed: int = param(0, "random seed (unused: the initial state is deterministic)")
 
     def __post_init__(self):
-        check_finite_numbers(self)
-        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
-        require(self.eta >= 0, "eta", self.eta, "eta >= 0")
-        require(self.alpha_p > 0, "alpha_p", self.alpha_p, "alpha_p > 0")
-        require(self.beta >= 0, "beta", self.beta, "beta >= 0")
-        require(self.sigma2 >= 0, "sigma2", self.sigma2, "sigma2 >= 0")
+        validate(self)
         self.initial_modes()  # validates p0, s0
 
     def initial_modes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

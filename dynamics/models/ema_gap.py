@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import Model, StateLayout, check_finite_numbers, param, require
+from dynamics.models.base import Model, StateLayout, param, validate
 from dynamics.schema import TIME
 
 COMPONENT = "component"
@@ -32,24 +32,19 @@ COMPONENT = "component"
 class EmaGapParams:
     """Parameters of the EMA-gap model."""
 
-    dim: int = param(4, "dimension of theta")
-    beta: float = param(0.5, "EMA rate beta = 1 - tau per unit flow time")
-    trajectory: str = param("linear", "online trajectory theta(t): 'linear' or 'sine'")
+    dim: int = param(4, "dimension of theta", at_least=1)
+    beta: float = param(
+        0.5, "EMA rate beta = 1 - tau per unit flow time", above=0, why="beta = 0 never follows"
+    )
+    trajectory: str = param(
+        "linear", "online trajectory theta(t): 'linear' or 'sine'", choices=("linear", "sine")
+    )
     speed: float = param(1.0, "||theta'|| for 'linear'; amplitude a for 'sine'")
-    omega: float = param(1.0, "angular frequency of the 'sine' trajectory")
+    omega: float = param(1.0, "angular frequency of the 'sine' trajectory", above=0)
     seed: int = param(0, "random seed of theta(0) and of the direction of motion")
 
     def __post_init__(self):
-        check_finite_numbers(self)
-        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
-        require(self.beta > 0, "beta", self.beta, "beta > 0 (beta = 0 never follows)")
-        require(
-            self.trajectory in ("linear", "sine"),
-            "trajectory",
-            self.trajectory,
-            "'linear' or 'sine'",
-        )
-        require(self.omega > 0, "omega", self.omega, "omega > 0")
+        validate(self)
 
 
 class EmaGapModel(Model):

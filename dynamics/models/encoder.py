@@ -25,11 +25,10 @@ from dynamics import observables as obs
 from dynamics.models.base import (
     Model,
     StateLayout,
-    check_finite_numbers,
     param,
     parse_spectrum,
-    require,
     time_mode_vars,
+    validate,
 )
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
 from dynamics.schema import MODE, TIME
@@ -39,24 +38,18 @@ from dynamics.schema import MODE, TIME
 class EncoderParams:
     """Sizes, data and optimisation parameters of a linear encoder on a synthetic data set."""
 
-    dim: int = param(8, "embedding dimension d (rows of W)")
-    input_dim: int = param(12, "input dimension n1 (columns of W)")
-    n_samples: int = param(256, "number n of data points (each with two views)")
-    eta: float = param(0.0, "weight decay eta")
-    sigma2: float = param(0.5, "augmentation variance sigma^2 (scale of X')")
+    dim: int = param(8, "embedding dimension d (rows of W)", at_least=1)
+    input_dim: int = param(12, "input dimension n1 (columns of W)", at_least=1)
+    n_samples: int = param(256, "number n of data points (each with two views)", at_least=2)
+    eta: float = param(0.0, "weight decay eta", at_least=0)
+    sigma2: float = param(0.5, "augmentation variance sigma^2 (scale of X')", at_least=0)
     x_spectrum: str = param("random", "data correlation X (as for linear_byol)")
     aug_spectrum: str = param("isotropic", "augmentation covariance X' (as for linear_byol)")
-    init_scale: float = param(1.0, "initial W ~ N(0, s^2/n1), W_p ~ N(0, s^2/d) entrywise")
+    init_scale: float = param(1.0, "initial W ~ N(0, s^2/n1), W_p ~ N(0, s^2/d) entrywise", above=0)
     seed: int = param(0, "random seed of the data set and the initial weights")
 
     def __post_init__(self):
-        check_finite_numbers(self)
-        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
-        require(self.input_dim >= 1, "input_dim", self.input_dim, "an integer >= 1")
-        require(self.n_samples >= 2, "n_samples", self.n_samples, "an integer >= 2")
-        require(self.eta >= 0, "eta", self.eta, "eta >= 0")
-        require(self.sigma2 >= 0, "sigma2", self.sigma2, "sigma2 >= 0")
-        require(self.init_scale > 0, "init_scale", self.init_scale, "init_scale > 0")
+        validate(self)
         parse_spectrum(self.x_spectrum, self.input_dim, "x_spectrum")
         parse_spectrum(self.aug_spectrum, self.input_dim, "aug_spectrum")
 

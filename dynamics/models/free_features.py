@@ -27,11 +27,10 @@ from dynamics import observables as obs
 from dynamics.models.base import (
     Model,
     StateLayout,
-    check_finite_numbers,
     conservation_vars,
     param,
-    require,
     time_mode_vars,
+    validate,
 )
 from dynamics.schema import COL, MODE, ROW, TIME
 
@@ -40,22 +39,18 @@ from dynamics.schema import COL, MODE, ROW, TIME
 class FreeFeatureParams:
     """Parameters of the free-feature model."""
 
-    dim: int = param(8, "feature dimension d (size of W_p)")
-    n_samples: int = param(32, "number of samples n (columns of F1)")
-    eta: float = param(0.05, "weight decay eta on W_p and F1")
-    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p (Liu: 1)")
-    sigma2: float = param(0.1, "variance of the augmentation offset E = F2 - F1, times n")
-    init_scale: float = param(1.0, "initial W_p ~ N(0, s^2/d), F1 ~ N(0, s^2/n) entrywise")
+    dim: int = param(8, "feature dimension d (size of W_p)", at_least=1)
+    n_samples: int = param(32, "number of samples n (columns of F1)", at_least=1)
+    eta: float = param(0.05, "weight decay eta on W_p and F1", at_least=0)
+    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p (Liu: 1)", above=0)
+    sigma2: float = param(
+        0.1, "variance of the augmentation offset E = F2 - F1, times n", at_least=0
+    )
+    init_scale: float = param(1.0, "initial W_p ~ N(0, s^2/d), F1 ~ N(0, s^2/n) entrywise", above=0)
     seed: int = param(0, "random seed of the initial state and of the offset E")
 
     def __post_init__(self):
-        check_finite_numbers(self)
-        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
-        require(self.n_samples >= 1, "n_samples", self.n_samples, "an integer >= 1")
-        require(self.eta >= 0, "eta", self.eta, "eta >= 0")
-        require(self.alpha_p > 0, "alpha_p", self.alpha_p, "alpha_p > 0")
-        require(self.sigma2 >= 0, "sigma2", self.sigma2, "sigma2 >= 0")
-        require(self.init_scale > 0, "init_scale", self.init_scale, "init_scale > 0")
+        validate(self)
 
 
 class FreeFeatureModel(Model):

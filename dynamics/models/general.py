@@ -82,20 +82,21 @@ def parse_hyper(loss, text: str) -> dict[str, Any]:
 class GeneralParams(EncoderParams):
     """A loss of symbolic.losses on a linear encoder; defaults match ``linear_byol``."""
 
-    dim: int = param(12, "embedding dimension d (rows of W)")
-    input_dim: int = param(16, "input dimension n1 (columns of W)")
-    n_samples: int = param(1024, "number n of data points (each with two views)")
-    eta: float = param(0.04, "weight decay eta")
+    dim: int = param(12, "embedding dimension d (rows of W)", at_least=1)
+    input_dim: int = param(16, "input dimension n1 (columns of W)", at_least=1)
+    n_samples: int = param(1024, "number n of data points (each with two views)", at_least=2)
+    eta: float = param(0.04, "weight decay eta", at_least=0)
     x_spectrum: str = param("isotropic", "data correlation X (as for linear_byol)")
     loss: str = param("linear_byol", "a loss of symbolic.losses (any name but batchnorm)")
     hyper: str = param("", "the loss's hyperparameters 'name=value,...' (default: official)")
     target: str = param(
-        "auto", "'online', 'ema' (target W_a, rate beta) or 'auto' (ema for byol, infonce, "
-        "linear_byol)"
-    )  # fmt: skip
-    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p")
-    beta: float = param(0.4, "EMA rate beta of the target: dW_a/dt = beta (W - W_a)")
-    queue_size: int = param(64, "number K of queue views for infonce")
+        "auto",
+        "'online', 'ema' (target W_a, rate beta) or 'auto' (ema for byol, infonce, linear_byol)",
+        choices=TARGETS,
+    )
+    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p", above=0)
+    beta: float = param(0.4, "EMA rate beta of the target: dW_a/dt = beta (W - W_a)", above=0)
+    queue_size: int = param(64, "number K of queue views for infonce", at_least=1)
 
     def __post_init__(self):
         super().__post_init__()
@@ -107,10 +108,6 @@ class GeneralParams(EncoderParams):
         require(tuple(loss.args) in ROLES, "loss", self.loss, "one of " + ", ".join(usable))
         require(self.n_samples >= loss.min_n, "n_samples", self.n_samples, f">= {loss.min_n}")
         parse_hyper(loss, self.hyper)
-        require(self.target in TARGETS, "target", self.target, "'auto', 'online' or 'ema'")
-        require(self.alpha_p > 0, "alpha_p", self.alpha_p, "alpha_p > 0")
-        require(self.beta > 0, "beta", self.beta, "beta > 0")
-        require(self.queue_size >= 1, "queue_size", self.queue_size, "an integer >= 1")
 
     @property
     def role(self) -> str:

@@ -30,12 +30,11 @@ from dynamics import observables as obs
 from dynamics.models.base import (
     Model,
     StateLayout,
-    check_finite_numbers,
     conservation_vars,
     param,
     parse_spectrum,
-    require,
     time_mode_vars,
+    validate,
 )
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_table
 from dynamics.schema import COL, MODE, ROW, TIME
@@ -48,11 +47,11 @@ MATRIX_STORE_MAX_DIM = 32
 class LinearSimSiamParams:
     """Parameters of the linear SimSiam flow (target = online network)."""
 
-    dim: int = param(12, "embedding dimension n2 (rows of W, size of W_p)")
-    input_dim: int = param(16, "input dimension n1 (columns of W)")
-    eta: float = param(0.04, "weight decay eta")
-    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p")
-    sigma2: float = param(0.5, "augmentation variance sigma^2 (scale of X')")
+    dim: int = param(12, "embedding dimension n2 (rows of W, size of W_p)", at_least=1)
+    input_dim: int = param(16, "input dimension n1 (columns of W)", at_least=1)
+    eta: float = param(0.04, "weight decay eta", at_least=0)
+    alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p", above=0)
+    sigma2: float = param(0.5, "augmentation variance sigma^2 (scale of X')", at_least=0)
     x_spectrum: str = param(
         "isotropic",
         "data correlation X: 'isotropic' (I), 'random' (random basis, eigenvalues U[0.5,1.5]) "
@@ -64,12 +63,13 @@ class LinearSimSiamParams:
         "basis with eigenvalues U[0.5,1.5]) or input_dim comma-separated eigenvalues (diagonal)",
     )
     init_scale: float = param(
-        1.0, "initial weights: W ~ N(0, s^2/n1), W_p ~ N(0, s^2/n2) entrywise"
+        1.0, "initial weights: W ~ N(0, s^2/n1), W_p ~ N(0, s^2/n2) entrywise", above=0
     )
     predictor_decay: str = param(
         "eta",
         "predictor weight decay: 'eta' (Tian's flow; Theorem 1 exact) or 'alpha_p_eta' "
         "(SGD with one weight decay and predictor lr alpha_p times larger)",
+        choices=("eta", "alpha_p_eta"),
     )
     stop_gradient: bool = param(
         True,
@@ -79,19 +79,7 @@ class LinearSimSiamParams:
     seed: int = param(0, "random seed of the initial weights and random spectra")
 
     def __post_init__(self):
-        check_finite_numbers(self)
-        require(self.dim >= 1, "dim", self.dim, "an integer >= 1")
-        require(self.input_dim >= 1, "input_dim", self.input_dim, "an integer >= 1")
-        require(self.eta >= 0, "eta", self.eta, "eta >= 0")
-        require(self.alpha_p > 0, "alpha_p", self.alpha_p, "alpha_p > 0")
-        require(self.sigma2 >= 0, "sigma2", self.sigma2, "sigma2 >= 0")
-        require(self.init_scale > 0, "init_scale", self.init_scale, "init_scale > 0")
-        require(
-            self.predictor_decay in ("eta", "alpha_p_eta"),
-            "predictor_decay",
-            self.predictor_decay,
-            "'eta' or 'alpha_p_eta'",
-        )
+        validate(self)
         parse_spectrum(self.x_spectrum, self.input_dim, "x_spectrum")
         parse_spectrum(self.aug_spectrum, self.input_dim, "aug_spectrum")
 
@@ -108,11 +96,12 @@ class LinearSimSiamParams:
 class LinearBYOLParams(LinearSimSiamParams):
     """Parameters of the linear BYOL flow (EMA target W_a)."""
 
-    beta: float = param(0.4, "EMA rate beta of the target: dW_a/dt = beta (W - W_a)")
-
-    def __post_init__(self):
-        super().__post_init__()
-        require(self.beta > 0, "beta", self.beta, "beta > 0 (beta = 0: the target never moves)")
+    beta: float = param(
+        0.4,
+        "EMA rate beta of the target: dW_a/dt = beta (W - W_a)",
+        above=0,
+        why="beta = 0: the target never moves",
+    )
 
     @property
     def has_ema_target(self) -> bool:

@@ -47,25 +47,27 @@ ENCODERS = ("linear", "free")
 class LiuParams(EncoderParams):
     """Liu et al.'s loss on a linear encoder or on free features (Table 3's setting by default)."""
 
-    encoder: str = param("linear", "'linear' (Z = X W^T) or 'free' (Z_1 free, Z_2 = Z_1 + E)")
-    c_inv: float = param(1.0, "weight c_inv of the invariance term (Table 3: 1)")
-    c_cov: float = param(1.0, "weight c_cov of the covariance-maintaining term (Table 3: 0, 1)")
-    k: int = param(1, "number k of batch parts of the covariance term (must divide n_samples)")
+    encoder: str = param(
+        "linear", "'linear' (Z = X W^T) or 'free' (Z_1 free, Z_2 = Z_1 + E)", choices=ENCODERS
+    )
+    c_inv: float = param(1.0, "weight c_inv of the invariance term (Table 3: 1)", at_least=0)
+    c_cov: float = param(
+        1.0, "weight c_cov of the covariance-maintaining term (Table 3: 0, 1)", at_least=0
+    )
+    k: int = param(
+        1, "number k of batch parts of the covariance term (must divide n_samples)", at_least=1
+    )
     standardize: bool = param(True, "standardise each view per feature first (eq. 18, STD)")
-    std_eps: float = param(0.0, "epsilon added to the unbiased variance in the standardisation")
+    std_eps: float = param(
+        0.0, "epsilon added to the unbiased variance in the standardisation", at_least=0
+    )
     identity_predictor: bool = param(False, "W_p = I, not trained (Table 3's I-PRED)")
     sg_view2: bool = param(False, "stop the gradient through view 2 (Table 3's StopGrad)")
-    alpha_p: float = param(1.0, "relative learning rate of W_p")
+    alpha_p: float = param(1.0, "relative learning rate of W_p", above=0)
 
     def __post_init__(self):
         super().__post_init__()
-        require(self.encoder in ENCODERS, "encoder", self.encoder, "'linear' or 'free'")
-        require(self.c_inv >= 0, "c_inv", self.c_inv, "c_inv >= 0")
-        require(self.c_cov >= 0, "c_cov", self.c_cov, "c_cov >= 0")
-        require(self.k >= 1, "k", self.k, "an integer >= 1")
         require(self.n_samples % self.k == 0, "k", self.k, "a divisor of n_samples")
-        require(self.std_eps >= 0, "std_eps", self.std_eps, "std_eps >= 0")
-        require(self.alpha_p > 0, "alpha_p", self.alpha_p, "alpha_p > 0")
 
 
 class LiuModel(EncoderModel):

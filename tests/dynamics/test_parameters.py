@@ -1,0 +1,76 @@
+"""Declared parameter bounds: param(..., at_least=, above=, choices=, why=) checked by validate."""
+
+import dataclasses
+import re
+
+import pytest
+
+from dynamics import scenarios
+from dynamics.models.base import ParameterError, param, validate
+from dynamics.models.directpred import DirectPredDiscreteParams
+from dynamics.models.linear_byol import LinearBYOLParams
+from dynamics.models.liu import LiuParams
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+    n: int = param(3, "a count", at_least=1)
+    rate: float = param(0.5, "a rate", above=0, why="rate = 0 never moves")
+
+    def __post_init__(self):
+        validate(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived(Base):
+    mode: str = param("a", "'a', 'b' or 'c'", choices=("a", "b", "c"))
+    decay: float = param(0.0, "a decay", at_least=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"n": 0}, "n=0 is not allowed: an integer >= 1"),
+        ({"rate": 0.0}, "rate=0.0 is not allowed: rate > 0 (rate = 0 never moves)"),
+        ({"decay": -1.0}, "decay=-1.0 is not allowed: decay >= 0"),
+        ({"mode": "d"}, "mode='d' is not allowed: 'a', 'b' or 'c'"),
+        ({"decay": float("nan")}, "decay=nan is not allowed: must be finite"),
+        ({"rate": float("inf"), "n": 0}, "rate=inf is not allowed: must be finite"),
+    ],
+)
+def test_validate_names_the_value_and_what_is_allowed(kwargs, message):
+    """Subclass fields are checked by the base's validate; finiteness comes before bounds."""
+    with pytest.raises(ParameterError, match=f"^{re.escape(message)}$"):
+        Derived(**kwargs)
+
+
+def test_bounds_are_shown_in_the_help_text():
+    helps = {f.name: f.metadata["help"] for f in dataclasses.fields(Derived)}
+    assert helps["n"] == "a count [>= 1]" and helps["rate"] == "a rate [> 0]"
+    assert helps["decay"] == "a decay [>= 0]" and helps["mode"] == "'a', 'b' or 'c'"
+
+
+@pytest.mark.parametrize(
+    "params,kwargs,message",
+    [
+        (LinearBYOLParams, {"dim": 0}, "dim=0 is not allowed: an integer >= 1"),
+        (LinearBYOLParams, {"alpha_p": 0.0}, "alpha_p=0.0 is not allowed: alpha_p > 0"),
+        (
+            LinearBYOLParams,
+            {"beta": 0.0},
+            "beta=0.0 is not allowed: beta > 0 (beta = 0: the target never moves)",
+        ),
+        (DirectPredDiscreteParams, {"convention": "x"}, "'code' or 'paper'"),
+        (DirectPredDiscreteParams, {"rho": 1.0}, "rho=1.0 is not allowed: 0 <= rho < 1"),
+        (LiuParams, {"k": 3}, "k=3 is not allowed: a divisor of n_samples"),
+        (LiuParams, {"encoder": "deep"}, "encoder='deep' is not allowed: 'linear' or 'free'"),
+    ],
+)
+def test_model_parameters_reject_bad_values(params, kwargs, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        params(**kwargs)
+
+
+def test_every_scenario_accepts_its_defaults():
+    for scenario in scenarios.SCENARIOS.values():
+        scenario.params()

@@ -1,0 +1,44 @@
+"""Every command's --help states each option's default (DESIGN.md "Command-line conventions")."""
+
+import argparse
+import importlib
+
+import pytest
+
+PARSERS = [
+    ("dynamics.simulate", "build_parser"),
+    ("dynamics.phase", "build_parser"),
+    ("dynamics.sweep", "build_parser"),
+    ("symbolic.derive", "build_parser"),
+    ("symbolic.audit", "build_parser"),
+    ("empirical.config", "build_parser"),
+    ("reports.demo", "parser"),
+    ("reports.build", "parser"),
+]
+
+
+def _all_parsers(parser):
+    """The parser and every sub-command parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+@pytest.mark.parametrize("module,builder", PARSERS, ids=[m for m, _ in PARSERS])
+def test_every_option_shows_its_default(module, builder):
+    root = getattr(importlib.import_module(module), builder)()
+    checked = 0
+    for parser in _all_parsers(root):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                continue
+            text = formatter._expand_help(action) if action.help else ""
+            shown = formatter._get_help_string(action) or ""
+            assert "default" in shown, f"{parser.prog} {action.option_strings[0]}: {text!r}"
+            checked += 1
+    assert checked > 0
