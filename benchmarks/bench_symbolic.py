@@ -76,15 +76,22 @@ def inputs(loss, n, d, device, generator):
     return [torch.randn(*s, generator=generator).to(device) for s in shapes]
 
 
-def step_time(fn, arrays, device):
+#: shortest measurement: fast losses are timed over as many calls as make it this long
+MIN_MEASUREMENT_S = 0.05
+
+
+def step_time(fn, arrays, device, calls=1):
+    """Seconds per forward + backward, averaged over ``calls`` back-to-back calls (a loss of
+    about a millisecond is timed over many calls, or scheduler noise decides the ratio)."""
     leaves = [a.clone().requires_grad_(True) for a in arrays]
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    fn(*leaves).backward()
+    for _ in range(calls):
+        fn(*leaves).backward()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / calls
 
 
 def bench_losses(n, d, reps, device):
@@ -105,12 +112,13 @@ def bench_losses(n, d, reps, device):
         repeat = max(3, reps // 5) if name == "liu" else reps
         for _ in range(2):  # warm up both
             step_time(loss, arrays, device)
-            step_time(baseline, arrays, device)
+            warm = step_time(baseline, arrays, device)
+        calls = max(1, math.ceil(MIN_MEASUREMENT_S / warm))
         mine, theirs = [], []
         for rep in range(repeat):  # alternate which one goes first
             pair = [(theirs, baseline), (mine, loss)][:: 1 if rep % 2 else -1]
             for times, fn in pair:
-                times.append(step_time(fn, arrays, device))
+                times.append(step_time(fn, arrays, device, calls))
         t_ref, t_mine = min(theirs), min(mine)
         ratios[name] = t_mine / t_ref
         median_ratio = statistics.median(mine) / statistics.median(theirs)
