@@ -32,6 +32,20 @@ from dynamics.schema import MODE, TIME
 VARIANTS = ("byol", "simsiam")
 
 
+def collapse_summary(ds: xr.Dataset, label: str) -> list[str]:
+    """Summary lines of an ablation run: ||W|| from start to end and how many eigenvalues of
+    E[f f^T] stay above 2% of the initial largest (the others count as collapsed)."""
+    first, final = ds.isel(time=0), ds.isel(time=-1)
+    top = float(first["corr_eig"].max())
+    dim = final["corr_eig"].size
+    alive = int(np.sum(final["corr_eig"].values > 0.02 * top))
+    return [
+        f"  {label}: ||W|| {float(first['w_norm']):.4g} -> {float(final['w_norm']):.4g}",
+        f"  eigenvalues of E[f f^T] above 2% of the initial largest: {alive} of {dim} "
+        f"(collapsed modes: {dim - alive})",
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class AblationParams(LinearBYOLParams):
     """Linear BYOL parameters plus the method whose ablation is run."""
@@ -89,15 +103,7 @@ class NoPredictorModel(LinearBYOLModel):
         return xr.Dataset(data, coords={TIME: t, MODE: np.arange(self.params.dim)})
 
     def summary(self, ds: xr.Dataset) -> list[str]:
-        first, final = ds.isel(time=0), ds.isel(time=-1)
-        top = float(first["corr_eig"].max())
-        alive = int(np.sum(final["corr_eig"].values > 0.02 * top))
-        return [
-            f"  variant {self.params.variant}, W_p = I: ||W|| {float(first['w_norm']):.4g} -> "
-            f"{float(final['w_norm']):.4g}",
-            f"  eigenvalues of E[f f^T] above 2% of the initial largest: {alive} of "
-            f"{self.params.dim} (collapsed modes: {self.params.dim - alive})",
-        ]
+        return collapse_summary(ds, f"variant {self.params.variant}, W_p = I")
 
     def closed_forms(self) -> dict[str, float]:
         return {}
@@ -123,15 +129,7 @@ class NoStopGradModel(LinearBYOLModel):
         return d_w, d_wp, d_wa
 
     def summary(self, ds: xr.Dataset) -> list[str]:
-        first, final = ds.isel(time=0), ds.isel(time=-1)
-        top = float(first["corr_eig"].max())
-        alive = int(np.sum(final["corr_eig"].values > 0.02 * top))
-        return [
-            f"  variant {self.params.variant}, no stop-gradient: ||W|| "
-            f"{float(first['w_norm']):.4g} -> {float(final['w_norm']):.4g}",
-            f"  eigenvalues of E[f f^T] above 2% of the initial largest: {alive} of "
-            f"{self.params.dim} (collapsed modes: {self.params.dim - alive})",
-        ]
+        return collapse_summary(ds, f"variant {self.params.variant}, no stop-gradient")
 
     def closed_forms(self) -> dict[str, float]:
         return {}
