@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dynamics.results import write_netcdf
 from reports import figures, style, tables
 from reports.build import build
 from reports.inputs import load_inputs
-from symbolic.provenance import provenance
+from symbolic.common.provenance import provenance
+from symbolic.common.results import write_netcdf
 
 RNG = np.random.default_rng(0)
 EPOCHS, D, MODES, TIMES = 20, 128, 12, 401

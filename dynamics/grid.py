@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dynamics.models.base import ParameterError
+from symbolic.common.options import ParameterError
 
 #: parameters that set the shape of the result (the mode axis) and cannot be swept
 UNSWEEPABLE = ("dim",)

@@ -28,13 +28,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from dynamics.models.base import ParameterError  # noqa: E402
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs  # noqa: E402
-from dynamics.results import write_netcdf
 from dynamics.simulate import RunSettings, simulate  # noqa: E402
 from dynamics.sweep import run_sweep  # noqa: E402
-from symbolic.cli import ArgumentParser, UsageError, run_main  # noqa: E402
-from symbolic.provenance import provenance  # noqa: E402
+from symbolic.common.cli import ArgumentParser, UsageError, run_main  # noqa: E402
+from symbolic.common.options import ParameterError  # noqa: E402
+from symbolic.common.provenance import provenance  # noqa: E402
+from symbolic.common.results import write_netcdf
+from symbolic.common.schema import KNOWN_DIMS
 
 FIGURES = ("flow", "line", "collapse", "alignment")
 STABLE, UNSTABLE, SEMI = "tab:red", "tab:green", "0.5"
@@ -90,7 +91,7 @@ def _finish(fig, stem: Path, ds: xr.Dataset, title: str) -> list[Path]:
     for path in paths[:2]:
         fig.savefig(path, dpi=150)
     plt.close(fig)
-    write_netcdf(ds, paths[2])
+    write_netcdf(ds, paths[2], extra_dims=[d for d in ds.dims if d not in KNOWN_DIMS])
     return paths
 
 

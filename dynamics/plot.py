@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from dynamics.results import params_from_attrs  # noqa: E402
+from symbolic.common.results import params_from_attrs  # noqa: E402
 
 
 def _fixed_point_lines(ax, attrs) -> None:

@@ -19,10 +19,11 @@ import xarray as xr
 
 from dynamics import scenarios
 from dynamics.integrate import METHODS, Trajectory, integrate
-from dynamics.models.base import Model, ParameterError
-from dynamics.results import write_netcdf
-from symbolic.cli import ArgumentParser, RunFailure, UsageError, run_main
-from symbolic.provenance import provenance
+from dynamics.models.base import Model
+from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.options import ParameterError
+from symbolic.common.provenance import provenance
+from symbolic.common.results import write_netcdf
 
 #: option names that differ from the parameter name with "_" -> "-"
 FLAG_NAMES = {"stop_gradient": "--no-stopgrad", "standardize": "--no-standardize"}

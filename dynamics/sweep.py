@@ -39,15 +39,15 @@ from tqdm import tqdm
 from dynamics import scenarios
 from dynamics.grid import Grid
 from dynamics.integrate import METHODS
-from dynamics.models.base import ParameterError
 from dynamics.models.eigenmodes import EigenmodeModel
-from dynamics.results import write_netcdf
-from dynamics.schema import MODE
 from dynamics.simulate import RunSettings, _add_param_options
 from dynamics.sweep_matrix import run_point
 from dynamics.sweep_modes import run_mode_points
-from symbolic.cli import ArgumentParser, UsageError, run_main
-from symbolic.provenance import provenance
+from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.options import ParameterError
+from symbolic.common.provenance import provenance
+from symbolic.common.results import write_netcdf
+from symbolic.common.schema import MODE
 
 #: scenarios swept by the vectorised per-mode integrator
 VECTORISED = (EigenmodeModel.name,)
@@ -330,7 +330,7 @@ def run_sweep(
         )
         if out is not None:
             try:
-                write_netcdf(ds, target)
+                write_netcdf(ds, target, extra_dims=grid.names)
             except OSError as err:
                 raise UsageError(f"cannot write --out {target}: {err.strerror or err}") from None
         store.remove()

@@ -2,7 +2,7 @@
 
 ``python -m empirical.train METHOD --data fashion-mnist --epochs N --out DIR`` (``--list`` for
 the methods). Losses come from :mod:`symbolic.losses`, observables from
-:mod:`dynamics.observables`, result files follow :mod:`dynamics.schema`; see empirical/README.md
+:mod:`dynamics.observables`, result files follow :mod:`symbolic.common.schema`; see empirical/README.md
 for the variables of ``DIR/measurements.nc``.
 
 Modules: :mod:`~empirical.methods` (architectures, official defaults, which tensors enter each

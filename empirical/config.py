@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from empirical.backbones import BACKBONES, STEMS
 from empirical.directpred import EPS_CONVENTIONS
 from empirical.methods import METHODS, get_spec, loss_function
-from symbolic.cli import ArgumentParser, UsageError
+from symbolic.common.cli import ArgumentParser, UsageError
 
 
 @dataclass

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from symbolic.cli import UsageError
+from symbolic.common.cli import UsageError
 
 FASHION_DEFAULT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = {

@@ -1,4 +1,4 @@
-"""Per-epoch measurements of a training run, in the variable names of :mod:`dynamics.schema`.
+"""Per-epoch measurements of a training run, in the variable names of :mod:`symbolic.common.schema`.
 
 Every observable is computed by :mod:`dynamics.observables` (the implementation the simulations
 use) on float64 numpy copies of the online network's outputs for the fixed, un-augmented eval

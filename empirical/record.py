@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from dynamics.schema import COL, EPOCH, MODE, ROW, TIME
+from symbolic.common.schema import COL, EPOCH, MODE, ROW, TIME
 
 STEP = "step"
 RANDOM_BASELINE = ("knn_acc", "linear_acc")

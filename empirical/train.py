@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dynamics.results import write_netcdf
 from empirical import augment
 from empirical.backbones import build_backbone
 from empirical.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -50,8 +49,9 @@ from empirical.optim import (
     warmup_cosine,
 )
 from empirical.record import build_dataset, from_storable, to_storable
-from symbolic.cli import RunFailure, UsageError, run_main
-from symbolic.provenance import provenance
+from symbolic.common.cli import RunFailure, UsageError, run_main
+from symbolic.common.provenance import provenance
+from symbolic.common.results import write_netcdf
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "measurements.nc"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reports.inputs import InputError
-from symbolic.provenance import git_revision
+from symbolic.common.provenance import git_revision
 
 AUDIT_MODULE = "symbolic.audit"
 AUDIT_ARGS = ("--format", "json")

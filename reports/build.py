@@ -22,7 +22,7 @@ from reports import audit as audit_mod
 from reports.compose import compose
 from reports.document import to_html, to_markdown_text
 from reports.inputs import TIME_CONVENTIONS, load_inputs
-from symbolic.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, run_main
 
 DEFAULT_TITLE = "Learning dynamics of self-supervised learning: theory next to measurement"
 REPORT_FILES = ("report.md", "report.html", "provenance.json")

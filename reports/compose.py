@@ -31,7 +31,7 @@ from reports.tables import (
     sources_table,
     write_table,
 )
-from symbolic.provenance import PACKAGE_VERSION, git_revision
+from symbolic.common.provenance import PACKAGE_VERSION, git_revision
 
 
 def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[tuple[Result, Result]]:

@@ -26,10 +26,10 @@ from pathlib import Path
 import xarray as xr
 from tqdm import tqdm
 
-from dynamics.results import params_from_attrs
 from reports.build import build
 from reports.inputs import momentum_time_scale
-from symbolic.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.results import params_from_attrs
 
 DEFAULT_METHODS = ("byol", "simsiam", "directpred", "barlow_twins", "vicreg")
 #: Options of every training run: small and fast on 2 CPU cores.

@@ -2,7 +2,7 @@
 
 A simulation file has the dimension ``time`` (flow time t); a training run has ``epoch`` with a
 ``time`` coordinate along it (flow time t = sum of learning rates). Both carry the provenance
-attributes written by :func:`symbolic.provenance.provenance` (``kind``, ``name``, ``params_json``,
+attributes written by :func:`symbolic.common.provenance.provenance` (``kind``, ``name``, ``params_json``,
 ``git_revision``, ...). Any problem is an :class:`InputError` whose message names the file and
 what is wrong, in one line; the report builder turns it into exit status 2.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from dynamics.schema import COL, EPOCH, MODE, ROW, TIME
-from symbolic.cli import UsageError
+from symbolic.common.cli import UsageError
+from symbolic.common.schema import COL, EPOCH, MODE, ROW, TIME
 
 #: Variables whose dimensions are checked: "series" (axis,), "modes" (axis, mode),
 #: "matrix" (axis, row, col). The axis is ``time`` for simulations, ``epoch`` for runs.
@@ -356,7 +356,8 @@ def load_result(path: str | Path, kind: str) -> Result:
     for key in ("kind", "name", "params_json", "git_revision"):
         if key not in attrs:
             raise InputError(
-                path, f"missing provenance attribute {key!r} (see symbolic.provenance.provenance)"
+                path,
+                f"missing provenance attribute {key!r} (see symbolic.common.provenance.provenance)",
             )
     allowed = (kind, *LISTED_KINDS) if kind == "simulation" else (kind,)
     if attrs["kind"] not in allowed:

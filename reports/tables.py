@@ -19,7 +19,7 @@ import pandas as pd
 
 from reports.compare import Agreement, collapsed_description, decay_rate, relative_deviation
 from reports.inputs import Result
-from symbolic.latex import latex_escape
+from symbolic.common.latex import latex_escape
 
 SIGNIFICANT = 4
 MISSING_MD = "–"

@@ -19,9 +19,8 @@ from typing import Any
 from tqdm import tqdm
 
 from symbolic import claims
-from symbolic.cli import ArgumentParser, UsageError
-from symbolic.command import run
-from symbolic.latex import latex_escape
+from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.latex import latex_escape
 
 FORMATS = ("text", "markdown", "latex", "json")
 VERDICT_WORDS = {"true": "TRUE", "false": "FALSE", "true_if": "TRUE UNDER A CONDITION"}
@@ -150,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--claims {args.claims!r}: unknown claim id {unknown[0] if unknown else '(none)'!r} "
             f"(known: {', '.join(claims.CLAIMS)})"
         )
-    from symbolic.provenance import provenance
+    from symbolic.common.provenance import provenance
 
     prov = provenance("audit", "symbolic.audit", {"seed": args.seed, "claims": ids})
     quiet = args.quiet or not sys.stderr.isatty()
@@ -173,4 +172,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, prog="python -m symbolic.audit"))
+    sys.exit(run_main(main, prog="python -m symbolic.audit"))

@@ -23,8 +23,7 @@ import sympy as sp
 from tqdm import tqdm
 
 from symbolic import losses, matrix_forms
-from symbolic.cli import ArgumentParser, RunFailure, UsageError
-from symbolic.command import run
+from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
 from symbolic.derivation import (
     AUTOGRAD_TOL,
     FINITE_DIFFERENCE_TOL,
@@ -289,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def write_json(path: Path, records: list[dict[str, Any]], options: dict[str, Any]) -> None:
     """Write the check records with provenance atomically."""
-    from symbolic.provenance import provenance
+    from symbolic.common.provenance import provenance
 
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()}
     payload = {
@@ -303,4 +302,4 @@ def write_json(path: Path, records: list[dict[str, Any]], options: dict[str, Any
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, prog="python -m symbolic.derive"))
+    sys.exit(run_main(main, prog="python -m symbolic.derive"))

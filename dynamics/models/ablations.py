@@ -25,9 +25,10 @@ import numpy as np
 import xarray as xr
 
 from dynamics import observables as obs
-from dynamics.models.base import StateLayout, param, time_mode_vars
+from dynamics.models.base import StateLayout, time_mode_vars
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
-from dynamics.schema import MODE, TIME
+from symbolic.common.options import param
+from symbolic.common.schema import MODE, TIME
 
 VARIANTS = ("byol", "simsiam")
 

@@ -7,84 +7,14 @@ or vectors), so that a failure can be reported as "W_p[2, 3]" rather than "y[41]
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import operator
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 import xarray as xr
 
-
-class ParameterError(ValueError):
-    """A model parameter outside its allowed range (reported as bad input, exit status 2)."""
-
-
-#: the numeric bounds ``param`` declares: keyword -> (symbol, test of value against bound)
-_BOUNDS = {"at_least": (">=", operator.ge), "above": (">", operator.gt)}
-
-
-def param(
-    default: Any,
-    help: str,
-    *,
-    at_least: float | None = None,
-    above: float | None = None,
-    choices: tuple[str, ...] | None = None,
-    why: str | None = None,
-) -> Any:
-    """A dataclass field with a help text for the command line and the values it allows.
-
-    ``at_least`` (value >= bound), ``above`` (value > bound) and ``choices`` (one of these
-    values) are checked by :func:`validate`; ``why``, a short reason, follows the allowed values
-    in its error message. A numeric bound is also appended to the help text, e.g. "[>= 0]" (the
-    help texts of fields with choices name them already).
-    """
-    limits = {"at_least": at_least, "above": above, "choices": choices, "why": why}
-    metadata = {k: v for k, v in limits.items() if v is not None}
-    metadata["help"] = help
-    for key, (symbol, _) in _BOUNDS.items():
-        if key in metadata:
-            metadata["help"] += f" [{symbol} {metadata[key]}]"
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-def require(condition: bool, name: str, value: Any, allowed: str) -> None:
-    """Raise ParameterError "NAME=VALUE is not allowed: ALLOWED" unless ``condition``."""
-    if not condition:
-        raise ParameterError(f"{name}={value!r} is not allowed: {allowed}")
-
-
-def validate(params: Any) -> None:
-    """Check what the fields of the dataclass ``params`` declare with :func:`param`.
-
-    First every float must be finite ("eta=nan is not allowed: must be finite"), then each field
-    must satisfy its bounds and choices, in field order; the first violation raises
-    ParameterError, e.g. "dim=0 is not allowed: an integer >= 1", "eta=-1.0 is not allowed:
-    eta >= 0", "convention='x' is not allowed: 'code' or 'paper'", with the ``why`` text in
-    parentheses after it. It covers the fields of subclasses too, so a parameter class calls it
-    once, in the ``__post_init__`` of its base, and adds only the checks that involve several
-    fields or parse a value.
-    """
-    fields = dataclasses.fields(params)
-    for field in fields:
-        value = getattr(params, field.name)
-        finite = not isinstance(value, float) or math.isfinite(value)
-        require(finite, field.name, value, "must be finite")
-    for field in fields:
-        value = getattr(params, field.name)
-        limits = field.metadata
-        why = f" ({limits['why']})" if "why" in limits else ""
-        subject = "an integer" if field.type in (int, "int") else field.name
-        for key, (symbol, holds) in _BOUNDS.items():
-            if key in limits:
-                bound = limits[key]
-                require(holds(value, bound), field.name, value, f"{subject} {symbol} {bound}{why}")
-        if "choices" in limits:
-            *others, last = (repr(c) for c in limits["choices"])
-            allowed = f"{', '.join(others)} or {last}" if others else last
-            require(value in limits["choices"], field.name, value, allowed + why)
+from symbolic.common.options import ParameterError, require
 
 
 def parse_spectrum(text: str, n: int, name: str) -> str:

@@ -28,7 +28,6 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import param
 from dynamics.models.encoder import (
     EncoderModel,
     EncoderParams,
@@ -36,6 +35,7 @@ from dynamics.models.encoder import (
     standardize,
     standardize_backward,
 )
+from symbolic.common.options import param
 
 
 def _symbolic_loss(name: str):

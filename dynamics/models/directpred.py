@@ -38,18 +38,11 @@ from tqdm import tqdm
 
 from dynamics import observables as obs
 from dynamics.integrate import Trajectory, output_times
-from dynamics.models.base import (
-    Model,
-    StateLayout,
-    param,
-    parse_spectrum,
-    require,
-    time_mode_vars,
-    validate,
-)
+from dynamics.models.base import Model, StateLayout, parse_spectrum, time_mode_vars
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
-from dynamics.schema import MODE, TIME
+from symbolic.common.options import param, require, validate
+from symbolic.common.schema import MODE, TIME
 
 CONVENTIONS = ("code", "paper")
 #: the code convention's floor on p_j

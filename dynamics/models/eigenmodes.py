@@ -21,15 +21,9 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import (
-    Model,
-    ParameterError,
-    StateLayout,
-    param,
-    require,
-    validate,
-)
-from dynamics.schema import MODE, TIME
+from dynamics.models.base import Model, StateLayout
+from symbolic.common.options import ParameterError, param, require, validate
+from symbolic.common.schema import MODE, TIME
 
 
 def fixed_points(eta, tau, sigma2):

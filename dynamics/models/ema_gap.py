@@ -22,8 +22,9 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import Model, StateLayout, param, validate
-from dynamics.schema import TIME
+from dynamics.models.base import Model, StateLayout
+from symbolic.common.options import param, validate
+from symbolic.common.schema import TIME
 
 COMPONENT = "component"
 

@@ -22,16 +22,10 @@ import numpy as np
 import xarray as xr
 
 from dynamics import observables as obs
-from dynamics.models.base import (
-    Model,
-    StateLayout,
-    param,
-    parse_spectrum,
-    time_mode_vars,
-    validate,
-)
+from dynamics.models.base import Model, StateLayout, parse_spectrum, time_mode_vars
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
-from dynamics.schema import MODE, TIME
+from symbolic.common.options import param, validate
+from symbolic.common.schema import MODE, TIME
 
 
 @dataclasses.dataclass(frozen=True)

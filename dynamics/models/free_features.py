@@ -24,15 +24,9 @@ import numpy as np
 import xarray as xr
 
 from dynamics import observables as obs
-from dynamics.models.base import (
-    Model,
-    StateLayout,
-    conservation_vars,
-    param,
-    time_mode_vars,
-    validate,
-)
-from dynamics.schema import COL, MODE, ROW, TIME
+from dynamics.models.base import Model, StateLayout, conservation_vars, time_mode_vars
+from symbolic.common.options import param, validate
+from symbolic.common.schema import COL, MODE, ROW, TIME
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from dynamics.models.base import ParameterError, StateLayout, param, require
+from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
+from symbolic.common.options import ParameterError, param, require
 
 
 def _losses():

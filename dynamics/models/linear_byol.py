@@ -31,13 +31,12 @@ from dynamics.models.base import (
     Model,
     StateLayout,
     conservation_vars,
-    param,
     parse_spectrum,
     time_mode_vars,
-    validate,
 )
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_table
-from dynamics.schema import COL, MODE, ROW, TIME
+from symbolic.common.options import param, validate
+from symbolic.common.schema import COL, MODE, ROW, TIME
 
 #: store full matrices on the time axis only up to this embedding dimension
 MATRIX_STORE_MAX_DIM = 32

@@ -29,8 +29,8 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import param, require
 from dynamics.models.encoder import EncoderModel, EncoderParams, standardize, standardize_backward
+from symbolic.common.options import param, require
 
 
 def _symbolic_loss(name: str):

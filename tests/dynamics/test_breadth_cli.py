@@ -9,7 +9,7 @@ from dynamics.models.eigenmodes import fixed_points
 from dynamics.phase import fixed_point_list, phase_line
 from dynamics.phase import main as phase_main
 from dynamics.simulate import main as simulate_main
-from symbolic.cli import run_main
+from symbolic.common.cli import run_main
 
 NEW = [
     "directpred", "directcopy", "directpred_discrete", "no_predictor", "no_stopgrad", "liu",

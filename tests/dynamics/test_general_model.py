@@ -6,7 +6,6 @@ import pytest
 
 import symbolic.losses as losses
 from dynamics.integrate import integrate
-from dynamics.models.base import ParameterError
 from dynamics.models.general import GeneralModel, GeneralParams
 from dynamics.models.linear_byol import (
     LinearBYOLModel,
@@ -15,7 +14,8 @@ from dynamics.models.linear_byol import (
     LinearSimSiamParams,
 )
 from dynamics.simulate import main
-from symbolic.cli import run_main
+from symbolic.common.cli import run_main
+from symbolic.common.options import ParameterError
 
 SHAPE = dict(dim=3, input_dim=5, eta=0.05, alpha_p=1.5, sigma2=0.4, x_spectrum="random",
              aug_spectrum="random")  # fmt: skip

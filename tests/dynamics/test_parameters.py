@@ -6,10 +6,10 @@ import re
 import pytest
 
 from dynamics import scenarios
-from dynamics.models.base import ParameterError, param, validate
 from dynamics.models.directpred import DirectPredDiscreteParams
 from dynamics.models.linear_byol import LinearBYOLParams
 from dynamics.models.liu import LiuParams
+from symbolic.common.options import ParameterError, param, validate
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ import xarray as xr
 from dynamics.integrate import integrate
 from dynamics.models.eigenmodes import fixed_points
 from dynamics.simulate import main, simulate
-from symbolic.cli import RunFailure, run_main
+from symbolic.common.cli import RunFailure, run_main
 
 
 def run(argv):

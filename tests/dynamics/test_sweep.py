@@ -10,11 +10,11 @@ import xarray as xr
 
 from dynamics.grid import Grid, parse_axis
 from dynamics.integrate import integrate
-from dynamics.models.base import ParameterError
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams, collapse_threshold
 from dynamics.simulate import RunSettings
 from dynamics.sweep import run_sweep
-from symbolic.cli import UsageError
+from symbolic.common.cli import UsageError
+from symbolic.common.options import ParameterError
 
 TIGHT = RunSettings(t_end=60.0, rtol=1e-11, atol=1e-13)
 MODES = {"dim": 6, "p0": "-0.05:0.9", "tau0": 0.4}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symbolic.cli import run_main
+from symbolic.common.cli import run_main
 
 REPO = Path(__file__).resolve().parents[2]
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -19,8 +19,8 @@ import torch
 import xarray as xr
 
 import symbolic.losses
-from dynamics.schema import VARIABLES
 from empirical.methods import METHODS
+from symbolic.common.schema import VARIABLES
 from tests.empirical.conftest import REPO, cli, run_inprocess, train
 
 PREDICTOR_VARS = ("wp_eig_real", "wp_eig_imag", "wp_singular", "wp_sym_eig", "alignment_cos")
@@ -122,7 +122,7 @@ def test_measurements_have_the_schema_names_and_shapes(runs, name, extra):
         assert ds["wp"].dims == ("epoch", "row", "col") and ds["wp"].shape == (2, D, D)
         assert ds["wp_asymmetry"].dims == ("epoch",)
     for var in ds.data_vars:
-        assert var in VARIABLES, f"{var} is not in dynamics.schema.VARIABLES"
+        assert var in VARIABLES, f"{var} is not in symbolic.common.schema.VARIABLES"
         assert ds[var].attrs.get("long_name"), var
     assert all(np.all(np.isfinite(ds[v].values)) for v in ds.data_vars)
     config = json.loads((Path(ds.encoding["source"]).parent / "config.json").read_text())

@@ -1,4 +1,4 @@
-"""Small synthetic result files in the schema of dynamics.schema, written with xarray directly.
+"""Small synthetic result files in the schema of symbolic.common.schema, written with xarray directly.
 
 The trajectories are closed forms chosen so that every expected number in the tests is known
 without running the code under test:
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dynamics.results import write_netcdf
-from symbolic.provenance import provenance
+from symbolic.common.provenance import provenance
+from symbolic.common.results import write_netcdf
 
 ETA = 0.05
 ALPHA_P = 1.0

@@ -263,10 +263,10 @@ def test_sources_table_lists_every_input(report, inputs):
 
 def test_random_encoder_baseline_from_epoch_zero(tmp_path):
     """empirical.train records the random encoder at epoch 0 and says so in 'epoch_zero'."""
-    from dynamics.results import write_netcdf
     from reports.inputs import load_inputs
     from reports.tables import methods_table
-    from symbolic.provenance import provenance
+    from symbolic.common.provenance import provenance
+    from symbolic.common.results import write_netcdf
 
     epochs = np.arange(3)
     ds = xr.Dataset(

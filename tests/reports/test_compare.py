@@ -127,8 +127,8 @@ def test_collapse_description():
 
 def test_no_fixed_points_above_the_collapse_threshold(tmp_path):
     """eta > tau^2/(4(1+sigma^2)) stored in the file: no p*_+- (every mode collapses)."""
-    from dynamics.results import write_netcdf
     from reports.inputs import load_inputs
+    from symbolic.common.results import write_netcdf
     from tests.reports import synthetic
 
     paths = []
@@ -143,8 +143,8 @@ def test_no_fixed_points_above_the_collapse_threshold(tmp_path):
 
 def _momentum_run(tmp_path, optimizer: str) -> str:
     """A run with SGD momentum 0.9 whose residual decays at 2 wd per unit of sum(lr)/(1 - mu)."""
-    from dynamics.results import write_netcdf
-    from symbolic.provenance import provenance
+    from symbolic.common.provenance import provenance
+    from symbolic.common.results import write_netcdf
 
     mu, wd = 0.9, 0.01
     ds = run(

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from symbolic import audit, derive
-from symbolic.cli import run_main
+from symbolic.common.cli import run_main
 
 
 def run(module, argv, capsys):

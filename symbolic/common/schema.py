@@ -1,10 +1,20 @@
 """The result schema shared by simulations (:mod:`dynamics`) and training runs (:mod:`empirical`).
 
-One xarray Dataset per run (DESIGN.md, "Result schema"; SPEC.md section 3). Dimensions:
-``time`` (flow time t = sum of learning rates), ``epoch`` for training runs, ``mode`` (eigen index,
-sorted by decreasing magnitude), ``row``/``col`` for stored matrices. Every variable a run writes
-and that is listed here gets its ``long_name`` and ``units`` from this table, so a report can label
-an axis without knowing who wrote the file.
+One xarray Dataset per run (DESIGN.md, "Result schema"; SPEC.md section 3). Dimensions: the axes
+along which a result progresses, ``time`` (flow time t = sum of learning rates), ``epoch`` and
+``step`` for training runs; ``mode`` (eigen index), ``row``/``col`` (stored matrices),
+``input``/``input_col`` (input-space matrices), ``component``; and one dimension per swept
+parameter or grid variable, which the writer of such a file declares (``extra_dims``).
+
+Every variable is listed in :data:`VARIABLES` with its long name and units (a report labels an
+axis without knowing who wrote the file) and, in :data:`CORE_DIMS`, the dimensions it ends with;
+its other dimensions must be axes or declared extra dimensions. :func:`check` refuses anything
+else, so a misspelt variable or a transposed array fails when it is written, not when it is read.
+
+Eigenvalue order, decided here once: ``wp_eig_real``/``wp_eig_imag`` (and every other spectrum
+over ``mode``) are sorted by decreasing real part, ties by decreasing imaginary part
+(:func:`dynamics.observables.sort_spectrum`), so for the real, non-negative spectra of the theory
+the order is by decreasing magnitude and readers never re-sort.
 """
 
 from __future__ import annotations
@@ -13,9 +23,18 @@ import xarray as xr
 
 TIME = "time"
 EPOCH = "epoch"
+STEP = "step"
 MODE = "mode"
 ROW = "row"
 COL = "col"
+INPUT = "input"
+INPUT_COL = "input_col"
+COMPONENT = "component"
+
+#: dimensions along which a result progresses
+AXES = (TIME, EPOCH, STEP)
+#: dimensions with a fixed meaning
+KNOWN_DIMS = (*AXES, MODE, ROW, COL, INPUT, INPUT_COL, COMPONENT)
 
 #: name -> (long name, units). "1" marks a dimensionless quantity.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -78,6 +97,17 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "fhat_gap": ("||F_hat - E[f f^T]||_F / ||E[f f^T]||_F (DirectPred, DirectCopy)", "1"),
     "z_norm": ("||Z_eval||_F / sqrt(n), the scale of the evaluation-set embeddings", "1"),
     "dp_dt": ("dp_j/dt of the per-mode system at fixed tau (phase diagrams)", "1"),
+    "collapse_fraction_alpha_p": ("fraction of collapsed modes over (eta, alpha_p)", "1"),
+    "collapse_fraction_beta": ("fraction of collapsed modes over (eta, beta)", "1"),
+    "invariant_constant": ("c_j = s_j(0) - p_j(0)^2/alpha_p of the per-mode invariant", "1"),
+    "delta": ("EMA gap xi - theta per component", "1"),
+    "delta_predicted": ("closed-form EMA gap per component", "1"),
+    "wp_init": ("initial predictor matrix W_p(0)", "1"),
+    "conservation_C": ("C = W(0) W(0)^T - W_p(0)^T W_p(0) / alpha_p of Tian Theorem 1", "1"),
+    "x_corr": ("X = E[xbar xbar^T], xbar = E[x'|x] (augmentation-averaged data correlation)", "1"),
+    "aug_cov": ("X' = E_x[Cov(x'|x)] (augmentation covariance)", "1"),
+    "x_corr_se": ("standard error of each entry of x_corr", "1"),
+    "aug_cov_se": ("standard error of each entry of aug_cov", "1"),
     "ds_dt": ("ds_j/dt of the per-mode system at fixed tau (phase diagrams)", "1"),
     # Training runs (empirical.train); added by the empirical package.
     "flow_time_step": ("flow time t after each optimiser step", "flow time t"),
@@ -108,6 +138,75 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "effective_rank_backbone": ("RankMe effective rank of backbone features", "1"),
     "z_std_backbone": ("z_std of backbone features", "1"),
 }
+
+
+_MODE_VARIABLES = (
+    "wp_eig_real",
+    "wp_eig_imag",
+    "wp_singular",
+    "wp_sym_eig",
+    "alignment_cos",
+    "corr_eig",
+    "p",
+    "s",
+    "invariant_residual",
+    "invariant_constant",
+    "p_star_plus",
+    "p_star_minus",
+    "mode_collapsed",
+    "mode_converged",
+    "fhat_eig",
+)
+
+#: name -> the dimensions the variable ends with (absent: none, a value per axis point)
+CORE_DIMS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(_MODE_VARIABLES, (MODE,)),
+    "wp": (ROW, COL),
+    "wp_init": (ROW, COL),
+    "conservation_C": (ROW, COL),
+    "w": (ROW, INPUT),
+    "w_target": (ROW, INPUT),
+    "x_corr": (INPUT, INPUT_COL),
+    "aug_cov": (INPUT, INPUT_COL),
+    "x_corr_se": (INPUT, INPUT_COL),
+    "aug_cov_se": (INPUT, INPUT_COL),
+    "delta": (COMPONENT,),
+    "delta_predicted": (COMPONENT,),
+}
+#: variables stored per mode by some models and as one value by others (tau: per mode in the
+#: eigenmode models, <W_a, W>/||W||^2 in the matrix models)
+PER_MODE_OPTIONAL = ("tau",)
+
+
+class SchemaError(ValueError):
+    """A Dataset that does not follow the schema (a programming error, reported loudly)."""
+
+
+def check(ds: xr.Dataset, extra_dims: tuple[str, ...] = ()) -> None:
+    """Raise SchemaError unless every variable of ``ds`` follows the schema.
+
+    Each data variable must be listed in :data:`VARIABLES`; it must end with its
+    :data:`CORE_DIMS` and its other dimensions must be axes (:data:`AXES`) or ``extra_dims``
+    (the swept parameters of a sweep, the grid variables of a phase diagram). Every dimension of
+    the Dataset must be known or declared.
+    """
+    allowed = set(KNOWN_DIMS) | set(extra_dims)
+    unknown_dims = [d for d in ds.dims if d not in allowed]
+    if unknown_dims:
+        raise SchemaError(f"unknown dimension(s) {unknown_dims}; declare them as extra_dims")
+    leading = set(AXES) | set(extra_dims)
+    for name, var in ds.data_vars.items():
+        if name not in VARIABLES:
+            raise SchemaError(f"variable {name!r} is not in the schema (symbolic.common.schema)")
+        dims = var.dims
+        core = CORE_DIMS.get(name, ())
+        if name in PER_MODE_OPTIONAL and dims and dims[-1] == MODE:
+            core = (MODE,)
+        if core and tuple(dims[-len(core) :]) != core:
+            raise SchemaError(f"variable {name!r} has dims {dims}; it must end with {core}")
+        stray = [d for d in dims[: len(dims) - len(core)] if d not in leading]
+        if stray:
+            raise SchemaError(f"variable {name!r} has dims {dims}: {stray} are not axes")
 
 
 def annotate(ds: xr.Dataset) -> xr.Dataset:

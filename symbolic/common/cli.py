@@ -1,0 +1,87 @@
+"""Command-line conventions of every command of the toolkit (DESIGN.md "Command-line conventions").
+
+Exit status 0 on success, 2 on bad input with one line naming the bad value, 1 when a run fails
+(divergence, NaN, out of memory) with its cause, 130 when interrupted. No traceback for any of
+them. A file the command cannot read or write (permission denied, a folder where a file was
+expected, a full disk) is reported in one line with its path, as bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(ValueError):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class RunFailure(RuntimeError):
+    """A run that started but failed (diverged, produced NaN): exit status 1."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help (unless the help names it); descriptions as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line and exits with status 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse hook
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _os_error_line(err: OSError) -> str:
+    """'cannot write PATH: Permission denied' style text for an OSError."""
+    path = err.filename or ""
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {path}".rstrip()
+    return f"{path}: {reason}" if path else reason
+
+
+def run_main(
+    main: Callable[[Sequence[str] | None], int],
+    argv: Sequence[str] | None = None,
+    prog: str | None = None,
+) -> int:
+    """Call ``main(argv)`` and turn its failures into one line and the exit status above.
+
+    ``prog`` names the command in the message (``python -m dynamics.simulate``).
+    """
+    prog = prog or argparse.ArgumentParser().prog
+    try:
+        return main(argv)
+    except UsageError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunFailure as err:
+        print(f"{prog}: run failed: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early, e.g. piped into head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except MemoryError:
+        print(f"{prog}: run failed: out of memory (choose smaller sizes)", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as err:
+        print(f"{prog}: error: {_os_error_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
