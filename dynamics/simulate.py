@@ -9,7 +9,6 @@ Python: ``simulate("linear_byol", eta=0.1)`` returns the result Dataset.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -21,36 +20,33 @@ from dynamics import scenarios
 from dynamics.integrate import METHODS, Trajectory, integrate
 from dynamics.models.base import Model
 from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
-from symbolic.common.options import ParameterError
+from symbolic.common.files import check_output_file
+from symbolic.common.options import add_options, param, read_toml, resolve, to_toml, validate
 from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
-
-#: option names that differ from the parameter name with "_" -> "-"
-FLAG_NAMES = {"stop_gradient": "--no-stopgrad", "standardize": "--no-standardize"}
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
     """How a scenario is integrated (not a property of the model)."""
 
-    t_end: float
-    n_out: int = 401
-    method: str = "DOP853"
-    rtol: float = 1e-10
-    atol: float = 1e-12
-    blowup: float = 1e6
+    t_end: float = param(
+        100.0,
+        "final flow time",
+        above=0,
+        at_most=1e6,
+        why="longer horizons take unbounded time; split the run",
+    )
+    n_out: int = param(
+        401, "number of output times", at_least=2, at_most=100_000, why="the stored trajectory"
+    )
+    method: str = param("DOP853", f"solve_ivp method: {', '.join(METHODS)}", choices=METHODS)
+    rtol: float = param(1e-10, "relative tolerance", above=0, below=1)
+    atol: float = param(1e-12, "absolute tolerance", above=0)
+    blowup: float = param(1e6, "stop when a state entry reaches this size", above=0)
 
     def __post_init__(self):
-        for name in ("t_end", "rtol", "atol", "blowup"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ParameterError(f"{name}={value!r} is not allowed: a finite number > 0")
-        if self.n_out < 2:
-            raise ParameterError(f"n_out={self.n_out!r} is not allowed: an integer >= 2")
-        if self.method not in METHODS:
-            raise ParameterError(
-                f"method={self.method!r} is not allowed: one of {', '.join(METHODS)}"
-            )
+        validate(self)
 
 
 def run_model(model: Model, settings: RunSettings, progress: bool = False) -> Trajectory:
@@ -96,6 +92,7 @@ def to_dataset(model: Model, settings: RunSettings, traj: Trajectory, wall_s: fl
             rhs_evaluations=traj.n_rhs,
             wall_seconds=round(wall_s, 4),
             partial=int(not traj.complete),
+            config_toml=config_toml(model, settings),
             status="complete" if traj.complete else failure_message(model, traj),
             **model.closed_forms(),
         )
@@ -121,25 +118,6 @@ def simulate(
     return to_dataset(model, settings, traj, time.perf_counter() - start)
 
 
-def _add_param_options(parser: ArgumentParser, params_cls: type) -> None:
-    """One option per field of the parameter dataclass, with its help text and default."""
-    for field in dataclasses.fields(params_cls):
-        help_text = field.metadata.get("help", "")
-        option = FLAG_NAMES.get(field.name, "--" + field.name.replace("_", "-"))
-        if field.type in (bool, "bool"):
-            action = "store_false" if field.default else "store_true"
-            if field.default:  # the option switches off what the field's help describes
-                help_text = f"{help_text} (default: on; this option switches it off)"
-            parser.add_argument(option, dest=field.name, action=action, help=help_text)
-        else:
-            kind = {"int": int, "float": float, "str": str}[
-                field.type if isinstance(field.type, str) else field.type.__name__
-            ]
-            parser.add_argument(
-                option, dest=field.name, type=kind, default=field.default, help=help_text
-            )
-
-
 def build_parser() -> ArgumentParser:
     """The argument parser: one sub-command per scenario."""
     parser = ArgumentParser(
@@ -152,17 +130,16 @@ def build_parser() -> ArgumentParser:
         p = sub.add_parser(
             scenario.name, help=scenario.description, description=scenario.model.__doc__
         )
-        _add_param_options(p, scenario.params)
+        add_options(p, scenario.params)
         run = p.add_argument_group("integration and output")
-        run.add_argument("--t-end", type=float, default=scenario.t_end, help="final flow time")
-        run.add_argument("--n-out", type=int, default=401, help="number of output times")
+        add_options(run, RunSettings, defaults={"t_end": scenario.t_end})
         run.add_argument(
-            "--method", default="DOP853", help=f"solve_ivp method: {', '.join(METHODS)}"
-        )
-        run.add_argument("--rtol", type=float, default=1e-10, help="relative tolerance")
-        run.add_argument("--atol", type=float, default=1e-12, help="absolute tolerance")
-        run.add_argument(
-            "--blowup", type=float, default=1e6, help="stop when a state entry reaches this size"
+            "--config",
+            type=Path,
+            default=None,
+            metavar="FILE.toml",
+            help="read parameters and settings from a TOML file (options given here override "
+            "it); every result file's attribute config_toml holds one that reruns it",
         )
         run.add_argument(
             "--out", type=Path, default=Path("results") / f"{scenario.name}.nc", help="result file"
@@ -188,14 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenario is None:
         raise UsageError("no scenario given; allowed: " + ", ".join(scenarios.SCENARIOS))
     scenario = scenarios.get(args.scenario)
-    names = [f.name for f in dataclasses.fields(scenario.params)]
-    try:
-        model = scenario.model(scenario.params(**{n: getattr(args, n) for n in names}))
-        settings = RunSettings(
-            args.t_end, args.n_out, args.method, args.rtol, args.atol, args.blowup
-        )
-    except ParameterError as err:
-        raise UsageError(str(err)) from None
+    model, settings = resolve_run(scenario, args)
+    check_output_file(args.out)
     start = time.perf_counter()
     traj = run_model(model, settings, progress=not args.quiet)
     if not traj.complete and not args.keep_partial:
@@ -206,10 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         for line in summary_lines(model, ds):
             print(line)
-    try:
-        write_netcdf(ds, args.out)
-    except OSError as err:
-        raise UsageError(f"cannot write --out {args.out}: {err.strerror or err}") from None
+    write_netcdf(ds, args.out)
     if not args.quiet:
         print(f"wrote {args.out}")
     if args.plot:
@@ -222,6 +190,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"run failed: {failure_message(model, traj)} (partial result kept)", file=sys.stderr)
         return 1
     return 0
+
+
+def resolve_run(scenario: scenarios.Scenario, args) -> tuple[Model, RunSettings]:
+    """The model and run settings from the defaults, ``--config`` and the command line."""
+    config = read_toml(args.config) if args.config else {}
+    config.pop("scenario", None)
+    names = {f.name for f in dataclasses.fields(scenario.params)}
+    source = f"--config {args.config}"
+    model_part = {k: v for k, v in config.items() if k.replace("-", "_") in names}
+    run_part = {k: v for k, v in config.items() if k not in model_part}
+    params = resolve(scenario.params, args, model_part, source=source)
+    settings = resolve(RunSettings, args, run_part, {"t_end": scenario.t_end}, source=source)
+    return scenario.model(params), settings
+
+
+def config_toml(model: Model, settings: RunSettings) -> str:
+    """A TOML file that reruns this simulation with ``--config`` (every parameter and setting)."""
+    values = {"scenario": model.name, **dataclasses.asdict(model.params)}
+    values.update(dataclasses.asdict(settings))
+    return to_toml(values, [f"python -m dynamics.simulate {model.name} --config THIS_FILE"])
 
 
 def summary_lines(model: Model, ds: xr.Dataset) -> list[str]:

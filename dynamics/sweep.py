@@ -40,11 +40,11 @@ from dynamics import scenarios
 from dynamics.grid import Grid
 from dynamics.integrate import METHODS
 from dynamics.models.eigenmodes import EigenmodeModel
-from dynamics.simulate import RunSettings, _add_param_options
+from dynamics.simulate import RunSettings
 from dynamics.sweep_matrix import run_point
 from dynamics.sweep_modes import run_mode_points
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
-from symbolic.common.options import ParameterError
+from symbolic.common.options import ParameterError, add_options, given
 from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
 from symbolic.common.schema import MODE
@@ -349,7 +349,7 @@ def build_parser() -> ArgumentParser:
         p = sub.add_parser(
             scenario.name, help=f"{scenario.description} ({how})", description=__doc__
         )
-        _add_param_options(p, scenario.params)
+        add_options(p, scenario.params)
         group = p.add_argument_group("sweep")
         group.add_argument(
             "--grid",
@@ -404,7 +404,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenario is None:
         raise UsageError("no scenario given; allowed: " + ", ".join(scenarios.SCENARIOS))
     scenario = scenarios.get(args.scenario)
-    fields = [f.name for f in dataclasses.fields(scenario.params)]
     if args.chunk < 1:
         raise UsageError(f"chunk={args.chunk} is not allowed: an integer >= 1")
     try:
@@ -416,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ds = run_sweep(
         args.scenario,
         args.grid,
-        {n: getattr(args, n) for n in fields},
+        given(args, scenario.params),
         settings,
         out=args.out,
         workers=args.workers,

@@ -86,7 +86,7 @@ class DirectCopyParams:
         above=0,
     )
     eps: float = param(0.1, "eps of the rule (added to the eigenvalues of W_p)", at_least=0)
-    seed: int = param(0, "random seed of the initial weights and random spectra")
+    seed: int = param(0, "random seed of the initial weights and random spectra", at_least=0)
 
     def __post_init__(self):
         validate(self)

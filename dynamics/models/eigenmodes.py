@@ -162,7 +162,7 @@ class EigenmodeParams:
     c0: float = param(0.0, "offset c_j = s_j(0) - p_j(0)^2/alpha_p when s0 = 'parabola'")
     tau0: float = param(1.0, "initial EMA ratio tau_j(0) = W_a/W (BYOL starts the target at W)")
     simsiam: bool = param(False, "SimSiam: tau_j = 1 at all times, no EMA equation")
-    seed: int = param(0, "random seed (unused: the initial state is deterministic)")
+    seed: int = param(0, "random seed (unused: the initial state is deterministic)", at_least=0)
 
     def __post_init__(self):
         validate(self)

@@ -42,7 +42,7 @@ class EmaGapParams:
     )
     speed: float = param(1.0, "||theta'|| for 'linear'; amplitude a for 'sine'")
     omega: float = param(1.0, "angular frequency of the 'sine' trajectory", above=0)
-    seed: int = param(0, "random seed of theta(0) and of the direction of motion")
+    seed: int = param(0, "random seed of theta(0) and of the direction of motion", at_least=0)
 
     def __post_init__(self):
         validate(self)

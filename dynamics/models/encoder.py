@@ -40,7 +40,7 @@ class EncoderParams:
     x_spectrum: str = param("random", "data correlation X (as for linear_byol)")
     aug_spectrum: str = param("isotropic", "augmentation covariance X' (as for linear_byol)")
     init_scale: float = param(1.0, "initial W ~ N(0, s^2/n1), W_p ~ N(0, s^2/d) entrywise", above=0)
-    seed: int = param(0, "random seed of the data set and the initial weights")
+    seed: int = param(0, "random seed of the data set and the initial weights", at_least=0)
 
     def __post_init__(self):
         validate(self)

@@ -41,7 +41,7 @@ class FreeFeatureParams:
         0.1, "variance of the augmentation offset E = F2 - F1, times n", at_least=0
     )
     init_scale: float = param(1.0, "initial W_p ~ N(0, s^2/d), F1 ~ N(0, s^2/n) entrywise", above=0)
-    seed: int = param(0, "random seed of the initial state and of the offset E")
+    seed: int = param(0, "random seed of the initial state and of the offset E", at_least=0)
 
     def __post_init__(self):
         validate(self)

@@ -74,8 +74,9 @@ class LinearSimSiamParams:
         True,
         "keep the stop-gradient; without it the target is the online network (W_a = W) and "
         "the target branch is differentiated (Tian Theorem 2)",
+        flag="--no-stopgrad",
     )
-    seed: int = param(0, "random seed of the initial weights and random spectra")
+    seed: int = param(0, "random seed of the initial weights and random spectra", at_least=0)
 
     def __post_init__(self):
         validate(self)

@@ -207,7 +207,7 @@ def add_options(
                 action="append",
                 default=argparse.SUPPRESS,
                 metavar=meta.get("metavar", "VALUE"),
-                help=f"{text} (repeatable)",
+                help=f"{text} (repeatable; default: {default or 'none'})",
             )
         elif kind is bool and flag.startswith("--no-"):
             parser.add_argument(
@@ -219,7 +219,11 @@ def add_options(
             )
         elif kind is bool and default is False:
             parser.add_argument(
-                flag, dest=field.name, action="store_true", default=argparse.SUPPRESS, help=text
+                flag,
+                dest=field.name,
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help=f"{text} (default: off)",
             )
         else:
             shown = "none" if default is None else default
