@@ -25,7 +25,8 @@ import sympy as sp
 
 from symbolic import losses
 from symbolic.derivation import derive, symbol_array
-from symbolic.ops import NUMPY, SYMPY, strip_stop_gradient
+from symbolic.ops import NUMPY
+from symbolic.sympy_backend import SYMPY, strip_stop_gradient
 
 VERDICTS = ("true", "false", "true_if")
 
