@@ -139,8 +139,8 @@ RENDERERS = {"text": render_text, "markdown": render_markdown, "latex": render_l
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
-        for claim_id, title in claims.TITLES.items():
-            print(f"{claim_id}  {title}")
+        for registered in claims.CLAIMS.values():
+            print(f"{registered.id}  {registered.title}")
         return 0
     ids = [c.strip() for c in args.claims.split(",") if c.strip()]
     unknown = [c for c in ids if c not in claims.CLAIMS]

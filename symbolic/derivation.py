@@ -2,8 +2,8 @@
 
 For a loss and a size (N, d) every entry of every argument becomes a real sympy symbol; the sympy
 back end of :mod:`symbolic.losses` builds the loss as one expression (constants exact rationals,
-stop-gradient as :class:`~symbolic.ops.StopGradient`), ``sympy.diff`` differentiates it with
-respect to each entry, and ``lambdify(..., cse=True)`` compiles all entries into one numpy
+stop-gradient as :class:`~symbolic.sympy_backend.StopGradient`), ``sympy.diff`` differentiates it
+with respect to each entry, and ``lambdify(..., cse=True)`` compiles all entries into one numpy
 function. :func:`derive` caches the result per (loss, N, d, hyperparameters).
 
 Two independent checks: torch autograd of the torch back end (:func:`autograd_gradient`) and
@@ -22,8 +22,8 @@ import numpy as np
 import sympy as sp
 
 from symbolic import losses
-from symbolic.ops import StopGradient, strip_stop_gradient
 from symbolic.registry import Loss
+from symbolic.sympy_backend import StopGradient, strip_stop_gradient
 
 #: Tolerances of the checks (issue 3): relative, normwise over all gradient entries.
 AUTOGRAD_TOL = 1e-10

@@ -7,9 +7,11 @@ methods:
 - :class:`NumpyOps`: float numpy arrays, a numpy scalar comes out;
 - :class:`TorchOps`: torch tensors on any device and dtype, autograd and autocast intact
   (``stop_gradient`` is ``detach``); torch is imported only when a tensor is passed;
-- :class:`SympyOps`: numpy object arrays of sympy expressions, a sympy expression comes out;
-  constants are exact rationals and ``stop_gradient`` is :class:`StopGradient`, a sympy function
-  whose derivative is 0.
+- :class:`~symbolic.sympy_backend.SympyOps`: numpy object arrays of sympy expressions, a sympy
+  expression comes out; constants are exact rationals and ``stop_gradient`` is
+  :class:`~symbolic.sympy_backend.StopGradient`, a sympy function whose derivative is 0. It lives
+  in :mod:`symbolic.sympy_backend`, imported only when object arrays are passed, so that this
+  module and :mod:`symbolic.losses` load without sympy.
 
 :func:`ops_for` picks the back end from the types of the arrays.
 """
@@ -19,52 +21,12 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
 #: The smallest norm ``normalize`` divides by in the numeric back ends (torch's F.normalize).
 NORM_EPS = 1e-12
-
-
-class StopGradient(sp.Function):
-    """sg(x): the value of x, with derivative 0 (sympy's stop-gradient).
-
-    ``diff`` treats sg(x) as a constant; :func:`strip_stop_gradient` replaces sg(x) by x once the
-    derivative is taken, so that the expression can be evaluated.
-    """
-
-    @classmethod
-    def eval(cls, arg):
-        if arg.is_Number:
-            return arg
-        return None
-
-    def fdiff(self, argindex=1):
-        return sp.S.Zero
-
-    def _latex(self, printer):
-        return r"\operatorname{sg}\left(" + printer._print(self.args[0]) + r"\right)"
-
-
-def strip_stop_gradient(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every sg(x) replaced by x (for evaluation after differentiation)."""
-    return expr.replace(lambda e: isinstance(e, StopGradient), lambda e: e.args[0])
-
-
-def exact(value: Any) -> sp.Expr:
-    """An exact sympy number for a Python/numpy number (floats by their shortest decimal form)."""
-    if isinstance(value, sp.Basic):
-        return value
-    if isinstance(value, bool | np.bool_):
-        return sp.Integer(int(value))
-    if isinstance(value, int | np.integer):
-        return sp.Integer(int(value))
-    if isinstance(value, Fraction):
-        return sp.Rational(value.numerator, value.denominator)
-    return sp.Rational(repr(float(value)))
 
 
 def composed_standardize(ops, z, eps, unbiased):
@@ -239,90 +201,13 @@ def _torch_eye(torch, n, device):
     return torch.eye(n, dtype=torch.bool, device=device)
 
 
-def _elementwise(fn):
-    ufunc = np.frompyfunc(fn, 1, 1)
-
-    def apply(x):
-        if isinstance(x, np.ndarray):
-            out = ufunc(x)
-            return out if isinstance(out, np.ndarray) else np.array(out, dtype=object)
-        return fn(x)
-
-    return apply
-
-
-class SympyOps(NumpyOps):
-    """sympy back end: numpy object arrays of sympy expressions, exact rational constants.
-
-    The shape operations (matmul, T, reshape, concat) are numpy's, inherited; every operation on
-    the entries is overridden.
-    """
-
-    name = "sympy"
-
-    _exp = staticmethod(_elementwise(sp.exp))
-    _log = staticmethod(_elementwise(sp.log))
-    _sqrt = staticmethod(_elementwise(sp.sqrt))
-    _relu = staticmethod(_elementwise(lambda a: sp.Max(sp.S.Zero, a)))
-    _sg = staticmethod(_elementwise(StopGradient))
-
-    def const(self, value):
-        return exact(value)
-
-    def csqrt(self, value):
-        return sp.sqrt(exact(value))
-
-    def sum(self, x, axis=None, keepdims=False):
-        out = np.sum(np.asarray(x, dtype=object), axis=axis, keepdims=keepdims)
-        return sp.sympify(out) if not isinstance(out, np.ndarray) else out
-
-    def mean(self, x, axis=None, keepdims=False):
-        x = np.asarray(x, dtype=object)
-        count = x.size if axis is None else x.shape[axis]
-        return self.sum(x, axis=axis, keepdims=keepdims) / sp.Integer(count)
-
-    def exp(self, x):
-        return self._exp(x)
-
-    def log(self, x):
-        return self._log(x)
-
-    def sqrt(self, x):
-        return self._sqrt(x)
-
-    def relu(self, x):
-        return self._relu(x)
-
-    def diagonal(self, x, offset=0):
-        return np.diagonal(x, offset, axis1=-2, axis2=-1).copy()
-
-    def eye(self, n):
-        return np.eye(n, dtype=bool)
-
-    def offdiag(self, x):
-        out = np.array(x, dtype=object, copy=True)
-        idx = np.arange(out.shape[-1])
-        out[..., idx, idx] = sp.S.Zero
-        return out
-
-    def logsumexp(self, x, axis, where=None):
-        e = self.exp(x)
-        if where is not None:
-            e = np.where(where, e, sp.S.Zero)
-        return self.log(self.sum(e, axis=axis))
-
-    def standardize(self, z, eps, unbiased):
-        return composed_standardize(self, z, eps, unbiased)
-
-    def normalize(self, x, axis=-1):
-        return x / self.sqrt(self.sum(x * x, axis=axis, keepdims=True))
-
-    def stop_gradient(self, x):
-        return self._sg(x)
-
-
 NUMPY = NumpyOps()
-SYMPY = SympyOps()
+
+
+def is_sympy(value: Any) -> bool:
+    """Whether ``value`` is a sympy object; never imports sympy (none exists before it loads)."""
+    sympy = sys.modules.get("sympy")
+    return sympy is not None and isinstance(value, sympy.Basic)
 
 
 def backend_of(value: Any) -> str | None:
@@ -356,4 +241,8 @@ def ops_for(arrays: dict[str, Any]):
     if kind == "torch":
         first = next(iter(arrays.values()))
         return TorchOps(first.device)
-    return SYMPY if kind == "sympy" else NUMPY
+    if kind == "sympy":
+        from symbolic.sympy_backend import SYMPY
+
+        return SYMPY
+    return NUMPY

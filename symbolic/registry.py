@@ -15,9 +15,8 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
-from symbolic.ops import SympyOps, exact, ops_for
+from symbolic.ops import is_sympy, ops_for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +62,7 @@ def check_hyper(loss_name: str, hyper: Hyper, value: Any, symbolic: bool) -> Any
         if not isinstance(value, bool | np.bool_):
             raise TypeError(f"{label} has the wrong type: expected {hyper.allowed}")
         return bool(value)
-    if isinstance(value, sp.Basic):
+    if is_sympy(value):
         if not symbolic:
             raise TypeError(f"{label} is a sympy expression: allowed only with sympy arrays")
         if hyper.kind == "int" and not value.is_Integer:
@@ -84,6 +83,8 @@ def check_hyper(loss_name: str, hyper: Hyper, value: Any, symbolic: bool) -> Any
         raise ValueError(f"{label} is not allowed: expected {hyper.allowed}")
     _check_range(label, hyper, float(value))
     if symbolic:
+        from symbolic.sympy_backend import exact
+
         return exact(value)
     return float(value) if isinstance(value, Fraction) else value
 
@@ -152,8 +153,7 @@ class Loss:
             )
         named = dict(zip(self.args, arrays, strict=True))
         ops = ops_for(named)
-        symbolic = isinstance(ops, SympyOps)
-        hp = self.resolve(hyperparameters, symbolic=symbolic)
+        hp = self.resolve(hyperparameters, symbolic=ops.name == "sympy")
         if ops.name == "numpy":
             arrays = tuple(
                 a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64) for a in arrays

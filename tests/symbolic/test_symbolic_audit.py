@@ -6,9 +6,29 @@ code that computes them); the corrected statements must carry the computed key e
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from symbolic import claims
+
+#: SPEC section 4's list of claims: each id and, in SPEC's words, what the claim is about.
+SPEC_SECTION_4 = {
+    "a": "NT-Xent",
+    "b": "VICReg variance hinge gradient",
+    "c": "BatchNorm leakage",
+    "d": "EMA steady-state gap",
+    "e": "Liu Theorem 3.1",
+    "f": "optimal linear predictor",
+    "g": "Barlow Twins off-diagonal vs VICReg covariance",
+    "h": "Garrido: L_nc = L_c + N - M",
+    "j": "BYOL full collapse",
+}
+
+
+def words(text: str) -> set[str]:
+    """Lower-case words and numbers (3.1 stays one), punctuation and hyphens dropped."""
+    return set(re.findall(r"\d+(?:\.\d+)*|\w+", text.lower()))
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +145,46 @@ def test_decide():
     assert claims.decide(True, True) == "true"
     assert claims.decide(False, True) == "true_if"
     assert claims.decide(False, False) == "false"
+
+
+def test_registry_lists_spec_section_4_in_order():
+    """Registered ids in SPEC's order (the families register b, g, c, j, ... out of order)."""
+    assert list(claims.CLAIMS) == list(SPEC_SECTION_4)
+    for claim_id, registered in claims.CLAIMS.items():
+        assert registered.id == claim_id
+        missing = words(SPEC_SECTION_4[claim_id]) - words(registered.title)
+        assert not missing, f"({claim_id}) title {registered.title!r} lacks {missing}"
+        assert registered.check.__doc__, f"({claim_id}) has no docstring"
+        assert registered.check.__doc__.startswith(f"({claim_id}) ")
+
+
+def test_claim_refuses_a_duplicate_id():
+    before = dict(claims.CLAIMS)
+    duplicate = r"claim id 'g' registered twice: by .*barlow_vicreg_ratio"
+    with pytest.raises(ValueError, match=duplicate):
+
+        @claims.claim("g", "another Barlow Twins claim")
+        def another(rng):
+            raise AssertionError("never run")
+
+    assert claims.CLAIMS == before
+    with pytest.raises(ValueError, match="single character"):
+        claims.claim("k2", "an id audit() cannot seed")
+
+
+def test_registered_claim_fills_id_title_and_checks_the_verdict():
+    def check(rng, verdict="true"):
+        return claims.Verdict(
+            claim="x",
+            source="s",
+            verdict=verdict,
+            condition=None,
+            corrected_statement="x",
+            method="m",
+            evidence={"n": 1},
+        )
+
+    verdict = claims.Claim("z", "a test claim", check)(None)
+    assert (verdict.id, verdict.title) == ("z", "a test claim")
+    with pytest.raises(ValueError, match="verdict 'maybe'"):
+        claims.Claim("z", "a test claim", lambda rng: check(rng, "maybe"))(None)

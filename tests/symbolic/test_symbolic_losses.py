@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -9,7 +12,7 @@ import torch
 from symbolic_reference import REFERENCES
 
 from symbolic import losses
-from symbolic.ops import strip_stop_gradient
+from symbolic.sympy_backend import strip_stop_gradient
 
 SIZES = {"N": 8, "d": 5, "K": 6}
 # Hyperparameters away from the defaults, to catch a hyperparameter that is not wired through.
@@ -159,6 +162,8 @@ def test_bad_hyperparameters_and_arrays_are_named():
         losses.get("liu")(np.eye(2), np.ones((4, 2)), np.ones((4, 2)), k=3)
     with pytest.raises(TypeError, match="standardize=1"):
         losses.get("liu")(np.eye(2), np.ones((4, 2)), np.ones((4, 2)), standardize=1)
+    with pytest.raises(TypeError, match="is a sympy expression: allowed only with sympy arrays"):
+        loss(z, z, temperature=sp.Rational(1, 2))
     with pytest.raises(TypeError, match="mix back ends"):
         loss(z, torch.ones(3, 2))
     with pytest.raises(TypeError, match="argument 'z2' is a list"):
@@ -218,3 +223,20 @@ def test_standardisation_back_ends(unbiased, eps):
     fused = TorchOps(t.device).standardize(t, eps, unbiased)
     torch.testing.assert_close(fused, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(NUMPY.standardize(z, eps, unbiased), expected.numpy(), rtol=1e-12)
+
+
+def test_numeric_back_ends_do_not_import_sympy():
+    """Training and the dynamics models import symbolic.losses: only object arrays load sympy."""
+    code = (
+        "import sys, numpy as np, torch, symbolic.losses as losses\n"
+        "z = np.random.default_rng(0).normal(size=(4, 3))\n"
+        "losses.get('vicreg')(z, z + 1)\n"
+        "t = torch.tensor(z, requires_grad=True)\n"
+        "losses.get('byol')(t, t, t + 1, t - 1).backward()\n"
+        "print('sympy' in sys.modules)\n"
+        "losses.get('vicreg')(z.astype(object), z.astype(object))\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "True"]
