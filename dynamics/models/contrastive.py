@@ -35,14 +35,8 @@ from dynamics.models.encoder import (
     standardize,
     standardize_backward,
 )
+from symbolic import losses
 from symbolic.common.options import param
-
-
-def _symbolic_loss(name: str):
-    """The loss ``name`` of symbolic.losses (imported on first use: sympy loads slowly)."""
-    import symbolic.losses
-
-    return symbolic.losses.get(name)
 
 
 def _offdiag(a: np.ndarray) -> np.ndarray:
@@ -65,7 +59,7 @@ class BarlowTwinsModel(EncoderModel):
         return {"lambd": self.params.lambd, "eps": self.params.bn_eps}
 
     def loss_value(self, blocks):
-        return float(_symbolic_loss("barlow_twins")(*self.views(blocks), **self.hyper()))
+        return float(losses.get("barlow_twins")(*self.views(blocks), **self.hyper()))
 
     def gradients(self, blocks):
         q = self.params
@@ -112,7 +106,7 @@ class VICRegModel(EncoderModel):
         }
 
     def loss_value(self, blocks):
-        return float(_symbolic_loss("vicreg")(*self.views(blocks), **self.hyper()))
+        return float(losses.get("vicreg")(*self.views(blocks), **self.hyper()))
 
     def gradients(self, blocks):
         q = self.params
@@ -142,7 +136,7 @@ class SpectralModel(EncoderModel):
     description = "linear spectral contrastive loss (SimCLR-like): gradient flow of an encoder"
 
     def loss_value(self, blocks):
-        return float(_symbolic_loss("spectral")(*self.views(blocks)))
+        return float(losses.get("spectral")(*self.views(blocks)))
 
     def gradients(self, blocks):
         z1, z2 = self.views(blocks)

@@ -31,15 +31,8 @@ import numpy as np
 
 from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
+from symbolic import losses
 from symbolic.common.options import ParameterError, param, require
-
-
-def _losses():
-    """symbolic.losses, imported on first use (sympy loads slowly)."""
-    import symbolic.losses
-
-    return symbolic.losses
-
 
 ROLES = {
     ("z1", "z2"): "pair",
@@ -102,17 +95,17 @@ class GeneralParams(EncoderParams):
     def __post_init__(self):
         super().__post_init__()
         try:
-            loss = _losses().get(self.loss)
+            loss = losses.get(self.loss)
         except ValueError as err:
             raise ParameterError(f"loss={self.loss!r} is not allowed: {err}") from None
-        usable = [n for n in _losses().names() if tuple(_losses().get(n).args) in ROLES]
+        usable = [n for n in losses.names() if tuple(losses.get(n).args) in ROLES]
         require(tuple(loss.args) in ROLES, "loss", self.loss, "one of " + ", ".join(usable))
         require(self.n_samples >= loss.min_n, "n_samples", self.n_samples, f">= {loss.min_n}")
         parse_hyper(loss, self.hyper)
 
     @property
     def role(self) -> str:
-        return ROLES[tuple(_losses().get(self.loss).args)]
+        return ROLES[tuple(losses.get(self.loss).args)]
 
     @property
     def ema_target(self) -> bool:
@@ -131,7 +124,7 @@ class GeneralModel(EncoderModel):
         import torch  # only this model needs torch
 
         self.torch = torch
-        self.loss = _losses().get(params.loss)
+        self.loss = losses.get(params.loss)
         self.hyper = parse_hyper(self.loss, params.hyper)
         super().__init__(params)
         rng = np.random.default_rng(np.random.SeedSequence(params.seed).spawn(7)[6])

@@ -1,6 +1,6 @@
 """Liu, Suganuma & Okatani 2022: no stop-gradient, a covariance-maintaining term, a linear W_p.
 
-The loss is ``symbolic._symbolic_loss("liu")`` (their eqs. 17-19, SPEC 1.9):
+The loss is ``symbolic.losses.get("liu")`` (their eqs. 17-19, SPEC 1.9):
 
     L = c_inv ||W_p A - B||_F^2 + (c_cov/d) sum_{i=1..k} ||W_p^T W_p - W_p C_i W_p^T||_F^2,
     A = Zs_1^T/sqrt(n), B = Zs_2^T/sqrt(n), C_i = A_i A_i^T, A_i = (part i of Zs_1)^T/sqrt(n/k)
@@ -30,15 +30,8 @@ import numpy as np
 import xarray as xr
 
 from dynamics.models.encoder import EncoderModel, EncoderParams, standardize, standardize_backward
+from symbolic import losses
 from symbolic.common.options import param, require
-
-
-def _symbolic_loss(name: str):
-    """The loss ``name`` of symbolic.losses (imported on first use: sympy loads slowly)."""
-    import symbolic.losses
-
-    return symbolic.losses.get(name)
-
 
 ENCODERS = ("linear", "free")
 
@@ -135,7 +128,7 @@ class LiuModel(EncoderModel):
 
     def loss_value(self, blocks) -> float:
         z1, z2 = self.views(blocks)
-        return float(_symbolic_loss("liu")(self.predictor_matrix(blocks), z1, z2, **self.hyper()))
+        return float(losses.get("liu")(self.predictor_matrix(blocks), z1, z2, **self.hyper()))
 
     def gradients(self, blocks):
         q = self.params
