@@ -19,8 +19,7 @@ import torch
 
 from empirical import augment
 from empirical.backbones import build_backbone
-from empirical.config import loss_params
-from empirical.methods import Architecture, SSLModel, get_spec
+from empirical.config import build_method
 from empirical.optim import LARS, param_groups
 from empirical.probes import fit_softmax
 
@@ -67,10 +66,8 @@ def bench_augment(batch: int, channels: int, size: int, repeat: int) -> None:
 def bench_training(backbone: str, stem: str, batch: int, size: int, threads: int, steps: int):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    spec = get_spec("byol")
     net = build_backbone(backbone, 1, size, stem, 32)
-    arch = Architecture(4096, 256, "mlp", 4096, 0.99, 1.0)
-    model = SSLModel(spec, arch, net, loss_params("byol", {}, []))
+    model = build_method("byol", net)  # the paper's heads: 4096-256, predictor 4096
     opt = LARS(param_groups(model.online, 1e-6), lr=0.1)
     g = torch.Generator().manual_seed(1)
     aug = augment.TwoViewAugment(size, augment.Normalize((0.286,), (0.353,), "cpu"), g)

@@ -2,7 +2,11 @@
 
 Every function takes numpy arrays (float64) and accepts leading batch dimensions, so a simulation
 passes a stack of matrices over time and a training run passes one matrix per epoch. Embeddings
-are (..., N, d) with rows as samples. Eigenvalue-like outputs are sorted by decreasing magnitude.
+are (..., N, d) with rows as samples. Spectra are sorted once, here, in the order the schema
+states (:func:`sort_spectrum`); readers never re-sort.
+
+The collapse criterion is defined once, here (:func:`collapsed`): a quantity has collapsed when
+its magnitude is below COLLAPSE_FRACTION = 2% of its reference scale.
 """
 
 from __future__ import annotations
@@ -10,6 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 RANKME_EPS = 1e-7
+#: a mode, a dimension or an embedding has collapsed below this fraction of its reference scale
+COLLAPSE_FRACTION = 0.02
+#: the embedding has collapsed when the std of its l2-normalised rows times sqrt(d) is below this
+#: fraction of the value of an isotropic spread (z_std ~ 1 when spread, 0 at complete collapse)
+COLLAPSED_Z_STD = 0.05
 
 
 def _fro(a: np.ndarray) -> np.ndarray:
@@ -20,15 +29,36 @@ def _transpose(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
 
 
-def sort_by_magnitude(values: np.ndarray) -> np.ndarray:
-    """Sort the last axis by decreasing |value|, ties by decreasing real part (stable)."""
-    order = np.lexsort((-np.real(values), -np.abs(values)), axis=-1)
+def sort_spectrum(values: np.ndarray) -> np.ndarray:
+    """Sort the last axis by decreasing real part, ties by decreasing imaginary part (stable).
+
+    The schema's one eigenvalue order: continuous in time for real spectra, and the order by
+    decreasing magnitude for the non-negative spectra of the theory.
+    """
+    order = np.lexsort((-np.imag(values), -np.real(values)), axis=-1)
     return np.take_along_axis(values, order, axis=-1)
 
 
+def collapsed(magnitude: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
+    """The collapse criterion: |magnitude| < COLLAPSE_FRACTION * scale (broadcasting)."""
+    return np.abs(magnitude) < COLLAPSE_FRACTION * np.asarray(scale)
+
+
+def collapsed_modes(eig_abs: np.ndarray) -> np.ndarray:
+    """Which modes have collapsed at each time, for |eigenvalues| over (time, mode).
+
+    The reference scale is the largest magnitude any mode has reached up to that time, so a
+    spectrum that collapses entirely is seen as collapsed (a scale taken at the same time would
+    never count the largest mode).
+    """
+    eig_abs = np.abs(np.asarray(eig_abs, dtype=float))
+    scale = np.maximum.accumulate(np.max(eig_abs, axis=-1), axis=0)
+    return collapsed(eig_abs, scale[..., None])
+
+
 def predictor_eigenvalues(wp: np.ndarray) -> np.ndarray:
-    """Eigenvalues of W_p (complex in general), sorted by decreasing magnitude."""
-    return sort_by_magnitude(np.linalg.eigvals(wp).astype(complex))
+    """Eigenvalues of W_p (complex in general), in the schema's order (:func:`sort_spectrum`)."""
+    return sort_spectrum(np.linalg.eigvals(wp).astype(complex))
 
 
 def singular_values(wp: np.ndarray) -> np.ndarray:
@@ -37,8 +67,8 @@ def singular_values(wp: np.ndarray) -> np.ndarray:
 
 
 def symmetric_part_eigenvalues(wp: np.ndarray) -> np.ndarray:
-    """Eigenvalues of (W_p + W_p^T)/2, sorted by decreasing magnitude."""
-    return sort_by_magnitude(np.linalg.eigvalsh((wp + _transpose(wp)) / 2))
+    """Eigenvalues of (W_p + W_p^T)/2, decreasing."""
+    return np.linalg.eigvalsh((wp + _transpose(wp)) / 2)[..., ::-1]
 
 
 def asymmetry(wp: np.ndarray) -> np.ndarray:
@@ -94,23 +124,62 @@ def conservation_residual(wp: np.ndarray, corr: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.inf)
 
 
-def second_moment(z: np.ndarray) -> np.ndarray:
-    """Uncentred second moment (1/N) Z^T Z (the 'moment' convention of Sigma)."""
-    return feature_correlation(z)
+def normalised_second_moment(z: np.ndarray) -> np.ndarray:
+    """The uncentred second moment M = Z^T Z / N scaled to trace d: M d / tr M ('moment').
+
+    Normalised by its trace so that it measures decorrelation, not the scale of z (an
+    unnormalised M equals I only for one scale). 0 for an embedding that is exactly 0.
+    """
+    m = feature_correlation(z)
+    trace = np.trace(m, axis1=-2, axis2=-1)[..., None, None]
+    return m * z.shape[-1] / np.where(trace > 0, trace, 1.0)
+
+
+def alive_dimensions(z: np.ndarray) -> np.ndarray:
+    """Dimensions whose std over the samples has not collapsed (:func:`collapsed`) relative to
+    the largest root-mean-square value of any dimension, sqrt(mean_i z_ij^2): all are dead for an
+    embedding that is constant, whatever its value."""
+    std = np.std(z, axis=-2)
+    top = np.max(np.sqrt(np.mean(z * z, axis=-2)), axis=-1, keepdims=True)
+    return (std > 0) & ~collapsed(std, top)
 
 
 def pearson_correlation(z: np.ndarray) -> np.ndarray:
     """Pearson correlation of the columns of z (unit diagonal; the 'pearson' convention of Sigma).
 
-    A dimension with zero variance (a collapsed unit) has no correlation; its row and column are
-    set to 0, diagonal included, so that it counts as fully un-whitened in ||Sigma - I||.
+    A dead dimension (:func:`alive_dimensions`) has no correlation; its row and column are set
+    to 0, diagonal included.
     """
     centred = z - z.mean(axis=-2, keepdims=True)
     cov = _transpose(centred) @ centred / z.shape[-2]
     std = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
-    alive = std > 1e-12 * np.maximum(np.max(std, axis=-1, keepdims=True), 1e-300)
+    alive = alive_dimensions(z)
     inv = np.where(alive, 1.0 / np.where(alive, std, 1.0), 0.0)
     return cov * inv[..., :, None] * inv[..., None, :]
+
+
+def mean_squared_correlation(z: np.ndarray) -> np.ndarray:
+    """The decorrelation statistic: mean over pairs i != j of alive dimensions of rho_ij^2.
+
+    rho is the Pearson correlation of the columns of z (N samples); with a alive dimensions it is
+    sum_{i != j alive} rho_ij^2 / (a (a - 1)), i.e. ||Sigma - I||_F^2 / (d (d - 1)) when every
+    dimension is alive. It does not grow with d, and it is undefined (NaN) when fewer than two
+    dimensions are alive: a collapsed embedding is reported as collapsed
+    (:func:`alive_dimensions`), never as decorrelated. Its floor for independent features is
+    :func:`correlation_floor`.
+    """
+    rho = pearson_correlation(z)
+    alive = alive_dimensions(z)
+    a = np.sum(alive, axis=-1)
+    off = np.sum((rho * (1 - np.eye(z.shape[-1]))) ** 2, axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(a >= 2, off / (a * (a - 1.0)), np.nan)
+
+
+def correlation_floor(n: int) -> float:
+    """E[rho^2] = 1/(N - 1) of the sample correlation of two independent Gaussian variables
+    from N samples: the value :func:`mean_squared_correlation` takes for independent features."""
+    return 1.0 / (n - 1)
 
 
 def sigma_distances(sigma: np.ndarray) -> dict[str, np.ndarray]:
@@ -123,9 +192,22 @@ def sigma_distances(sigma: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def sigma_observables(z: np.ndarray) -> dict[str, np.ndarray]:
-    """The ``sigma_*`` variables of the schema for embeddings z (..., N, d), both conventions."""
-    out = {}
-    for convention, sigma in (("pearson", pearson_correlation(z)), ("moment", second_moment(z))):
+    """The ``sigma_*`` variables of the schema for embeddings z (..., N, d).
+
+    ``sigma_corr_mean_sq`` (the headline: :func:`mean_squared_correlation`), its floor
+    ``sigma_floor`` and ``dead_dims``; then ||Sigma - I||_F^2, per d and its off-diagonal part in
+    both conventions, 'pearson' (:func:`pearson_correlation`) and 'moment'
+    (:func:`normalised_second_moment`).
+    """
+    out = {
+        "sigma_corr_mean_sq": mean_squared_correlation(z),
+        "sigma_floor": np.full(z.shape[:-2], correlation_floor(z.shape[-2])),
+        "dead_dims": np.sum(~alive_dimensions(z), axis=-1).astype(float),
+    }
+    for convention, sigma in (
+        ("pearson", pearson_correlation(z)),
+        ("moment", normalised_second_moment(z)),
+    ):
         dist = sigma_distances(sigma)
         out[f"sigma_dist_{convention}"] = dist["dist"]
         out[f"sigma_dist_{convention}_per_dim"] = dist["dist_per_dim"]
@@ -149,6 +231,12 @@ def z_std(z: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(z, axis=-1, keepdims=True)
     zn = z / np.where(norms > 0, norms, 1.0)
     return np.mean(np.std(zn, axis=-2), axis=-1) * np.sqrt(z.shape[-1])
+
+
+def representation_collapsed(z: np.ndarray) -> np.ndarray:
+    """Whether the embedding z (..., N, d) has collapsed: z_std below COLLAPSED_Z_STD, or every
+    dimension dead (:func:`alive_dimensions`)."""
+    return (z_std(z) < COLLAPSED_Z_STD) | ~np.any(alive_dimensions(z), axis=-1)
 
 
 def predictor_observables(wp: np.ndarray, corr: np.ndarray) -> dict[str, np.ndarray]:

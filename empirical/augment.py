@@ -275,7 +275,10 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 class TwoViewAugment:
-    """Callable turning a uint8 batch into two normalised augmented views (BYOL pipeline)."""
+    """Callable turning a uint8 batch into two normalised augmented views (BYOL pipeline).
+
+    ``view(x)`` draws one view (of the first view's distribution) of a uint8 batch.
+    """
 
     def __init__(
         self,
@@ -294,6 +297,54 @@ class TwoViewAugment:
         v1 = augment_view(x, self.views[0], self.size, self.gen)
         v2 = augment_view(x, self.views[1], self.size, self.gen)
         return self.normalize(v1), self.normalize(v2)
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normalize(augment_view(to_unit(x), self.views[0], self.size, self.gen))
+
+
+def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Each image moved by its own integer offset in [-max_shift, max_shift]^2, zero-filled."""
+    if max_shift == 0:
+        return x
+    n, _, h, w = x.shape
+    pad = F.pad(x, (max_shift,) * 4)
+    dx, dy = (
+        torch.randint(0, 2 * max_shift + 1, (n,), generator=gen, device=x.device) for _ in range(2)
+    )
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return pad[batch, channel, rows, cols]
+
+
+class ShiftFlipNoise:
+    """The augmentation of the linear-theory experiments: x' = N(shift(flip(x))) + noise.
+
+    Per sample and view: an integer shift of up to ``shift`` pixels in each direction
+    (zero-filled), a horizontal flip with probability 1/2 when ``flip``, the normalisation, then
+    Gaussian noise of std ``noise`` added in the normalised input space (the space the encoder
+    sees, so that noise alone gives the augmentation covariance X' = noise^2 I there).
+    """
+
+    def __init__(
+        self, normalize: Normalize, gen: torch.Generator, shift: int, flip: bool, noise: float
+    ) -> None:
+        self.normalize, self.gen = normalize, gen
+        self.shift, self.flip, self.noise = shift, flip, noise
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        x = random_shift(to_unit(x), self.shift, self.gen)
+        if self.flip:
+            flipped = torch.rand(x.shape[0], generator=self.gen, device=x.device) < 0.5
+            x = torch.where(flipped[:, None, None, None], x.flip(-1), x)
+        x = self.normalize(x)
+        if self.noise > 0:
+            x = x + self.noise * torch.randn(x.shape, generator=self.gen, device=x.device)
+        return x
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.view(x), self.view(x)
 
 
 def center_resize(x: torch.Tensor, size: int) -> torch.Tensor:

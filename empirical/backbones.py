@@ -1,4 +1,4 @@
-"""Encoders: torchvision ResNet-18/50 (ImageNet stem or a small-image stem) and a small ConvNet.
+"""Encoders: torchvision ResNets, a small ConvNet, and the encoders the linear theory describes.
 
 Small-image stem (the CIFAR variant of He et al. 2016, sec. 4.2, as used by SimCLR and solo-learn
 for 32 px inputs): conv1 becomes 3x3 / stride 1 / padding 1 and the max-pool is removed, so a
@@ -9,14 +9,25 @@ The ConvNet is for quick CPU runs: four 3x3 conv-BN-ReLU blocks (width w, 2w, 4w
 three with stride 2) and global average pooling, 4w features (128 at the default w = 32). On the
 project's 2-core CPU it trains at about 480 two-view images/s at 28 px (ResNet-18 with the small
 stem: about 24 images/s).
+
+The theory's encoders (the model ladder of the bridge experiments):
+
+- ``linear``: f = W P (x - mu), one bias-free linear layer W (width x k) on the first k principal
+  components of the flattened, normalised training images (P, mu fitted on the training split
+  only, stored as buffers; Tian et al. 2021 eq. 1 with x in PCA coordinates);
+- ``mlp``: ``depth`` blocks Linear(width) [BatchNorm] ReLU on the flattened pixels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
-BACKBONES = ("convnet", "resnet18", "resnet50")
+BACKBONES = ("convnet", "resnet18", "resnet50", "linear", "mlp")
+#: backbones whose input is the flattened image (no spatial augmentation requirement)
+FLAT_BACKBONES = ("linear", "mlp")
 STEMS = ("auto", "small", "imagenet")
 
 
@@ -43,6 +54,79 @@ class ConvNet(nn.Module):
         return self.features(x)
 
 
+def principal_components(
+    batches: Iterable[torch.Tensor], k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean mu, components P (k, D), variances) of the rows of the batches (B, D), float64.
+
+    The covariance is accumulated over the batches (sum x and sum x x^T, unbiased); P holds its
+    eigenvectors with the k largest eigenvalues, in decreasing order, each signed so that its
+    entry of largest magnitude is positive (a deterministic PCA).
+    """
+    n, total, outer = 0, None, None
+    for x in batches:
+        x = x.flatten(1).double()
+        if total is None:
+            total, outer = x.sum(0), x.T @ x
+        else:
+            total, outer = total + x.sum(0), outer + x.T @ x
+        n += len(x)
+    mu = total / n
+    cov = (outer - n * torch.outer(mu, mu)) / (n - 1)
+    variances, vectors = torch.linalg.eigh(cov)
+    order = torch.argsort(variances, descending=True)[:k]
+    components = vectors[:, order].T
+    signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
+    return mu, components * signs, variances[order]
+
+
+class LinearEncoder(nn.Module):
+    """f = W P (x - mu): bias-free W (width x k) on the first k principal components of x."""
+
+    def __init__(self, in_features: int, input_dim: int, width: int) -> None:
+        super().__init__()
+        self.register_buffer("pca_mean", torch.zeros(in_features))
+        self.register_buffer("pca_components", torch.zeros(input_dim, in_features))
+        self.register_buffer("pca_variance", torch.zeros(input_dim))
+        self.linear = nn.Linear(input_dim, width, bias=False)
+        self.out_dim = width
+
+    def fit(self, batches: Iterable[torch.Tensor]) -> None:
+        """Fit P and mu to the training inputs (batches of images or of flat rows)."""
+        mu, components, variances = principal_components(batches, self.pca_components.shape[0])
+        self.pca_mean.copy_(mu)
+        self.pca_components.copy_(components)
+        self.pca_variance.copy_(variances)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """W, shape (width, k)."""
+        return self.linear.weight
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """PCA coordinates P (x - mu) of images x (N, C, H, W), rows as samples."""
+        flat = x.flatten(1)
+        return (flat - self.pca_mean.to(flat.dtype)) @ self.pca_components.to(flat.dtype).T
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.project(x))
+
+
+def mlp_encoder(in_features: int, width: int, depth: int, batchnorm: bool) -> nn.Sequential:
+    """``depth`` blocks Linear(width) [BatchNorm1d] ReLU on the flattened image."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    prev = in_features
+    for _ in range(depth):
+        layers.append(nn.Linear(prev, width, bias=not batchnorm))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(width))
+        layers.append(nn.ReLU(inplace=True))
+        prev = width
+    net = nn.Sequential(*layers)
+    net.out_dim = width
+    return net
+
+
 def _resnet(name: str, in_channels: int, small_stem: bool) -> nn.Module:
     import torchvision  # imported here: the ConvNet path needs only torch
 
@@ -65,11 +149,26 @@ def resolve_stem(stem: str, image_size: int) -> str:
 
 
 def build_backbone(
-    name: str, in_channels: int, image_size: int, stem: str = "auto", width: int = 32
+    name: str,
+    in_channels: int,
+    image_size: int,
+    stem: str = "auto",
+    width: int = 32,
+    depth: int = 1,
+    input_dim: int = 32,
+    batchnorm: bool = False,
 ) -> nn.Module:
-    """The encoder ``name`` (one of :data:`BACKBONES`); it has an ``out_dim`` attribute."""
+    """The encoder ``name`` (one of :data:`BACKBONES`); it has an ``out_dim`` attribute.
+
+    ``linear`` needs :meth:`LinearEncoder.fit` on training images before use.
+    """
+    pixels = in_channels * image_size * image_size
     if name == "convnet":
         return ConvNet(in_channels, width)
+    if name == "linear":
+        return LinearEncoder(pixels, input_dim, width)
+    if name == "mlp":
+        return mlp_encoder(pixels, width, depth, batchnorm)
     if name in ("resnet18", "resnet50"):
         return _resnet(name, in_channels, resolve_stem(stem, image_size) == "small")
     raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

@@ -2,23 +2,24 @@
 
 A checkpoint holds only tensors and plain containers of numbers and strings: model and optimiser
 state dicts, the augmentation generator's state, every global RNG state (torch, CUDA, numpy,
-python), the epoch and step counters, the flow-time record and the measurement history. It is
-written to a temporary file in the same folder and renamed, so the previous checkpoint survives
-a crash mid-write.
+python), the epoch and step counters, the per-step record and the measurement history. It is
+written to a temporary file in the same folder and renamed
+(:func:`symbolic.common.files.atomic_path`), so the previous checkpoint survives a crash.
 """
 
 from __future__ import annotations
 
-import os
+import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-FORMAT = 1
+from symbolic.common.files import atomic_path
+
+FORMAT = 2
 
 
 def rng_state() -> dict[str, Any]:
@@ -55,23 +56,34 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """torch.save to a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """torch.save to a temporary file beside ``path``, then rename over it (atomic)."""
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
+
+
+#: what a checkpoint of this format holds
+KEYS = ("config", "epoch", "step", "steps", "model", "optimizer", "generator", "rng", "history")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load with ``weights_only=True`` onto the CPU; ValueError for another format version."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """Load with ``weights_only=True`` onto the CPU.
+
+    ValueError naming the problem for an empty or truncated file, a file that is not a
+    checkpoint (not a dictionary), another format version, or missing entries.
+    """
+    if Path(path).stat().st_size == 0:
+        raise ValueError("the file is empty")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"not a readable checkpoint ({reason})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"holds a {type(state).__name__}, not a checkpoint dictionary")
     if state.get("format") != FORMAT:
-        raise ValueError(f"{path}: checkpoint format {state.get('format')!r}, expected {FORMAT}")
+        raise ValueError(f"checkpoint format {state.get('format')!r}, expected {FORMAT}")
+    missing = [k for k in KEYS if k not in state]
+    if missing:
+        raise ValueError(f"incomplete checkpoint: no {', '.join(missing)}")
     return state

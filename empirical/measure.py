@@ -1,21 +1,19 @@
-"""Per-epoch measurements of a training run, in the variable names of :mod:`symbolic.common.schema`.
+"""The measurements of a training run, in the variable names of :mod:`symbolic.common.schema`.
 
 Every observable is computed by :mod:`dynamics.observables` (the implementation the simulations
 use) on float64 numpy copies of the online network's outputs for the fixed, un-augmented eval
 subset (eval mode): projector outputs z (N, d) and backbone features h (N, D).
 
-* ``sigma_*``, ``effective_rank``, ``z_std`` on z, the same with suffix ``_backbone`` on h;
+* ``sigma_*``, ``dead_dims``, ``effective_rank``, ``z_std`` on z, the same with suffix
+  ``_backbone`` on h; the headline decorrelation statistic is ``sigma_corr_mean_sq`` (the mean
+  squared off-diagonal Pearson correlation, floor ``sigma_floor`` = 1/(N-1));
 * ``corr_eig`` (mode): eigenvalues of the feature correlation F1 F1^T = z^T z / N;
-* for the linear-predictor methods (BYOL/SimSiam with ``--predictor linear``, DirectPred,
-  DirectCopy, Liu et al.) ``predictor_observables(W_p, F1 F1^T)``: ``wp_eig_real``,
-  ``wp_eig_imag``, ``wp_singular``, ``wp_sym_eig``, ``alignment_cos`` (mode), ``wp_asymmetry``,
-  ``commutator_norm``, ``conservation_residual``, and W_p itself as ``wp`` (row, col) when
-  d <= ``wp_store_limit``. For Liu et al. with standardisation, F1 is built from the standardised
-  outputs (eq. 18, unbiased std), the predictor's actual input.
+* for a linear predictor, ``predictor_observables(W_p, F1 F1^T)`` with F1 built from the
+  predictor's actual input (``Method.predictor_features``): ``wp_eig_*``, ``wp_singular``,
+  ``wp_sym_eig``, ``alignment_cos``, ``wp_asymmetry``, ``commutator_norm``,
+  ``conservation_residual``, and W_p itself as ``wp`` (row, col) when d <= ``wp_store_limit``;
+* for a linear encoder, W as ``w`` (row, input) and the target's W_a as ``w_target``;
 * probe accuracies (``knn_acc``, ``linear_acc`` on test; ``*_val`` on validation; the choices).
-
-The ``mode`` index runs over the d projector dimensions, sorted by decreasing magnitude as the
-observables return them.
 """
 
 from __future__ import annotations
@@ -24,11 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from dynamics import observables as obs
 from empirical.probes import knn_probe, linear_probe
-
-SCALAR_OBSERVABLES = ("effective_rank", "z_std")
 
 
 @torch.no_grad()
@@ -51,14 +48,39 @@ def extract(
     return torch.cat(hs), torch.cat(zs), torch.cat(ys)
 
 
-def standardise(z: np.ndarray) -> np.ndarray:
-    """Liu et al. eq. 18: (z - mean) / std per dimension, unbiased std (0-variance dims -> 0)."""
-    std = z.std(axis=0, ddof=1)
-    return (z - z.mean(axis=0)) / np.where(std > 0, std, 1.0)
+@torch.no_grad()
+def fill_batchnorm(module: nn.Module, forward: Callable, batches) -> int:
+    """Fill the running statistics of every BatchNorm of ``module`` from ``batches`` of inputs.
+
+    ``forward(x)`` runs the module on a batch (every BatchNorm it holds must see the batch).
+    The running mean and variance are reset and recomputed as the cumulative average over the
+    batches (momentum None), forward passes in train mode without gradients; the momentum is
+    then restored. Without this, an eval-mode measurement of a fresh network uses mean 0 and
+    variance 1 and misreports its representation. Returns the number of inputs used.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = module.training
+    module.train()
+    seen = 0
+    try:
+        for x in batches:
+            forward(x)
+            seen += len(x)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        module.train(was_training)
+    return seen
 
 
 def representation_observables(h: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
-    """sigma_*, effective_rank, z_std of z and (suffix _backbone) of h; corr_eig of z."""
+    """sigma_*, dead_dims, effective_rank, z_std of z and (suffix _backbone) of h; corr_eig."""
     out = dict(obs.sigma_observables(z))
     out["effective_rank"] = obs.effective_rank(z)
     out["z_std"] = obs.z_std(z)
@@ -67,16 +89,14 @@ def representation_observables(h: np.ndarray, z: np.ndarray) -> dict[str, np.nda
     out["effective_rank_backbone"] = obs.effective_rank(h)
     out["z_std_backbone"] = obs.z_std(h)
     out["corr_eig"] = obs.correlation_eigh(obs.feature_correlation(z))[0]
+    out["collapsed"] = float(obs.representation_collapsed(z))
     return out
 
 
-def predictor_measurements(
-    wp: np.ndarray, z: np.ndarray, standardised: bool, store_limit: int
-) -> dict[str, np.ndarray]:
-    """W_p observables against the correlation of the predictor's input (see module docstring)."""
-    features = standardise(z) if standardised else z
+def predictor_measurements(wp: np.ndarray, features: np.ndarray, store: bool) -> dict:
+    """W_p observables against the correlation of the predictor's input ``features`` (N, d)."""
     out = dict(obs.predictor_observables(wp, obs.feature_correlation(features)))
-    if wp.shape[0] <= store_limit:
+    if store:
         out["wp"] = wp
     return out
 
@@ -96,14 +116,15 @@ def probe_measurements(features: dict, num_classes: int) -> dict[str, float]:
     }
 
 
-def collapse_warnings(values: dict, dim: int) -> list[str]:
-    """Messages when z_std is near 0 (< 0.05; ~1 when spread) or the rank is < 1% of d."""
+def collapse_warnings(values: dict) -> list[str]:
+    """Messages for a collapsed embedding (:func:`dynamics.observables.representation_collapsed`)
+    and for dead dimensions."""
     msgs = []
-    if float(values["z_std"]) < 0.05:
-        msgs.append(f"collapse warning: z_std = {float(values['z_std']):.4f} (near 0)")
-    if float(values["effective_rank"]) < 0.01 * dim:
+    if values.get("collapsed"):
         msgs.append(
-            f"collapse warning: effective rank {float(values['effective_rank']):.2f} "
-            f"is below 1% of d = {dim}"
+            f"collapse warning: z_std = {float(values['z_std']):.4f}, "
+            f"{int(values['dead_dims'])} dead dimensions"
         )
+    elif values.get("dead_dims", 0) > 0:
+        msgs.append(f"{int(values['dead_dims'])} dead dimensions (std < 2% of the largest)")
     return msgs

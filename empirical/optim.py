@@ -1,12 +1,14 @@
 """Optimisers and per-step schedules.
 
 Learning rate: lr = base_lr * global_batch / 256 (Goyal et al. 2017, used by every method here),
-linear warm-up then half-cosine to 0, evaluated per step s = 0 .. S-1 (W warm-up steps):
+linear warm-up then half-cosine to 0 (or constant), evaluated per step s = 0 .. S-1 (W warm-up
+steps):
     lr(s) = lr * (s + 1) / W                                    for s < W
-    lr(s) = lr * (1 + cos(pi (s - W) / (S - W))) / 2            for s >= W
+    lr(s) = lr * (1 + cos(pi (s - W) / (S - W))) / 2            for s >= W (cosine)
+    lr(s) = lr                                                  for s >= W (constant)
 EMA momentum (BYOL, Grill et al. 2020, sec. 3.2), per step k of K:
     tau(k) = tau_end - (tau_end - tau_base) (1 + cos(pi k / K)) / 2
-Flow time (SPEC section 2): t = sum of the learning rates of the steps taken.
+What a step means in flow time: :mod:`empirical.flow`.
 
 LARS (You et al. 2017, as in BYOL and Barlow Twins): for each adapted parameter w with gradient g,
     g <- g + wd w;  g <- trust * eta * ||w|| / ||g|| * g (1 when either norm is 0);
@@ -116,10 +118,15 @@ def scaled_lr(base_lr: float, global_batch: int) -> float:
     return base_lr * global_batch / 256
 
 
-def warmup_cosine(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
-    """Learning rate at ``step`` (0-based): linear warm-up to ``peak``, then cosine to 0."""
+def scheduled_lr(
+    step: int, total_steps: int, warmup_steps: int, peak: float, schedule: str = "cosine"
+) -> float:
+    """Learning rate at ``step`` (0-based): linear warm-up to ``peak``, then half-cosine to 0
+    (``schedule='cosine'``) or ``peak`` (``'constant'``)."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return peak
     span = max(1, total_steps - warmup_steps)
     return peak * 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / span))
 

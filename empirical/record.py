@@ -1,14 +1,16 @@
-"""The per-epoch history of a run and its netCDF form (the result schema of DESIGN.md).
+"""The history of a run and its netCDF form (the result schema of DESIGN.md).
 
-Dimensions: ``epoch`` (0 = the randomly initialised encoder before any step, then 1..E) with the
-coordinate ``time`` along it = flow time t, the sum of the learning rates of all steps taken up to
-the end of that epoch (0 at epoch 0); ``step`` (1..S) with ``flow_time_step`` = t after each step
-and ``step_at_epoch_end`` (epoch) linking the two; ``mode`` (0..d-1) for eigen-indexed variables;
-``row``/``col`` for ``wp``. Scalars per epoch have dims (epoch,), spectra (epoch, mode), W_p
-(epoch, row, col). Epoch 0 carries the random-encoder measurements; its ``loss`` terms are those
-of the first training step (evaluated before the first update), its ``throughput`` is 0. The
-random-encoder probe accuracies are also stored as the 0-d variables ``knn_acc_random`` and
-``linear_acc_random``.
+Dimensions: ``epoch`` (one entry per measurement: 0 = the randomly initialised encoder before
+any step, then the end of each epoch, or every ``--measure-every`` steps; the coordinate holds
+the fractional epoch step / steps_per_epoch) with the coordinate ``time`` along it = flow time t
+at that measurement (:mod:`empirical.flow`; NaN for LARS) and ``step_at_measurement``;
+``step`` (1..S) with the per-step record of :mod:`empirical.flow` (``flow_time_step`` = t after
+each step, ``lr_step``, ``lr_predictor_step``, ``ema_momentum_step``, ``weight_decay_step``,
+``momentum_step``, ``eta_step``, ``alpha_p_step``, ``beta_step``); ``mode`` for eigen-indexed
+variables; ``row``/``col`` for ``wp``; ``row``/``input`` for ``w`` and ``w_target``. Epoch 0
+carries the random-encoder measurements; its ``loss`` terms are those of the first training step
+(evaluated before the first update), its ``throughput`` is 0. The random-encoder probe accuracies
+are also stored as the 0-d variables ``knn_acc_random`` and ``linear_acc_random``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,32 @@ import numpy as np
 import torch
 import xarray as xr
 
-from symbolic.common.schema import COL, EPOCH, MODE, ROW, TIME
+from symbolic.common.schema import COL, EPOCH, INPUT, MODE, ROW, STEP, TIME
 
-STEP = "step"
 RANDOM_BASELINE = ("knn_acc", "linear_acc")
+#: per-step records (name in the run's step record -> variable name)
+STEP_VARIABLES = {
+    "flow_time": "flow_time_step",
+    "lr": "lr_step",
+    "lr_predictor": "lr_predictor_step",
+    "ema_momentum": "ema_momentum_step",
+    "weight_decay": "weight_decay_step",
+    "momentum": "momentum_step",
+    "eta": "eta_step",
+    "alpha_p": "alpha_p_step",
+    "beta": "beta_step",
+}
+#: variables whose NaN means "undefined" (LARS runs, a collapsed embedding, no EMA target)
+UNDEFINED = (
+    "flow_time_step",
+    "eta_step",
+    "alpha_p_step",
+    "beta_step",
+    "ema_momentum_step",
+    "sigma_corr_mean_sq",
+    "sigma_corr_mean_sq_backbone",
+)
+_KEYS = ("epoch", "time", "step")
 
 
 def to_storable(entry: dict) -> dict:
@@ -40,34 +64,38 @@ def from_storable(entry: dict) -> dict:
     return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in entry.items()}
 
 
-def _dims(ndim: int) -> tuple[str, ...]:
-    return {1: (EPOCH,), 2: (EPOCH, MODE), 3: (EPOCH, ROW, COL)}[ndim]
+def _dims(name: str, ndim: int) -> tuple[str, ...]:
+    if ndim == 3:
+        return (EPOCH, ROW, INPUT) if name in ("w", "w_target") else (EPOCH, ROW, COL)
+    return {1: (EPOCH,), 2: (EPOCH, MODE)}[ndim]
 
 
-def build_dataset(history: list[dict], flow_time_step: np.ndarray, attrs: dict) -> xr.Dataset:
-    """One Dataset from the per-epoch dictionaries (each with 'epoch', 'time', 'step' keys)."""
-    names = [k for k in history[0] if k not in ("epoch", "time", "step")]
+def build_dataset(history: list[dict], steps: dict[str, list], attrs: dict) -> xr.Dataset:
+    """One Dataset from the measurements (dicts with 'epoch', 'time', 'step' keys) and the
+    per-step record ``steps`` (name -> one value per step)."""
+    names = [k for k in history[0] if k not in _KEYS]
     for entry in history:
-        missing = set(names) ^ (set(entry) - {"epoch", "time", "step"})
+        missing = set(names) ^ (set(entry) - set(_KEYS))
         if missing:
-            raise ValueError(f"epoch {entry['epoch']} lacks or adds {sorted(missing)}")
+            raise ValueError(f"measurement at step {entry['step']} lacks or adds {sorted(missing)}")
     data_vars = {}
     for name in names:
         values = np.stack([np.asarray(e[name], dtype=np.float64) for e in history])
-        data_vars[name] = (_dims(values.ndim), values)
-    data_vars["step_at_epoch_end"] = (EPOCH, np.array([e["step"] for e in history], np.int64))
-    data_vars["flow_time_step"] = (STEP, np.asarray(flow_time_step, dtype=np.float64))
+        data_vars[name] = (_dims(name, values.ndim), values)
+    data_vars["step_at_measurement"] = (EPOCH, np.array([e["step"] for e in history], np.int64))
+    for key, values in steps.items():
+        data_vars[STEP_VARIABLES[key]] = (STEP, np.asarray(values, dtype=np.float64))
     for name in RANDOM_BASELINE:
         if name in history[0]:
             data_vars[f"{name}_random"] = ((), float(history[0][name]))
+    n_steps = len(steps.get("lr", ()))
     coords = {
-        EPOCH: np.array([e["epoch"] for e in history], dtype=np.int64),
+        EPOCH: np.array([e["epoch"] for e in history], dtype=np.float64),
         TIME: (EPOCH, np.array([e["time"] for e in history], dtype=np.float64)),
-        STEP: np.arange(1, len(flow_time_step) + 1, dtype=np.int64),
+        STEP: np.arange(1, n_steps + 1, dtype=np.int64),
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-    if MODE in ds.dims:
-        ds = ds.assign_coords({MODE: np.arange(ds.sizes[MODE])})
-    if ROW in ds.dims:
-        ds = ds.assign_coords({ROW: np.arange(ds.sizes[ROW]), COL: np.arange(ds.sizes[COL])})
+    for dim in (MODE, ROW, COL, INPUT):
+        if dim in ds.dims:
+            ds = ds.assign_coords({dim: np.arange(ds.sizes[dim])})
     return ds

@@ -2,9 +2,9 @@
 
 A simulation file has the dimension ``time`` (flow time t); a training run has ``epoch`` with a
 ``time`` coordinate along it (flow time t = sum of learning rates). Both carry the provenance
-attributes written by :func:`symbolic.common.provenance.provenance` (``kind``, ``name``, ``params_json``,
-``git_revision``, ...). Any problem is an :class:`InputError` whose message names the file and
-what is wrong, in one line; the report builder turns it into exit status 2.
+attributes written by :func:`symbolic.common.provenance.provenance` (``kind``, ``name``,
+``params_json``, ``git_revision``, ...). Any problem is an :class:`InputError` whose message names
+the file and what is wrong, in one line; the report builder turns it into exit status 2.
 """
 
 from __future__ import annotations

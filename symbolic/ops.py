@@ -110,6 +110,21 @@ class NumpyOps:
     def stop_gradient(self, x):
         return x
 
+    def eigh(self, x):
+        """Eigenvalues (increasing) and eigenvectors (columns) of the symmetric part of x."""
+        return np.linalg.eigh((x + self.T(x)) / 2)
+
+    def maximum(self, x, floor):
+        """max(x, floor) entrywise."""
+        return np.maximum(x, floor)
+
+    def max(self, x, axis=None, keepdims=False):
+        return np.max(x, axis=axis, keepdims=keepdims)
+
+    def identity(self, n, like):
+        """The n x n identity in the dtype of ``like``."""
+        return np.eye(n, dtype=like.dtype)
+
 
 class TorchOps:
     """torch back end: any device and dtype, autograd and autocast kept; sg is ``detach``."""
@@ -194,6 +209,18 @@ class TorchOps:
 
     def stop_gradient(self, x):
         return x.detach()
+
+    def eigh(self, x):
+        return self.torch.linalg.eigh((x + self.T(x)) / 2)
+
+    def maximum(self, x, floor):
+        return self.torch.clamp(x, min=floor)
+
+    def max(self, x, axis=None, keepdims=False):
+        return x.amax() if axis is None else x.amax(dim=axis, keepdim=keepdims)
+
+    def identity(self, n, like):
+        return self.torch.eye(n, dtype=like.dtype, device=like.device)
 
 
 @functools.lru_cache(maxsize=32)

@@ -96,6 +96,30 @@ def _check_range(label: str, hyper: Hyper, value: float) -> None:
         raise ValueError(f"{label} is not allowed: expected {hyper.allowed}")
 
 
+def _parse_text(hyper: Hyper, text: str) -> Any:
+    """A hyperparameter value from its text, by kind ("real", "int", "bool")."""
+    try:
+        if hyper.kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        return int(text) if hyper.kind == "int" else float(text)
+    except ValueError:
+        expected = {"bool": "true or false", "int": "an integer"}.get(hyper.kind, "a real number")
+        raise ValueError(f"{hyper.name}={text!r}: expected {expected}") from None
+
+
+def split_assignments(items: list[str]) -> dict[str, str]:
+    """``["k=8", "c_cov=1"]`` -> ``{"k": "8", "c_cov": "1"}``; ValueError for a text without '='."""
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r}: expected NAME=VALUE")
+        out[name.strip()] = text.strip()
+    return out
+
+
 class Loss:
     """A loss defined once, evaluated with the numpy, torch or sympy back end.
 
@@ -173,6 +197,23 @@ class Loss:
         for name, hyper in self.hypers.items():
             value = hyperparameters.get(name, hyper.default)
             out[name] = check_hyper(self.name, hyper, value, symbolic)
+        return out
+
+    def parse(self, assignments: dict[str, Any]) -> dict[str, Any]:
+        """Hyperparameter values from ``NAME=VALUE`` options: texts converted by their kind.
+
+        The one parser of ``--loss-param`` for every command. ``assignments`` maps names to
+        text ("0.1", "true") or to values already typed (from a TOML file), which pass through.
+        ValueError "NAME=TEXT: expected a real number" / "unknown hyperparameter" otherwise;
+        ranges are checked by :meth:`resolve`.
+        """
+        out = {}
+        for name, value in assignments.items():
+            hyper = self.hypers.get(name)
+            if hyper is None:
+                allowed = ", ".join(self.hypers) or "none"
+                raise ValueError(f"{self.name} has no hyperparameter {name!r} (allowed: {allowed})")
+            out[name] = value if not isinstance(value, str) else _parse_text(hyper, value)
         return out
 
     def check_shapes(self, arrays: tuple[Any, ...]) -> dict[str, int]:

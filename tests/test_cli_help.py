@@ -11,7 +11,7 @@ PARSERS = [
     ("dynamics.sweep", "build_parser"),
     ("symbolic.derive", "build_parser"),
     ("symbolic.audit", "build_parser"),
-    ("empirical.config", "build_parser"),
+    ("empirical.train", "build_parser"),
     ("reports.demo", "parser"),
     ("reports.build", "parser"),
 ]

@@ -43,20 +43,7 @@ from dynamics.models.eigenmodes import collapse_threshold, fixed_points
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
 from symbolic.common.options import param, require, validate
 from symbolic.common.schema import MODE, TIME
-
-CONVENTIONS = ("code", "paper")
-#: the code convention's floor on p_j
-CODE_FLOOR = 1e-4
-
-
-def directpred_eigenvalues(s: np.ndarray, eps: float, convention: str) -> np.ndarray:
-    """DirectPred's p_j from the eigenvalues s (..., d) of F_hat (clipped at 0), see module doc."""
-    s = np.clip(s, 0.0, None)
-    s_max = np.max(s, axis=-1, keepdims=True)
-    if convention == "paper":
-        return np.sqrt(s) + eps * s_max
-    ratio = np.divide(s, s_max, out=np.zeros_like(s), where=s_max > 0)
-    return np.maximum(np.sqrt(ratio) + eps, CODE_FLOOR)
+from symbolic.predictors import CONVENTIONS, directcopy_matrix, directpred_matrix
 
 
 def paper_fixed_point(p_plus: float, eps: float) -> float:
@@ -144,8 +131,8 @@ class DirectCopyModel(Model):
         return self.predictor(blocks["F_hat"])
 
     def predictor(self, f_hat: np.ndarray) -> np.ndarray:
-        """W_p = F_hat + eps I."""
-        return f_hat + self.params.eps * np.eye(self.params.dim)
+        """W_p = F_hat + eps I (:func:`symbolic.predictors.directcopy_matrix`)."""
+        return directcopy_matrix(f_hat, self.params.eps)
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         b = self.layout.unpack(y)
@@ -206,9 +193,8 @@ class DirectPredModel(DirectCopyModel):
     description = "linear BYOL with W_p = U diag(p(s)) U^T from a running E[f f^T] (DirectPred)"
 
     def predictor(self, f_hat: np.ndarray) -> np.ndarray:
-        s, u = obs.correlation_eigh(f_hat)
-        p = directpred_eigenvalues(s, self.params.eps, self.params.convention)
-        return (u * p[..., None, :]) @ np.swapaxes(u, -1, -2)
+        """W_p = U diag(p(s)) U^T (:func:`symbolic.predictors.directpred_matrix`)."""
+        return directpred_matrix(f_hat, self.params.eps, self.params.convention)
 
     def predicted_fhat(self) -> float:
         q = self.params

@@ -241,11 +241,15 @@ def given(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
     """The option values the user gave on the command line (parsed by :func:`add_options`)."""
     values = {}
     for field in options_of(cls):
-        if hasattr(namespace, field.name):
-            value = getattr(namespace, field.name)
-            values[field.name] = (
-                field.metadata["parse"](value) if "parse" in field.metadata else value
-            )
+        if not hasattr(namespace, field.name):
+            continue
+        value = getattr(namespace, field.name)
+        if "parse" in field.metadata:
+            try:
+                value = field.metadata["parse"](value)
+            except ValueError as err:
+                raise UsageError(f"{option_name(field)} {err}") from None
+        values[field.name] = value
     return values
 
 

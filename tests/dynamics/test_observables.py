@@ -33,18 +33,28 @@ def test_alignment_of_a_rotation_is_its_cosine():
     np.testing.assert_allclose(obs.alignment_cos(rot, np.diag([2.0, 1.0])), np.cos(theta))
 
 
-def test_eigenvalues_sorted_by_magnitude_and_batched():
+def test_eigenvalues_sorted_by_real_part_and_batched():
+    """The schema's order: decreasing real part, ties by decreasing imaginary part."""
     wp = np.stack([np.diag([0.1, -3.0, 2.0]), np.array([[0, -2.0, 0], [2.0, 0, 0], [0, 0, 1.0]])])
     eig = obs.predictor_eigenvalues(wp)
-    np.testing.assert_allclose(eig[0], [-3.0, 2.0, 0.1])
-    np.testing.assert_allclose(np.abs(eig[1]), [2, 2, 1])
-    np.testing.assert_allclose(sorted(eig[1].imag), [-2, 0, 2])
+    np.testing.assert_allclose(eig[0], [2.0, 0.1, -3.0])
+    np.testing.assert_allclose(eig[1], [1.0, 2.0j, -2.0j], atol=1e-12)
+
+
+def test_collapsed_modes_use_the_largest_magnitude_so_far():
+    """A spectrum decaying as a whole is collapsed once below 2% of its earlier largest value."""
+    t = np.arange(6.0)
+    eig = np.column_stack([np.exp(-t), 0.5 * np.exp(-t)])
+    mask = obs.collapsed_modes(eig)
+    np.testing.assert_array_equal(mask[:, 0], np.exp(-t) < 0.02)
+    np.testing.assert_array_equal(mask[:, 1], 0.5 * np.exp(-t) < 0.02)
 
 
 def test_pearson_and_moment_against_numpy():
     z = rng.standard_normal((200, 4)) @ rng.standard_normal((4, 4)) + 1.0
     np.testing.assert_allclose(obs.pearson_correlation(z), np.corrcoef(z, rowvar=False))
-    np.testing.assert_allclose(obs.second_moment(z), z.T @ z / 200)
+    m = z.T @ z / 200
+    np.testing.assert_allclose(obs.normalised_second_moment(z), m * 4 / np.trace(m))
 
 
 def test_sigma_distances_closed_form():

@@ -20,21 +20,23 @@ import torch.multiprocessing as mp
 import xarray as xr
 
 from empirical.backbones import ConvNet
-from empirical.config import loss_params
+from empirical.config import build_method
 from empirical.distributed import convert_sync_batchnorm
-from empirical.methods import Architecture, SSLModel, get_spec
-from tests.empirical.conftest import REPO, TINY
+from empirical.methods import Method
+from tests.empirical.conftest import REPO, tiny
 
 METHODS = ("byol", "barlow_twins", "vicreg", "simclr", "simsiam", "liu", "moco_v2", "directpred")
 N = 16  # global batch; 8 per rank (Liu's k = 8 parts of the global batch)
 
 
-def build(name: str) -> SSLModel:
+#: small heads for every method (and each method's own small options)
+SMALL = {"proj_hidden": 32, "proj_dim": 16}
+OWN = {"byol": {"pred_hidden": 32}, "simsiam": {"pred_hidden": 32}, "moco_v2": {"queue_size": 64}}
+
+
+def build(name: str) -> Method:
     torch.manual_seed(0)
-    spec = get_spec(name)
-    arch = Architecture(32, 16, spec.predictor, 32, spec.ema_base, spec.ema_final, queue_size=64)
-    model = SSLModel(spec, arch, ConvNet(1, 4), loss_params(spec.loss, spec.loss_overrides, []))
-    return model.double()
+    return build_method(name, ConvNet(1, 4), **SMALL, **OWN.get(name, {})).double()
 
 
 def global_views() -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,7 +47,7 @@ def global_views() -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def gradients(model: SSLModel, v1, v2) -> tuple[float, dict[str, torch.Tensor]]:
+def gradients(model: Method, v1, v2) -> tuple[float, dict[str, torch.Tensor]]:
     loss, _, _ = model.training_loss(v1, v2)
     loss.backward()
     return float(loss.detach()), {k: p.grad.clone() for k, p in model.online.named_parameters()}
@@ -115,11 +117,11 @@ def test_torchrun_trains_with_two_cpu_processes(fashion_dir, tmp_path):
         "1",
         "--out",
         str(out),
-        *TINY,
+        *tiny("vicreg"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     ds = xr.open_dataset(out / "measurements.nc")
     assert ds.attrs["param_world_size"] == 2 and list(ds["epoch"].values) == [0, 1]
-    assert int(ds["step_at_epoch_end"][-1]) == 4  # 256 images / global batch 64
+    assert int(ds["step_at_measurement"][-1]) == 4  # 256 images / global batch 64

@@ -1,4 +1,5 @@
-"""DirectPred / DirectCopy: the W_p rule against a constructed and a direct eigendecomposition."""
+"""DirectPred / DirectCopy: the W_p rule (symbolic.predictors, numpy and torch) against a
+constructed and a direct eigendecomposition; the training method sets W_p by it."""
 
 from __future__ import annotations
 
@@ -7,12 +8,9 @@ import pytest
 import torch
 
 from empirical.backbones import ConvNet
-from empirical.directpred import (
-    directcopy_matrix,
-    directpred_matrix,
-    update_correlation,
-)
-from empirical.methods import Architecture, SSLModel, get_spec
+from empirical.config import build_method
+from empirical.methods.directpred import update_correlation
+from symbolic.predictors import directcopy_matrix, directpred_matrix
 
 
 def known_spectrum(d=6, seed=0):
@@ -30,6 +28,8 @@ def test_paper_and_code_conventions_on_a_known_eigenbasis(eps):
     ft = torch.tensor(f, dtype=torch.float64)
     assert np.allclose(directpred_matrix(ft, eps, "paper").numpy(), paper, atol=1e-12)
     assert np.allclose(directpred_matrix(ft, eps, "code").numpy(), code, atol=1e-12)
+    assert np.allclose(directpred_matrix(f, eps, "paper"), paper, atol=1e-12)  # numpy back end
+    assert np.allclose(directpred_matrix(f, eps, "code"), code, atol=1e-12)
 
 
 def test_the_conventions_differ_by_eps_code_equal_eps_paper_sqrt_smax():
@@ -45,6 +45,7 @@ def test_directcopy_is_f_plus_eps_identity():
     _, _, f = known_spectrum()
     ft = torch.tensor(f)
     assert torch.allclose(directcopy_matrix(ft, 0.3), ft + 0.3 * torch.eye(6, dtype=ft.dtype))
+    assert np.allclose(directcopy_matrix(f, 0.3), f + 0.3 * np.eye(6))
 
 
 def test_correlation_ema_first_batch_initialises():
@@ -61,9 +62,9 @@ def test_correlation_ema_first_batch_initialises():
 def test_model_sets_wp_from_eigh_of_the_running_correlation(convention):
     """After two steps W_p = U diag(p(s)) U^T with (s, U) from numpy.linalg.eigh of F_hat."""
     torch.manual_seed(0)
-    arch = Architecture(16, 8, "directpred", 0, 0.996, 1.0, eps=0.1, eps_convention=convention)
-    model = SSLModel(get_spec("directpred"), arch, ConvNet(1, 4), {})
-    rho = arch.rho
+    options = dict(proj_hidden=16, proj_dim=8, eps=0.1, eps_convention=convention)
+    model = build_method("directpred", ConvNet(1, 4), **options)
+    rho = model.cfg.rho
     outs = [{"z1": torch.randn(10, 8), "z2": torch.randn(10, 8)} for _ in range(2)]
     for step, out in enumerate(outs):
         model.after_step(step, 0.99, out)

@@ -14,9 +14,9 @@ from empirical.optim import (
     ema_momentum,
     param_groups,
     scaled_lr,
+    scheduled_lr,
     set_learning_rate,
     split_parameters,
-    warmup_cosine,
 )
 
 
@@ -78,9 +78,9 @@ def test_lars_keeps_a_zero_weight_update_finite():
     assert torch.allclose(w, torch.full((3, 3), -0.1))  # trust ratio 1 when ||w|| = 0
 
 
-def test_warmup_cosine_closed_forms():
+def test_scheduled_lr_closed_forms():
     peak, total, warm = 2.0, 100, 10
-    lrs = np.array([warmup_cosine(s, total, warm, peak) for s in range(total)])
+    lrs = np.array([scheduled_lr(s, total, warm, peak) for s in range(total)])
     assert lrs[0] == pytest.approx(peak / warm)
     assert lrs[warm - 1] == pytest.approx(peak) and lrs[warm] == pytest.approx(peak)
     assert lrs[warm + 45] == pytest.approx(peak / 2)  # half-way through the cosine

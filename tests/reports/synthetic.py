@@ -1,4 +1,4 @@
-"""Small synthetic result files in the schema of symbolic.common.schema, written with xarray directly.
+"""Small synthetic result files in the schema of symbolic.common.schema, made with xarray.
 
 The trajectories are closed forms chosen so that every expected number in the tests is known
 without running the code under test:
