@@ -57,16 +57,22 @@ def integrate(
     atol: float = 1e-12,
     blowup: float = 1e6,
     progress: bool = False,
+    t_eval: np.ndarray | None = None,
+    breakpoints: np.ndarray | None = None,
 ) -> Trajectory:
-    """Integrate dy/dt = rhs(t, y) from y0 on [0, t_end] and sample it at ``n_out`` times.
+    """Integrate dy/dt = rhs(t, y) from y0 on [0, t_end] and sample it at the output times.
 
-    The run stops, with ``complete=False``, at the first step that ends with max|y| >= ``blowup``
-    or when the right-hand side returns NaN or infinity. ``progress`` shows a bar over flow time
+    The output times are ``t_eval`` (increasing, from 0 to ``t_end``) or ``n_out`` uniform
+    times. ``breakpoints`` are times where the right-hand side jumps (a piecewise-constant
+    schedule): the solver is restarted at each, so that no step straddles a discontinuity. The
+    run stops, with ``complete=False``, at the first step that ends with max|y| >= ``blowup`` or
+    when the right-hand side returns NaN or infinity. ``progress`` shows a bar over flow time
     (on a terminal only).
     """
     if method not in METHODS:
         raise ValueError(f"unknown solver method {method!r}; allowed: {', '.join(METHODS)}")
-    t_eval = output_times(t_end, n_out)
+    t_eval = output_times(t_end, n_out) if t_eval is None else np.asarray(t_eval, dtype=float)
+    n_out = t_eval.size
     y0 = np.asarray(y0, dtype=float)
     too_big = ~(np.abs(y0) < blowup)
     if np.any(too_big):
@@ -89,32 +95,39 @@ def integrate(
             raise _NonFinite(t, int(np.argmax(bad)))
         return dy
 
-    solver = getattr(_scipy, method)(checked_rhs, 0.0, y0, t_end, rtol=rtol, atol=atol)
+    inner = np.unique(np.asarray([] if breakpoints is None else breakpoints, dtype=float))
+    edges = [0.0, *inner[(inner > 0) & (inner < t_end)], t_end]
     ys = [y0]
+    y = y0
     failure, t_fail, index = "", float("nan"), -1
     with tqdm(total=t_end, unit="t", disable=None if progress else True, leave=False) as bar:
-        while solver.status == "running":
-            try:
-                message = solver.step()
-            except _NonFinite as err:
-                failure = "the right-hand side became NaN or infinite"
-                t_fail, index = err.t, err.index
+        for start, stop in zip(edges[:-1], edges[1:], strict=True):
+            solver = getattr(_scipy, method)(checked_rhs, start, y, stop, rtol=rtol, atol=atol)
+            while solver.status == "running":
+                try:
+                    message = solver.step()
+                except _NonFinite as err:
+                    failure = "the right-hand side became NaN or infinite"
+                    t_fail, index = err.t, err.index
+                    break
+                if solver.status == "failed":
+                    failure, t_fail = f"the solver failed: {message}", solver.t
+                    break
+                done = len(ys)
+                if done < n_out and t_eval[done] <= solver.t:
+                    dense = solver.dense_output()
+                    while done < n_out and t_eval[done] <= solver.t:
+                        ys.append(dense(t_eval[done]))
+                        done += 1
+                bar.update(solver.t - bar.n)
+                size = np.abs(solver.y)
+                if not np.all(size < blowup):
+                    failure = f"a state entry reached |y| >= {blowup:g}"
+                    t_fail, index = solver.t, int(np.argmax(~(size < blowup)))
+                    break
+            if failure:
                 break
-            if solver.status == "failed":
-                failure, t_fail = f"the solver failed: {message}", solver.t
-                break
-            done = len(ys)
-            if done < n_out and t_eval[done] <= solver.t:
-                dense = solver.dense_output()
-                while done < n_out and t_eval[done] <= solver.t:
-                    ys.append(dense(t_eval[done]))
-                    done += 1
-            bar.update(solver.t - bar.n)
-            size = np.abs(solver.y)
-            if not np.all(size < blowup):
-                failure = f"a state entry reached |y| >= {blowup:g}"
-                t_fail, index = solver.t, int(np.argmax(~(size < blowup)))
-                break
+            y = solver.y
     y = np.array(ys)
     if failure:
         keep = t_eval[: len(ys)] < t_fail

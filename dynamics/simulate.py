@@ -14,14 +14,27 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from dynamics import scenarios
+from dynamics.from_run import INITIAL, derive
 from dynamics.integrate import METHODS, Trajectory, integrate
 from dynamics.models.base import Model
 from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
 from symbolic.common.files import check_output_file
-from symbolic.common.options import add_options, param, read_toml, resolve, to_toml, validate
+from symbolic.common.options import (
+    ParameterError,
+    add_options,
+    build,
+    from_mapping,
+    param,
+    read_toml,
+    resolve,
+    to_toml,
+    validate,
+)
+from symbolic.common.options import given as options_given
 from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
 
@@ -49,13 +62,18 @@ class RunSettings:
         validate(self)
 
 
-def run_model(model: Model, settings: RunSettings, progress: bool = False) -> Trajectory:
+def run_model(
+    model: Model, settings: RunSettings, progress: bool = False, t_eval: np.ndarray | None = None
+) -> Trajectory:
     """Integrate ``model`` from its initial state with ``settings``.
 
+    ``t_eval``: explicit output times (a run's measurement times) instead of ``n_out`` uniform
+    ones. The integrator restarts where the model's measured schedules jump (``--from-run``).
     A discrete-time model (one with a ``run_discrete`` method) is stepped by that method instead.
     """
     if hasattr(model, "run_discrete"):
         return model.run_discrete(settings.t_end, settings.n_out, settings.blowup, progress)
+    inputs = getattr(model, "inputs", None)
     return integrate(
         model.rhs,
         model.initial_state(),
@@ -66,6 +84,8 @@ def run_model(model: Model, settings: RunSettings, progress: bool = False) -> Tr
         atol=settings.atol,
         blowup=settings.blowup,
         progress=progress,
+        t_eval=t_eval,
+        breakpoints=inputs.breakpoints() if inputs is not None else None,
     )
 
 
@@ -75,8 +95,14 @@ def failure_message(model: Model, traj: Trajectory) -> str:
     return f"diverged at t={traj.t_fail:.6g}: {where}: {traj.failure}"
 
 
-def to_dataset(model: Model, settings: RunSettings, traj: Trajectory, wall_s: float) -> xr.Dataset:
-    """The result Dataset with its provenance and closed-form attributes."""
+def to_dataset(
+    model: Model,
+    settings: RunSettings,
+    traj: Trajectory,
+    wall_s: float,
+    extra: dict | None = None,
+) -> xr.Dataset:
+    """The result Dataset with its provenance, closed-form and ``extra`` attributes."""
     ds = model.observables(traj.t, traj.y)
     ds.attrs.update(
         provenance(
@@ -92,30 +118,102 @@ def to_dataset(model: Model, settings: RunSettings, traj: Trajectory, wall_s: fl
             rhs_evaluations=traj.n_rhs,
             wall_seconds=round(wall_s, 4),
             partial=int(not traj.complete),
-            config_toml=config_toml(model, settings),
+            config_toml=config_toml(model, settings, extra or {}),
             status="complete" if traj.complete else failure_message(model, traj),
             **model.closed_forms(),
+            **(extra or {}),
         )
     )
     return ds
 
 
+@dataclasses.dataclass
+class Setup:
+    """A simulation ready to run: the model, its settings, output times, extra attributes."""
+
+    model: Model
+    settings: RunSettings
+    t_eval: np.ndarray | None = None
+    attrs: dict = dataclasses.field(default_factory=dict)
+
+    def run(self, progress: bool = False) -> tuple[Trajectory, float]:
+        start = time.perf_counter()
+        traj = run_model(self.model, self.settings, progress, self.t_eval)
+        return traj, time.perf_counter() - start
+
+    def dataset(self, traj: Trajectory, wall_s: float) -> xr.Dataset:
+        return to_dataset(self.model, self.settings, traj, wall_s, self.attrs)
+
+
+#: scenarios that a training run can set up (``--from-run``), and the parameters the user may
+#: still choose then (the others come from the run)
+FROM_RUN = ("linear_byol", "linear_simsiam")
+FROM_RUN_FREE = ("seed", "sigma2")
+
+
+def from_run_setup(
+    scenario: scenarios.Scenario,
+    run: Path,
+    initial: str,
+    given: dict,
+    settings: dict,
+) -> Setup:
+    """The simulation of ``scenario`` derived from the training run ``run`` (dynamics.from_run).
+
+    ``given``: the parameters the user set (only seed and sigma2 may be: the rest comes from the
+    run); ``settings``: solver settings (t_end and n_out come from the run's times).
+    """
+    if scenario.name not in FROM_RUN:
+        raise UsageError(
+            f"--from-run: {scenario.name} cannot be derived from a run (allowed: "
+            f"{', '.join(FROM_RUN)})"
+        )
+    taken = sorted(set(given) - set(FROM_RUN_FREE)) + sorted(set(settings) & {"t_end", "n_out"})
+    if taken:
+        raise UsageError(
+            f"--from-run: {', '.join(taken)} come from the run; leave them out (allowed with "
+            "--from-run: --seed, --sigma2 and the solver options)"
+        )
+    derived = derive(scenario.name, run, initial, given.get("seed", 0))
+    params = build(scenario.params, {**derived.params, **given})
+    try:
+        model = scenario.model(params, derived.inputs)
+    except ParameterError as err:
+        raise UsageError(str(err)) from None
+    t_eval = derived.t_eval
+    settings = build(RunSettings, {**settings, "t_end": t_eval[-1], "n_out": t_eval.size})
+    return Setup(model, settings, t_eval, {**derived.attrs, "from_run_initial": initial})
+
+
 def simulate(
-    name: str, settings: RunSettings | None = None, keep_partial: bool = False, **params
+    name: str,
+    settings: RunSettings | None = None,
+    keep_partial: bool = False,
+    from_run: str | Path | None = None,
+    initial: str = "run",
+    **params,
 ) -> xr.Dataset:
     """Integrate scenario ``name`` with ``params`` and return its result Dataset.
 
-    Raises ParameterError for bad parameters and RunFailure if the run diverges (unless
-    ``keep_partial``, which returns the partial result with ``attrs['partial'] = 1``).
+    ``from_run``: derive the simulation from a training run (see :mod:`dynamics.from_run`).
+    Raises ParameterError (UsageError with ``from_run``) for bad parameters and RunFailure if
+    the run diverges (unless ``keep_partial``, which returns the partial result with
+    ``attrs['partial'] = 1``).
     """
     scenario = scenarios.get(name)
-    model = scenario.model(scenario.params(**params))
-    settings = settings or RunSettings(t_end=scenario.t_end)
-    start = time.perf_counter()
-    traj = run_model(model, settings)
+    if from_run is not None:
+        chosen = dataclasses.asdict(settings) if settings else {}
+        chosen = {k: v for k, v in chosen.items() if k not in ("t_end", "n_out")}
+        setup = from_run_setup(scenario, Path(from_run), initial, params, chosen)
+    else:
+        setup = Setup(
+            scenario.model(scenario.params(**params)),
+            settings or RunSettings(t_end=scenario.t_end),
+        )
+    traj, wall = setup.run()
     if not traj.complete and not keep_partial:
-        raise RunFailure(failure_message(model, traj))
-    return to_dataset(model, settings, traj, time.perf_counter() - start)
+        raise RunFailure(failure_message(setup.model, traj))
+    return setup.dataset(traj, wall)
 
 
 def build_parser() -> ArgumentParser:
@@ -133,6 +231,23 @@ def build_parser() -> ArgumentParser:
         add_options(p, scenario.params)
         run = p.add_argument_group("integration and output")
         add_options(run, RunSettings, defaults={"t_end": scenario.t_end})
+        if scenario.name in FROM_RUN:
+            run.add_argument(
+                "--from-run",
+                type=Path,
+                default=None,
+                metavar="RUN",
+                help="derive the simulation from a training run (python -m empirical.train's "
+                "folder): its dimensions, eta, alpha_p(t), beta(t), initial weights, X and X', "
+                "output times (default: none)",
+            )
+            run.add_argument(
+                "--initial",
+                choices=INITIAL,
+                default="run",
+                help="with --from-run: the run's initial weights, or weights drawn for --seed "
+                "(the other-seed null)",
+            )
         run.add_argument(
             "--config",
             type=Path,
@@ -165,15 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scenario is None:
         raise UsageError("no scenario given; allowed: " + ", ".join(scenarios.SCENARIOS))
     scenario = scenarios.get(args.scenario)
-    model, settings = resolve_run(scenario, args)
+    setup = resolve_run(scenario, args)
+    model = setup.model
     check_output_file(args.out)
-    start = time.perf_counter()
-    traj = run_model(model, settings, progress=not args.quiet)
+    traj, wall = setup.run(progress=not args.quiet)
     if not traj.complete and not args.keep_partial:
         raise RunFailure(
             failure_message(model, traj) + "; no file written (--keep-partial keeps it)"
         )
-    ds = to_dataset(model, settings, traj, time.perf_counter() - start)
+    ds = setup.dataset(traj, wall)
     if not args.quiet:
         for line in summary_lines(model, ds):
             print(line)
@@ -192,23 +307,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def resolve_run(scenario: scenarios.Scenario, args) -> tuple[Model, RunSettings]:
-    """The model and run settings from the defaults, ``--config`` and the command line."""
+def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
+    """The simulation from the defaults, ``--config`` and the command line (or ``--from-run``)."""
     config = read_toml(args.config) if args.config else {}
     config.pop("scenario", None)
+    from_run = getattr(args, "from_run", None) or config.pop("from_run", None)
+    initial = config.pop("from_run_initial", getattr(args, "initial", "run"))
     names = {f.name for f in dataclasses.fields(scenario.params)}
     source = f"--config {args.config}"
     model_part = {k: v for k, v in config.items() if k.replace("-", "_") in names}
     run_part = {k: v for k, v in config.items() if k not in model_part}
+    if from_run is not None:
+        # a --config written for a derived simulation also holds what the run supplies: only the
+        # parameters and settings the user may choose are taken from it
+        in_file = from_mapping(scenario.params, model_part, source)
+        given = {k: v for k, v in in_file.items() if k in FROM_RUN_FREE}
+        given.update(options_given(args, scenario.params))
+        in_file = from_mapping(RunSettings, run_part, source)
+        chosen = {k: v for k, v in in_file.items() if k not in ("t_end", "n_out")}
+        chosen.update(options_given(args, RunSettings))
+        return from_run_setup(scenario, Path(from_run), initial, given, chosen)
     params = resolve(scenario.params, args, model_part, source=source)
     settings = resolve(RunSettings, args, run_part, {"t_end": scenario.t_end}, source=source)
-    return scenario.model(params), settings
+    try:
+        return Setup(scenario.model(params), settings)
+    except ParameterError as err:
+        raise UsageError(str(err)) from None
 
 
-def config_toml(model: Model, settings: RunSettings) -> str:
+def config_toml(model: Model, settings: RunSettings, extra: dict) -> str:
     """A TOML file that reruns this simulation with ``--config`` (every parameter and setting)."""
     values = {"scenario": model.name, **dataclasses.asdict(model.params)}
     values.update(dataclasses.asdict(settings))
+    for key in ("from_run", "from_run_initial"):
+        if key in extra:
+            values[key] = extra[key]
     return to_toml(values, [f"python -m dynamics.simulate {model.name} --config THIS_FILE"])
 
 

@@ -12,9 +12,11 @@ stem: about 24 images/s).
 
 The theory's encoders (the model ladder of the bridge experiments):
 
-- ``linear``: f = W P (x - mu), one bias-free linear layer W (width x k) on the first k principal
-  components of the flattened, normalised training images (P, mu fitted on the training split
-  only, stored as buffers; Tian et al. 2021 eq. 1 with x in PCA coordinates);
+- ``linear``: f = W c P (x - mu), one bias-free linear layer W (width x k) on the first k
+  principal components of the flattened, normalised training images (P, mu fitted on the training
+  split only, stored as buffers; Tian et al. 2021 eq. 1 with x in PCA coordinates), scaled by
+  c = 1/sqrt(mean variance of the k components) so that a coordinate has variance 1 on average
+  (learning rates then mean the same whatever the image size);
 - ``mlp``: ``depth`` blocks Linear(width) [BatchNorm] ReLU on the flattened pixels.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -73,7 +76,7 @@ def principal_components(
         n += len(x)
     mu = total / n
     cov = (outer - n * torch.outer(mu, mu)) / (n - 1)
-    variances, vectors = torch.linalg.eigh(cov)
+    variances, vectors = (torch.from_numpy(a) for a in np.linalg.eigh(cov.numpy()))  # LAPACK
     order = torch.argsort(variances, descending=True)[:k]
     components = vectors[:, order].T
     signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
@@ -81,13 +84,15 @@ def principal_components(
 
 
 class LinearEncoder(nn.Module):
-    """f = W P (x - mu): bias-free W (width x k) on the first k principal components of x."""
+    """f = W c P (x - mu): bias-free W (width x k) on the first k principal components of x,
+    scaled to unit mean variance."""
 
     def __init__(self, in_features: int, input_dim: int, width: int) -> None:
         super().__init__()
         self.register_buffer("pca_mean", torch.zeros(in_features))
         self.register_buffer("pca_components", torch.zeros(input_dim, in_features))
         self.register_buffer("pca_variance", torch.zeros(input_dim))
+        self.register_buffer("pca_scale", torch.ones(()))
         self.linear = nn.Linear(input_dim, width, bias=False)
         self.out_dim = width
 
@@ -95,8 +100,9 @@ class LinearEncoder(nn.Module):
         """Fit P and mu to the training inputs (batches of images or of flat rows)."""
         mu, components, variances = principal_components(batches, self.pca_components.shape[0])
         self.pca_mean.copy_(mu)
-        self.pca_components.copy_(components)
-        self.pca_variance.copy_(variances)
+        self.pca_scale.copy_(1 / variances.mean().sqrt())
+        self.pca_components.copy_(components * self.pca_scale.double())
+        self.pca_variance.copy_(variances * self.pca_scale.double() ** 2)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -104,7 +110,8 @@ class LinearEncoder(nn.Module):
         return self.linear.weight
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """PCA coordinates P (x - mu) of images x (N, C, H, W), rows as samples."""
+        """PCA coordinates c P (x - mu) of images x (N, C, H, W), rows as samples (the buffer
+        ``pca_components`` holds c P, ``pca_variance`` the variances in these coordinates)."""
         flat = x.flatten(1)
         return (flat - self.pca_mean.to(flat.dtype)) @ self.pca_components.to(flat.dtype).T
 

@@ -142,6 +142,10 @@ class TrainConfig:
         "auto", "auto: bf16 autocast on CUDA, fp32 on the CPU", choices=("auto", "fp32", "bf16")
     )
     compile: bool = param(False, "torch.compile the online network")
+    threads: int | None = param(
+        None, "CPU threads of torch (default: torch's choice; 1 is fastest for small models and "
+        "on a busy machine)", at_least=1, at_most=1024, resume_free=True,
+    )  # fmt: skip
     seed: int = param(0, "random seed", at_least=0, at_most=2**32 - 1)
     tensorboard: str | None = param(
         None, "also log the scalars to this TensorBoard folder", resume_free=True

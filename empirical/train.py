@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise UsageError(f"--stop-after {args.stop_after}: must be >= 1")
     cfg = configuration(args)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
     info = init_from_env(device.type)
     if device.type == "cuda":

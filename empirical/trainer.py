@@ -100,6 +100,7 @@ class Run:
             cfg.data, cfg.val_size, cfg.load_size or None, cfg.seed, device
         )
         cfg = resolve(cfg, self.data, device.type, info.world)
+        self.cfg = cfg
         self.train_split = self.data.train.head(cfg.train_subset)
         self.steps_per_epoch = len(self.train_split) // cfg.batch_size
         if self.steps_per_epoch < 1:
@@ -133,7 +134,7 @@ class Run:
         )
         if cfg.projector == "none":
             cfg = dataclasses.replace(cfg, proj_hidden=width, proj_dim=width)
-        self.cfg = cfg
+        self.cfg = cfg  # resolved: every value the run uses
         self.method: Method = get(cfg.method)(cfg, backbone).to(device)
         if info.world > 1:
             convert_sync_batchnorm(self.method, device.type)

@@ -122,8 +122,8 @@ class NoStopGradModel(LinearBYOLModel):
         # target does not depend on the current W) and the gradient goes to W_a (velocities)
         super().__init__(dataclasses.replace(params, stop_gradient=params.variant == "byol"))
 
-    def velocities(self, w, wp, wa):
-        d_w, d_wp, d_wa = super().velocities(w, wp, wa)
+    def velocities(self, w, wp, wa, t=None):
+        d_w, d_wp, d_wa = super().velocities(w, wp, wa, t)
         q = self.params
         if q.variant == "byol":
             d_wa = d_wa + wp @ w @ self.x_corr - wa @ self.view_corr - q.eta * wa

@@ -18,8 +18,9 @@ from symbolic.common.options import ParameterError, require
 
 
 def parse_spectrum(text: str, n: int, name: str) -> str:
-    """Validate a spectrum option: 'isotropic', 'random' or n comma-separated positive numbers."""
-    if text in ("isotropic", "random"):
+    """Validate a spectrum option: 'isotropic', 'random', n comma-separated positive numbers, or
+    'measured' (a matrix measured by a training run, set by ``--from-run``)."""
+    if text in ("isotropic", "random", "measured"):
         return text
     try:
         values = [float(v) for v in text.split(",")]

@@ -35,8 +35,9 @@ from dynamics.models.base import (
     time_mode_vars,
 )
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_table
-from symbolic.common.options import param, validate
-from symbolic.common.schema import COL, MODE, ROW, TIME
+from dynamics.schedules import PiecewiseConstant
+from symbolic.common.options import ParameterError, param, validate
+from symbolic.common.schema import COL, INPUT, MODE, ROW, TIME
 
 #: store full matrices on the time axis only up to this embedding dimension
 MATRIX_STORE_MAX_DIM = 32
@@ -87,10 +88,6 @@ class LinearSimSiamParams:
     def has_ema_target(self) -> bool:
         return False
 
-    @property
-    def predictor_eta(self) -> float:
-        return self.eta * (self.alpha_p if self.predictor_decay == "alpha_p_eta" else 1.0)
-
 
 @dataclasses.dataclass(frozen=True)
 class LinearBYOLParams(LinearSimSiamParams):
@@ -109,9 +106,33 @@ class LinearBYOLParams(LinearSimSiamParams):
         return self.stop_gradient
 
 
+@dataclasses.dataclass(frozen=True)
+class MeasuredInputs:
+    """What a simulation derived from a training run takes from the run (``--from-run``).
+
+    ``x_corr``/``aug_cov``: X and X' measured through the run's augmentation (its moments.nc);
+    ``w0``, ``wp0``, ``wa0``: its initial weights; ``alpha_p``, ``beta``: its schedules in flow
+    time (:mod:`dynamics.schedules`). Each given one replaces the parameter it stands for.
+    """
+
+    x_corr: np.ndarray | None = None
+    aug_cov: np.ndarray | None = None
+    w0: np.ndarray | None = None
+    wp0: np.ndarray | None = None
+    wa0: np.ndarray | None = None
+    alpha_p: PiecewiseConstant | None = None
+    beta: PiecewiseConstant | None = None
+
+    def breakpoints(self) -> np.ndarray:
+        """Where a schedule jumps (the integrator restarts there)."""
+        parts = [s.breakpoints() for s in (self.alpha_p, self.beta) if s is not None]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0)
+
+
 def _correlation(spec: str, n: int, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """A symmetric PSD n x n matrix from a spectrum option (see LinearSimSiamParams)."""
-    if spec == "isotropic":
+    """A symmetric PSD n x n matrix from a spectrum option (see LinearSimSiamParams);
+    'measured' (given by MeasuredInputs) gives the isotropic placeholder."""
+    if spec in ("isotropic", "measured"):
         return scale * np.eye(n)
     if spec == "random":
         q, _ = np.linalg.qr(rng.standard_normal((n, n)))
@@ -125,8 +146,9 @@ class LinearBYOLModel(Model):
     name = "linear_byol"
     description = "linear BYOL (Tian Lemma 1): W, predictor W_p, EMA target W_a; full matrices"
 
-    def __init__(self, params: LinearSimSiamParams):
+    def __init__(self, params: LinearSimSiamParams, inputs: MeasuredInputs | None = None):
         q = params
+        self.inputs = inputs or MeasuredInputs()
         x_rng, aug_rng, w_rng, wp_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(q.seed).spawn(4)
         )
@@ -134,11 +156,40 @@ class LinearBYOLModel(Model):
         self.x_corr = _correlation(q.x_spectrum, q.input_dim, 1.0, x_rng)
         #: X', the augmentation covariance
         self.aug_cov = _correlation(q.aug_spectrum, q.input_dim, q.sigma2, aug_rng)
+        measured = "measured" in (q.x_spectrum, q.aug_spectrum)
+        if measured != (self.inputs.x_corr is not None):
+            raise ParameterError(
+                "x_spectrum='measured' is not allowed: X and X' are measured by a training run "
+                "(python -m dynamics.simulate ... --from-run RUN)"
+            )
+        if measured:
+            self.x_corr, self.aug_cov = self.inputs.x_corr, self.inputs.aug_cov
         #: X + X', the single-view correlation
         self.view_corr = self.x_corr + self.aug_cov
         self._w0 = q.init_scale * w_rng.standard_normal((q.dim, q.input_dim)) / np.sqrt(q.input_dim)
         self._wp0 = q.init_scale * wp_rng.standard_normal((q.dim, q.dim)) / np.sqrt(q.dim)
+        if self.inputs.w0 is not None:
+            self._w0 = self.inputs.w0
+        if self.inputs.wp0 is not None:
+            self._wp0 = self.inputs.wp0
         super().__init__(params)
+
+    def rates(self, t: float | np.ndarray | None = None) -> tuple:
+        """(alpha_p, beta) at flow time t: the run's schedules where given, else the parameters.
+
+        For an array of times the rates come shaped (T, 1, 1), to broadcast over matrices.
+        """
+        q = self.params
+        out = []
+        for name in ("alpha_p", "beta"):
+            schedule = getattr(self.inputs, name)
+            value = getattr(q, name, 0.0)
+            if schedule is not None and t is not None:
+                value = schedule(t)
+                if np.ndim(value):
+                    value = np.asarray(value)[:, None, None]
+            out.append(value)
+        return tuple(out)
 
     def make_layout(self) -> StateLayout:
         q = self.params
@@ -151,6 +202,7 @@ class LinearBYOLModel(Model):
         """y(0); by default random W, W_p (``init_scale``) and the target starting at W(0)."""
         w0 = self._w0 if w0 is None else w0
         wp0 = self._wp0 if wp0 is None else wp0
+        wa0 = self.inputs.wa0 if wa0 is None else wa0
         blocks = {"W": w0, "W_p": wp0}
         if self.params.has_ema_target:
             blocks["W_a"] = w0 if wa0 is None else wa0
@@ -159,27 +211,31 @@ class LinearBYOLModel(Model):
     def _target(self, b: dict[str, np.ndarray]) -> np.ndarray:
         return b["W_a"] if self.params.has_ema_target else b["W"]
 
-    def velocities(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(dW/dt, dW_p/dt, dW_a/dt) of Lemma 1; accepts leading batch dimensions."""
+    def velocities(self, w, wp, wa, t=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(dW/dt, dW_p/dt, dW_a/dt) of Lemma 1 at flow time t; accepts leading batch
+        dimensions (then t holds one time per leading entry)."""
         q = self.params
+        alpha_p, beta = self.rates(t)
         wt = np.swapaxes(w, -1, -2)
         residual = -wp @ w @ self.view_corr + wa @ self.x_corr
-        d_wp = q.alpha_p * residual @ wt - q.predictor_eta * wp
+        eta_p = q.eta * (alpha_p if q.predictor_decay == "alpha_p_eta" else 1.0)
+        d_wp = alpha_p * residual @ wt - eta_p * wp
         d_w = np.swapaxes(wp, -1, -2) @ residual - q.eta * w
         if not q.stop_gradient:
             d_w = d_w + wp @ w @ self.x_corr - w @ self.view_corr
-        return d_w, d_wp, q.beta * (w - wa) if q.has_ema_target else np.zeros_like(w)
+        return d_w, d_wp, beta * (w - wa) if q.has_ema_target else np.zeros_like(w)
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         b = self.layout.unpack(y)
-        d_w, d_wp, d_wa = self.velocities(b["W"], b["W_p"], self._target(b))
+        d_w, d_wp, d_wa = self.velocities(b["W"], b["W_p"], self._target(b), t)
         blocks = {"W": d_w, "W_p": d_wp}
         if self.params.has_ema_target:
             blocks["W_a"] = d_wa
         return self.layout.pack(**blocks)
 
     def conserved_matrix(self, w: np.ndarray, wp: np.ndarray) -> np.ndarray:
-        """W W^T - W_p^T W_p / alpha_p (Tian Theorem 1: equals e^{-2 eta t} C)."""
+        """W W^T - W_p^T W_p / alpha_p (Tian Theorem 1: equals e^{-2 eta t} C when alpha_p is
+        constant; with a time-varying alpha_p schedule it is not conserved)."""
         return w @ np.swapaxes(w, -1, -2) - np.swapaxes(wp, -1, -2) @ wp / self.params.alpha_p
 
     def loss(self, w: np.ndarray, wp: np.ndarray, wa: np.ndarray) -> np.ndarray:
@@ -209,12 +265,17 @@ class LinearBYOLModel(Model):
         data["w_norm"] = ((TIME,), np.linalg.norm(w, axis=(-2, -1)))
         if q.has_ema_target:
             data["ema_gap"] = ((TIME,), np.linalg.norm(wa - w, axis=(-2, -1)))
-            d_w = self.velocities(w, wp, wa)[0]
-            data["ema_gap_predicted"] = ((TIME,), np.linalg.norm(d_w, axis=(-2, -1)) / q.beta)
+            d_w = self.velocities(w, wp, wa, t)[0]
+            beta = np.broadcast_to(np.ravel(self.rates(t)[1]), t.shape)
+            data["ema_gap_predicted"] = ((TIME,), np.linalg.norm(d_w, axis=(-2, -1)) / beta)
             data["tau"] = ((TIME,), np.einsum("tij,tij->t", wa, w) / np.einsum("tij,tij->t", w, w))
         ds = xr.Dataset(data, coords={TIME: t, MODE: np.arange(q.dim)})
         if q.dim <= MATRIX_STORE_MAX_DIM:
             ds["wp"] = ((TIME, ROW, COL), wp)
+            if q.input_dim <= 2 * MATRIX_STORE_MAX_DIM:
+                ds["w"] = ((TIME, ROW, INPUT), w)
+                if q.has_ema_target:
+                    ds["w_target"] = ((TIME, ROW, INPUT), wa)
         return ds
 
     def summary(self, ds: xr.Dataset) -> list[str]:
