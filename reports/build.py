@@ -10,6 +10,7 @@ stops the build before anything is written: exit status 2 and one line naming th
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from reports import audit as audit_mod
 from reports.compose import compose
 from reports.document import to_html, to_markdown_text
-from reports.inputs import TIME_CONVENTIONS, load_inputs
+from reports.inputs import load_inputs
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
 
 DEFAULT_TITLE = "Learning dynamics of self-supervised learning: theory next to measurement"
@@ -54,18 +55,12 @@ def parser() -> ArgumentParser:
         default=audit_mod.DEFAULT_TIMEOUT_S,
         help="seconds allowed for the claims audit command",
     )
-    p.add_argument(
-        "--time-convention",
-        choices=TIME_CONVENTIONS,
-        default="effective",
-        help="runs' flow time: sum(lr)/(1 - momentum) (gradient-flow time) or sum(lr) (SPEC)",
-    )
     p.add_argument("--title", default=DEFAULT_TITLE, help="report title")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     """Refuse to replace a file or a folder that is not a report."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, expected a folder")
@@ -93,12 +88,11 @@ def build(
     title: str = DEFAULT_TITLE,
     command: str = "",
     quiet: bool = True,
-    time_convention: str = "effective",
 ) -> Path:
     """Build the report into ``out``; returns ``out``. InputError/UsageError on bad input."""
     out = Path(out)
-    _check_out(out)
-    sim_results, run_results = load_inputs(sims, runs, time_convention)
+    check_out(out)
+    sim_results, run_results = load_inputs(sims, runs)
     claims = audit_mod.load(audit, audit_timeout)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
@@ -110,7 +104,7 @@ def build(
                 bar.update(1)
 
             blocks, manifest = compose(
-                tmp, sim_results, run_results, claims, title, command, time_convention, progress
+                tmp, sim_results, run_results, claims, title, command, progress
             )
         (tmp / "report.md").write_text(to_markdown_text(blocks, tmp), encoding="utf-8")
         (tmp / "report.html").write_text(to_html(blocks, title), encoding="utf-8")
@@ -135,6 +129,8 @@ def build(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if not (math.isfinite(args.audit_timeout) and args.audit_timeout > 0):
+        raise UsageError(f"--audit-timeout {args.audit_timeout}: must be a finite number > 0")
     argv = sys.argv[1:] if argv is None else list(argv)
     build(
         args.sim,
@@ -145,7 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         title=args.title,
         command=" ".join(["python -m reports.build", *argv]),
         quiet=args.quiet,
-        time_convention=args.time_convention,
     )
     return 0
 

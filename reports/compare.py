@@ -1,321 +1,276 @@
-"""Agreement statistics between a simulation (prediction) and a training run (measurement).
+"""Agreement between a prediction and a measurement, each statistic next to its nulls.
 
-Both are aligned on flow time t (SPEC section 2: t = sum of learning rates; a simulation's ``time``
-is t, a run's ``time`` coordinate along ``epoch`` is t). Each statistic below is a function whose
-docstring is its definition; the report prints these docstrings verbatim, so the text in the
-report and the code cannot drift apart. Inputs are numpy arrays (xarray Datasets in the result
-schema for :func:`compare`); every statistic returns plain floats.
+A prediction is a simulation derived from a run (``dynamics.simulate ... --from-run RUN``), so
+both live on the run's measurement times and in the run's coordinates. Every statistic is an
+error (0 = identical, lower is better), computed by a function whose docstring is its definition
+(the report prints them). Each is also computed for the nulls that apply to it:
+
+- ``other seed``: a simulation of the same run started from another seed's initial weights
+  (``--from-run RUN --initial seed``); it applies to statistics whose prediction depends on the
+  initial weights (trajectories), not to those the theory predicts whatever the start;
+- ``frozen``: the run's own initial network, held fixed (every quantity stays at its first
+  measurement): it applies to every statistic.
+
+A comparison **agrees** only when the statistic is within its tolerance AND at least
+:data:`NULL_MARGIN` (3) times smaller than the best null that applies; within tolerance but not
+that far below a null it is **not distinguishable from the null**; outside the tolerance it
+**disagrees**. Modes are paired by eigenvector overlap (the Hungarian assignment on
+|<u_i, v_j>|), never by sorted rank.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-import xarray as xr
+from scipy.optimize import linear_sum_assignment
 
-#: A mode counts as collapsed when |eig_j(W_p)| < max(COLLAPSE_RTOL * max_k |eig_k(W_p)|,
-#: COLLAPSE_ATOL).
-COLLAPSE_RTOL = 0.05
-COLLAPSE_ATOL = 1e-6
+from dynamics.observables import collapsed
 
-#: A statistic "agrees" when it lies within these bounds; stated in the report.
-TOLERANCE = {
-    "decay_rate": 0.2,  # relative deviation of the fitted rate from 2 eta, at most
-    "spectrum_correlation": 0.9,  # Pearson r, at least
-    "asymmetry_end": 0.05,  # absolute difference, at most
-    "alignment_end": 0.1,  # absolute difference, at most
-    "collapse_agreement": 0.9,  # fraction of modes classified alike, at least
-    "trajectory_error": 0.25,  # relative RMS error, at most
-}
+#: how much smaller than the best null a statistic must be to count as agreement
+NULL_MARGIN = 3.0
+VERDICTS = ("agrees", "disagrees", "not distinguishable from the null", "not computed")
+
+
+@dataclass
+class Trajectory:
+    """What a comparison reads of a simulation or a run, on common times ``t``.
+
+    ``wp`` (T, d, d) and ``w`` (T, d, n) where stored; ``eta`` and ``alpha_p`` where the
+    conservation law applies (constant alpha_p).
+    """
+
+    t: np.ndarray
+    wp: np.ndarray | None = None
+    w: np.ndarray | None = None
+    eta: float | None = None
+    alpha_p: float | None = None
+
+    def at(self, times: np.ndarray) -> Trajectory:
+        """This trajectory linearly interpolated onto ``times`` (entrywise)."""
+        out = {}
+        for name in ("wp", "w"):
+            values = getattr(self, name)
+            if values is not None:
+                flat = values.reshape(len(self.t), -1)
+                cols = [np.interp(times, self.t, flat[:, j]) for j in range(flat.shape[1])]
+                out[name] = np.stack(cols, 1).reshape(len(times), *values.shape[1:])
+        return Trajectory(np.asarray(times), eta=self.eta, alpha_p=self.alpha_p, **out)
+
+    def frozen(self) -> Trajectory:
+        """The null of the initial network held fixed: every entry at its first value."""
+        out = {}
+        for name in ("wp", "w"):
+            values = getattr(self, name)
+            if values is not None:
+                out[name] = np.broadcast_to(values[:1], values.shape).copy()
+        return Trajectory(self.t, eta=self.eta, alpha_p=self.alpha_p, **out)
+
+
+def relative_error(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """sqrt(sum_t ||M(t) - P(t)||_F^2 / sum_t ||P(t)||_F^2) over the common times: the relative
+    Frobenius error of a matrix trajectory (W_p or W), 0 for identical trajectories."""
+    num = np.sum((measured - predicted) ** 2)
+    den = np.sum(predicted**2)
+    return float(np.sqrt(num / den)) if den > 0 else float("nan")
+
+
+def paired_spectra(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues of the symmetric parts of a and b (d x d), paired by eigenvector overlap.
+
+    With (lambda_i, u_i) and (mu_j, v_j) the eigenpairs of (a + a^T)/2 and (b + b^T)/2, modes are
+    matched by the assignment that maximises sum |<u_i, v_pi(i)>| (Hungarian algorithm); returns
+    (lambda, mu_pi) in that pairing.
+    """
+    la, ua = np.linalg.eigh((a + a.T) / 2)
+    lb, ub = np.linalg.eigh((b + b.T) / 2)
+    rows, cols = linear_sum_assignment(-np.abs(ua.T @ ub))
+    return la[rows], lb[cols]
+
+
+def spectrum_error(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """Relative RMS error of the W_p eigenvalues over time, modes paired by eigenvectors.
+
+    At each time the eigenvalues of the symmetric parts of the simulated and the measured W_p are
+    paired by eigenvector overlap, the Hungarian algorithm's assignment maximising the summed
+    |<u_i, v_j>| (:func:`paired_spectra`); the statistic is
+    sqrt(sum (mu - lambda)^2 / sum lambda^2) over all times and modes.
+    """
+    pairs = [paired_spectra(p, m) for p, m in zip(predicted, measured, strict=True)]
+    sim = np.concatenate([p for p, _ in pairs])
+    run = np.concatenate([m for _, m in pairs])
+    den = np.sum(sim**2)
+    return float(np.sqrt(np.sum((run - sim) ** 2) / den)) if den > 0 else float("nan")
+
+
+def asymmetry(wp: np.ndarray) -> np.ndarray:
+    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F at each time."""
+    skew = np.linalg.norm(wp - np.swapaxes(wp, -1, -2), axis=(-2, -1))
+    sym = np.linalg.norm(wp + np.swapaxes(wp, -1, -2), axis=(-2, -1))
+    return skew / np.where(sym > 0, sym, 1.0)
+
+
+def asymmetry_error(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """RMS over time of the difference of the asymmetries ||W_p - W_p^T||/||W_p + W_p^T|| of
+    the measured and the simulated W_p (absolute; the asymmetry lies in [0, inf))."""
+    return float(np.sqrt(np.mean((asymmetry(measured) - asymmetry(predicted)) ** 2)))
+
+
+def collapse_error(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """Fraction of modes whose collapse the prediction gets wrong, at the last time.
+
+    Modes are the eigenvalues of the symmetric part of W_p at the last time, paired by
+    eigenvector overlap (:func:`paired_spectra`); a mode is collapsed by the toolkit's one
+    criterion (``dynamics.observables.collapsed``: below 2% of a reference scale), the scale
+    being the largest such eigenvalue magnitude of the trajectory.
+    """
+    sim, run = paired_spectra(predicted[-1], measured[-1])
+    scales = [
+        np.max(np.abs(np.linalg.eigvalsh((x + np.swapaxes(x, -1, -2)) / 2)))
+        for x in (predicted, measured)
+    ]
+    return float(np.mean(collapsed(sim, scales[0]) != collapsed(run, scales[1])))
 
 
 def decay_rate(t: np.ndarray, residual: np.ndarray) -> float:
-    """Fitted decay rate k of the conservation residual r(t).
-
-    k is minus the ordinary least-squares slope of ln r(t) against t over all samples with
-    0 < r < inf: ln r(t) ~ ln r_0 - k t. Tian Theorem 1 (and Liu Theorem 3.1) predict
-    r(t) = r_0 e^{-2 eta t}, so the prediction is k = 2 eta; the agreement statistic is the relative
-    deviation |k - 2 eta| / (2 eta) (the absolute deviation |k| when eta = 0).
-    """
-    t = np.asarray(t, dtype=float)
-    r = np.asarray(residual, dtype=float)
-    ok = np.isfinite(r) & (r > 0) & np.isfinite(t)
+    """Fitted decay rate k: minus the least-squares slope of ln r(t) against t (0 < r < inf)."""
+    ok = np.isfinite(residual) & (residual > 0)
     if np.count_nonzero(ok) < 2 or np.ptp(t[ok]) == 0:
         return float("nan")
-    slope = np.polyfit(t[ok], np.log(r[ok]), 1)[0]
-    return float(-slope)
+    return float(-np.polyfit(t[ok], np.log(residual[ok]), 1)[0])
 
 
-def relative_deviation(measured: float, predicted: float) -> float:
-    """|measured - predicted| / |predicted|, or |measured| when the prediction is 0."""
-    if predicted == 0:
-        return float(abs(measured))
-    return float(abs(measured - predicted) / abs(predicted))
+def conservation_error(traj: Trajectory) -> float:
+    """|k - 2 eta| / (2 eta) for the weight-space residual of Tian's Theorem 1.
 
-
-def spectrum_correlation(
-    eig_real: np.ndarray, eig_imag: np.ndarray | None, corr_eig: np.ndarray
-) -> float:
-    """Pearson correlation r between |eig_j(W_p)|^2 and eig_j(F F^T) across modes j.
-
-    Computed at one time (the report uses the last measurement). Both spectra are sorted by
-    decreasing magnitude and paired by rank; |eig_j(W_p)|^2 = Re^2 + Im^2. Liu Theorem 3.1
-    (W_p^T W_p -> F F^T) with a symmetric W_p that shares the eigenbasis of F F^T predicts
-    |eig_j(W_p)|^2 = eig_j(F F^T), i.e. r = 1. NaN when either spectrum is constant.
+    r(t) = ||W W^T - W_p^T W_p / alpha_p||_F decays as e^{-2 eta t} for any X, X', initial
+    weights and target when alpha_p is constant (Tian et al. 2021, Theorem 1); k is its fitted
+    rate (:func:`decay_rate`). Needs W and W_p in weight space (a linear encoder), and a run
+    long enough for the decay to show: not computed when 2 eta t_end < 1 (a predicted decay to
+    more than e^{-1} of the start is within the noise of a minibatch run).
     """
-    re = np.asarray(eig_real, dtype=float)
-    im = np.zeros_like(re) if eig_imag is None else np.asarray(eig_imag, dtype=float)
-    a = np.sort(re**2 + im**2)[::-1]
-    b = np.sort(np.abs(np.asarray(corr_eig, dtype=float)))[::-1]
-    n = min(a.size, b.size)
-    a, b = a[:n], b[:n]
-    if n < 2 or np.std(a) == 0 or np.std(b) == 0:
+    if traj.w is None or traj.wp is None or not traj.eta or traj.alpha_p is None:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def end_difference(predicted_end: float, measured_end: float) -> float:
-    """|measured - predicted| of a quantity at the last time of the run and of the simulation.
-
-    Used for the asymmetry ||W_p - W_p^T||_F / ||W_p + W_p^T||_F (0 for a symmetric W_p; Tian
-    et al. Fig. 2 and Liu et al. Fig. 4 report that W_p becomes symmetric) and for the mean
-    alignment.
-    """
-    return float(abs(measured_end - predicted_end))
-
-
-def collapsed_modes(
-    eig_abs: np.ndarray, rtol: float = COLLAPSE_RTOL, atol: float = COLLAPSE_ATOL
-) -> np.ndarray:
-    """Mask of collapsed modes: |eig_j(W_p)| < max(rtol * max_k |eig_k(W_p)|, atol)."""
-    mag = np.abs(np.asarray(eig_abs, dtype=float))
-    top = np.max(mag) if mag.size else 0.0
-    return mag < max(rtol * top, atol)
-
-
-def collapse_agreement(predicted_abs: np.ndarray, measured_abs: np.ndarray) -> float:
-    """Agreement on which modes collapsed: 1 - |f_measured - f_predicted|.
-
-    f is the fraction of modes classified as collapsed at the last time, a mode being collapsed
-    when |eig_j(W_p)| < max(0.05 max_k |eig_k(W_p)|, 1e-6) (COLLAPSE_RTOL, COLLAPSE_ATOL).
-    Because modes are sorted by decreasing magnitude, the collapsed modes form the tail of the
-    list; with the same number of modes in both, the statistic is exactly the fraction of modes
-    classified alike.
-    """
-    f_pred = float(np.mean(collapsed_modes(predicted_abs)))
-    f_meas = float(np.mean(collapsed_modes(measured_abs)))
-    return 1.0 - abs(f_meas - f_pred)
-
-
-def mean_alignment(alignment: np.ndarray, eig_abs: np.ndarray) -> float:
-    """Mean of cos(W_p u_j, u_j) over the modes that did not collapse, at one time.
-
-    u_j are the eigenvectors of the feature correlation; for a collapsed mode W_p u_j ~ 0 and the
-    cosine is undefined, so those modes are left out (all modes if every mode collapsed). Tian
-    Theorem 3 predicts alignment, i.e. cosines near 1. The statistic is the absolute difference
-    between the run's mean alignment and the simulation's.
-    """
-    cos = np.asarray(alignment, dtype=float)
-    alive = ~collapsed_modes(eig_abs)[: cos.size]
-    if not np.any(alive):
-        alive = np.ones(cos.shape, dtype=bool)
-    return float(np.nanmean(cos[alive]))
-
-
-def interpolate_modes(t_from: np.ndarray, values: np.ndarray, t_to: np.ndarray) -> np.ndarray:
-    """Linear interpolation of a (time, mode) array onto the times ``t_to``, mode by mode."""
-    values = np.asarray(values, dtype=float)
-    return np.stack([np.interp(t_to, t_from, values[:, j]) for j in range(values.shape[1])], 1)
-
-
-def sort_real(eig_real: np.ndarray) -> np.ndarray:
-    """Real parts of the eigenvalues sorted in decreasing order along the last axis."""
-    return -np.sort(-np.asarray(eig_real, dtype=float), axis=-1)
-
-
-def trajectory_error(
-    t_sim: np.ndarray, eig_sim: np.ndarray, t_run: np.ndarray, eig_run: np.ndarray
-) -> float:
-    """Relative RMS error between measured and simulated eigenvalue trajectories of W_p.
-
-    At each time the real parts Re eig_j(W_p) are sorted in decreasing order (continuous in t,
-    unlike an order by magnitude) and paired by rank. The simulation's sorted values are
-    linearly interpolated onto the run's flow times that lie inside the simulated interval; over
-    those times and the top min(n_sim, n_run) ranks, error = sqrt(mean (run - sim)^2) /
-    sqrt(mean sim^2). 0 for identical trajectories; NaN when no run time lies inside the
-    simulated interval.
-    """
-    t_sim, t_run = np.asarray(t_sim, dtype=float), np.asarray(t_run, dtype=float)
-    inside = (t_run >= t_sim[0]) & (t_run <= t_sim[-1])
-    n = min(np.shape(eig_sim)[1], np.shape(eig_run)[1])
-    if not np.any(inside):
+    if 2 * traj.eta * (traj.t[-1] - traj.t[0]) < 1:
         return float("nan")
-    sim = interpolate_modes(t_sim, sort_real(eig_sim)[:, :n], t_run[inside])
-    run = sort_real(eig_run)[inside, :n]
-    ok = np.isfinite(run)
-    scale = np.sqrt(np.mean(sim[ok] ** 2))
-    if scale == 0:
-        return float("nan")
-    return float(np.sqrt(np.mean((run[ok] - sim[ok]) ** 2)) / scale)
+    m = traj.w @ np.swapaxes(traj.w, -1, -2)
+    m = m - np.swapaxes(traj.wp, -1, -2) @ traj.wp / traj.alpha_p
+    k = decay_rate(traj.t, np.linalg.norm(m, axis=(-2, -1)))
+    return abs(k - 2 * traj.eta) / (2 * traj.eta)
 
 
 @dataclass(frozen=True)
-class Agreement:
-    """One row of the agreement table."""
+class Statistic:
+    """An error statistic: its definition, tolerance, inputs and which nulls apply."""
 
     key: str
     quantity: str
-    predicted: float
-    measured: float
-    statistic: str
-    value: float
+    tolerance: float
+    compute: Callable[..., float]
+    needs: tuple[str, ...]
+    initial_dependent: bool  # the other-seed null applies
+    pairwise: bool = True  # compare(prediction, measurement); False: a property of one trajectory
 
     @property
-    def agrees(self) -> bool | None:
-        """Within :data:`TOLERANCE`; None when the statistic could not be computed (NaN)."""
-        if not np.isfinite(self.value):
-            return None
-        bound = TOLERANCE[self.key]
-        larger_is_better = self.key in ("spectrum_correlation", "collapse_agreement")
-        return bool(self.value >= bound) if larger_is_better else bool(self.value <= bound)
+    def definition(self) -> str:
+        return " ".join(inspect.getdoc(self.compute).split())
 
 
-#: The functions whose docstrings define each agreement statistic of the report.
-DEFINITIONS: dict[str, tuple[Callable, ...]] = {
-    "decay_rate": (decay_rate,),
-    "spectrum_correlation": (spectrum_correlation,),
-    "asymmetry_end": (end_difference,),
-    "alignment_end": (mean_alignment,),
-    "collapse_agreement": (collapse_agreement,),
-    "trajectory_error": (trajectory_error,),
+STATISTICS: dict[str, Statistic] = {
+    s.key: s
+    for s in (
+        Statistic("wp_error", "W_p trajectory", 0.1, relative_error, ("wp",), True),
+        Statistic("w_error", "W trajectory", 0.1, relative_error, ("w",), True),
+        Statistic(
+            "spectrum_error", "W_p eigenvalues over time", 0.1, spectrum_error, ("wp",), True
+        ),
+        Statistic(
+            "asymmetry_error", "W_p asymmetry over time", 0.05, asymmetry_error, ("wp",), True
+        ),
+        Statistic(
+            "collapse_error", "collapsed modes at the end", 0.1, collapse_error, ("wp",), True
+        ),
+        Statistic(
+            "conservation_error",
+            "decay of W W^T - W_p^T W_p/alpha_p at 2 eta (Theorem 1)",
+            0.2,
+            conservation_error,
+            ("w", "wp"),
+            False,
+            pairwise=False,
+        ),
+    )
 }
 
 
-def definition(key: str) -> str:
-    """The docstrings of the functions that define the statistic ``key``, as one paragraph."""
-    return " ".join(" ".join(inspect.getdoc(f).split()) for f in DEFINITIONS[key])
+@dataclass
+class Row:
+    """One statistic for one run: its value, the nulls' values and the verdict."""
+
+    key: str
+    quantity: str
+    value: float
+    tolerance: float
+    nulls: dict[str, float] = field(default_factory=dict)
+    not_applicable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def best_null(self) -> float:
+        finite = [v for v in self.nulls.values() if np.isfinite(v)]
+        return min(finite) if finite else float("nan")
+
+    @property
+    def verdict(self) -> str:
+        """agrees / disagrees / not distinguishable from the null / not computed (see module)."""
+        if not np.isfinite(self.value):
+            return "not computed"
+        if self.value > self.tolerance:
+            return "disagrees"
+        null = self.best_null
+        if np.isfinite(null) and null > self.value and NULL_MARGIN * self.value <= null:
+            return "agrees"
+        return "not distinguishable from the null"
 
 
-def _last(ds: xr.Dataset, name: str, axis: str) -> np.ndarray:
-    return np.asarray(ds[name].isel({axis: -1}).values, dtype=float)
-
-
-def _eig_abs(ds: xr.Dataset, axis: str) -> np.ndarray:
-    re = _last(ds, "wp_eig_real", axis)
-    im = _last(ds, "wp_eig_imag", axis) if "wp_eig_imag" in ds else np.zeros_like(re)
-    return np.hypot(re, im)
+def _compute(stat: Statistic, predicted: Trajectory, measured: Trajectory) -> float:
+    if not all(getattr(measured, n) is not None for n in stat.needs):
+        return float("nan")
+    if not stat.pairwise:
+        return stat.compute(measured)
+    if not all(getattr(predicted, n) is not None for n in stat.needs):
+        return float("nan")
+    name = stat.needs[0]
+    return stat.compute(getattr(predicted, name), getattr(measured, name))
 
 
 def compare(
-    sim: xr.Dataset,
-    run: xr.Dataset,
-    eta: float,
-    time_scale: float = 1.0,
-    trained_predictor: bool = True,
-) -> list[Agreement]:
-    """Every agreement statistic that the two files allow, for a run with weight decay ``eta``.
+    prediction: Trajectory, measurement: Trajectory, other_seed: Trajectory | None = None
+) -> list[Row]:
+    """Every statistic the trajectories allow, each with its nulls (see the module docstring).
 
-    ``sim`` has dimension ``time``; ``run`` has dimension ``epoch`` and a ``time`` coordinate,
-    multiplied by ``time_scale`` to put it on the simulation's time axis. Statistics whose
-    variables are missing from either file are left out, and so is the decay rate when the
-    run's W_p is not trained by gradient descent (``trained_predictor=False``: DirectPred and
-    DirectCopy set W_p from the feature correlation, so the conservation law does not apply).
+    ``prediction`` and ``other_seed`` are interpolated onto the measurement's times.
     """
-    out: list[Agreement] = []
-    t_run = np.asarray(run["time"].values, dtype=float) * time_scale
-    t_sim = np.asarray(sim["time"].values, dtype=float)
-    if "conservation_residual" in run and trained_predictor:
-        k = decay_rate(t_run, run["conservation_residual"].values)
-        out.append(
-            Agreement(
-                "decay_rate",
-                "decay rate of the conservation residual",
-                2 * eta,
-                k,
-                "|k - 2 eta| / (2 eta)",
-                relative_deviation(k, 2 * eta),
-            )
-        )
-    if all(v in run for v in ("wp_eig_real", "corr_eig")):
-        im = _last(run, "wp_eig_imag", "epoch") if "wp_eig_imag" in run else None
-        r = spectrum_correlation(
-            _last(run, "wp_eig_real", "epoch"), im, _last(run, "corr_eig", "epoch")
-        )
-        out.append(
-            Agreement(
-                "spectrum_correlation",
-                "|eig(W_p)|^2 vs eig(F F^T) at the end",
-                1.0,
-                r,
-                "Pearson r",
-                r,
-            )
-        )
-    if "wp_asymmetry" in run and "wp_asymmetry" in sim:
-        a_sim = float(_last(sim, "wp_asymmetry", "time"))
-        a_run = float(_last(run, "wp_asymmetry", "epoch"))
-        out.append(
-            Agreement(
-                "asymmetry_end",
-                "asymmetry of W_p at the end",
-                a_sim,
-                a_run,
-                "|difference|",
-                end_difference(a_sim, a_run),
-            )
-        )
-    has_eig = "wp_eig_real" in run and "wp_eig_real" in sim
-    if has_eig and "alignment_cos" in run and "alignment_cos" in sim:
-        al_sim = mean_alignment(_last(sim, "alignment_cos", "time"), _eig_abs(sim, "time"))
-        al_run = mean_alignment(_last(run, "alignment_cos", "epoch"), _eig_abs(run, "epoch"))
-        out.append(
-            Agreement(
-                "alignment_end",
-                "alignment cos(W_p u_j, u_j) at the end",
-                al_sim,
-                al_run,
-                "|difference|",
-                end_difference(al_sim, al_run),
-            )
-        )
-    if has_eig:
-        e_sim, e_run = _eig_abs(sim, "time"), _eig_abs(run, "epoch")
-        out.append(
-            Agreement(
-                "collapse_agreement",
-                "fraction of collapsed modes",
-                float(np.mean(collapsed_modes(e_sim))),
-                float(np.mean(collapsed_modes(e_run))),
-                "1 - |difference|",
-                collapse_agreement(e_sim, e_run),
-            )
-        )
-        err = trajectory_error(t_sim, sim["wp_eig_real"].values, t_run, run["wp_eig_real"].values)
-        out.append(
-            Agreement(
-                "trajectory_error",
-                "eigenvalue trajectories of W_p",
-                float("nan"),
-                float("nan"),
-                "relative RMS error",
-                err,
-            )
-        )
-    return out
-
-
-def collapsed_description(eig_abs: np.ndarray) -> str:
-    """Which modes (1-based ranks) collapsed, as text: 'none', 'all', or 'modes 5-8 of 8'."""
-    mask = collapsed_modes(eig_abs)
-    n = mask.size
-    idx = np.flatnonzero(mask) + 1
-    if idx.size == 0:
-        return f"none of {n}"
-    if idx.size == n:
-        return f"all {n}"
-    if np.all(np.diff(idx) == 1):
-        return f"modes {idx[0]}-{idx[-1]} of {n}" if idx.size > 1 else f"mode {idx[0]} of {n}"
-    return f"modes {', '.join(map(str, idx))} of {n}"
+    times = measurement.t
+    predicted = prediction.at(times)
+    seeded = other_seed.at(times) if other_seed is not None else None
+    frozen = measurement.frozen()
+    rows = []
+    for stat in STATISTICS.values():
+        value = _compute(stat, predicted, measurement)
+        if not np.isfinite(value):
+            continue
+        row = Row(stat.key, stat.quantity, value, stat.tolerance)
+        if stat.pairwise:
+            row.nulls["frozen"] = _compute(stat, frozen, measurement)
+        else:  # a property of the run: the frozen network measured the same way
+            row.nulls["frozen"] = _compute(stat, predicted, frozen)
+        if not stat.initial_dependent:
+            row.not_applicable["other seed"] = "the prediction does not depend on the start"
+        elif seeded is None:
+            row.not_applicable["other seed"] = "no other-seed simulation given"
+        else:
+            row.nulls["other seed"] = _compute(stat, seeded, measurement)
+        rows.append(row)
+    return rows

@@ -15,17 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from reports import compare, figures, style
 from reports.audit import Audit
 from reports.document import Block, Bullets, FigureBlock, Heading, Paragraph, TableBlock
 from reports.inputs import Result, short_revision
 from reports.tables import (
     Table,
-    agreement_table,
     audit_table,
-    format_value,
+    findings_table,
     methods_table,
     predictions_table,
     sources_table,
@@ -34,24 +31,51 @@ from reports.tables import (
 from symbolic.common.provenance import PACKAGE_VERSION, git_revision
 
 
-def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[tuple[Result, Result]]:
-    """Each run with the simulation that predicts it.
+@dataclass
+class Pairing:
+    """A run with the simulations derived from it: predictions and other-seed nulls."""
 
-    The simulation named like the run (``byol`` <- ``byol`` or ``linear_byol``) if there is one,
-    else the first simulation holding W_p eigenvalues, full-matrix models (with an asymmetry)
-    before eigenmode models. Runs without a predictor are paired too when their name matches
-    (the decay statistic needs no W_p).
+    run: Result
+    predictions: list[Result] = field(default_factory=list)
+    nulls: list[Result] = field(default_factory=list)
+    changed: list[Result] = field(default_factory=list)  # derived from another version of it
+
+
+def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[Pairing]:
+    """Each run with the simulations derived from it (``--from-run``), by their attributes.
+
+    A simulation belongs to a run when its ``from_run_file_sha256`` is the run file's hash (or,
+    marked as derived from another version of the run, when only its ``from_run`` path names
+    the run's folder). No other pairing is made: a simulation that names no run predicts none.
     """
-    with_wp = sorted(
-        (s for s in sims if s.has("wp_eig_real")), key=lambda s: not s.has("wp_asymmetry")
-    )
-    pairs = []
+    out = []
     for run in runs:
-        named = [s for s in sims if s.name == run.name or s.name.endswith(f"_{run.name}")]
-        sim = named[0] if named else (with_wp[0] if with_wp and run.has("wp_eig_real") else None)
-        if sim is not None:
-            pairs.append((run, sim))
-    return pairs
+        pairing = Pairing(run)
+        for sim in sims:
+            if sim.derived_from is None:
+                continue
+            same_file = sim.attrs.get("from_run_file_sha256") == run.sha256
+            same_path = Path(sim.derived_from).resolve() in (
+                run.path.resolve(),
+                run.path.parent.resolve(),
+            )
+            if same_file:
+                (pairing.nulls if sim.is_null else pairing.predictions).append(sim)
+            elif same_path:
+                pairing.changed.append(sim)
+        out.append(pairing)
+    return out
+
+
+def findings(pairings: Sequence[Pairing]) -> list[tuple[Result, Result, compare.Row]]:
+    """Every statistic of every run against each prediction, with the nulls that apply."""
+    rows = []
+    for p in pairings:
+        null = p.nulls[0].trajectory() if p.nulls else None
+        for sim in p.predictions:
+            for row in compare.compare(sim.trajectory(), p.run.trajectory(), null):
+                rows.append((p.run, sim, row))
+    return rows
 
 
 @dataclass
@@ -64,6 +88,7 @@ class Manifest:
     tables: dict[str, Any] = field(default_factory=dict)
     not_drawn: dict[str, str] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Composer:
@@ -84,12 +109,12 @@ class Composer:
             self.manifest.not_drawn[drawn.name] = drawn.reason
             return
         self.n_fig += 1
-        provenance = [r.describe() for r in drawn.sources]
+        provenance = [source_line(drawn.sources)] if drawn.sources else []
         pdf, png = style.save_figure(
             drawn.figure,
             self.root / "figures",
             drawn.name,
-            {"title": drawn.title, "provenance": " | ".join(provenance)},
+            {"title": drawn.title, "provenance": " | ".join(r.describe() for r in drawn.sources)},
         )
         self.add(
             FigureBlock(
@@ -116,7 +141,9 @@ class Composer:
             return
         self.n_tab += 1
         files = write_table(table, self.root / "tables")
-        lines = provenance if provenance is not None else [r.describe() for r in table.sources]
+        if provenance is None:
+            provenance = [source_line(table.sources)] if table.sources else []
+        lines = provenance
         self.add(TableBlock(self.n_tab, table, files, lines))
         self.manifest.tables[table.name] = {
             "number": self.n_tab,
@@ -127,38 +154,71 @@ class Composer:
         }
 
 
-TIME_TEXT = {
-    "effective": (
-        "A run trained with heavy-ball momentum mu is placed at t = (sum of learning rates)/"
-        "(1 - mu): while the gradient changes slowly, each momentum step moves the weights as "
-        "gradient flow over lr/(1 - mu), weight decay included, so this is the time of the "
-        "gradient flow that the simulations integrate (`--time-convention spec` keeps the sum "
-        "of learning rates)."
-    ),
-    "spec": (
-        "Runs are placed at t = sum of learning rates exactly as recorded, with no correction "
-        "for momentum (`--time-convention spec`)."
-    ),
-}
+def source_line(sources: Sequence[Result]) -> str:
+    """'Sources: S1 linear_byol, R1 byol (see section 2)': captions refer to the ids."""
+    return "Sources: " + ", ".join(f"{r.ident} {r.label}" for r in sources) + " (section 2)."
 
 
-def _setup(
-    c: Composer,
-    sims: Sequence[Result],
-    runs: Sequence[Result],
-    listed: Sequence[Result],
-    convention: str,
-) -> None:
+def _findings(c: Composer, pairings: Sequence[Pairing], rows: list) -> None:
+    """The report opens with what it found: one row per prediction and statistic."""
+    c.add(Heading(2, "1. Findings"))
+    counts = {v: sum(1 for *_, r in rows if r.verdict == v) for v in compare.VERDICTS}
+    if rows:
+        c.add(
+            Paragraph(
+                f"{len(rows)} comparisons of a prediction with the run it was derived from: "
+                + ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n)
+                + ". A comparison agrees only when its error is within the tolerance and at "
+                f"least {compare.NULL_MARGIN:g} times below the best null (the frozen initial "
+                "network; a simulation started from another seed's weights)."
+            )
+        )
+    c.table(findings_table(rows))
+    notes = []
+    for p in pairings:
+        run = p.run
+        if not p.predictions:
+            scenario = str(run.attrs.get("matched_scenario", "none"))
+            if scenario != "none":
+                notes.append(
+                    f"{run.ident} {run.label}: no prediction was given; derive one with "
+                    f"`python -m dynamics.simulate {scenario} --from-run {run.path.parent}`."
+                )
+            else:
+                notes.append(
+                    f"{run.ident} {run.label}: no linear-theory simulation predicts this run "
+                    f"(predictor {run.attrs.get('predictor_kind', '?')}, linear "
+                    f"{bool(run.attrs.get('predictor_linear', 0))})."
+                )
+        elif not p.nulls:
+            notes.append(
+                f"{run.ident} {run.label}: no other-seed simulation was given (`--from-run "
+                f"{run.path.parent} --initial seed --seed 1`); only the frozen null applies."
+            )
+        for sim in p.changed:
+            notes.append(
+                f"{sim.ident} names {run.ident}'s folder but was derived from another version of "
+                "its measurements (the file changed since): not compared."
+            )
+        for sim in p.predictions:
+            if sim.attrs.get("not_matched"):
+                notes.append(f"{sim.ident} not matched: {sim.attrs['not_matched']}.")
+        if run.partial:
+            notes.append(f"{run.ident} is PARTIAL: {run.attrs.get('status', 'stopped early')}.")
+        if not run.has_flow_time:
+            notes.append(f"{run.ident}: {run.attrs['flow_time_undefined']}; shown on epochs only.")
+    if notes:
+        c.add(Bullets(notes))
+
+
+def _sources(c: Composer, sims: Sequence[Result], runs: Sequence[Result], listed) -> None:
     c.add(
-        Heading(2, "1. Set-up"),
+        Heading(2, "2. Sources"),
         Paragraph(
-            f"This report compares {len(sims)} simulation(s) of the linear learning dynamics "
-            f"(predictions) with {len(runs)} training run(s) (measurements). Simulations and runs "
-            "share one result schema and are aligned on flow time t (SPEC section 2: t = sum of "
-            f"the learning rates). {TIME_TEXT[convention]} For a run trained with SGD the weight "
-            "decay per unit flow time, eta, is its weight-decay coefficient; a run trained with "
-            "LARS has no single eta (its trust ratio rescales every layer), so no decay rate is "
-            "predicted for it. Inputs, with ids used throughout:"
+            "The inputs, with the ids the figures and tables refer to (full parameters and "
+            "hashes in the appendix). Simulations and runs share one result schema and are "
+            "aligned on the flow time t each producer recorded (a run: the sum of its steps' "
+            "flow time, empirical.flow; a run trained with LARS has none)."
         ),
         Bullets([r.describe() for r in [*sims, *runs]] or ["none"]),
     )
@@ -171,20 +231,11 @@ def _setup(
             ),
             Bullets([r.describe() for r in listed]),
         )
-    scaled = [r for r in runs if r.time_scale != 1.0]
-    if scaled:
-        c.add(
-            Paragraph(
-                "Flow-time factors applied to runs: "
-                + ", ".join(f"{r.ident} x{r.time_scale:.4g}" for r in scaled)
-                + "."
-            )
-        )
 
 
 def _predictions(c: Composer, sims: Sequence[Result]) -> None:
     c.add(
-        Heading(2, "2. Predictions"),
+        Heading(2, "3. Predictions"),
         Paragraph(
             "Theory (Tian et al. 2021; Liu et al. 2022): W W^T - W_p^T W_p / alpha_p = "
             "e^{-2 eta t} C (Theorem 1), so the conservation residual decays at the rate 2 eta; "
@@ -198,7 +249,7 @@ def _predictions(c: Composer, sims: Sequence[Result]) -> None:
 
 
 def _measurements(c: Composer, sims: Sequence[Result], runs: Sequence[Result]) -> None:
-    c.add(Heading(2, "3. Measurements"))
+    c.add(Heading(2, "4. Measurements"))
     if not runs:
         c.add(Paragraph("No training run was given (--runs), so nothing was measured."))
     c.table(methods_table(runs))
@@ -207,69 +258,28 @@ def _measurements(c: Composer, sims: Sequence[Result], runs: Sequence[Result]) -
     c.figure(figures.wp_heatmaps([*runs, *sims]))
 
 
-def _agreement(
-    c: Composer, sims: Sequence[Result], pairs: list[tuple[Result, Result]], rows: list
-) -> None:
+def _agreement(c: Composer, pairings: Sequence[Pairing], sims: Sequence[Result]) -> None:
     c.add(
-        Heading(2, "4. Agreement"),
-        Heading(3, "Agreement statistics"),
+        Heading(2, "5. Agreement statistics"),
         Paragraph(
             "Each statistic is defined in `reports/compare.py`; the definitions below are the "
-            "docstrings of the functions that compute it. Tolerances used for 'agrees': "
-            + ", ".join(f"{k} {v:g}" for k, v in compare.TOLERANCE.items())
-            + " (bounds from above for errors and differences, from below for correlations and "
-            "agreement fractions)."
+            "docstrings of the functions that compute it, with the tolerance of 'agrees'."
         ),
-        Bullets([f"{key}: {compare.definition(key)}" for key in compare.DEFINITIONS]),
-    )
-    if not pairs:
-        c.add(Paragraph("No run could be paired with a simulation, so no statistic was computed."))
-    set_wp = [f"{r.ident} {r.label}" for r, _ in pairs if not r.predictor_trained]
-    if set_wp:
-        c.add(
-            Paragraph(
-                "Not applicable: the decay rate of the conservation residual for "
-                + ", ".join(set_wp)
-                + ", whose W_p is set from the feature correlation at every step rather than "
-                "trained by gradient descent, so the conservation law does not govern it."
-            )
-        )
-    c.table(agreement_table(rows))
-    overlay = [(run, sim) for run, sim in pairs if run.has("wp_eig_real")]
-    if not overlay:
-        overlay = [(None, s) for s in sims if s.has("wp_eig_real")]
-    c.figure(figures.eigenvalue_overlay(overlay))
-
-
-def _disagreements(c: Composer, rows: list) -> None:
-    c.add(Heading(2, "5. Where theory and practice disagree"))
-    items = []
-    for run, sim, a in rows:
-        if a.agrees is False:
-            values = [
-                f"{what} {format_value(v)}"
-                for what, v in (("predicted", a.predicted), ("measured", a.measured))
-                if format_value(v) is not None
+        Bullets(
+            [
+                f"{s.key} ({s.quantity}; tolerance {s.tolerance:g}"
+                f"{'' if s.initial_dependent else '; other-seed null not applicable'}): "
+                f"{s.definition}"
+                for s in compare.STATISTICS.values()
             ]
-            items.append(
-                f"{run.ident} {run.label} vs {sim.ident} {sim.label}, {a.quantity}: "
-                + "".join(f"{v}, " for v in values)
-                + f"{a.statistic} = {format_value(a.value)} "
-                f"(tolerance {compare.TOLERANCE[a.key]:g})."
-            )
-        elif a.agrees is None:
-            items.append(
-                f"{run.ident} {run.label} vs {sim.ident} {sim.label}, {a.quantity}: could not be "
-                "computed from these files (undefined value)."
-            )
-    for name, reason in c.manifest.not_drawn.items():
-        items.append(f"Figure '{name}' not drawn: {reason}.")
-    if items:
-        c.add(Bullets(items))
-    else:
-        c.add(
-            Paragraph("Every computed statistic is within its tolerance; every figure was drawn.")
-        )
+        ),
+    )
+    c.figure(figures.error_over_time(pairings))
+    overlay = [(p.run, sim) for p in pairings for sim in p.predictions if p.run.has_flow_time]
+    if not overlay:  # no run with a prediction: the simulations alone
+        overlay = [(None, s) for s in sims if s.has("wp_eig_real") and not s.is_null]
+    c.figure(figures.eigenvalue_overlay(overlay))
+    c.figure(figures.conservation(pairings))
 
 
 def audit_provenance(entries: Sequence[dict[str, Any]]) -> list[str]:
@@ -321,7 +331,6 @@ def compose(
     audit: Audit,
     title: str,
     command: str,
-    time_convention: str = "effective",
     progress: Callable[[str], None] = lambda step: None,
 ) -> tuple[list[Block], Manifest]:
     """Write figures and tables into ``root`` and return the report's blocks and manifest."""
@@ -332,7 +341,6 @@ def compose(
             "command": command,
             "git_revision": git_revision(),
             "package_version": PACKAGE_VERSION,
-            "time_convention": time_convention,
         },
         sources=[r.provenance_record() for r in [*sims, *runs]],
         audit={"origin": audit.origin, "reason": audit.reason, "claims": len(audit.entries)},
@@ -341,30 +349,32 @@ def compose(
     c.add(Heading(1, title))
     listed = [s for s in sims if s.kind != "simulation"]
     sims = [s for s in sims if s.kind == "simulation"]
-    pairs = pair_runs(runs, sims)
-    rows = [
-        (run, sim, a)
-        for run, sim in pairs
-        for a in compare.compare(
-            sim.ds,
-            run.ds,
-            run.eta() if run.eta() is not None else np.nan,
-            run.time_scale,
-            run.predictor_trained,
-        )
+    pairings = pair_runs(runs, sims)
+    rows = findings(pairings)
+    manifest.findings = [
+        {"run": run.ident, "prediction": sim.ident, **row.__dict__, "verdict": row.verdict}
+        for run, sim, row in rows
     ]
     steps = (
-        ("set-up", lambda: _setup(c, sims, runs, listed, time_convention)),
+        ("findings", lambda: _findings(c, pairings, rows)),
+        ("sources", lambda: _sources(c, sims, runs, listed)),
         ("predictions", lambda: _predictions(c, sims)),
         ("measurements", lambda: _measurements(c, sims, runs)),
-        ("agreement", lambda: _agreement(c, sims, pairs, rows)),
-        ("conservation", lambda: c.figure(figures.conservation(sims, runs))),
-        ("disagreements", lambda: _disagreements(c, rows)),
+        ("agreement", lambda: _agreement(c, pairings, sims)),
         ("audit", lambda: _audit(c, audit)),
         ("appendix", lambda: _appendix(c, [*sims, *listed, *runs])),
+        ("not drawn", lambda: _not_drawn(c)),
     )
     with style.paper_style():
         for name, step in steps:
             progress(name)
             step()
     return c.blocks, manifest
+
+
+def _not_drawn(c: Composer) -> None:
+    if c.manifest.not_drawn:
+        c.add(
+            Paragraph("Figures not drawn, and why:"),
+            Bullets([f"{name}: {reason}." for name, reason in c.manifest.not_drawn.items()]),
+        )

@@ -1,22 +1,24 @@
 """The whole pipeline on a CPU in minutes: ``python -m reports.demo --out report/``.
 
-1. Trains several methods briefly on Fashion-MNIST with ``python -m empirical.train`` (small
-   ConvNet, a subset of the images, a narrow projector; BYOL and SimSiam with a linear predictor
-   and SGD so that the linear theory applies to them; DirectPred with its own SGD settings).
-2. Simulates with ``python -m dynamics.simulate``: ``linear_byol`` and ``linear_simsiam`` with the
-   BYOL/SimSiam runs' weight decay as eta, their projector width as dimension and their final
-   gradient-flow time (sum of learning rates / (1 - momentum)) as end time; and the eigenmode
-   system at three weight decays (below, near and above the collapse threshold) started off the
-   invariant parabola, for the phase portrait.
+1. Trains briefly on Fashion-MNIST with ``python -m empirical.train``: BYOL on the linear encoder
+   the theory describes (PCA coordinates, no projector, the unnormalised loss of Tian's eq. 1,
+   plain SGD at a constant learning rate: the first rung of ``reports.bridge``), then several
+   real methods on a small ConvNet (BYOL and SimSiam with a linear predictor, DirectPred,
+   Barlow Twins, VICReg).
+2. Derives a simulation from every run that a linear-theory scenario predicts
+   (``python -m dynamics.simulate SCENARIO --from-run RUN``) and the other-seed null of each
+   (``--initial seed``); integrates the eigenmode system at three weight decays for the phase
+   portrait.
 3. Builds the report from these files with :func:`reports.build.build`.
 
-Everything goes to ``--work`` (default: a ``demo_work`` folder beside ``--out``); the step
-timings are printed at the end. Each step runs the real command line as a subprocess, so the
-demo exercises exactly what a user runs.
+Everything goes to ``--work`` (default: a ``demo_work`` folder beside ``--out``), which the demo
+owns: a rerun replaces it. Every option is checked before the first step. Each step runs the real
+command line as a subprocess, so the demo exercises exactly what a user runs.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -26,34 +28,21 @@ from pathlib import Path
 import xarray as xr
 from tqdm import tqdm
 
-from reports.build import build
-from reports.inputs import momentum_time_scale
+from empirical.methods import METHODS
+from reports import audit as audit_mod
+from reports.build import build, check_out
 from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
-from symbolic.common.results import params_from_attrs
+from symbolic.common.files import check_output_folder
 
 DEFAULT_METHODS = ("byol", "simsiam", "directpred", "barlow_twins", "vicreg")
-#: Options of every training run: small and fast on 2 CPU cores.
+#: marks a work folder as the demo's own (a rerun may replace it)
+WORK_MARKER = ".reports-demo"
+#: Options of every ConvNet run: small and fast on 2 CPU cores.
 TRAIN_COMMON = (
-    "--data",
-    "fashion-mnist",
-    "--backbone",
-    "convnet",
-    "--batch-size",
-    "128",
-    "--val-size",
-    "500",
-    "--probe-train",
-    "1000",
-    "--probe-test",
-    "1000",
-    "--eval-size",
-    "500",
-    "--proj-hidden",
-    "256",
-    "--proj-dim",
-    "32",
-    "--quiet",
-)
+    "--data", "fashion-mnist", "--backbone", "convnet", "--batch-size", "128",
+    "--val-size", "500", "--probe-train", "1000", "--probe-test", "1000", "--eval-size", "500",
+    "--proj-hidden", "256", "--proj-dim", "32", "--threads", "1", "--quiet",
+)  # fmt: skip
 #: Per-method options: a linear predictor trained by SGD (Tian et al.'s STL-10 settings: lr 0.06
 #: per 256 images, weight decay 4e-4) where the linear theory should apply.
 TRAIN_EXTRA = {
@@ -66,34 +55,44 @@ TRAIN_EXTRA = {
         "0.06",
         "--weight-decay",
         "4e-4",
-    ),
-    "simsiam": ("--predictor", "linear", "--weight-decay", "4e-4"),
+        "--pred-hidden",
+        "64",
+    ),  # fmt: skip
+    "simsiam": ("--predictor", "linear", "--weight-decay", "4e-4", "--pred-hidden", "64"),
 }
+#: The linear-encoder run (the bridge's first rung, shortened).
+LINEAR_RUN = (
+    "byol", "--backbone", "linear", "--input-dim", "16", "--width", "16", "--projector", "none",
+    "--predictor", "linear", "--loss", "linear_byol", "--optimizer", "sgd", "--momentum", "0",
+    "--lr", "0.02", "--lr-schedule", "constant", "--weight-decay", "0.01", "--ema-base", "0.99",
+    "--ema-final", "0.99", "--batch-size", "256", "--measure-every", "20", "--no-probes",
+    "--eval-size", "500", "--val-size", "500", "--moments-images", "1000", "--threads", "1",
+    "--quiet",
+)  # fmt: skip
 #: Eigenmode simulations for the phase portrait: eta below, near and above the collapse
 #: threshold 1/(4 (1 + sigma^2)) = 1/6 at sigma^2 = 0.5, tau = 1.
 EIGENMODE_ETAS = (0.01, 0.1, 0.2)
 EIGENMODE_COMMON = ("--dim", "8", "--p0=-0.05:0.6", "--s0=0.02:0.45", "--t-end", "150")
-#: Simulations matched to these runs.
-MATCHED = {"byol": "linear_byol", "simsiam": "linear_simsiam"}
 
 
 def parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m reports.demo",
-        description="Simulate, train several methods briefly on the CPU, and build the report.",
+        description="Train briefly on the CPU, derive the simulations, build the report.",
     )
     p.add_argument("--out", default="report", help="report folder")
     p.add_argument(
         "--work",
         default=None,
-        help="folder for runs and simulations (default: OUT's sibling 'demo_work')",
+        help="folder for runs and simulations, owned by the demo (default: OUT's sibling "
+        "'demo_work')",
     )
     p.add_argument(
         "--methods",
         default=",".join(DEFAULT_METHODS),
-        help="comma-separated methods to train (python -m empirical.train --list)",
+        help="comma-separated methods to train on the ConvNet (python -m empirical.train --list)",
     )
-    p.add_argument("--epochs", type=int, default=3, help="training epochs per method")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs per ConvNet method")
     p.add_argument("--train-subset", type=int, default=1536, help="training images per epoch")
     p.add_argument("--audit", default="auto", metavar="auto|none|FILE", help="claims audit")
     p.add_argument("--seed", type=int, default=0, help="seed of every run and simulation")
@@ -113,103 +112,62 @@ def run_step(command: list[str]) -> None:
     raise RunFailure(f"`{shown} ...` failed with exit status {proc.returncode}: {last}")
 
 
-def final_flow_time(run_folder: Path) -> tuple[float, float, int]:
-    """(gradient-flow end time, weight decay, projector width) of a finished run."""
-    with xr.open_dataset(run_folder / "measurements.nc") as ds:
-        params = params_from_attrs(dict(ds.attrs))
-        t_end = float(ds["time"].values[-1])
-    return t_end * momentum_time_scale(params), float(params["weight_decay"]), params["proj_dim"]
+def validate(args) -> tuple[Path, Path]:
+    """Check every option before the first step; returns (out, work)."""
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not args.methods:
+        raise UsageError("--methods: give at least one method")
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise UsageError(f"--methods {unknown[0]!r}: unknown; known methods: {', '.join(METHODS)}")
+    if args.epochs < 1 or args.train_subset < 128:
+        raise UsageError("--epochs must be >= 1 and --train-subset >= 128 (one batch)")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be >= 0")
+    if args.audit not in ("auto", "none") and not Path(args.audit).is_file():
+        raise UsageError(f"--audit {args.audit}: no such file (or give auto or none)")
+    out = Path(args.out)
+    check_out(out)
+    check_output_folder(out)
+    work = Path(args.work) if args.work else out.resolve().parent / "demo_work"
+    check_output_folder(work, "--work")
+    if work.exists() and any(work.iterdir()) and not (work / WORK_MARKER).exists():
+        raise UsageError(f"--work {work}: not empty and not a demo work folder; not replacing")
+    return out, work
 
 
-def plan(args, work: Path) -> list[tuple[str, list[str]]]:
-    """The training steps (simulations that depend on them are added after they ran)."""
-    py = [sys.executable, "-m"]
-    steps = []
-    for method in args.methods:
-        steps.append(
-            (
-                f"train {method}",
-                [
-                    *py,
-                    "empirical.train",
-                    method,
-                    *TRAIN_COMMON,
-                    *TRAIN_EXTRA.get(method, ()),
-                    "--epochs",
-                    str(args.epochs),
-                    "--train-subset",
-                    str(args.train_subset),
-                    "--seed",
-                    str(args.seed),
-                    "--out",
-                    str(work / "runs" / method),
-                ],
-            )
-        )
-    for eta in EIGENMODE_ETAS:
-        steps.append(
-            (
-                f"simulate eigenmodes eta={eta:g}",
-                [
-                    *py,
-                    "dynamics.simulate",
-                    "eigenmodes",
-                    *EIGENMODE_COMMON,
-                    "--eta",
-                    f"{eta:g}",
-                    "--seed",
-                    str(args.seed),
-                    "--quiet",
-                    "--out",
-                    str(work / "results" / f"eigenmodes_eta{eta:g}.nc"),
-                ],
-            )
-        )
-    return steps
-
-
-def matched_simulation(method: str, work: Path, seed: int) -> tuple[str, list[str]]:
-    t_end, wd, dim = final_flow_time(work / "runs" / method)
-    scenario = MATCHED[method]
-    return (
-        f"simulate {scenario}",
-        [
-            sys.executable,
-            "-m",
-            "dynamics.simulate",
-            scenario,
-            "--dim",
-            str(dim),
-            "--input-dim",
-            str(2 * dim),
-            "--eta",
-            f"{wd:g}",
-            "--t-end",
-            f"{t_end:.6g}",
-            "--seed",
-            str(seed),
-            "--quiet",
-            "--out",
-            str(work / "results" / f"{scenario}.nc"),
-        ],
-    )
+def matched_scenario(run: Path) -> str:
+    with xr.open_dataset(run / "measurements.nc") as ds:
+        return str(ds.attrs.get("matched_scenario", "none"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not args.methods:
-        raise UsageError("--methods: give at least one method")
-    if args.epochs < 1 or args.train_subset < 128:
-        raise UsageError("--epochs must be >= 1 and --train-subset >= 128 (one batch)")
-    out = Path(args.out)
-    work = Path(args.work) if args.work else out.resolve().parent / "demo_work"
-    steps = plan(args, work)
-    matched = [m for m in args.methods if m in MATCHED]
+    out, work = validate(args)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / WORK_MARKER).write_text("python -m reports.demo owns this folder\n")
+    py = [sys.executable, "-m"]
+    runs = {"byol_linear_encoder": [*py, "empirical.train", *LINEAR_RUN, "--epochs", "2",
+                                    "--train-subset", "5120", "--seed", str(args.seed)]}  # fmt: skip
+    for method in args.methods:
+        runs[method] = [*py, "empirical.train", method, *TRAIN_COMMON,
+                        *TRAIN_EXTRA.get(method, ()), "--epochs", str(args.epochs),
+                        "--train-subset", str(args.train_subset), "--seed", str(args.seed)]  # fmt: skip
+    sims = []
+    steps: list[tuple[str, object]] = []
+    for name, command in runs.items():
+        steps.append((f"train {name}", [*command, "--out", str(work / "runs" / name)]))
+    for eta in EIGENMODE_ETAS:
+        target = work / "results" / f"eigenmodes_eta{eta:g}.nc"
+        sims.append(target)
+        steps.append((f"simulate eigenmodes eta={eta:g}", [*py, "dynamics.simulate", "eigenmodes",
+                      *EIGENMODE_COMMON, "--eta", f"{eta:g}", "--quiet", "--out", str(target)]))  # fmt: skip
     timings: list[tuple[str, float]] = []
     start = time.perf_counter()
     quiet = args.quiet or not sys.stderr.isatty()
-    with tqdm(total=len(steps) + len(matched) + 1, desc="demo", disable=quiet) as bar:
+    with tqdm(total=len(steps) + 2 * len(runs) + 1, desc="demo", disable=quiet) as bar:
 
         def timed(name: str, action) -> None:
             bar.set_postfix_str(name)
@@ -220,23 +178,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for name, command in steps:
             timed(name, lambda command=command: run_step(command))
-        for method in matched:  # after training: they need the runs' flow time
-            name, command = matched_simulation(method, work, args.seed)
-            timed(name, lambda command=command: run_step(command))
+        for name in runs:  # after training: a simulation is derived from a finished run
+            folder = work / "runs" / name
+            scenario = matched_scenario(folder)
+            if scenario == "none":
+                continue
+            for initial, suffix in (("run", ""), ("seed", "_null")):
+                target = work / "results" / f"{name}_{scenario}{suffix}.nc"
+                sims.append(target)
+                command = [*py, "dynamics.simulate", scenario, "--from-run", str(folder),
+                           "--initial", initial, "--seed", str(args.seed + 1), "--quiet",
+                           "--out", str(target)]  # fmt: skip
+                timed(f"simulate {scenario} from {name} ({initial})",
+                      lambda command=command: run_step(command))  # fmt: skip
         timed(
             "build report",
             lambda: build(
-                [str(work / "results" / f"{MATCHED[m]}.nc") for m in matched]
-                + [str(work / "results" / f"eigenmodes_eta{eta:g}.nc") for eta in EIGENMODE_ETAS],
-                [str(work / "runs" / m) for m in args.methods],
+                [str(p) for p in sims],
+                [str(work / "runs" / m) for m in runs],
                 out,
                 audit=args.audit,
+                audit_timeout=audit_mod.DEFAULT_TIMEOUT_S,
                 command=" ".join(["python -m reports.demo", *(argv or sys.argv[1:])]),
             ),
         )
     if not args.quiet:
         for name, seconds in timings:
-            print(f"  {name:36s} {seconds:7.1f} s")
+            print(f"  {name:48s} {seconds:7.1f} s")
         print(f"demo finished in {time.perf_counter() - start:.0f} s; report in {out}/")
     return 0
 

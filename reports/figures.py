@@ -34,7 +34,6 @@ from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from dynamics.models.eigenmodes import mode_rhs
 from reports import style
-from reports.compare import sort_real
 from reports.inputs import Result
 
 #: At most this many eigenvalue ranks are drawn in overlays (see shown_ranks).
@@ -124,7 +123,7 @@ def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> 
     ranks, kinds, fixed = [], set(), set()
     for ax, (run, sim) in zip(_grid(fig, len(pairs), ncols), pairs, strict=True):
         if sim is not None and sim.has("wp_eig_real"):
-            eig = sort_real(sim.values("wp_eig_real"))
+            eig = sim.values("wp_eig_real")
             ranks = shown_ranks(eig.shape[1])
             for j, rank in enumerate(ranks):
                 ax.plot(sim.flow_time(), eig[:, rank], color=style.color(j), lw=1.0)
@@ -134,7 +133,7 @@ def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> 
             kinds.add("simulation")
             sources.append(sim)
         if run is not None and run.has("wp_eig_real"):
-            eig = sort_real(run.values("wp_eig_real"))
+            eig = run.values("wp_eig_real")
             ranks = shown_ranks(eig.shape[1])
             for j, rank in enumerate(ranks):
                 ax.plot(
@@ -183,11 +182,12 @@ def eigenvalue_overlay(pairs: Sequence[tuple[Result | None, Result | None]]) -> 
         columnspacing=1.0,
     )
     caption = (
-        "Real parts of the eigenvalues of the predictor W_p, sorted in decreasing order at each "
-        "time (the four largest and the two smallest; one colour per rank), against flow time t. "
-        "Lines: simulation; open markers: measurement at the end of each epoch (epoch 0: the "
-        "random initialisation); dashed and dotted: the predicted fixed points p*_+ (stable) "
-        "and p*_- (collapse basin boundary) stored in the simulation."
+        "Real parts of the eigenvalues of the predictor W_p in decreasing order at each time "
+        "(the four largest and the two smallest; one colour per rank), against flow time t. "
+        "Lines: the simulation derived from the run; open markers: the run's measurements "
+        "(the first: its initial network); dashed and dotted: the fixed points p*_+ (stable) "
+        "and p*_- (collapse basin boundary) stored in the simulation, where its X and X' are "
+        "isotropic."
     )
     return Drawn(name, title, caption, _unique(sources), fig, width=width)
 
@@ -201,124 +201,156 @@ def _unique(results: Sequence[Result]) -> list[Result]:
     return out
 
 
-def _residual(result: Result) -> tuple[str, np.ndarray] | None:
-    for var in ("conservation_residual_weight", "conservation_residual"):
-        if result.has(var):
-            return var, result.values(var)
-    return None
+def weight_residual(traj) -> np.ndarray | None:
+    """||W W^T - W_p^T W_p / alpha_p||_F / ||C||_F over time (Tian Theorem 1's residual), from
+    the stored W and W_p; None without them or without a constant alpha_p."""
+    if traj.w is None or traj.wp is None or traj.alpha_p is None:
+        return None
+    m = traj.w @ np.swapaxes(traj.w, -1, -2) - np.swapaxes(traj.wp, -1, -2) @ traj.wp / traj.alpha_p
+    norms = np.linalg.norm(m, axis=(-2, -1))
+    return norms / norms[0] if norms[0] > 0 else None
 
 
-def _prediction(t: np.ndarray, r: np.ndarray, eta: float) -> np.ndarray:
-    """r(t_0) exp(-2 eta (t - t_0)) from the first positive finite sample."""
-    ok = np.flatnonzero(np.isfinite(r) & (r > 0))
-    t0, r0 = t[ok[0]], r[ok[0]]
-    return r0 * np.exp(-2 * eta * (t - t0))
-
-
-def conservation(sims: Sequence[Result], runs: Sequence[Result]) -> Drawn:
-    """Conservation residual (log axis) with the predicted exponential decay e^{-2 eta t}."""
+def conservation(pairings: Sequence) -> Drawn:
+    """Theorem 1's weight-space residual (log axis), run and prediction, against e^{-2 eta t}."""
     name, title = "conservation_residual", "Conservation law: residual against e^{-2 eta t}"
-    groups = [
-        ("simulations", [s for s in sims if _residual(s)]),
-        ("training runs", [r for r in runs if _residual(r)]),
-    ]
-    groups = [(label, members[: len(style.PALETTE)]) for label, members in groups if members]
-    if not groups:
-        return _absent(name, title, "no input holds conservation_residual(_weight)")
-    width = "single" if len(groups) == 1 else "double"
-    n_series = sum(len(m) for _, m in groups) + 1
-    fig = style.new_figure(width, 2.2 + 0.17 * math.ceil(n_series / 3))
+    series = []
+    for p in pairings:
+        run_traj = p.run.trajectory()
+        r_run = weight_residual(run_traj)
+        if r_run is None or not run_traj.eta or not p.run.predictor_trained:
+            continue
+        sims = [(s, weight_residual(s.trajectory())) for s in p.predictions]
+        series.append((p.run, run_traj, r_run, sims))
+    series = series[: len(style.PALETTE)]
+    if not series:
+        return _absent(
+            name,
+            title,
+            "no run stores W and a trained W_p with a constant alpha_p (a linear encoder); the "
+            "feature-space residual has no predicted decay for a run",
+        )
+    fig = style.new_figure("single", 2.6)
+    ax = fig.subplots()
     sources: list[Result] = []
-    handles: list = []
-    for ax, (group, members) in zip(_grid(fig, len(groups), len(groups)), groups, strict=True):
-        spaces = set()
-        for i, res in enumerate(members):
-            var, r = _residual(res)
-            spaces.add("weight space" if var.endswith("weight") else "feature space")
-            t = res.flow_time()
-            eta = res.eta()
-            ok = np.isfinite(r) & (r > 0)
-            look = (
-                {"lw": 1.2}
-                if res.kind == "simulation"
-                else {"ls": "none", "marker": style.marker(i), "mfc": "none"}
-            )
-            label = f"{res.ident} {res.label}"
-            if not res.predictor_trained:
-                label += " ($W_p$ set, law n/a)"
-            ax.plot(t[ok], r[ok], color=style.color(i), label=label, **look)
-            if eta is not None and np.any(ok) and res.predictor_trained:
-                ax.plot(t, _prediction(t, r, eta), color=style.color(i), ls="--", lw=0.8)
-            sources.append(res)
-        _log_axis(ax)
-        ax.set_xlabel(FLOW_TIME)
-        ax.set_ylabel("conservation residual")
-        ax.set_title(f"{group} ({', '.join(sorted(spaces))})")
-        handles += ax.get_legend_handles_labels()[0]
-    handles.append(
-        Line2D([], [], color="0.3", ls="--", lw=0.8, label=r"prediction $r_0\,e^{-2\eta t}$")
-    )
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
+    for i, (run, traj, r_run, sims) in enumerate(series):
+        ax.plot(traj.t, r_run, ls="none", marker=style.marker(i), mfc="none", color=style.color(i),
+                label=f"{run.ident} {run.label}")  # fmt: skip
+        ax.plot(traj.t, np.exp(-2 * traj.eta * traj.t), color=style.color(i), ls="--", lw=0.8)
+        for sim, r_sim in sims:
+            if r_sim is not None:
+                ax.plot(sim.flow_time(), r_sim, color=style.color(i), lw=1.0, alpha=0.7)
+                sources.append(sim)
+        sources.append(run)
+    _log_axis(ax)
+    ax.set_xlabel(FLOW_TIME)
+    ax.set_ylabel("conservation residual")
+    handles = ax.get_legend_handles_labels()[0]
+    handles += [
+        Line2D([], [], color="0.3", lw=1.0, label="simulation derived from the run"),
+        Line2D([], [], color="0.3", ls="--", lw=0.8, label=r"prediction $e^{-2\eta t}$"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 2))
     caption = (
-        "Residual of the conservation law on a log axis against flow time t. Weight space "
-        "(simulations): ||W W^T - W_p^T W_p / alpha_p||_F / ||C||_F, which Tian et al. Theorem 1 "
-        "predicts to equal e^{-2 eta t}. Feature space (training): ||W_p^T W_p - F F^T||_F / "
-        "||F F^T||_F (Liu et al. Theorem 3.1). Dashed: the prediction r(t_0) e^{-2 eta (t - t_0)} "
-        "with each file's eta (for a training run its SGD weight decay, the decay rate per unit "
-        "flow time; runs are placed on the flow-time axis as described in the set-up). No "
-        "prediction is drawn for DirectPred/DirectCopy, whose W_p is set, not trained."
+        "Residual of Tian et al.'s Theorem 1 in weight space, ||W W^T - W_p^T W_p / alpha_p||_F "
+        "normalised by its initial value, on a log axis against flow time t, for runs that "
+        "store W (a linear encoder) and a trained W_p with a constant alpha_p: markers the run, "
+        "lines the simulation derived from it, dashed the prediction e^{-2 eta t} with the "
+        "eta the run recorded (the law holds for any X, X', start and target). The "
+        "feature-space residual ||W_p^T W_p - F F^T|| of Liu et al.'s Theorem 3.1 treats the "
+        "features as free variables; it has no predicted decay for a trained encoder and is not "
+        "drawn."
     )
-    return Drawn(name, title, caption, sources, fig, width=width)
+    return Drawn(name, title, caption, _unique(sources), fig)
 
 
-SIGMA_VARIANTS = (
-    ("sigma_dist_pearson", "Pearson correlation"),
-    ("sigma_dist_moment", "uncentred second moment"),
-)
+def error_over_time(pairings: Sequence) -> Drawn:
+    """The prediction's W_p error at each measurement, next to the nulls' errors."""
+    name, title = "prediction_error", "Prediction error over time, against the nulls"
+    panels = [
+        (p, sim) for p in pairings for sim in p.predictions if p.run.has("wp") and sim.has("wp")
+    ]
+    panels = [(p, sim) for p, sim in panels if p.run.has_flow_time][:MAX_PANELS]
+    if not panels:
+        return _absent(name, title, "no run stores W_p next to a simulation derived from it")
+    ncols = min(len(panels), 2)
+    fig = style.new_figure(
+        "single" if len(panels) == 1 else "double", 2.2 * math.ceil(len(panels) / ncols) + 0.4
+    )
+    sources: list[Result] = []
+    for ax, (p, sim) in zip(_grid(fig, len(panels), ncols), panels, strict=True):
+        run = p.run.trajectory()
+        curves = [("prediction", sim.trajectory().at(run.t), "-", 0)]
+        curves += [("null: other seed", n.trajectory().at(run.t), "--", 1) for n in p.nulls[:1]]
+        curves.append(("null: frozen initial network", run.frozen(), ":", 2))
+        for label, traj, ls, i in curves:
+            num = np.linalg.norm(run.wp - traj.wp, axis=(-2, -1))
+            den = np.linalg.norm(traj.wp, axis=(-2, -1))
+            ax.plot(run.t, num / np.where(den > 0, den, np.nan), ls=ls, color=style.color(i),
+                    marker=style.marker(i), ms=3, label=label)  # fmt: skip
+        ax.set_xlabel(FLOW_TIME)
+        ax.set_ylabel(r"$\|W_p^{run} - W_p\|_F / \|W_p\|_F$")
+        ax.set_yscale("log")
+        ax.set_title(f"{p.run.ident} vs {sim.ident}")
+        sources += [p.run, sim, *p.nulls[:1]]
+    handles = _grid_handles(fig)
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+    caption = (
+        "Relative error of the predicted W_p at each measurement of the run, "
+        "||W_p^run(t) - W_p(t)||_F / ||W_p(t)||_F, for the simulation derived from the run "
+        "(solid), a simulation of the same run started from another seed's initial weights "
+        "(dashed) and the run's initial network held frozen (dotted). A prediction that "
+        "deserves the name sits far below both nulls."
+    )
+    return Drawn(name, title, caption, _unique(sources), fig,
+                 width="single" if len(panels) == 1 else "double")  # fmt: skip
+
+
+def _grid_handles(fig: Figure) -> list:
+    """The legend entries of the first axes (all panels draw the same series)."""
+    return fig.axes[0].get_legend_handles_labels()[0]
 
 
 def sigma_distance(runs: Sequence[Result]) -> Drawn:
-    """||Sigma - I||_F^2 of every trained method against epochs, both conventions (Liu Fig. 1)."""
-    name, title = "sigma_distance", "Distance of the output correlation from the identity"
-    variants = [(v, lab) for v, lab in SIGMA_VARIANTS if any(r.has(v) for r in runs)]
-    if not variants:
-        return _absent(name, title, "no training run holds sigma_dist_pearson or sigma_dist_moment")
-    members = [r for r in runs if any(r.has(v) for v, _ in variants)]
-    fig = style.new_figure("double" if len(variants) == 2 else "single", 2.5)
-    for ax, (var, label) in zip(_grid(fig, len(variants), len(variants)), variants, strict=True):
-        plotted = []
-        for i, run in enumerate(members):
-            if not run.has(var):
-                continue
-            y = run.values(var)
-            ax.plot(
-                run.steps(),
-                y,
-                color=style.color(i),
-                marker=style.marker(i),
-                ls=style.LINESTYLES[i % len(style.LINESTYLES)],
-                label=run.label,
-            )
-            plotted.append(y)
-            base = run.baseline(var, epoch_zero=False)
-            if base is not None:
-                ax.axhline(base, color=style.color(i), ls=":", lw=0.8)
-                plotted.append(np.array([base]))
-        _log_if_wide(ax, plotted)
+    """Decorrelation of the projector outputs over training, with the estimator floor."""
+    name, title = "sigma_distance", "Decorrelation of the outputs: mean squared correlation"
+    members = [r for r in runs if r.has("sigma_corr_mean_sq")][: len(style.PALETTE)]
+    if not members:
+        return _absent(name, title, "no training run holds sigma_corr_mean_sq")
+    fig = style.new_figure("double", 2.5)
+    left, right = fig.subplots(1, 2)
+    plotted = []
+    for i, run in enumerate(members):
+        look = {"color": style.color(i), "marker": style.marker(i), "ms": 3}
+        y = run.values("sigma_corr_mean_sq")
+        left.plot(run.steps(), y, ls=style.LINESTYLES[i % len(style.LINESTYLES)],
+                  label=f"{run.ident} {run.label}", **look)  # fmt: skip
+        plotted.append(y[np.isfinite(y)])
+        if run.has("sigma_floor"):
+            floor = run.values("sigma_floor")
+            left.plot(run.steps(), floor, color=style.color(i), ls=":", lw=0.8)
+            plotted.append(floor)
+        if run.has("dead_dims"):
+            right.plot(run.steps(), run.values("dead_dims"), ls="-", **look)
+    _log_if_wide(left, plotted)
+    for ax in (left, right):
         _epoch_axis(ax)
-        ax.set_ylabel(r"$\|\Sigma - I\|_F^2$")
-        ax.set_title(f"$\\Sigma$: {label}")
-        ax.legend(loc="best")
+    left.set_ylabel(r"mean$_{i \neq j}\ \rho_{ij}^2$")
+    left.set_title("mean squared off-diagonal correlation")
+    right.set_ylabel("dead dimensions")
+    right.set_title("dimensions with std < 2% of the largest")
+    left.legend(loc="best")
     caption = (
-        "||Sigma - I||_F^2 of the projector outputs on the fixed, un-augmented evaluation set, "
-        "for every trained method against epochs (as in Liu et al. 2022, Fig. 1). Left: Sigma "
-        "the Pearson correlation (unit diagonal); right: the uncentred second moment. Epoch 0 is "
-        "the randomly initialised encoder where the run records it there (empirical.train does); "
-        "dotted: a random-encoder value stored separately in the file."
+        "Left: the mean over pairs of live dimensions of the squared Pearson correlation of the "
+        "projector outputs on the fixed, un-augmented evaluation set (||Sigma - I||_F^2 / "
+        "(d (d-1)) when no dimension is dead; it does not grow with d), against epochs; dotted: "
+        "its floor 1/(N-1) for independent features of the N evaluation images, which no "
+        "estimate can go below. Right: the number of dead dimensions (std below 2% of the "
+        "largest); a collapsed encoder shows there, not as a low correlation. Epoch 0 is the "
+        "randomly initialised encoder, its BatchNorm statistics filled. Liu et al. 2022, Fig. 1, "
+        "plots ||Sigma - I||_F^2 (total, growing with d) for the same purpose."
     )
-    return Drawn(
-        name, title, caption, members, fig, width="double" if len(variants) == 2 else "single"
-    )
+    return Drawn(name, title, caption, members, fig, width="double")
 
 
 def wp_heatmaps(results: Sequence[Result]) -> Drawn:

@@ -1,7 +1,10 @@
 """Read and check the result files a report is built from (DESIGN.md, "Result schema").
 
 A simulation file has the dimension ``time`` (flow time t); a training run has ``epoch`` with a
-``time`` coordinate along it (flow time t = sum of learning rates). Both carry the provenance
+``time`` coordinate along it: the flow time the run recorded (``empirical.flow``), NaN for a run
+without one (LARS: the attribute ``flow_time_undefined`` says why). Readers take the physics
+from what the producers recorded (flow time, eta, the kind of predictor, which simulation
+predicts which run) and never re-derive it from option names. Both carry the provenance
 attributes written by :func:`symbolic.common.provenance.provenance` (``kind``, ``name``,
 ``params_json``, ``git_revision``, ...). Any problem is an :class:`InputError` whose message names
 the file and what is wrong, in one line; the report builder turns it into exit status 2.
@@ -19,6 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from reports.compare import Trajectory
 from symbolic.common.cli import UsageError
 from symbolic.common.schema import COL, EPOCH, MODE, ROW, TIME
 
@@ -83,10 +87,6 @@ KEY_PARAMS = (
     "data",
 )
 CAPTION_PARAMS = 7
-#: Predictors that are set from the feature correlation instead of trained by gradient descent.
-SET_PREDICTORS = ("directpred", "directcopy")
-#: How a run's stored flow time (sum of learning rates) is put on the simulations' time axis.
-TIME_CONVENTIONS = ("effective", "spec")
 
 
 class InputError(UsageError):
@@ -109,7 +109,6 @@ class Result:
     ds: xr.Dataset
     label: str = ""
     ident: str = ""
-    time_scale: float = 1.0
 
     @property
     def axis(self) -> str:
@@ -128,8 +127,13 @@ class Result:
         return str(self.attrs.get("git_revision", "unknown"))
 
     def flow_time(self) -> np.ndarray:
-        """The stored flow time times :attr:`time_scale` (see :func:`momentum_time_scale`)."""
-        return np.asarray(self.ds[TIME].values, dtype=float) * self.time_scale
+        """The flow time of each time point or measurement (NaN for a run without one)."""
+        return np.asarray(self.ds[TIME].values, dtype=float)
+
+    @property
+    def has_flow_time(self) -> bool:
+        """False for a run that records no flow time (LARS); it is never put on a t axis."""
+        return "flow_time_undefined" not in self.attrs
 
     def steps(self) -> np.ndarray:
         """Epoch numbers of a run, flow times of a simulation."""
@@ -145,19 +149,36 @@ class Result:
         return self.params.get(name, default)
 
     def eta(self) -> float | None:
-        """Weight decay per unit flow time: a simulation's ``eta``; a run's SGD ``weight_decay``.
-
-        With SGD, w <- w - lr (grad + wd w), so per unit of flow time the decay rate is wd
-        itself (SPEC section 2: SGD weight decay = alpha eta). LARS rescales each layer's step
-        by its trust ratio, so a run trained with LARS has no single eta (None).
-        """
-        if self.kind == "training" and str(self.params.get("optimizer", "sgd")).lower() != "sgd":
+        """Weight decay per unit flow time: a simulation's ``eta``; the ``eta`` a run recorded
+        per step (``empirical.flow``: wd / loss_directions), when it is one value; None for a
+        run without flow time (LARS) or without the record."""
+        if self.kind != "training":
+            value = self.params.get("eta")
+            return float(value) if isinstance(value, int | float) else None
+        if not self.has_flow_time or "eta_step" not in self.ds:
             return None
-        for key in ("eta", "weight_decay"):
-            value = self.params.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        return None
+        values = self.values("eta_step")
+        return float(values[0]) if values.size and np.all(values == values[0]) else None
+
+    def alpha_p(self) -> float | None:
+        """The predictor's rate alpha_p when it is one value over the whole run or simulation."""
+        if self.kind != "training":
+            value = self.params.get("alpha_p")
+            return float(value) if isinstance(value, int | float) else None
+        if "alpha_p_step" not in self.ds:
+            return None
+        values = self.values("alpha_p_step")
+        return float(values[0]) if values.size and np.all(values == values[0]) else None
+
+    def trajectory(self) -> Trajectory:
+        """What :mod:`reports.compare` reads: times, W_p and W where stored, eta, alpha_p."""
+        return Trajectory(
+            self.flow_time(),
+            self.values("wp") if self.has("wp") else None,
+            self.values("w") if self.has("w") else None,
+            self.eta(),
+            self.alpha_p(),
+        )
 
     def last(self, name: str) -> np.ndarray | float:
         """The last finite value of a series, or the row of a (axis, mode) variable at the end."""
@@ -223,8 +244,19 @@ class Result:
 
     @property
     def predictor_trained(self) -> bool:
-        """False when W_p is set from the feature correlation (DirectPred, DirectCopy)."""
-        return str(self.params.get("predictor", "")).lower() not in SET_PREDICTORS
+        """False when the run's W_p is set from the features (DirectPred, DirectCopy), as the
+        run's attribute ``predictor_kind`` says."""
+        return str(self.attrs.get("predictor_kind", "trained")) == "trained"
+
+    @property
+    def derived_from(self) -> str | None:
+        """The run a simulation was derived from (``--from-run``), None for other files."""
+        return str(self.attrs["from_run"]) if "from_run" in self.attrs else None
+
+    @property
+    def is_null(self) -> bool:
+        """A simulation of a run started from another seed's initial weights (the null)."""
+        return str(self.attrs.get("from_run_initial", "run")) == "seed"
 
     @property
     def partial(self) -> bool:
@@ -309,6 +341,8 @@ def _check_axis(path: Path, ds: xr.Dataset, kind: str) -> None:
     t = np.asarray(ds[TIME].values, dtype=float)
     if t.size < 2:
         raise InputError(path, f"holds {t.size} time point(s); at least 2 are needed")
+    if kind == "training" and "flow_time_undefined" in ds.attrs:
+        return  # no flow time (LARS): the run is placed on its epochs only
     if not np.all(np.isfinite(t)):
         raise InputError(path, "coordinate 'time' holds NaN or infinite values")
     if np.any(np.diff(t) < 0):
@@ -415,37 +449,12 @@ def _label(results: list[Result]) -> None:
         r.label = label
 
 
-def momentum_time_scale(params: dict[str, Any]) -> float:
-    """1/(1 - mu) for a run trained with heavy-ball momentum mu, else 1.
-
-    With momentum, v <- mu v + g and w <- w - lr v; while g changes slowly v = g/(1 - mu), so each
-    step moves the weights as gradient flow over lr/(1 - mu), weight decay included. The
-    gradient-flow time of such a run is therefore (sum of learning rates)/(1 - mu): the SPEC's
-    t = sum of learning rates scaled by 1/(1 - mu) ("effective" time convention).
-    """
-    mu = params.get("momentum", 0.0)
-    if isinstance(mu, int | float) and not isinstance(mu, bool) and 0 <= mu < 1:
-        return 1.0 / (1.0 - float(mu))
-    return 1.0
-
-
-def load_inputs(
-    sims: Sequence[str], runs: Sequence[str], time_convention: str = "effective"
-) -> tuple[list[Result], list[Result]]:
-    """Load every simulation file and every run (folder or file); labels and ids S1.., R1..
-
-    ``time_convention`` "effective" puts runs at t = sum(lr)/(1 - momentum) (see
-    :func:`momentum_time_scale`); "spec" keeps t = sum of learning rates.
-    """
+def load_inputs(sims: Sequence[str], runs: Sequence[str]) -> tuple[list[Result], list[Result]]:
+    """Load every simulation file and every run (folder or file); labels and ids S1.., R1.."""
     if not sims and not runs:
         raise UsageError("nothing to report: give --sim FILE... and/or --runs FOLDER...")
-    if time_convention not in TIME_CONVENTIONS:
-        raise UsageError(f"time convention {time_convention!r} is not one of {TIME_CONVENTIONS}")
     sim_results = [load_result(p, "simulation") for p in sims]
     run_results = [load_result(run_file(p), "training") for p in runs]
-    if time_convention == "effective":
-        for r in run_results:
-            r.time_scale = momentum_time_scale(r.params)
     for prefix, group in (("S", sim_results), ("R", run_results)):
         _label(group)
         for i, r in enumerate(group, 1):

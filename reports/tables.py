@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.compare import Agreement, collapsed_description, decay_rate, relative_deviation
+from dynamics.observables import collapsed_modes
+from reports.compare import NULL_MARGIN, Row, decay_rate
 from reports.inputs import Result
 from symbolic.common.latex import latex_escape
 
@@ -139,13 +140,10 @@ METHOD_COLUMNS = [
     Column("random_knn_acc", "kNN acc. (random enc.)", "kNN acc.\\ (random enc.)"),
     Column("linear_acc", "linear acc.", "linear acc."),
     Column("random_linear_acc", "linear acc. (random enc.)", "linear acc.\\ (random enc.)"),
-    Column("sigma_dist_pearson", "‖Σ−I‖² (Pearson)", r"$\|\Sigma - I\|_F^2$ (Pearson)"),
-    Column(
-        "random_sigma_dist_pearson",
-        "‖Σ−I‖² (Pearson, random enc.)",
-        r"$\|\Sigma - I\|_F^2$ (Pearson, random enc.)",
-    ),
-    Column("sigma_dist_moment", "‖Σ−I‖² (moment)", r"$\|\Sigma - I\|_F^2$ (moment)"),
+    Column("sigma_corr_mean_sq", "mean ρ²", r"mean $\rho^2$"),
+    Column("random_sigma_corr_mean_sq", "mean ρ² (random enc.)", r"mean $\rho^2$ (random enc.)"),
+    Column("sigma_floor", "floor 1/(N−1)", r"floor $1/(N-1)$"),
+    Column("dead_dims", "dead dims", "dead dims"),
     Column("effective_rank", "effective rank", "eff.\\ rank"),
     Column("random_effective_rank", "effective rank (random enc.)", "eff.\\ rank (random enc.)"),
     Column("z_std", "z std", r"$z$ std"),
@@ -166,8 +164,9 @@ def methods_table(runs: Sequence[Result]) -> Table | None:
         for var in (
             "knn_acc",
             "linear_acc",
-            "sigma_dist_pearson",
-            "sigma_dist_moment",
+            "sigma_corr_mean_sq",
+            "sigma_floor",
+            "dead_dims",
             "effective_rank",
             "z_std",
             "wp_asymmetry",
@@ -175,7 +174,7 @@ def methods_table(runs: Sequence[Result]) -> Table | None:
         ):
             if run.has(var):
                 row[var] = run.last(var)
-        for var in ("knn_acc", "linear_acc", "sigma_dist_pearson", "effective_rank"):
+        for var in ("knn_acc", "linear_acc", "sigma_corr_mean_sq", "effective_rank"):
             row[f"random_{var}"] = run.baseline(var)
         if run.has("alignment_cos"):
             row["alignment"] = float(np.nanmean(run.last("alignment_cos")))
@@ -186,9 +185,12 @@ def methods_table(runs: Sequence[Result]) -> Table | None:
         title="Trained methods: probe accuracy and final observables",
         caption=(
             "Probe accuracies (kNN and linear probe on frozen backbone features) and the "
-            "observables at the last epoch, next to the randomly initialised encoder of the same "
-            "architecture. ||Sigma - I||_F^2 on projector outputs, both conventions; alignment is "
-            "the mean over modes of cos(W_p u_j, u_j)."
+            "observables at the last measurement, next to the randomly initialised encoder of the "
+            "same architecture (BatchNorm statistics filled before it is measured). Mean rho^2: "
+            "the mean squared off-diagonal Pearson correlation of the projector outputs over "
+            "their live dimensions, next to its floor 1/(N-1) for independent features of the N "
+            "evaluation images; dead dims: dimensions whose std fell below 2% of the largest; "
+            "alignment is the mean over modes of cos(W_p u_j, u_j)."
         ),
         frame=_frame(rows, columns),
         columns=columns,
@@ -233,17 +235,17 @@ def predictions_table(sims: Sequence[Result]) -> Table | None:
         )
         eig_var = "wp_eig_real" if sim.has("wp_eig_real") else "p" if sim.has("p") else None
         if eig_var:
-            end = sim.last(eig_var)
-            row["eig_max"] = float(np.max(end))
-            imag = sim.last("wp_eig_imag") if sim.has("wp_eig_imag") else 0.0
-            row["collapsed"] = collapsed_description(np.hypot(end, imag))
+            real = sim.values(eig_var)
+            imag = sim.values("wp_eig_imag") if sim.has("wp_eig_imag") else 0.0
+            row["eig_max"] = float(np.max(real[-1]))
+            row["collapsed"] = collapsed_description(collapsed_modes(np.hypot(real, imag))[-1])
         eta = sim.eta()
         residual = next(
             (v for v in ("conservation_residual_weight", "invariant_residual") if sim.has(v)), None
         )
-        if residual == "conservation_residual_weight" and eta is not None:
+        if residual == "conservation_residual_weight" and eta:
             k = decay_rate(sim.flow_time(), sim.values(residual))
-            row.update(decay_rate=k, two_eta=2 * eta, decay_dev=relative_deviation(k, 2 * eta))
+            row.update(decay_rate=k, two_eta=2 * eta, decay_dev=abs(k - 2 * eta) / (2 * eta))
         rows.append(row)
     columns = _drop_empty(PREDICTION_COLUMNS, rows, keep=2)
     return Table(
@@ -263,52 +265,70 @@ def predictions_table(sims: Sequence[Result]) -> Table | None:
     )
 
 
-AGREEMENT_COLUMNS = [
+def collapsed_description(mask: np.ndarray) -> str:
+    """Which modes (1-based, in the file's order) are collapsed: 'none of 8', 'all 8',
+    'modes 5-8 of 8'."""
+    n = mask.size
+    idx = np.flatnonzero(mask) + 1
+    if idx.size == 0:
+        return f"none of {n}"
+    if idx.size == n:
+        return f"all {n}"
+    if np.all(np.diff(idx) == 1):
+        return f"modes {idx[0]}-{idx[-1]} of {n}" if idx.size > 1 else f"mode {idx[0]} of {n}"
+    return f"modes {', '.join(map(str, idx))} of {n}"
+
+
+FINDING_COLUMNS = [
     Column("run", "run", "run"),
-    Column("simulation", "simulation", "simulation"),
+    Column("prediction", "prediction", "prediction"),
     Column("quantity", "quantity", "quantity"),
-    Column("predicted", "predicted", "predicted"),
-    Column("measured", "measured", "measured"),
-    Column("statistic", "statistic", "statistic"),
-    Column("value", "value", "value"),
-    Column("verdict", "agrees", "agrees"),
+    Column("value", "error", "error"),
+    Column("tolerance", "tolerance", "tolerance"),
+    Column("frozen", "null: frozen initial network", "null: frozen init."),
+    Column("other_seed", "null: other seed", "null: other seed"),
+    Column("verdict", "verdict", "verdict"),
 ]
 
 
-def verdict(agreement: Agreement) -> str:
-    state = agreement.agrees
-    return "n/a" if state is None else "yes" if state else "no"
-
-
-def agreement_table(rows: Sequence[tuple[Result, Result, Agreement]]) -> Table | None:
-    """Predicted against measured quantities with their agreement statistic."""
+def findings_table(rows: Sequence[tuple[Result, Result, Row]]) -> Table | None:
+    """Each prediction against its run: the error statistic, its nulls, the verdict."""
     if not rows:
         return None
-    records = [
-        {
-            "run": f"{run.ident} {run.label}",
-            "simulation": f"{sim.ident} {sim.label}",
-            "quantity": a.quantity,
-            "predicted": a.predicted,
-            "measured": a.measured,
-            "statistic": a.statistic,
-            "value": a.value,
-            "verdict": verdict(a),
-        }
-        for run, sim, a in rows
-    ]
+    records = []
+    for run, sim, row in rows:
+        other = row.nulls.get("other seed", float("nan"))
+        records.append(
+            {
+                "run": f"{run.ident} {run.label}",
+                "prediction": f"{sim.ident} {sim.label}",
+                "quantity": row.quantity,
+                "value": row.value,
+                "tolerance": row.tolerance,
+                "frozen": row.nulls.get("frozen", float("nan")),
+                "other_seed": other if "other seed" in row.nulls else "n/a",
+                "verdict": row.verdict,
+            }
+        )
     sources: list[Result] = []
     for run, sim, _ in rows:
         sources += [r for r in (run, sim) if r not in sources]
     return Table(
-        name="agreement",
-        title="Agreement between prediction and measurement",
+        name="findings",
+        title="Findings: predictions against measurements, with their nulls",
         caption=(
-            "Each run against its simulation, aligned on flow time t. The statistics are defined "
-            "in the section 'Agreement statistics'; 'agrees' applies the tolerances stated there."
+            "Each run against the simulation derived from it (python -m dynamics.simulate "
+            "--from-run), on the run's measurement times. Every statistic is an error (0: "
+            "identical; definitions in the section 'Agreement statistics'), computed also for "
+            "the nulls: the run's initial network held frozen, and a simulation of the same run "
+            "started from another seed's initial weights (n/a where the prediction does not "
+            "depend on the start). 'agrees': within the tolerance and at least "
+            f"{NULL_MARGIN:g} times below the best null; 'not distinguishable from the null': "
+            "within the tolerance but not that far below a null; 'disagrees': outside the "
+            "tolerance."
         ),
-        frame=_frame(records, AGREEMENT_COLUMNS),
-        columns=list(AGREEMENT_COLUMNS),
+        frame=_frame(records, FINDING_COLUMNS),
+        columns=list(FINDING_COLUMNS),
         sources=sources,
     )
 

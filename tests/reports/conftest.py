@@ -61,6 +61,7 @@ def report(inputs, tmp_path_factory) -> Path:
     proc = run_build(
         "--sim",
         str(inputs["sim"]),
+        str(inputs["null"]),
         str(inputs["modes"]),
         "--runs",
         str(inputs["byol"]),

@@ -23,9 +23,10 @@ FIGURES = (
     "wp_heatmaps",
     "wp_spectrum_epochs",
     "phase_portrait",
+    "prediction_error",
 )
 LINE_ART = ("wp_eigenvalues", "conservation_residual", "sigma_distance", "phase_portrait")
-TABLES = ("methods", "predictions", "agreement", "audit", "sources")
+TABLES = ("findings", "methods", "predictions", "audit", "sources")
 #: Journal column widths (89 mm and 183 mm) in inches, and the PNG resolution of a print figure.
 COLUMN_WIDTHS_IN = (3.5, 7.2)
 DPI = 300
@@ -120,8 +121,8 @@ def test_methods_table_holds_the_input_numbers(report):
         expected = {
             "kNN acc.": synthetic.KNN[method][-1],
             "linear acc.": synthetic.LINEAR[method][-1],
-            "‖Σ−I‖² (Pearson)": synthetic.SIGMA_PEARSON[method][-1],
-            "‖Σ−I‖² (moment)": synthetic.SIGMA_MOMENT[method][-1],
+            "mean ρ²": synthetic.CORR[method][-1],
+            "mean ρ² (random enc.)": synthetic.CORR[method][0],
             "kNN acc. (random enc.)": synthetic.RANDOM_KNN[method],
             "linear acc. (random enc.)": synthetic.RANDOM_LINEAR[method],
             "epochs": synthetic.EPOCHS[-1],
@@ -131,15 +132,15 @@ def test_methods_table_holds_the_input_numbers(report):
         tex_row = next(
             line for line in tex.splitlines() if line.startswith(method.replace("_", r"\_"))
         )
-        assert f"{synthetic.SIGMA_PEARSON[method][-1]:.4g}" in tex_row
+        assert f"{synthetic.CORR[method][-1]:.4g}" in tex_row
     assert pd.isna(row_of(md, "method", "barlow_twins")["W_p asymmetry"])
     asym = 0.3 * np.exp(-synthetic.EPOCHS[-1] * synthetic.LR_PER_EPOCH)
     assert float(row_of(md, "method", "byol")["W_p asymmetry"]) == pytest.approx(asym, rel=5e-4)
 
 
-def test_predictions_and_agreement_tables(report):
+def test_predictions_and_findings_tables(report):
     pred = read_markdown_table((report / "tables" / "predictions.md").read_text(encoding="utf-8"))
-    byol = row_of(pred, "scenario", "linear_byol")
+    byol = row_of(pred, "sim.", "S1")
     assert float(byol["p*₊"]) == 0.6 and float(byol["p*₋"]) == 0.05
     assert float(byol["η"]) == synthetic.ETA
     # the weight-space residual is exactly e^{-2 eta t}: fitted rate 2 eta, deviation 0
@@ -147,12 +148,20 @@ def test_predictions_and_agreement_tables(report):
     assert float(byol["rel. deviation"]) == pytest.approx(0, abs=1e-9)
     assert byol["collapsed modes"] == "modes 3-4 of 4"
 
-    agree = read_markdown_table((report / "tables" / "agreement.md").read_text(encoding="utf-8"))
-    assert set(agree["run"]) == {"R1 byol"} and set(agree["simulation"]) == {"S1 linear_byol"}
-    assert list(agree["agrees"]) == ["yes"] * len(agree)
-    decay = row_of(agree, "quantity", "decay rate of the conservation residual")
-    assert float(decay["predicted"]) == pytest.approx(2 * synthetic.ETA)
-    assert float(decay["measured"]) == pytest.approx(2 * synthetic.ETA, rel=1e-4)
+    found = read_markdown_table((report / "tables" / "findings.md").read_text(encoding="utf-8"))
+    assert set(found["run"]) == {"R1 byol"}
+    assert set(found["prediction"]) == {"S1 linear_byol (linear_byol)"}
+    verdicts = dict(zip(found["quantity"], found["verdict"], strict=True))
+    # the run is its simulation sampled exactly: every error 0; both nulls are worse, except
+    # the collapse pattern, which the other-seed start reaches too (P_INF is fixed)
+    assert verdicts.pop("collapsed modes at the end") == "not distinguishable from the null"
+    assert set(verdicts.values()) == {"agrees"} and len(verdicts) == 5
+    assert all(float(v) < 1e-9 for v in found["error"])
+    conservation = row_of(
+        found, "quantity", "decay of W W^T - W_p^T W_p/alpha_p at 2 eta (Theorem 1)"
+    )
+    assert float(conservation["null: frozen initial network"]) == pytest.approx(1.0)
+    assert conservation["null: other seed"] == "n/a"
 
 
 def test_audit_table_keeps_the_claims(report):
@@ -172,7 +181,7 @@ def test_every_figure_and_table_carries_provenance(report, inputs):
     text = (report / "report.md").read_text(encoding="utf-8")
     manifest = json.loads((report / "provenance.json").read_text(encoding="utf-8"))
     by_id = {s["id"]: s for s in manifest["sources"]}
-    assert set(by_id) == {"S1", "S2", "R1", "R2"}
+    assert set(by_id) == {"S1", "S2", "S3", "R1", "R2"}
     for path in (inputs["sim"], inputs["byol"] / "measurements.nc"):
         with xr.open_dataset(path) as ds:
             attrs = dict(ds.attrs)
@@ -185,37 +194,34 @@ def test_every_figure_and_table_carries_provenance(report, inputs):
     for name, entry in manifest["figures"].items():
         assert entry["sources"], name
         block = text.split(f"({entry['files'][1]})", 1)[1].split("## ", 1)[0]
-        assert "Provenance:" in block and all(f"[{i}]" in block for i in entry["sources"])
+        assert "Provenance:" in block and all(f"{i} " in block for i in entry["sources"])
         with Image.open(report / entry["files"][1]) as image:
             assert all(f"[{i}]" in image.info["Description"] for i in entry["sources"])
     assert manifest["tables"]["methods"]["sources"] == ["R1", "R2"]
 
 
 def test_statistics_are_defined_in_the_report(report):
+    from reports.compare import STATISTICS
+
     text = (report / "report.md").read_text(encoding="utf-8")
-    section = text.split("### Agreement statistics", 1)[1].split("**Table", 1)[0]
-    for key in (
-        "decay_rate",
-        "spectrum_correlation",
-        "asymmetry_end",
-        "alignment_end",
-        "collapse_agreement",
-        "trajectory_error",
-    ):
-        assert f"- {key}: " in section
-    assert "ordinary least-squares slope of ln r(t)" in section
+    section = text.split("## 5. Agreement statistics", 1)[1].split("![Figure", 1)[0]
+    for key, stat in STATISTICS.items():
+        assert f"- {key} ({stat.quantity}; tolerance {stat.tolerance:g}" in section
+    assert "Hungarian algorithm" in section
 
 
 def test_story_order_and_self_contained_html(report):
     text = (report / "report.md").read_text(encoding="utf-8")
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
-    assert headings[:5] == [
-        "1. Set-up",
-        "2. Predictions",
-        "3. Measurements",
-        "4. Agreement",
-        "5. Where theory and practice disagree",
+    assert headings[:6] == [
+        "1. Findings",
+        "2. Sources",
+        "3. Predictions",
+        "4. Measurements",
+        "5. Agreement statistics",
+        "6. Claims audit",
     ]
+    assert text.index("**Table 1. Findings") < text.index("![Figure 1")
     html = (report / "report.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", html), "external reference in HTML"
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
@@ -229,7 +235,7 @@ def test_figure_reasons_when_inputs_lack_them(tmp_path, inputs):
 
     out = build([str(inputs["sim"])], [], tmp_path / "r", audit="none")
     text = (out / "report.md").read_text(encoding="utf-8")
-    assert "Figure 'sigma_distance' not drawn: no training run holds" in text
+    assert "sigma_distance: no training run holds" in text
     assert "The claims audit is not included: left out on request (--audit none)." in text
     assert not (out / "figures" / "sigma_distance.png").exists()
     assert (out / "figures" / "wp_eigenvalues.png").exists()
@@ -256,7 +262,7 @@ def test_report_replaces_an_earlier_report(tmp_path, inputs):
 
 def test_sources_table_lists_every_input(report, inputs):
     md = read_markdown_table((report / "tables" / "sources.md").read_text(encoding="utf-8"))
-    assert list(md["id"]) == ["S1", "S2", "R1", "R2"]
+    assert list(md["id"]) == ["S1", "S2", "S3", "R1", "R2"]
     assert Path(row_of(md, "id", "R2")["file"]) == inputs["barlow_twins"] / "measurements.nc"
     assert "weight_decay=0.05" in row_of(md, "id", "R1")["parameters"]
 
@@ -271,7 +277,7 @@ def test_random_encoder_baseline_from_epoch_zero(tmp_path):
     epochs = np.arange(3)
     ds = xr.Dataset(
         {
-            "sigma_dist_pearson": ("epoch", [5.0, 3.0, 2.0]),
+            "sigma_corr_mean_sq": ("epoch", [5.0, 3.0, 2.0]),
             "effective_rank": ("epoch", [1.5, 4.0, 6.0]),
             "knn_acc": ("epoch", [0.6, 0.7, 0.72]),
             "knn_acc_random": ((), 0.6),
@@ -284,8 +290,8 @@ def test_random_encoder_baseline_from_epoch_zero(tmp_path):
     plain = write_netcdf(ds, tmp_path / "without" / "measurements.nc").parent
     _, runs = load_inputs([], [str(folder), str(plain)])
     frame = methods_table(runs).frame
-    assert list(frame["random_sigma_dist_pearson"].isna()) == [False, True]
-    assert frame["random_sigma_dist_pearson"][0] == 5.0
+    assert list(frame["random_sigma_corr_mean_sq"].isna()) == [False, True]
+    assert frame["random_sigma_corr_mean_sq"][0] == 5.0
     assert frame["random_effective_rank"][0] == 1.5
     assert list(frame["random_knn_acc"]) == [0.6, 0.6]
-    assert list(frame["sigma_dist_pearson"]) == [2.0, 2.0]
+    assert list(frame["sigma_corr_mean_sq"]) == [2.0, 2.0]
