@@ -82,6 +82,35 @@ def mode_rhs(p, s, tau, eta, alpha_p, beta, sigma2, simsiam=False, out=None):
     return dp, ds, dtau
 
 
+def mode_rhs_on_invariant(p, tau, decay, eta, lam, beta, simsiam=False):
+    """(dp/dt, dtau/dt) of eqs. 11 and 13 with s_j eliminated by the exact invariant.
+
+    alpha_p s_j = p_j^2 + decay, decay = alpha_p c_j e^{-2 eta t} (SPEC 2), so that, with
+    lam = 1 + sigma^2 and g = p_j [tau_j - lam p_j] (= (ds_j/dt)/(2 s_j) + eta),
+
+        dp_j/dt   = (p_j^2 + decay) [tau_j - lam p_j] - eta p_j
+                  = p_j (g - eta) + decay [tau_j - lam p_j]
+        dtau_j/dt = beta (1 - tau_j) - tau_j (g - eta) = beta - tau_j (g + beta - eta)
+
+    (dtau/dt = 0 for SimSiam: the number 0). Arithmetic on any broadcastable arrays (numpy or
+    torch), written for few passes over them; ``decay`` None stands for 0 (c_j = 0: modes that
+    start on the parabola s = p^2/alpha_p).
+    """
+    gain = lam * p
+    gain = tau - gain
+    g = p * gain
+    dp = g - eta
+    dp *= p
+    if decay is not None:
+        gain *= decay
+        dp += gain
+    if simsiam:
+        return dp, 0.0
+    g += beta - eta
+    g *= tau
+    return dp, beta - g
+
+
 #: a mode counts as converged when within this fraction of p*_+
 CONVERGED_FRACTION = 0.02
 #: ... and as collapsed when |p_j| is below p*_- (its collapse basin) or below this fraction of
