@@ -277,7 +277,8 @@ class _Stepper:
             crossed = accept & (rate >= conv_tol) & below
             t_conv = xp.where(accept & ~below, math.nan, cols["t_conv"])
             if bool(crossed.any()):
-                frac = xp.log(rate / conv_tol) / xp.log(rate / new_rate)
+                with np.errstate(divide="ignore", invalid="ignore"):  # new_rate 0: frac 0
+                    frac = xp.log(rate / conv_tol) / xp.log(rate / new_rate)
                 frac = xp.clip(xp.where(frac == frac, frac, 1.0), 0.0, 1.0)
                 t_conv = xp.where(crossed, t + step * frac, t_conv)
             cols["t_conv"] = t_conv

@@ -52,7 +52,7 @@ def initial_columns(base: EigenmodeParams, values: dict[str, np.ndarray]) -> dic
     return {"p": p0, "tau": np.broadcast_to(tau0[:, None], p0.shape), "q": q}
 
 
-def _system(xp, simsiam: bool, decaying: bool):
+def mode_system(xp, simsiam: bool, decaying: bool):
     """(rhs, rate) of columns with state (p, tau), or p alone for SimSiam.
 
     rhs: mode_rhs_on_invariant with decay = q e^{-2 eta t}; rate: max(|dp/dt|, |ds/dt|,
@@ -117,7 +117,7 @@ def run_mode_points(
             continue
         y0 = [start["p"].ravel()[at]] + ([] if group else [start["tau"].ravel()[at]])
         args = tuple(per_mode[n][at] for n in ("eta", "lam", "beta", "alpha_p", "q"))
-        rhs, rate = _system(xp, group, bool(np.any(per_mode["q"][at] != 0)))
+        rhs, rate = mode_system(xp, group, bool(np.any(per_mode["q"][at] != 0)))
         result = integrate_batch(
             rhs, np.stack(y0), t_end, args, method, rtol, atol, blowup, conv_tol, rate, xp
         )
