@@ -16,10 +16,11 @@
    per point (36 states) vs one per (point, mode) (3 states) vs the invariant (2 states), each
    with RK45 and DOP853; and the share of the loop's Python overhead (the cost per loop pass
    measured at 256 columns per batch, where it dominates).
-4. ``--backend torch`` on the CPU against numpy (time and largest difference); on CUDA, when
-   present, ``--cuda-points`` points.
-5. The matrix-model sweep (``linear_byol``, dim 64) with --workers 1 and 2, and a single
+4. The matrix-model sweep (``linear_byol``, dim 64) with --workers 1 and 2, and a single
    ``linear_byol --dim 256`` simulation to t = 100 split into integration and observables.
+5. ``--backend torch`` on the CPU against numpy (time and largest difference); on CUDA, when
+   present, ``--cuda-points`` points. Last, because importing torch made the multi-threaded BLAS
+   of the matrix models several times slower in the same process.
 Each figure is the best of ``--repeat`` runs; the load average of the machine (shared) is
 printed before and after.
 """
@@ -84,7 +85,8 @@ def final_state(point: dict, method: str, rtol: float, atol: float) -> np.ndarra
 
 def loop_comparison(ds, subset: int, rtol: float, atol: float) -> dict[str, float]:
     """solve_ivp loop seconds per point (RK45, DOP853) on random points, and the largest
-    differences of the final (p, s, tau): sweep - loop, sweep - reference, loop - reference."""
+    differences of the final (p, s, tau) in units of atol + rtol |y|: sweep - loop (DOP853),
+    sweep - reference, loop - reference (reference: DOP853 at rtol 1e-12)."""
     names = list(ds["wp_eig_real"].dims[:-1])
     flat = ds.stack(point=names)
     finite = np.flatnonzero(flat["diverged"].values == 0)  # diverged: states near |y| = 1e6
@@ -105,7 +107,11 @@ def loop_comparison(ds, subset: int, rtol: float, atol: float) -> dict[str, floa
     fast = min(("RK45", "DOP853"), key=out.get)
 
     def worst(a, b):
-        return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
+        """max |a - b| in units of the tolerance, atol + rtol |b| (b: the reference)."""
+        return max(
+            float(np.max(np.abs(x - y) / (atol + rtol * np.abs(y))))
+            for x, y in zip(a, b, strict=True)
+        )
 
     out.update(
         fastest=fast,
@@ -153,10 +159,10 @@ def per_mode_sweeps(args) -> None:
                 "(2 workers)"
             )
             print(
-                f"  on those points max |final (p, s, tau)| differences: sweep - loop "
-                f"{loop['sweep_loop']:.1e}, "
-                f"sweep - rtol 1e-12 run {loop['sweep_ref']:.1e}, loop - rtol 1e-12 run "
-                f"{loop['loop_ref']:.1e}"
+                "  final (p, s, tau) on those points, max |difference| / (atol + rtol |y|): "
+                f"sweep - loop {loop['sweep_loop']:.2g}, "
+                f"sweep - rtol 1e-12 run {loop['sweep_ref']:.2g}, loop - rtol 1e-12 run "
+                f"{loop['loop_ref']:.2g}"
             )
 
 
@@ -263,12 +269,15 @@ def torch_backends(args) -> None:
     got_s, got = best_of(
         args.repeat, lambda: run_sweep("eigenmodes", grid, {}, settings, backend="torch:cpu")
     )
-    diff = max(
-        float(np.max(np.abs(got[v].values - ref[v].values))) for v in ("wp_eig_real", "s", "tau")
-    )
+    deltas = [np.abs(got[v].values - ref[v].values) for v in ("wp_eig_real", "s", "tau")]
+    scales = [
+        settings.atol + settings.rtol * np.abs(ref[v].values) for v in ("wp_eig_real", "s", "tau")
+    ]
+    units = max(float(np.max(d / c)) for d, c in zip(deltas, scales, strict=True))
     print(
-        f"  numpy {ref_s:.2f} s, torch:cpu {got_s:.2f} s ({got_s / ref_s:.2f}x); max |final "
-        f"(p, s, tau) difference| {diff:.1e}"
+        f"  numpy {ref_s:.2f} s, torch:cpu {got_s:.2f} s ({got_s / ref_s:.2f}x); final (p, s, "
+        f"tau): max |difference| {max(float(d.max()) for d in deltas):.1e}, {units:.2g} in units "
+        "of atol + rtol |y|"
     )
     if not torch.cuda.is_available():
         print("  no CUDA device: the torch:cuda measurement is skipped")
@@ -327,10 +336,10 @@ def main() -> None:
     per_mode_sweeps(args)
     if not args.skip_variants:
         variants(args)
-    if not args.skip_torch:
-        torch_backends(args)
     if not args.skip_matrix:
         matrix_models(args)
+    if not args.skip_torch:  # last: importing torch slowed numpy's multi-threaded BLAS 4x
+        torch_backends(args)
     print(f"\nend: {load()}")
 
 
