@@ -17,7 +17,9 @@
    with RK45 and DOP853; and the share of the loop's Python overhead (the cost per loop pass
    measured at 256 columns per batch, where it dominates).
 4. The matrix-model sweep (``linear_byol``, dim 64) with --workers 1 and 2, and a single
-   ``linear_byol --dim 256`` simulation to t = 100 split into integration and observables.
+   ``linear_byol --dim 256`` simulation to t = 100 split into integration and observables, in
+   a fresh process with one BLAS thread and with the default (on a loaded 2-core machine
+   two BLAS threads per process ran several times slower).
 5. ``--backend torch`` on the CPU against numpy (time and largest difference); on CUDA, when
    present, ``--cuda-points`` points. Last, because importing torch made the multi-threaded BLAS
    of the matrix models several times slower in the same process.
@@ -29,18 +31,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from dynamics import scenarios
 from dynamics.array_backend import backend
 from dynamics.batch_integrate import integrate_batch
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams, mode_rhs
-from dynamics.simulate import RunSettings, run_model, to_dataset
+from dynamics.simulate import RunSettings
 from dynamics.sweep import modes as sweep_modes
 from dynamics.sweep import run_sweep
+from dynamics.sweep.execution import THREAD_VARS
 
 T_END = 150.0
 TOLERANCES = ((1e-8, 1e-10), (1e-6, 1e-8))
@@ -308,19 +312,38 @@ def matrix_models(args) -> None:
         )
         base = base or seconds
         print(f"  --workers {workers}: {seconds:6.2f} s  (speed-up {base / seconds:.2f}x)")
-    scenario = scenarios.get("linear_byol")
-    model = scenario.model(scenario.params(dim=256))
-    settings = RunSettings(t_end=100.0)
-    start = time.perf_counter()
-    traj = run_model(model, settings)
-    middle = time.perf_counter()
-    to_dataset(model, settings, traj, middle - start)
-    end = time.perf_counter()
-    print(
-        f"  linear_byol --dim 256 to t = 100 (DOP853, rtol 1e-10): {end - start:.1f} s = "
-        f"integration {middle - start:.1f} s ({traj.n_rhs} rhs evaluations) + observables at "
-        f"{traj.t.size} times {end - middle:.1f} s"
-    )
+    for threads in ("1", None):
+        env = dict(os.environ)
+        if threads:
+            env.update({k: threads for k in THREAD_VARS})
+        # a fresh process each: BLAS threads are fixed when numpy is first imported
+        out = subprocess.run(
+            [sys.executable, "-c", LINEAR_BYOL_256],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        print(f"  {out} [BLAS threads: {threads or 'default'}; {load()}]")
+
+
+#: one ``python -m dynamics.simulate linear_byol --dim 256 --t-end 100`` run, split in two
+LINEAR_BYOL_256 = """
+import time
+from dynamics import scenarios
+from dynamics.simulate import RunSettings, run_model, to_dataset
+scenario = scenarios.get("linear_byol")
+model = scenario.model(scenario.params(dim=256))
+settings = RunSettings(t_end=100.0)
+start = time.perf_counter()
+traj = run_model(model, settings)
+middle = time.perf_counter()
+to_dataset(model, settings, traj, middle - start)
+end = time.perf_counter()
+print(f"linear_byol --dim 256 to t = 100 (DOP853, rtol 1e-10): {end - start:.1f} s = "
+      f"integration {middle - start:.1f} s ({traj.n_rhs} rhs evaluations) + observables at "
+      f"{traj.t.size} times {end - middle:.1f} s")
+"""
 
 
 def main() -> None:
