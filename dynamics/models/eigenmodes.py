@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
+from dynamics import observables as obs
 from dynamics.models.base import Model, StateLayout
 from symbolic.common.options import ParameterError, param, require, validate
 from symbolic.common.schema import MODE, TIME
@@ -76,22 +77,50 @@ def mode_rhs(p, s, tau, eta, alpha_p, beta, sigma2, simsiam=False, out=None):
     return dp, ds, dtau
 
 
+def mode_rhs_on_invariant(p, tau, decay, eta, lam, beta, simsiam=False):
+    """(dp/dt, dtau/dt) of eqs. 11 and 13 with s_j eliminated by the exact invariant.
+
+    alpha_p s_j = p_j^2 + decay, decay = alpha_p c_j e^{-2 eta t} (SPEC 2), so that, with
+    lam = 1 + sigma^2 and g = p_j [tau_j - lam p_j] (= (ds_j/dt)/(2 s_j) + eta),
+
+        dp_j/dt   = (p_j^2 + decay) [tau_j - lam p_j] - eta p_j
+                  = p_j (g - eta) + decay [tau_j - lam p_j]
+        dtau_j/dt = beta (1 - tau_j) - tau_j (g - eta) = beta - tau_j (g + beta - eta)
+
+    (dtau/dt = 0 for SimSiam: the number 0). Arithmetic on any broadcastable arrays (numpy or
+    torch), written for few passes over them; ``decay`` None stands for 0 (c_j = 0: modes that
+    start on the parabola s = p^2/alpha_p).
+    """
+    gain = lam * p
+    gain = tau - gain
+    g = p * gain
+    dp = g - eta
+    dp *= p
+    if decay is not None:
+        gain *= decay
+        dp += gain
+    if simsiam:
+        return dp, 0.0
+    g += beta - eta
+    g *= tau
+    return dp, beta - g
+
+
 #: a mode counts as converged when within this fraction of p*_+
 CONVERGED_FRACTION = 0.02
-#: ... and as collapsed when |p_j| is below p*_- (its collapse basin) or below this fraction of
-#: tau/(1+sigma^2), the eta = 0 fixed point (the basin is empty at eta = 0)
-COLLAPSE_FRACTION = 0.02
 
 
 def mode_fates(p, p_plus, p_minus, sigma2, tau=1.0) -> tuple[np.ndarray, np.ndarray]:
     """(collapsed, converged) boolean arrays for final eigenvalues p; broadcasts all arguments.
 
-    Converged: |p - p*_+| <= 2% of p*_+ (only where p*_+ > 0); collapsed: |p| < max(p*_-,
-    2% of tau/(1+sigma^2)), i.e. inside the collapse basin, where p -> 0 (SPEC 2, Tian B.2).
+    Converged: |p - p*_+| <= 2% of p*_+ (only where p*_+ > 0); collapsed: inside the collapse
+    basin |p| < p*_-, where p -> 0 (SPEC 2, Tian B.2), or collapsed by the toolkit's criterion
+    (:func:`dynamics.observables.collapsed`) relative to tau/(1+sigma^2), the eta = 0 fixed point
+    (the basin is empty at eta = 0).
     """
     p, p_plus, p_minus = (np.asarray(v) for v in (p, p_plus, p_minus))
-    floor = np.maximum(p_minus, COLLAPSE_FRACTION * np.asarray(tau) / (1.0 + np.asarray(sigma2)))
-    collapsed = np.abs(p) < floor
+    scale = np.asarray(tau) / (1.0 + np.asarray(sigma2))
+    collapsed = (np.abs(p) < p_minus) | obs.collapsed(p, scale)
     with np.errstate(invalid="ignore"):
         converged = (p_plus > 0) & (np.abs(p - p_plus) <= CONVERGED_FRACTION * p_plus)
     return collapsed, converged & ~collapsed

@@ -185,16 +185,22 @@ def options_of(cls: type) -> list[dataclasses.Field]:
 
 
 def add_options(
-    parser: argparse.ArgumentParser | Any, cls: type, defaults: Mapping[str, Any] | None = None
+    parser: argparse.ArgumentParser | Any,
+    cls: type,
+    defaults: Mapping[str, Any] | None = None,
+    exclude: Iterable[str] = (),
 ) -> None:
     """One command-line option per option field of the dataclass ``cls``.
 
     Options are added with ``default=SUPPRESS``: the parsed namespace holds only what the user
     gave, so a configuration file can sit between the defaults and the command line (see
-    :func:`resolve`). The help shows each default (``defaults`` overrides the field's).
+    :func:`resolve`). The help shows each default (``defaults`` overrides the field's); fields
+    named in ``exclude`` get no option.
     """
     defaults = dict(defaults or {})
     for field in options_of(cls):
+        if field.name in exclude:
+            continue
         meta = field.metadata
         default = defaults.get(field.name, _default_of(field))
         flag = option_name(field)

@@ -113,7 +113,7 @@ def test_an_interrupted_sweep_resumes_from_its_parts(tmp_path, serial_matrix_swe
     computed = []
 
     def stop_after_two(unit):
-        computed.append(unit.number)
+        computed.append(unit.start)
         if len(computed) == 2:
             raise KeyboardInterrupt
 
@@ -128,9 +128,9 @@ def test_an_interrupted_sweep_resumes_from_its_parts(tmp_path, serial_matrix_swe
                   out=out, resume=True)  # fmt: skip
     later = []
     ds = run_sweep("linear_simsiam", MATRIX_GRID, MATRIX, MATRIX_SETTINGS, out=out, resume=True,
-                   on_unit=lambda u: later.append(u.number))  # fmt: skip
+                   on_unit=lambda u: later.append(u.start))  # fmt: skip
     assert sorted(later) == sorted(set(range(4)) - set(computed))  # only the missing units ran
-    assert ds.attrs["resumed_units"] == 2
+    assert ds.attrs["resumed_points"] == 2
     _same_results(ds, serial_matrix_sweep)
     assert out.exists() and not (tmp_path / "s.nc.parts").exists()
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from dynamics import scenarios
 from dynamics.models.base import Model
-from dynamics.models.eigenmodes import COLLAPSE_FRACTION, mode_fates
+from dynamics.models.eigenmodes import mode_fates
+from dynamics.observables import collapsed as is_collapsed
 from dynamics.simulate import RunSettings, run_model
 
 
@@ -69,7 +70,7 @@ def run_point(
         collapsed, converged = mode_fates(p, closed["p_star_plus"], closed["p_star_minus"], sigma2)
     else:
         corr = final["corr_eig"].values
-        collapsed = corr < COLLAPSE_FRACTION * float(np.max(first["corr_eig"].values))
+        collapsed = is_collapsed(corr, float(np.max(first["corr_eig"].values)))
         converged = ~collapsed
     rate = np.array([np.max(np.abs(model.rhs(ti, yi))) for ti, yi in zip(t, y, strict=True)])
     t_conv = convergence_time(t, rate, conv_tol) if traj.complete else float("nan")

@@ -1,0 +1,85 @@
+"""The vectorised Runge-Kutta stepper against scipy's solve_ivp run column by column, closed-form
+blow-up and convergence times, and its torch back end against its numpy one."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+from dynamics.array_backend import backend
+from dynamics.batch_integrate import integrate_batch
+
+#: damped, driven-free oscillators x'' = -w^2 x - c x' with one (w, c) per column
+W = np.array([0.5, 1.0, 2.0, 3.0])
+C = np.array([0.0, 0.1, 0.5, 1.0])
+Y0 = np.array([[1.0, 0.3, -0.5, 2.0], [0.0, 1.0, 0.2, -1.0]])
+
+
+def oscillator(t, y, w, c):
+    return (y[1], -(w**2) * y[0] - c * y[1])
+
+
+@pytest.mark.parametrize("method", ["RK45", "DOP853"])
+def test_each_column_takes_the_steps_of_its_own_solve_ivp_run(method):
+    result = integrate_batch(oscillator, Y0, 10.0, (W, C), method, rtol=1e-8, atol=1e-10)
+    for j in range(W.size):
+        sol = solve_ivp(lambda t, y, j=j: oscillator(t, y, W[j], C[j]), (0, 10.0), Y0[:, j],
+                        method=method, rtol=1e-8, atol=1e-10)  # fmt: skip
+        assert result.n_steps[j] == sol.t.size - 1
+        np.testing.assert_allclose(result.y[:, j], sol.y[:, -1], rtol=1e-12, atol=1e-14)
+    assert np.all(result.t == 10.0) and not result.diverged.any()
+
+
+def test_blowup_and_convergence_times_against_closed_forms():
+    """y' = y^2 blows up at t = 1/y0; y' = -k y has rate k|y| below tol after ln(k y0/tol)/k
+    (exact under log-linear interpolation)."""
+    y0 = np.array([[0.5, 0.25, 1.0, 2.0]])
+    k = np.array([0.0, 0.0, 0.3, 1.5])
+    grows = k == 0
+
+    def rhs(t, y, k):
+        return (np.where(k == 0, y[0] ** 2, -k * y[0]),)
+
+    tol = 1e-4
+    result = integrate_batch(rhs, y0, 40.0, (k,), "DOP853", 1e-10, 1e-12, blowup=1e6,
+                             conv_tol=tol)  # fmt: skip
+    assert list(result.diverged) == list(grows)
+    blowup_time = 1 / y0[0, grows]
+    assert np.all(result.t[grows] < blowup_time) and np.all(result.t[grows] > blowup_time - 1e-5)
+    expected = np.log(k[~grows] * y0[0, ~grows] / tol) / k[~grows]
+    np.testing.assert_allclose(result.t_converge[~grows], expected, rtol=1e-6)
+    np.testing.assert_allclose(result.y[0, ~grows], y0[0, ~grows] * np.exp(-k[~grows] * 40.0),
+                               rtol=1e-8, atol=1e-11)  # fmt: skip
+
+
+def test_a_column_does_not_depend_on_its_batch():
+    full = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10)
+    parts = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10, batch=3)
+    for name in ("y", "t", "t_converge", "n_steps"):
+        np.testing.assert_array_equal(getattr(parts, name), getattr(full, name))
+
+
+def test_torch_cpu_equals_numpy():
+    pytest.importorskip("torch")
+    ref = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10)
+    got = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10,
+                          xp=backend("torch:cpu"))  # fmt: skip
+    np.testing.assert_allclose(got.y, ref.y, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(got.n_steps, ref.n_steps)
+
+
+def test_backend_names():
+    with pytest.raises(ValueError, match="backend='cuda' is not allowed"):
+        backend("cuda")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'torch:cuda' is not available"):
+            backend("torch:cuda")
+        assert backend("torch").name == "torch:cpu"
+        return
+    ref = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10)
+    got = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10,
+                          xp=backend("torch:cuda"))  # fmt: skip
+    np.testing.assert_allclose(got.y, ref.y, rtol=1e-10, atol=1e-12)
+    assert math.isfinite(float(got.t.max()))
