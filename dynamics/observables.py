@@ -85,14 +85,14 @@ def correlation_eigh(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vals[..., ::-1], vecs[..., ::-1]
 
 
-def alignment_cos(wp: np.ndarray, corr: np.ndarray) -> np.ndarray:
+def alignment_cos(wp: np.ndarray, corr: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
     """cos(W_p u_j, u_j) for the eigenvectors u_j of ``corr``, by decreasing eigenvalue.
 
     Tian et al. 2021, Fig. 2 (column 3): 1 when u_j is an eigenvector of W_p with a positive
     eigenvalue, -1 for a negative one, 0 when W_p u_j = 0 (then the cosine is undefined; 0 is
     reported).
     """
-    _, u = correlation_eigh(corr)
+    u = correlation_eigh(corr)[1] if u is None else u  # u: the eigenvectors, if known
     wpu = wp @ u
     num = np.sum(wpu * u, axis=-2)
     den = np.linalg.norm(wpu, axis=-2) * np.linalg.norm(u, axis=-2)
@@ -242,14 +242,15 @@ def representation_collapsed(z: np.ndarray) -> np.ndarray:
 def predictor_observables(wp: np.ndarray, corr: np.ndarray) -> dict[str, np.ndarray]:
     """The W_p observables of SPEC 3 from W_p (..., d, d) and a feature correlation (..., d, d)."""
     eig = predictor_eigenvalues(wp)
+    corr_values, corr_vectors = correlation_eigh(corr)
     return {
         "wp_eig_real": eig.real,
         "wp_eig_imag": eig.imag,
         "wp_singular": singular_values(wp),
         "wp_sym_eig": symmetric_part_eigenvalues(wp),
         "wp_asymmetry": asymmetry(wp),
-        "alignment_cos": alignment_cos(wp, corr),
+        "alignment_cos": alignment_cos(wp, corr, corr_vectors),
         "commutator_norm": commutator_norm(corr, wp),
-        "corr_eig": correlation_eigh(corr)[0],
+        "corr_eig": corr_values,
         "conservation_residual": conservation_residual(wp, corr),
     }

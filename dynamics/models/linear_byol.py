@@ -140,6 +140,12 @@ def _correlation(spec: str, n: int, scale: float, rng: np.random.Generator) -> n
     return np.diag([float(v) for v in spec.split(",")])
 
 
+def _scalar_of(m: np.ndarray) -> float | None:
+    """c when ``m`` equals c I exactly, else None."""
+    c = float(m[0, 0])
+    return c if np.array_equal(m, c * np.eye(m.shape[0])) else None
+
+
 class LinearBYOLModel(Model):
     """Tian et al. Lemma 1: the full matrix flow of (W, W_p[, W_a])."""
 
@@ -166,6 +172,11 @@ class LinearBYOLModel(Model):
             self.x_corr, self.aug_cov = self.inputs.x_corr, self.inputs.aug_cov
         #: X + X', the single-view correlation
         self.view_corr = self.x_corr + self.aug_cov
+        #: the scalar c of a correlation that is c I (isotropic), so that products with it are
+        #: scalings, not matrix products (twice as fast at large dimensions)
+        self._scalar = {
+            key: _scalar_of(m) for key, m in (("x", self.x_corr), ("view", self.view_corr))
+        }
         self._w0 = q.init_scale * w_rng.standard_normal((q.dim, q.input_dim)) / np.sqrt(q.input_dim)
         self._wp0 = q.init_scale * wp_rng.standard_normal((q.dim, q.dim)) / np.sqrt(q.dim)
         if self.inputs.w0 is not None:
@@ -217,13 +228,20 @@ class LinearBYOLModel(Model):
         q = self.params
         alpha_p, beta = self.rates(t)
         wt = np.swapaxes(w, -1, -2)
-        residual = -wp @ w @ self.view_corr + wa @ self.x_corr
+        residual = -self.times(wp @ w, "view") + self.times(wa, "x")
         eta_p = q.eta * (alpha_p if q.predictor_decay == "alpha_p_eta" else 1.0)
         d_wp = alpha_p * residual @ wt - eta_p * wp
         d_w = np.swapaxes(wp, -1, -2) @ residual - q.eta * w
         if not q.stop_gradient:
-            d_w = d_w + wp @ w @ self.x_corr - w @ self.view_corr
+            d_w = d_w + self.times(wp @ w, "x") - self.times(w, "view")
         return d_w, d_wp, beta * (w - wa) if q.has_ema_target else np.zeros_like(w)
+
+    def times(self, a: np.ndarray, which: str) -> np.ndarray:
+        """a X (``which='x'``) or a (X + X') (``'view'``), a scaling when the matrix is c I."""
+        c = self._scalar[which]
+        if c is not None:
+            return c * a
+        return a @ (self.x_corr if which == "x" else self.view_corr)
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         b = self.layout.unpack(y)
@@ -241,13 +259,14 @@ class LinearBYOLModel(Model):
     def loss(self, w: np.ndarray, wp: np.ndarray, wa: np.ndarray) -> np.ndarray:
         """Population loss 1/2 E||W_p W x1 - W_a x2||^2 with E[x1 x1^T] = X + X', E[x1 x2^T] = X.
 
-        = 1/2 tr(W_p W S W^T W_p^T) - tr(W_p W X W_a^T) + 1/2 tr(W_a S W_a^T), S = X + X'.
+        = 1/2 tr(W_p W S W^T W_p^T) - tr(W_p W X W_a^T) + 1/2 tr(W_a S W_a^T), S = X + X'
+        (traces as sums of entrywise products: O(d^2 n) per time, not einsum's O(d^2 n^2)).
         """
         online = wp @ w
         return (
-            0.5 * np.einsum("...ij,jk,...ik->...", online, self.view_corr, online)
-            - np.einsum("...ij,jk,...ik->...", online, self.x_corr, wa)
-            + 0.5 * np.einsum("...ij,jk,...ik->...", wa, self.view_corr, wa)
+            0.5 * np.sum((online @ self.view_corr) * online, axis=(-2, -1))
+            - np.sum((online @ self.x_corr) * wa, axis=(-2, -1))
+            + 0.5 * np.sum((wa @ self.view_corr) * wa, axis=(-2, -1))
         )
 
     def observables(self, t: np.ndarray, y: np.ndarray) -> xr.Dataset:
