@@ -149,12 +149,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True)
     (work / WORK_MARKER).write_text("python -m reports.demo owns this folder\n")
     py = [sys.executable, "-m"]
-    runs = {"byol_linear_encoder": [*py, "empirical.train", *LINEAR_RUN, "--epochs", "2",
-                                    "--train-subset", "5120", "--seed", str(args.seed)]}  # fmt: skip
+    seed = ["--seed", str(args.seed)]
+    runs = {
+        "byol_linear_encoder": [
+            *py, "empirical.train", *LINEAR_RUN, "--epochs", "2", "--train-subset", "5120", *seed
+        ]
+    }  # fmt: skip
     for method in args.methods:
-        runs[method] = [*py, "empirical.train", method, *TRAIN_COMMON,
-                        *TRAIN_EXTRA.get(method, ()), "--epochs", str(args.epochs),
-                        "--train-subset", str(args.train_subset), "--seed", str(args.seed)]  # fmt: skip
+        runs[method] = [
+            *py, "empirical.train", method, *TRAIN_COMMON, *TRAIN_EXTRA.get(method, ()),
+            "--epochs", str(args.epochs), "--train-subset", str(args.train_subset), *seed,
+        ]  # fmt: skip
     sims = []
     steps: list[tuple[str, object]] = []
     for name, command in runs.items():
@@ -162,8 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for eta in EIGENMODE_ETAS:
         target = work / "results" / f"eigenmodes_eta{eta:g}.nc"
         sims.append(target)
-        steps.append((f"simulate eigenmodes eta={eta:g}", [*py, "dynamics.simulate", "eigenmodes",
-                      *EIGENMODE_COMMON, "--eta", f"{eta:g}", "--quiet", "--out", str(target)]))  # fmt: skip
+        command = [
+            *py, "dynamics.simulate", "eigenmodes", *EIGENMODE_COMMON, "--eta", f"{eta:g}",
+            "--quiet", "--out", str(target),
+        ]  # fmt: skip
+        steps.append((f"simulate eigenmodes eta={eta:g}", command))
     timings: list[tuple[str, float]] = []
     start = time.perf_counter()
     quiet = args.quiet or not sys.stderr.isatty()
