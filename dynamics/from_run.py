@@ -120,6 +120,8 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
     ]
     params: dict[str, Any] = {"dim": d, "eta": eta, "alpha_p": float(alpha_p.values[0])}
     params["predictor_decay"] = str(attrs.get("predictor_decay", "alpha_p_eta"))
+    loss_params = run_params.get("loss_params") or {}
+    params["stop_gradient"] = bool(loss_params.get("stop_gradient", True))
     inputs: dict[str, Any] = {"alpha_p": None if alpha_p.is_constant else alpha_p}
     if scenario == "linear_byol":
         beta = PiecewiseConstant(edges, np.asarray(ds["beta_step"].values, dtype=float))

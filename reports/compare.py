@@ -47,6 +47,8 @@ class Trajectory:
     w: np.ndarray | None = None
     eta: float | None = None
     alpha_p: float | None = None
+    alignment: np.ndarray | None = None  # cos(W_p u_j, u_j) (T, d), u_j of the features' F
+    corr_eig: np.ndarray | None = None  # eigenvalues of the features' correlation (T, d)
 
     def at(self, times: np.ndarray) -> Trajectory:
         """This trajectory linearly interpolated onto ``times`` (entrywise)."""
@@ -62,7 +64,7 @@ class Trajectory:
     def frozen(self) -> Trajectory:
         """The null of the initial network held fixed: every entry at its first value."""
         out = {}
-        for name in ("wp", "w"):
+        for name in ("wp", "w", "alignment", "corr_eig"):
             values = getattr(self, name)
             if values is not None:
                 out[name] = np.broadcast_to(values[:1], values.shape).copy()
@@ -161,6 +163,23 @@ def conservation_error(traj: Trajectory) -> float:
     return abs(k - 2 * traj.eta) / (2 * traj.eta)
 
 
+def final_asymmetry(traj: Trajectory) -> float:
+    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F at the run's last measurement; the theory predicts
+    0 (Tian et al. 2021, Sec. 5 and Fig. 2: with weight decay W_p becomes symmetric). A
+    property of the run alone: it needs no X, X' and applies to any encoder."""
+    return float(asymmetry(traj.wp[-1:])[0])
+
+
+def final_misalignment(traj: Trajectory) -> float:
+    """1 - mean_j cos(W_p u_j, u_j) at the last measurement, over the eigenvectors u_j of the
+    feature correlation whose eigenvalue has not collapsed (``dynamics.observables.collapsed``
+    relative to the largest); the theory predicts 0 (Tian et al. 2021, Theorem 3: W_p's
+    eigenspaces align with those of F). A property of the run alone."""
+    cos, eig = traj.alignment[-1], np.abs(traj.corr_eig[-1])
+    alive = ~collapsed(eig, np.max(eig))
+    return float(1.0 - np.mean(cos[alive])) if np.any(alive) else float("nan")
+
+
 @dataclass(frozen=True)
 class Statistic:
     """An error statistic: its definition, tolerance, inputs and which nulls apply."""
@@ -201,6 +220,24 @@ STATISTICS: dict[str, Statistic] = {
             False,
             pairwise=False,
         ),
+        Statistic(
+            "final_asymmetry",
+            "asymmetry of W_p at the end (predicted 0)",
+            0.1,
+            final_asymmetry,
+            ("wp",),
+            False,
+            pairwise=False,
+        ),
+        Statistic(
+            "final_misalignment",
+            "misalignment of W_p with F at the end (predicted 0)",
+            0.1,
+            final_misalignment,
+            ("alignment", "corr_eig"),
+            False,
+            pairwise=False,
+        ),
     )
 }
 
@@ -234,26 +271,30 @@ class Row:
         return "not distinguishable from the null"
 
 
-def _compute(stat: Statistic, predicted: Trajectory, measured: Trajectory) -> float:
+def _compute(stat: Statistic, predicted: Trajectory | None, measured: Trajectory) -> float:
     if not all(getattr(measured, n) is not None for n in stat.needs):
         return float("nan")
     if not stat.pairwise:
         return stat.compute(measured)
-    if not all(getattr(predicted, n) is not None for n in stat.needs):
+    if predicted is None or not all(getattr(predicted, n) is not None for n in stat.needs):
         return float("nan")
     name = stat.needs[0]
     return stat.compute(getattr(predicted, name), getattr(measured, name))
 
 
 def compare(
-    prediction: Trajectory, measurement: Trajectory, other_seed: Trajectory | None = None
+    prediction: Trajectory | None,
+    measurement: Trajectory,
+    other_seed: Trajectory | None = None,
 ) -> list[Row]:
     """Every statistic the trajectories allow, each with its nulls (see the module docstring).
 
-    ``prediction`` and ``other_seed`` are interpolated onto the measurement's times.
+    ``prediction`` and ``other_seed`` are interpolated onto the measurement's times; without a
+    prediction only the statistics of the run alone (the theory's predictions that need no
+    simulation) are computed.
     """
     times = measurement.t
-    predicted = prediction.at(times)
+    predicted = prediction.at(times) if prediction is not None else None
     seeded = other_seed.at(times) if other_seed is not None else None
     frozen = measurement.frozen()
     rows = []

@@ -178,6 +178,8 @@ class Result:
             self.values("w") if self.has("w") else None,
             self.eta(),
             self.alpha_p(),
+            self.values("alignment_cos") if self.has("alignment_cos") else None,
+            self.values("corr_eig") if self.has("corr_eig") else None,
         )
 
     def last(self, name: str) -> np.ndarray | float:

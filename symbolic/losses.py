@@ -280,6 +280,12 @@ def vicreg(ops, z1, z2, sim_coeff, std_coeff, cov_coeff, eps):
             "0 is SPEC 1.8 exactly",
             minimum=0,
         ),
+        boolean(
+            "stop_gradient",
+            True,
+            "stop the gradient through the target features f2 (False: Tian's Theorem 2 "
+            "ablation, both branches trained)",
+        ),
     ),
     formula=(
         r"L = \tfrac12 \lVert W_p F_1 - \operatorname{sg}(F_2) \rVert_F^2 + \tfrac{\eta}{2}"
@@ -288,16 +294,19 @@ def vicreg(ops, z1, z2, sim_coeff, std_coeff, cov_coeff, eps):
     source="Tian, Chen, Ganguli, ICML 2021 (arXiv 2102.06810), eq. 1; Liu et al. 2022, eqs. 4-5",
     convention=(
         "f1, f2: online and target features of the two views, rows are samples; F = f^T/sqrt(N) "
-        "is the d x N feature matrix of Tian and Liu; f2 under stop-gradient; one direction. "
+        "is the d x N feature matrix of Tian and Liu; f2 under stop-gradient (unless "
+        "stop_gradient=False); one direction. "
         "Gradients: dL/dW_p = (W_p F1 - F2) F1^T + eta W_p, dL/dF1 = W_p^T (W_p F1 - F2) + eta F1, "
         "dL/df1 = (dL/dF1)^T / sqrt(N)."
     ),
 )
-def linear_byol(ops, wp, f1, f2, eta):
+def linear_byol(ops, wp, f1, f2, eta, stop_gradient):
     """Linear BYOL/SimSiam: a linear predictor regressing the stop-gradient target features."""
     root_n = ops.csqrt(f1.shape[0])
     big_f1 = ops.T(f1) / root_n
-    big_f2 = ops.stop_gradient(ops.T(f2)) / root_n
+    big_f2 = ops.T(f2) / root_n
+    if stop_gradient:
+        big_f2 = ops.stop_gradient(big_f2)
     residual = ops.matmul(wp, big_f1) - big_f2
     decay = ops.sum(wp * wp) + ops.sum(big_f1 * big_f1)
     return ops.sum(residual * residual) / 2 + eta * decay / 2

@@ -53,6 +53,11 @@ class BYOL(Method):
         super().check(cfg)
         if cfg.loss == "linear_byol" and cfg.predictor != "linear":
             raise ValueError("--loss linear_byol needs --predictor linear (the loss takes W_p)")
+        if not cfg.loss_params.get("stop_gradient", True):
+            raise ValueError(
+                "--loss-param stop_gradient=false: BYOL's target is an EMA copy that no gradient "
+                "reaches; the no-stop-gradient ablation is simsiam's"
+            )
 
     def build_predictor(self, dim: int) -> nn.Module:
         return predictor_head(self.cfg.predictor, dim, self.cfg.pred_hidden, BYOL_MLP)

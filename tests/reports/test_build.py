@@ -155,8 +155,9 @@ def test_predictions_and_findings_tables(report):
     # the run is its simulation sampled exactly: every error 0; both nulls are worse, except
     # the collapse pattern, which the other-seed start reaches too (P_INF is fixed)
     assert verdicts.pop("collapsed modes at the end") == "not distinguishable from the null"
-    assert set(verdicts.values()) == {"agrees"} and len(verdicts) == 5
-    assert all(float(v) < 1e-9 for v in found["error"])
+    assert set(verdicts.values()) == {"agrees"} and len(verdicts) == 7
+    trajectories = found[found["quantity"].str.contains("trajectory|over time|2 eta")]
+    assert len(trajectories) == 5 and all(float(v) < 1e-9 for v in trajectories["error"])
     conservation = row_of(
         found, "quantity", "decay of W W^T - W_p^T W_p/alpha_p at 2 eta (Theorem 1)"
     )

@@ -95,10 +95,10 @@ def vicreg(x, y, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0):
     return sim_coeff * repr_loss + std_coeff * std_loss + cov_coeff * cov_loss
 
 
-def linear_byol(wp, f1, f2, eta=0.0):
+def linear_byol(wp, f1, f2, eta=0.0, stop_gradient=True):
     """Tian eq. 1 / Liu eq. 5 in the d x N feature-matrix form, written sample by sample."""
     n = f1.shape[0]
-    target = f2.detach()
+    target = f2.detach() if stop_gradient else f2
     loss = sum(0.5 * (wp @ f1[b] - target[b]).pow(2).sum() for b in range(n)) / n
     return loss + eta / 2 * (wp.pow(2).sum() + f1.pow(2).sum() / n)
 
