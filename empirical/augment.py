@@ -323,8 +323,9 @@ class ShiftFlipNoise:
 
     Per sample and view: an integer shift of up to ``shift`` pixels in each direction
     (zero-filled), a horizontal flip with probability 1/2 when ``flip``, the normalisation, then
-    Gaussian noise of std ``noise`` added in the normalised input space (the space the encoder
-    sees, so that noise alone gives the augmentation covariance X' = noise^2 I there).
+    Gaussian noise of std ``noise`` on every normalised pixel (noise alone gives the augmentation
+    covariance X' = noise^2 I in pixel space, noise^2 c^2 I in the linear backbone's scaled PCA
+    coordinates).
     """
 
     def __init__(
