@@ -43,6 +43,7 @@ UNDEFINED = (
     "ema_momentum_step",
     "sigma_corr_mean_sq",
     "sigma_corr_mean_sq_backbone",
+    "aug_ratio",
 )
 _KEYS = ("epoch", "time", "step")
 

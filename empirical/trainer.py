@@ -304,6 +304,7 @@ class Run:
         h_eval = h_test[: cfg.eval_size].double().numpy()
         z_eval = z_test[: cfg.eval_size].double().numpy()
         values = representation_observables(h_eval, z_eval)
+        values["aug_ratio"] = self.augmentation_ratio()
         wp = self.method.predictor_matrix()
         store = self.method.dim <= cfg.wp_store_limit
         if wp is not None:
@@ -321,6 +322,32 @@ class Run:
             probe_feats["test"] = (h_test[:n_probe], y_test[:n_probe])
             values.update(probe_measurements(probe_feats, self.data.num_classes))
         return values
+
+    @torch.no_grad()
+    def augmentation_ratio(self) -> float:
+        """sigma^2 in feature space: tr(E[z z^T] - E[z1 z2^T]) / tr(E[z1 z2^T]) on two augmented
+        views of the eval images (uncentred; in the linear theory tr(W X' W^T) / tr(W X W^T),
+        the sigma^2 of the collapse threshold eta* = tau^2 / (4 (1 + sigma^2))). The views come
+        from a generator of their own, so measuring leaves the training's random stream as it is.
+        """
+        cfg = self.cfg
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(cfg.seed * 1000 + 104729 + self.step)
+        views = self.make_augment(generator)
+        split = self.data.test.head(cfg.eval_size)
+        self.method.eval()
+        single = two = 0.0
+        try:
+            for images, _ in split.all_batches(max(256, cfg.batch_size), cfg.workers, self.device):
+                v1, v2 = views(images)
+                with self.autocast():
+                    z1 = self.method.embed(v1)[1].double()
+                    z2 = self.method.embed(v2)[1].double()
+                single += float((z1 * z1).sum() + (z2 * z2).sum()) / 2
+                two += float((z1 * z2).sum())
+        finally:
+            self.method.train()
+        return (single - two) / two if two > 0 else float("nan")
 
     def record_measurement(self, schedule: dict[str, float]) -> dict:
         """A measurement now: the mean loss terms since the last one, the schedule's current

@@ -168,7 +168,14 @@ def byol(ops, p1, p2, z1, z2):
     name="simsiam",
     args=("p1", "p2", "z1", "z2"),
     shapes=(_NxD, _NxD, _NxD, _NxD),
-    hypers=(),
+    hypers=(
+        boolean(
+            "stop_gradient",
+            True,
+            "stop the gradient through the projections z (False: the ablation of Chen & He's "
+            "Fig. 2, which collapses)",
+        ),
+    ),
     formula=(
         r"L = \tfrac12 D(p_1, \operatorname{sg} z_2) + \tfrac12 D(p_2, \operatorname{sg} z_1),\ "
         r"D(p, z) = -\frac{1}{N}\sum_b \cos(p_b, z_b)"
@@ -178,14 +185,17 @@ def byol(ops, p1, p2, z1, z2):
         "facebookresearch/simsiam main_simsiam.py"
     ),
     convention=(
-        "p1, p2: predictions h(z1), h(z2); z1, z2: projections (stop-gradient); the two directions "
+        "p1, p2: predictions h(z1), h(z2); z1, z2: projections (stop-gradient unless "
+        "stop_gradient=False); the two directions "
         "are AVERAGED (1/2 + 1/2), D is the negative cosine averaged over the batch."
     ),
 )
-def simsiam(ops, p1, p2, z1, z2):
+def simsiam(ops, p1, p2, z1, z2, stop_gradient):
     """SimSiam: symmetrised negative cosine of each prediction against the other view."""
-    first = ops.mean(cosine_rows(ops, p1, ops.stop_gradient(z2)))
-    second = ops.mean(cosine_rows(ops, p2, ops.stop_gradient(z1)))
+    if stop_gradient:
+        z1, z2 = ops.stop_gradient(z1), ops.stop_gradient(z2)
+    first = ops.mean(cosine_rows(ops, p1, z2))
+    second = ops.mean(cosine_rows(ops, p2, z1))
     return -(first + second) / 2
 
 

@@ -77,8 +77,9 @@ class PredictorOptions:
 
     predictor: str = param(
         "mlp",
-        "predictor: the paper's MLP or a bias-free linear W_p (d x d)",
-        choices=("mlp", "linear"),
+        "predictor: the paper's MLP, a bias-free linear W_p (d x d), or none (the identity: the "
+        "ablation of Tian et al.'s Sec. 3, which collapses)",
+        choices=("mlp", "linear", "none"),
     )
     pred_hidden: int = param(4096, "hidden width of the MLP predictor", at_least=1, at_most=65536)
 
@@ -103,8 +104,9 @@ class Online(nn.Module):
         h1, z1 = self.encode(x1)
         h2, z2 = self.encode(x2)
         out = {"h1": h1, "h2": h2, "z1": z1, "z2": z2}
-        if self.apply_predictor:
-            out["p1"], out["p2"] = self.predictor(z1), self.predictor(z2)
+        if self.apply_predictor:  # without a predictor module, p = z (the identity)
+            head = self.predictor if self.predictor is not None else (lambda z: z)
+            out["p1"], out["p2"] = head(z1), head(z2)
         return out
 
 
@@ -209,6 +211,12 @@ class Method(nn.Module):
         pred = self.online.predictor
         return pred.weight.detach() if isinstance(pred, LinearPredictor) else None
 
+    def predictor_weight(self) -> torch.Tensor:
+        """W_p of a linear predictor; the identity (a constant) without a predictor."""
+        if self.online.predictor is None:
+            return torch.eye(self.dim, device=next(self.parameters()).device)
+        return self.online.predictor.weight
+
     def predictor_features(self, z):
         """The predictor's input computed from projector outputs z (numpy, N x d)."""
         return z
@@ -222,11 +230,15 @@ class Method(nn.Module):
         """How many one-direction losses of Tian's eq. 1 the training loss sums (flow time)."""
         return 1
 
+    def predictor_kind(self) -> str:
+        """What this instance's predictor is: the class's kind, 'absent' without a predictor."""
+        return self.predictor if self.online.predictor is not None else "absent"
+
     def describe(self) -> dict[str, Any]:
         """Attributes of the run's result file that say what this method is."""
         linear = self.predictor_matrix() is not None
         return {
-            "predictor_kind": self.predictor,
+            "predictor_kind": self.predictor_kind(),
             "predictor_linear": int(linear),
             "predictor_lr": "fixed at the peak" if self.predictor_lr_fixed() else "scheduled",
             "target": self.target,

@@ -20,8 +20,11 @@ from empirical.methods.base import EMAOptions, Method, PredictorOptions
 BYOL_MLP = {"layers": 2, "batchnorm": True}
 
 
-def predictor_head(kind: str, dim: int, hidden: int, layout: dict) -> nn.Module:
-    """The trained predictor: the paper's MLP (``layout``) or a bias-free linear W_p."""
+def predictor_head(kind: str, dim: int, hidden: int, layout: dict) -> nn.Module | None:
+    """The trained predictor: the paper's MLP (``layout``), a bias-free linear W_p, or None
+    (``none``: p = z, the no-predictor ablation)."""
+    if kind == "none":
+        return None
     if kind == "linear":
         return LinearPredictor(dim)
     return mlp(dim, hidden, dim, **layout)
@@ -51,8 +54,10 @@ class BYOL(Method):
     @classmethod
     def check(cls, cfg) -> None:
         super().check(cfg)
-        if cfg.loss == "linear_byol" and cfg.predictor != "linear":
-            raise ValueError("--loss linear_byol needs --predictor linear (the loss takes W_p)")
+        if cfg.loss == "linear_byol" and cfg.predictor == "mlp":
+            raise ValueError(
+                "--loss linear_byol needs --predictor linear or none (the loss takes W_p)"
+            )
         if not cfg.loss_params.get("stop_gradient", True):
             raise ValueError(
                 "--loss-param stop_gradient=false: BYOL's target is an EMA copy that no gradient "
@@ -69,7 +74,7 @@ class BYOL(Method):
     def loss_args(self, out: dict, v1: torch.Tensor, v2: torch.Tensor) -> tuple:
         t1, t2 = self.target_embed(v1), self.target_embed(v2)
         if self.cfg.loss == "linear_byol":
-            return (self.online.predictor.weight, out["z1"], out["z2"], t1, t2)
+            return (self.predictor_weight(), out["z1"], out["z2"], t1, t2)
         return (out["p1"], out["p2"], t1, t2)
 
     def loss_value(self, fn, args: tuple) -> torch.Tensor:

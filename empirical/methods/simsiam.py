@@ -60,18 +60,20 @@ class SimSiam(Method):
     @classmethod
     def check(cls, cfg) -> None:
         super().check(cfg)
-        if cfg.loss == "linear_byol" and cfg.predictor != "linear":
-            raise ValueError("--loss linear_byol needs --predictor linear (the loss takes W_p)")
+        if cfg.loss == "linear_byol" and cfg.predictor == "mlp":
+            raise ValueError(
+                "--loss linear_byol needs --predictor linear or none (the loss takes W_p)"
+            )
 
     def build_predictor(self, dim: int) -> nn.Module:
         return predictor_head(self.cfg.predictor, dim, self.cfg.pred_hidden, PREDICTOR_LAYOUT)
 
     def predictor_lr_fixed(self) -> bool:
-        return self.cfg.fix_pred_lr
+        return self.cfg.fix_pred_lr and self.online.predictor is not None
 
     def loss_args(self, out: dict, v1: torch.Tensor, v2: torch.Tensor) -> tuple:
         if self.cfg.loss == "linear_byol":
-            return (self.online.predictor.weight, out["z1"], out["z2"])
+            return (self.predictor_weight(), out["z1"], out["z2"])
         return (out["p1"], out["p2"], out["z1"], out["z2"])
 
     def loss_value(self, fn, args: tuple) -> torch.Tensor:

@@ -63,6 +63,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "sigma_floor": ("estimator floor 1/(N-1) of sigma_corr_mean_sq (independent features)", "1"),
     "dead_dims": ("dimensions with std below 2% of the largest (dead units)", "1"),
     "collapsed": ("1 where the embedding collapsed (z_std < 0.05 or no live dimension)", "1"),
+    "aug_ratio": (
+        "sigma^2 in feature space: tr(E[z z^T] - E[z1 z2^T]) / tr(E[z1 z2^T]) on two views",
+        "1",
+    ),
     "sigma_dist_pearson": ("||Sigma - I||_F^2, Sigma the Pearson correlation of outputs", "1"),
     "sigma_dist_moment": (
         "||Sigma - I||_F^2, Sigma = M d / tr M, M the uncentred second moment of outputs",

@@ -57,10 +57,12 @@ def byol(p1, p2, z1, z2):
     return _regression_loss(p1, z2.detach()).mean() + _regression_loss(p2, z1.detach()).mean()
 
 
-def simsiam(p1, p2, z1, z2):
+def simsiam(p1, p2, z1, z2, stop_gradient=True):
     """facebookresearch/simsiam: -(criterion(p1, z2).mean() + criterion(p2, z1).mean()) * 0.5."""
     criterion = torch.nn.CosineSimilarity(dim=1)
-    return -(criterion(p1, z2.detach()).mean() + criterion(p2, z1.detach()).mean()) * 0.5
+    if stop_gradient:
+        z1, z2 = z1.detach(), z2.detach()
+    return -(criterion(p1, z2).mean() + criterion(p2, z1).mean()) * 0.5
 
 
 def _off_diagonal(x):

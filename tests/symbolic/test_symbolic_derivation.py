@@ -41,9 +41,11 @@ def test_sympy_gradient_matches_autograd_and_finite_differences(name):
     assert_gradient(name, 3, 2, size_params(name, 3), seed=11)
 
 
-def test_linear_byol_without_stop_gradient_differentiates_the_target():
-    """Tian's Theorem 2 ablation: with stop_gradient=False the target f2 gets a gradient."""
-    der = derivation.derive("linear_byol", 3, 2, stop_gradient=False)
+@pytest.mark.parametrize("name", ["linear_byol", "simsiam"])
+def test_without_stop_gradient_the_target_is_differentiated(name):
+    """Tian's Theorem 2 / Chen & He's Fig. 2 ablation: stop_gradient=False, every argument gets
+    a gradient, checked against autograd and finite differences."""
+    der = derivation.derive(name, 3, 2, stop_gradient=False)
     result = derivation.check(der, points=2, seed=14)
     assert result.autograd_error <= AUTOGRAD_TOL, result
     assert result.finite_difference_error <= FINITE_DIFFERENCE_TOL, result
