@@ -20,6 +20,7 @@ import xarray as xr
 
 from reports import figures, style, tables
 from reports.build import build
+from reports.compose import pair_runs
 from reports.inputs import load_inputs
 from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
@@ -93,27 +94,24 @@ def main() -> None:
         (s_res, r_res), t_load = clock(load_inputs, sims, runs)
         print(f"inputs: 2 simulations, {len(runs)} runs (d = {D}, {EPOCHS} epochs)")
         print(f"load and check inputs          {t_load:7.2f} s")
-        drawers = {
-            "wp_eigenvalues": lambda: figures.eigenvalue_overlay([(r_res[0], s_res[0])]),
-            "conservation_residual": lambda: figures.conservation(s_res, r_res),
-            "sigma_distance": lambda: figures.sigma_distance(r_res),
-            "wp_heatmaps": lambda: figures.wp_heatmaps(r_res),
-            "wp_spectrum_epochs": lambda: figures.spectrum_over_epochs(r_res),
-            "phase_portrait": lambda: figures.phase_portrait(s_res),
-        }
+        inputs = figures.Inputs(s_res, r_res, pair_runs(r_res, s_res))
+        report_sections = ("predictions", "measurements", "agreement")
         total_fig = total_png = 0.0
         print("seconds per figure; the first save (PDF) includes the constrained-layout pass")
         print(f"{'figure':30s} {'draw':>7s} {'pdf':>7s} {'png':>7s}")
         with style.paper_style():
-            for name, draw in drawers.items():
-                drawn, t_draw = clock(draw)
+            for entry in (r for section in report_sections for r in figures.registered(section)):
+                drawn, t_draw = clock(entry.draw, inputs)
                 fig = drawn.figure
-                _, t_pdf = clock(fig.savefig, root / f"{name}.pdf", format="pdf")
-                _, t_png = clock(fig.savefig, root / f"{name}.png", dpi=style.PNG_DPI)
+                if fig is None:
+                    print(f"{entry.name:30s} not drawn: {drawn.reason}")
+                    continue
+                _, t_pdf = clock(fig.savefig, root / f"{entry.name}.pdf", format="pdf")
+                _, t_png = clock(fig.savefig, root / f"{entry.name}.png", dpi=style.PNG_DPI)
                 style.plt.close(fig)
                 total_fig += t_draw + t_pdf + t_png
                 total_png += t_png
-                print(f"{name:30s} {t_draw:7.2f} {t_pdf:7.2f} {t_png:7.2f}")
+                print(f"{entry.name:30s} {t_draw:7.2f} {t_pdf:7.2f} {t_png:7.2f}")
         _, t_tab = clock(
             lambda: [
                 tables.write_table(t, root / "tables")

@@ -6,39 +6,42 @@
     python -m dynamics.phase alignment  # ||[F, W_p]|| and asymmetry of W_p over time, several eta
     python -m dynamics.phase all
 
-Each writes OUT.png, OUT.pdf and OUT.nc (the numbers drawn, with provenance). The flow field and
-the phase line evaluate :func:`~dynamics.models.eigenmodes.mode_rhs` at fixed tau; fixed points
-come from the closed forms (p*_+- on the parabola s = p^2/alpha_p, and (0, 0)) and their
-stability from the eigenvalues of the Jacobian (central differences): red stable, green unstable
-(Tian's colours). The collapse maps are vectorised sweeps of the per-mode model
-(:mod:`dynamics.sweep`) with the analytic threshold eta = tau^2/(4(1+sigma^2)) drawn on top. The
-alignment figure integrates the full matrix flow (``linear_byol``) from random weights.
+Each writes OUT.nc (the numbers drawn, with provenance) and then OUT.pdf and OUT.png: the
+registered figure ``phase_<name>`` of :mod:`reports.figures.phase`, drawn from OUT.nc in the
+report's style (imported only to draw: importing dynamics never imports reports or matplotlib).
+The flow field and the phase line evaluate :func:`~dynamics.models.eigenmodes.mode_rhs` at fixed
+tau; fixed points come from the closed forms (p*_+- on the parabola s = p^2/alpha_p, and (0, 0))
+and their stability from the eigenvalues of the Jacobian (central differences), stored as the
+codes of :data:`STABILITY`. The collapse maps are vectorised sweeps of the per-mode model
+(:mod:`dynamics.sweep`), with the analytic threshold eta = tau^2/(4(1+sigma^2)) in the
+attributes. The alignment data integrate the full matrix flow (``linear_byol``) from random
+weights.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs  # noqa: E402
-from dynamics.simulate import RunSettings, simulate  # noqa: E402
-from dynamics.sweep import run_sweep  # noqa: E402
-from symbolic.common.cli import ArgumentParser, UsageError, run_main  # noqa: E402
-from symbolic.common.options import ParameterError  # noqa: E402
-from symbolic.common.provenance import provenance  # noqa: E402
+from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs
+from dynamics.simulate import RunSettings, simulate
+from dynamics.sweep import run_sweep
+from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.options import ParameterError
+from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
 from symbolic.common.schema import KNOWN_DIMS
 
 FIGURES = ("flow", "line", "collapse", "alignment")
-STABLE, UNSTABLE, SEMI = "tab:red", "tab:green", "0.5"
+#: stability codes of fixed points in the files (CF flags on the variable)
+STABILITY = {"unstable": -1, "semi-stable": 0, "stable": 1}
+#: variables in which NaN means "no such point" (fewer fixed points at this eta)
+UNDEFINED = ("fixed_p", "fixed_s", "fixed_stability", "fixed_line_p", "axis_stability")
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -83,110 +86,105 @@ def phase_line(p: np.ndarray, tau, eta, alpha_p, sigma2) -> np.ndarray:
     return mode_rhs(p, p**2 / alpha_p, tau, eta, alpha_p, 0.0, sigma2, simsiam=True)[0]
 
 
-def _finish(fig, stem: Path, ds: xr.Dataset, title: str) -> list[Path]:
-    fig.suptitle(f"{title}  (git {ds.attrs['git_revision'][:10]})", fontsize=9)
-    fig.tight_layout()
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [Path(f"{stem}.png"), Path(f"{stem}.pdf"), Path(f"{stem}.nc")]
-    for path in paths[:2]:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    write_netcdf(ds, paths[2], extra_dims=[d for d in ds.dims if d not in KNOWN_DIMS])
-    return paths
+def stability_flags(var: xr.DataArray) -> None:
+    """Mark ``var`` (codes of :data:`STABILITY`, NaN: no point) with CF flag attributes."""
+    var.attrs.update(
+        flag_values=list(STABILITY.values()), flag_meanings=" ".join(STABILITY).replace("-", "_")
+    )
 
 
-def draw_flow(stem: Path, etas, tau, alpha_p, sigma2) -> list[Path]:
-    """Tian Fig. 3: the (p, s) flow field per eta, the parabola, stable/unstable fixed points."""
-    p_top = 1.6 * tau / (1 + sigma2)
+def _points(rows: Sequence[Sequence[tuple[float, ...]]], width: int) -> np.ndarray:
+    """Per eta, the fixed points' columns, NaN-padded to the most points: (eta, point, width)."""
+    out = np.full((len(rows), max(1, max(map(len, rows))), width), np.nan)
+    for k, row in enumerate(rows):
+        if row:
+            out[k, : len(row)] = row
+    return out
+
+
+def flow_data(etas, tau, alpha_p, sigma2) -> xr.Dataset:
+    """Tian Fig. 3: (dp/dt, ds/dt) on a (p, s) grid per eta at fixed tau, the isolated fixed
+    points with their stability, and at eta = 0 the lines of fixed points: p = tau/(1+sigma^2)
+    (stable) and the axis s = 0, stable where its growth rate p (tau - (1+sigma^2) p) <= 0."""
+    lam = 1 + sigma2
+    p_top = 1.6 * tau / lam
     p = np.linspace(-0.3 * p_top, p_top, 41)
     s = np.linspace(0.0, 1.2 * p_top**2 / alpha_p + 0.05, 41)
     pp, ss = np.meshgrid(p, s)
-    fig, axes = plt.subplots(1, len(etas), figsize=(4.2 * len(etas), 3.8), squeeze=False)
-    dps, dss = [], []
-    for ax, eta in zip(axes[0], etas, strict=True):
-        dp, ds, _ = mode_rhs(pp, ss, tau, eta, alpha_p, 0.0, sigma2, simsiam=True)
-        dps.append(dp)
-        dss.append(ds)
-        speed = np.hypot(dp, ds)
-        ax.streamplot(p, s, dp, ds, color=np.log10(speed + 1e-12), cmap="Blues", density=1.1,
-                      linewidth=0.8, arrowsize=0.8)  # fmt: skip
-        ax.plot(p, p**2 / alpha_p, "k--", lw=1.2, label=r"$s = p^2/\alpha_p$")
+    rates = [mode_rhs(pp, ss, tau, eta, alpha_p, 0.0, sigma2, simsiam=True)[:2] for eta in etas]
+    points, line_p, axis = [], [], []
+    for eta in etas:
         if eta == 0:
-            p_star = tau / (1 + sigma2)
-            ax.axvline(p_star, color=STABLE, lw=2.5, label=r"$p = \tau/(1+\sigma^2)$ (stable)")
-            grow = p * (tau - (1 + sigma2) * p) > 0
-            ax.plot(np.where(grow, p, np.nan), 0 * p, color=UNSTABLE, lw=4, label="s = 0 unstable")
-            ax.plot(np.where(~grow, p, np.nan), 0 * p, color=STABLE, lw=4, label="s = 0 stable")
+            points.append([])
+            line_p.append(tau / lam)
+            growth = p * (tau - lam * p)
+            axis.append(np.where(growth > 0, STABILITY["unstable"], STABILITY["stable"]))
         else:
-            for fp, fs, kind in fixed_point_list(tau, eta, alpha_p, sigma2):
-                ax.plot(fp, fs, "o", ms=9, mec="k", color=STABLE if kind == "stable" else UNSTABLE,
-                        label=f"{kind} ({fp:.3g}, {fs:.3g})", zorder=5, clip_on=False)  # fmt: skip
-        regime = "all modes collapse" if eta > collapse_threshold(tau, sigma2) else ""
-        ax.set_title(rf"$\eta$ = {eta:g}" + (f" ({regime})" if regime else ""), fontsize=10)
-        ax.set_xlim(p[0], p[-1])
-        ax.set_ylim(s[0], s[-1])
-        ax.set_xlabel(r"$p_j$ (eigenvalue of $W_p$)")
-        ax.set_ylabel(r"$s_j$ (eigenvalue of $F$)")
-        ax.legend(loc="upper left", fontsize=7)
+            points.append([(fp, fs, STABILITY[kind]) for fp, fs, kind in
+                           fixed_point_list(tau, eta, alpha_p, sigma2)])  # fmt: skip
+            line_p.append(np.nan)
+            axis.append(np.full(p.shape, np.nan))
+    fixed = _points(points, 3)
     ds = xr.Dataset(
-        {"dp_dt": (("eta", "s", "p"), np.array(dps)), "ds_dt": (("eta", "s", "p"), np.array(dss))},
+        {
+            "dp_dt": (("eta", "s", "p"), np.array([r[0] for r in rates])),
+            "ds_dt": (("eta", "s", "p"), np.array([r[1] for r in rates])),
+            "fixed_p": (("eta", "point"), fixed[..., 0]),
+            "fixed_s": (("eta", "point"), fixed[..., 1]),
+            "fixed_stability": (("eta", "point"), fixed[..., 2]),
+            "fixed_line_p": (("eta",), np.array(line_p)),
+            "axis_stability": (("eta", "p"), np.array(axis)),
+        },
         coords={"eta": etas, "s": s, "p": p},
     )
+    for name in ("fixed_stability", "axis_stability"):
+        stability_flags(ds[name])
     params = {"eta": list(etas), "tau": tau, "alpha_p": alpha_p, "sigma2": sigma2}
-    ds.attrs.update(provenance("phase", "flow", params))
-    title = rf"Tian Fig. 3: flow of $(p_j, s_j)$ at fixed $\tau$={tau:g}, $\alpha_p$={alpha_p:g}"
-    return _finish(fig, stem, ds, title + rf", $\sigma^2$={sigma2:g}")
+    threshold = float(collapse_threshold(tau, sigma2))
+    ds.attrs.update(provenance("phase", "flow", params, collapse_threshold_eta=threshold))
+    return ds
 
 
-def draw_line(stem: Path, etas, tau, alpha_p, sigma2) -> list[Path]:
-    """Tian Fig. 4: dp/dt = p^2 (tau - (1+sigma^2) p) - eta p on the parabola, per eta."""
+def line_data(etas, tau, alpha_p, sigma2) -> xr.Dataset:
+    """Tian Fig. 4: dp/dt = p^2 (tau - (1+sigma^2) p) - eta p on the parabola, per eta, and its
+    roots, stable, unstable or semi-stable by the sign of dp/dt on either side."""
     p = np.linspace(-0.15, 1.1 * tau / (1 + sigma2), 400)
     threshold = float(collapse_threshold(tau, sigma2))
-    fig, axes = plt.subplots(1, len(etas), figsize=(4.0 * len(etas), 3.3), squeeze=False)
-    rates = []
-    for ax, eta in zip(axes[0], etas, strict=True):
-        rate = phase_line(p, tau, eta, alpha_p, sigma2)
-        rates.append(rate)
-        ax.plot(p, rate, "b", lw=1.5)
-        ax.axhline(0, color="k", lw=0.8)
+    rates, points = [], []
+    for eta in etas:
+        rates.append(phase_line(p, tau, eta, alpha_p, sigma2))
         roots = [0.0] + [float(r) for r in fixed_points(eta, tau, sigma2) if np.isfinite(r)]
         if eta == 0:
             roots = [0.0, tau / (1 + sigma2)]
+        row = []
         for r in sorted(set(roots)):
             h = 1e-4 * max(1.0, abs(r))
             left = phase_line(np.array(r - h), tau, eta, alpha_p, sigma2)
             right = phase_line(np.array(r + h), tau, eta, alpha_p, sigma2)
-            kind, color = (
-                ("stable", STABLE) if left > 0 > right else
-                ("unstable", UNSTABLE) if left < 0 < right else ("semi-stable", SEMI)
+            kind = (
+                "stable" if left > 0 > right else
+                "unstable" if left < 0 < right else "semi-stable"
             )  # fmt: skip
-            ax.plot(r, 0, "o", ms=9, mec="k", color=color, zorder=5, label=f"{kind} p = {r:.3g}")
-        for x0 in np.linspace(p[0], p[-1], 9)[1:-1]:  # flow direction on the axis
-            v = phase_line(np.array(x0), tau, eta, alpha_p, sigma2)
-            if abs(v) > 1e-6:
-                ax.annotate("", (x0 + 0.03 * np.sign(v), 0), (x0, 0),
-                            arrowprops={"arrowstyle": "->", "color": "0.3"})  # fmt: skip
-        regime = (
-            r"(a) $\eta$ = 0" if eta == 0 else
-            rf"(b) $0 < \eta \leq \eta^*$: $\eta$ = {eta:g}" if eta <= threshold else
-            rf"(c) $\eta > \eta^*$: $\eta$ = {eta:g}"
-        )  # fmt: skip
-        ax.set_title(regime, fontsize=10)
-        ax.set_xlabel(r"$p_j$ on the parabola $s_j = p_j^2/\alpha_p$")
-        ax.set_ylabel(r"$dp_j/dt$")
-        ax.legend(loc="lower left", fontsize=7)
-    ds = xr.Dataset({"dp_dt": (("eta", "p"), np.array(rates))}, coords={"eta": etas, "p": p})
+            row.append((r, STABILITY[kind]))
+        points.append(row)
+    fixed = _points(points, 2)
+    ds = xr.Dataset(
+        {
+            "dp_dt": (("eta", "p"), np.array(rates)),
+            "fixed_p": (("eta", "point"), fixed[..., 0]),
+            "fixed_stability": (("eta", "point"), fixed[..., 1]),
+        },
+        coords={"eta": etas, "p": p},
+    )
+    stability_flags(ds["fixed_stability"])
     params = {"eta": list(etas), "tau": tau, "alpha_p": alpha_p, "sigma2": sigma2}
     ds.attrs.update(provenance("phase", "line", params, collapse_threshold_eta=threshold))
-    title = (
-        rf"Tian Fig. 4: phase line, $dp/dt = -(1+\sigma^2)\,p\,(p-p^*_-)(p-p^*_+)$; "
-        rf"threshold $\eta$ = {threshold:.4g}"
-    )
-    return _finish(fig, stem, ds, title)
+    return ds
 
 
-def draw_collapse(stem, eta_spec, alpha_ps, betas, sigma2, p0, s0, tau0, t_end) -> list[Path]:
-    """Collapsed fraction of the modes over (eta, alpha_p) and (eta, beta) from per-mode sweeps."""
+def collapse_data(eta_spec, alpha_ps, betas, sigma2, p0, s0, tau0, t_end) -> xr.Dataset:
+    """Collapsed fraction of the modes over (eta, alpha_p) and (eta, beta) from per-mode sweeps;
+    the attributes hold the beta and alpha_p each map keeps fixed and the number of modes."""
     common = {"p0": p0, "s0": s0, "sigma2": sigma2, "tau0": tau0}
     settings = RunSettings(t_end=t_end, rtol=1e-8, atol=1e-10)
     grids = {
@@ -195,23 +193,11 @@ def draw_collapse(stem, eta_spec, alpha_ps, betas, sigma2, p0, s0, tau0, t_end) 
         "beta": run_sweep("eigenmodes", [f"eta={eta_spec}", f"beta={betas}"], common, settings),
     }  # fmt: skip
     threshold = float(collapse_threshold(1.0, sigma2))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    data = {}
-    for ax, (axis, sweep) in zip(axes, grids.items(), strict=True):
-        frac = sweep["collapse_fraction"].transpose(axis, "eta")
-        data[f"collapse_fraction_{axis}"] = ((axis, "eta"), frac.values)
-        eta = sweep["eta"].values
-        ys = np.arange(sweep.sizes[axis])
-        mesh = ax.pcolormesh(eta, ys, frac.values, vmin=0, vmax=1, cmap="magma", shading="nearest")
-        ax.axvline(threshold, color="c", ls="--", lw=2,
-                   label=rf"$\eta^* = 1/(4(1+\sigma^2))$ = {threshold:.4g}")  # fmt: skip
-        ax.set_yticks(ys, [f"{v:g}" for v in sweep[axis].values])
-        ax.set_xlabel(r"weight decay $\eta$")
-        ax.set_ylabel(r"$\alpha_p$" if axis == "alpha_p" else r"EMA rate $\beta$")
-        ax.legend(loc="upper left", fontsize=8)
-        fig.colorbar(mesh, ax=ax, label="fraction of modes collapsed")
-    axes[0].set_title(r"over $(\eta, \alpha_p)$, $\beta$ = 0.5", fontsize=10)
-    axes[1].set_title(r"over $(\eta, \beta)$, $\alpha_p$ = 1", fontsize=10)
+    data = {
+        f"collapse_fraction_{axis}": ((axis, "eta"), sweep["collapse_fraction"].transpose(axis,
+                                      "eta").values)
+        for axis, sweep in grids.items()
+    }  # fmt: skip
     ds = xr.Dataset(
         data,
         coords={
@@ -221,33 +207,25 @@ def draw_collapse(stem, eta_spec, alpha_ps, betas, sigma2, p0, s0, tau0, t_end) 
         },
     )
     params = {**common, "eta": eta_spec, "alpha_p": alpha_ps, "beta": betas, "t_end": t_end}
-    ds.attrs.update(provenance("phase", "collapse", params, collapse_threshold_eta=threshold))
-    title = (
-        f"collapsed fraction of {grids['beta'].sizes['mode']} modes: p_j(0) = {p0}, "
-        f"s_j(0) = {s0}, " + rf"$\tau_j(0)$ = {tau0:g}, $\sigma^2$ = {sigma2:g}, t = {t_end:g}"
+    held = {
+        "alpha_p_map_beta": json.loads(grids["alpha_p"].attrs["params_json"])["beta"],
+        "beta_map_alpha_p": json.loads(grids["beta"].attrs["params_json"])["alpha_p"],
+        "modes": grids["beta"].sizes["mode"],
+    }
+    ds.attrs.update(
+        provenance("phase", "collapse", params, collapse_threshold_eta=threshold, **held)
     )
-    return _finish(fig, stem, ds, title)
+    return ds
 
 
-def draw_alignment(stem: Path, etas, dim: int, sigma2: float, t_end: float) -> list[Path]:
-    """Tian Figs. 8-9: ||[F, W_p]|| and the asymmetry of W_p over time, for several eta."""
+def alignment_data(etas, dim: int, sigma2: float, t_end: float) -> xr.Dataset:
+    """Tian Figs. 8-9: ||[F, W_p]|| and the asymmetry of W_p over time, for several eta, from
+    the full matrix flow (linear_byol) started from random weights."""
     runs = {
         eta: simulate("linear_byol", RunSettings(t_end=t_end), eta=eta, dim=dim, input_dim=dim,
                       sigma2=sigma2)
         for eta in etas
     }  # fmt: skip
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for k, (eta, ds) in enumerate(runs.items()):
-        color = plt.cm.viridis(k / max(1, len(etas) - 1))
-        axes[0].semilogy(ds["time"], ds["commutator_norm"], color=color, label=rf"$\eta$={eta:g}")
-        axes[1].semilogy(ds["time"], ds["wp_asymmetry"], color=color, label=rf"$\eta$={eta:g}")
-    axes[0].set_ylabel(r"$\|[F, W_p]\|_F / (\|F\|_F \|W_p\|_F)$")
-    axes[0].set_title("eigenspace alignment (Tian Fig. 9, Theorem 3)", fontsize=10)
-    axes[1].set_ylabel(r"$\|W_p - W_p^T\|_F / \|W_p + W_p^T\|_F$")
-    axes[1].set_title("asymmetry of $W_p$ (Tian Fig. 8)", fontsize=10)
-    for ax in axes:
-        ax.set_xlabel("flow time t")
-        ax.legend(fontsize=8)
     first = next(iter(runs.values()))
     ds = xr.Dataset(
         {
@@ -258,8 +236,17 @@ def draw_alignment(stem: Path, etas, dim: int, sigma2: float, t_end: float) -> l
     )  # fmt: skip
     params = {"eta": list(etas), "dim": dim, "sigma2": sigma2, "t_end": t_end}
     ds.attrs.update(provenance("phase", "alignment", params, model="linear_byol (Tian Lemma 1)"))
-    title = f"linear_byol (full matrices, dim {dim}, random init, X = I, X' = {sigma2:g} I)"
-    return _finish(fig, stem, ds, title)
+    return ds
+
+
+def write_figure(ds: xr.Dataset, stem: Path) -> list[Path]:
+    """``stem``.nc (the data) and the registered figure ``phase_<name>`` drawn from it."""
+    from reports.figures import write_file_figure  # drawing only: dynamics never needs reports
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    nc = write_netcdf(ds, Path(f"{stem}.nc"), undefined=[n for n in UNDEFINED if n in ds],
+                      extra_dims=[d for d in ds.dims if d not in KNOWN_DIMS])  # fmt: skip
+    return [nc, *write_file_figure(nc, [f"phase_{ds.attrs['name']}"], stem)]
 
 
 def build_parser() -> ArgumentParser:
@@ -301,17 +288,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths: list[Path] = []
     try:
         for name in todo:
-            stem = args.out / f"phase_{name}"
             if name == "flow":
-                paths += draw_flow(stem, _floats(args.flow_eta, "flow-eta"), *shape)
+                ds = flow_data(_floats(args.flow_eta, "flow-eta"), *shape)
             elif name == "line":
-                paths += draw_line(stem, _floats(args.line_eta, "line-eta"), *shape)
+                ds = line_data(_floats(args.line_eta, "line-eta"), *shape)
             elif name == "collapse":
-                paths += draw_collapse(stem, args.eta, args.alpha_ps, args.betas, args.sigma2,
-                                       args.p0, args.s0, args.tau0, args.t_end)  # fmt: skip
+                ds = collapse_data(args.eta, args.alpha_ps, args.betas, args.sigma2, args.p0,
+                                   args.s0, args.tau0, args.t_end)  # fmt: skip
             else:
                 etas = _floats(args.align_eta, "align-eta")
-                paths += draw_alignment(stem, etas, args.dim, args.sigma2, args.align_t_end)
+                ds = alignment_data(etas, args.dim, args.sigma2, args.align_t_end)
+            paths += write_figure(ds, args.out / f"phase_{name}")
     except ParameterError as err:
         raise UsageError(str(err)) from None
     if not args.quiet:

@@ -296,9 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         print(f"wrote {args.out}")
     if args.plot:
-        from dynamics.plot import plot_result
+        # the report's quick-look figure, read from the file: only drawing imports reports
+        from reports.figures import write_quick_look
 
-        for path in plot_result(ds, args.out.with_suffix("")):
+        for path in write_quick_look(args.out):
             if not args.quiet:
                 print(f"wrote {path}")
     if not traj.complete:

@@ -110,12 +110,7 @@ class Composer:
             return
         self.n_fig += 1
         provenance = [source_line(drawn.sources)] if drawn.sources else []
-        pdf, png = style.save_figure(
-            drawn.figure,
-            self.root / "figures",
-            drawn.name,
-            {"title": drawn.title, "provenance": " | ".join(r.describe() for r in drawn.sources)},
-        )
+        pdf, png = figures.save(drawn, self.root / "figures" / drawn.name)
         self.add(
             FigureBlock(
                 self.n_fig,
@@ -233,7 +228,7 @@ def _sources(c: Composer, sims: Sequence[Result], runs: Sequence[Result], listed
         )
 
 
-def _predictions(c: Composer, sims: Sequence[Result]) -> None:
+def _predictions(c: Composer, sims: Sequence[Result], inputs: figures.Inputs) -> None:
     c.add(
         Heading(2, "3. Predictions"),
         Paragraph(
@@ -245,20 +240,20 @@ def _predictions(c: Composer, sims: Sequence[Result]) -> None:
         ),
     )
     c.table(predictions_table(sims))
-    c.figure(figures.phase_portrait(sims))
+    for drawn in figures.draw_section("predictions", inputs):
+        c.figure(drawn)
 
 
-def _measurements(c: Composer, sims: Sequence[Result], runs: Sequence[Result]) -> None:
+def _measurements(c: Composer, runs: Sequence[Result], inputs: figures.Inputs) -> None:
     c.add(Heading(2, "4. Measurements"))
     if not runs:
         c.add(Paragraph("No training run was given (--runs), so nothing was measured."))
     c.table(methods_table(runs))
-    c.figure(figures.sigma_distance(runs))
-    c.figure(figures.spectrum_over_epochs(runs))
-    c.figure(figures.wp_heatmaps([*runs, *sims]))
+    for drawn in figures.draw_section("measurements", inputs):
+        c.figure(drawn)
 
 
-def _agreement(c: Composer, pairings: Sequence[Pairing], sims: Sequence[Result]) -> None:
+def _agreement(c: Composer, inputs: figures.Inputs) -> None:
     c.add(
         Heading(2, "5. Agreement statistics"),
         Paragraph(
@@ -274,12 +269,8 @@ def _agreement(c: Composer, pairings: Sequence[Pairing], sims: Sequence[Result])
             ]
         ),
     )
-    c.figure(figures.error_over_time(pairings))
-    overlay = [(p.run, sim) for p in pairings for sim in p.predictions if p.run.has_flow_time]
-    if not overlay:  # no run with a prediction: the simulations alone
-        overlay = [(None, s) for s in sims if s.has("wp_eig_real") and not s.is_null]
-    c.figure(figures.eigenvalue_overlay(overlay))
-    c.figure(figures.conservation(pairings))
+    for drawn in figures.draw_section("agreement", inputs):
+        c.figure(drawn)
 
 
 def audit_provenance(entries: Sequence[dict[str, Any]]) -> list[str]:
@@ -351,6 +342,7 @@ def compose(
     sims = [s for s in sims if s.kind == "simulation"]
     pairings = pair_runs(runs, sims)
     rows = findings(pairings)
+    inputs = figures.Inputs(sims, runs, pairings)
     manifest.findings = [
         {"run": run.ident, "prediction": sim.ident, **row.__dict__, "verdict": row.verdict}
         for run, sim, row in rows
@@ -358,9 +350,9 @@ def compose(
     steps = (
         ("findings", lambda: _findings(c, pairings, rows)),
         ("sources", lambda: _sources(c, sims, runs, listed)),
-        ("predictions", lambda: _predictions(c, sims)),
-        ("measurements", lambda: _measurements(c, sims, runs)),
-        ("agreement", lambda: _agreement(c, pairings, sims)),
+        ("predictions", lambda: _predictions(c, sims, inputs)),
+        ("measurements", lambda: _measurements(c, runs, inputs)),
+        ("agreement", lambda: _agreement(c, inputs)),
         ("audit", lambda: _audit(c, audit)),
         ("appendix", lambda: _appendix(c, [*sims, *listed, *runs])),
         ("not drawn", lambda: _not_drawn(c)),

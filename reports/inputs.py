@@ -265,13 +265,14 @@ class Result:
         """True for a run that stopped early (``partial = 1`` in the attributes)."""
         return bool(int(self.attrs.get("partial", 0)))
 
-    def short_params(self, limit: int = CAPTION_PARAMS) -> str:
-        """The first ``limit`` parameters (key ones first) as ``k=v`` text."""
+    def short_params(self, limit: int = CAPTION_PARAMS, rest: str = "the appendix") -> str:
+        """The first ``limit`` parameters (key ones first) as ``k=v`` text, then how many more
+        are in ``rest``."""
         keys = [k for k in KEY_PARAMS if k in self.params]
         keys += sorted(k for k in self.params if k not in keys and k != "seed")
         shown = [f"{k}={_fmt(self.params[k])}" for k in keys[:limit]]
         if len(keys) > limit:
-            shown.append(f"+{len(keys) - limit} more in the appendix")
+            shown.append(f"+{len(keys) - limit} more in {rest}")
         return ", ".join(shown)
 
     def describe(self) -> str:

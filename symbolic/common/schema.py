@@ -125,6 +125,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "pca_variance": ("variance of the training images along each principal component", "1"),
     "aug_cov_se": ("standard error of each entry of aug_cov", "1"),
     "ds_dt": ("ds_j/dt of the per-mode system at fixed tau (phase diagrams)", "1"),
+    "fixed_p": ("p of each isolated fixed point at fixed tau (NaN: none; phase diagrams)", "1"),
+    "fixed_s": ("s of each isolated fixed point at fixed tau (NaN: none; phase diagrams)", "1"),
+    "fixed_stability": ("stability of each fixed point (flag_meanings; NaN: none)", "1"),
+    "fixed_line_p": ("p of the line of stable fixed points at eta = 0 (NaN: none)", "1"),
+    "axis_stability": ("stability of the fixed points (p, 0) at eta = 0 (NaN: none)", "1"),
     # Training runs (empirical.train); added by the empirical package.
     "flow_time_step": ("flow time t after each optimiser step (empirical.flow)", "flow time t"),
     "lr_step": ("encoder learning rate of each step", "1"),

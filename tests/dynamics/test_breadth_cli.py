@@ -4,11 +4,13 @@
 import numpy as np
 import pytest
 import xarray as xr
+from PIL import Image
 
 from dynamics.models.eigenmodes import fixed_points
 from dynamics.phase import fixed_point_list, phase_line
 from dynamics.phase import main as phase_main
 from dynamics.simulate import main as simulate_main
+from reports.figures import REGISTRY, registered
 from symbolic.common.cli import run_main
 
 NEW = [
@@ -37,6 +39,8 @@ def test_new_scenarios_run_and_write_finite_results_and_a_figure(tmp_path, name)
         for var in ds.data_vars.values():
             assert np.all(np.isfinite(var.values)), var.name
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    with Image.open(tmp_path / f"{name}.png") as image:  # the report's quick look drew it
+        assert image.info["Title"] in {r.title for r in registered("simulation")}
 
 
 @pytest.mark.parametrize(
@@ -88,6 +92,8 @@ def test_phase_command_draws_every_figure_with_provenance(tmp_path, capsys):
     for name in ("flow", "line", "collapse", "alignment"):
         assert (tmp_path / f"phase_{name}.png").stat().st_size > 20_000
         assert (tmp_path / f"phase_{name}.pdf").read_bytes().startswith(b"%PDF")
+        with Image.open(tmp_path / f"phase_{name}.png") as image:
+            assert image.info["Title"] == REGISTRY[f"phase_{name}"].title
         with xr.open_dataset(tmp_path / f"phase_{name}.nc") as ds:
             assert ds.attrs["kind"] == "phase" and ds.attrs["git_revision"]
     with xr.open_dataset(tmp_path / "phase_collapse.nc") as ds:

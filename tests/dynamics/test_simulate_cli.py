@@ -6,10 +6,12 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
+from PIL import Image
 
 from dynamics.integrate import integrate
 from dynamics.models.eigenmodes import fixed_points
 from dynamics.simulate import main, simulate
+from reports.figures import registered
 from symbolic.common.cli import RunFailure, run_main
 
 
@@ -132,4 +134,5 @@ def test_every_scenario_runs_and_writes_finite_results(tmp_path, name):
         assert ds.attrs["name"] == name and ds.sizes["time"] == 401
         for var in ds.data_vars.values():
             assert np.all(np.isfinite(var.values))
-    assert (tmp_path / f"{name}.png").exists()
+    with Image.open(tmp_path / f"{name}.png") as image:  # the report's quick look drew it
+        assert image.info["Title"] in {r.title for r in registered("simulation")}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from reports import build as build_mod
+from reports import figures
 from symbolic.common.cli import run_main
 from symbolic.common.results import write_netcdf
 from tests.reports import synthetic
@@ -143,7 +145,8 @@ def test_failure_while_building_leaves_nothing(tmp_path, inputs, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr("reports.figures.conservation", broken)
+    entry = figures.REGISTRY["conservation_residual"]
+    monkeypatch.setitem(figures.REGISTRY, entry.name, dataclasses.replace(entry, draw=broken))
     out = tmp_path / "report"
     with pytest.raises(RuntimeError, match="figure failed"):
         build_mod.build([str(inputs["sim"])], [], out, audit="none")
