@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from reports import style
-from reports.figures import Drawn
+from reports.figures.base import Drawn
 
 #: the statistic drawn per rung: the W_p trajectory error where there is a prediction, else the
 #: final asymmetry (a property of the run that the theory predicts to vanish)
@@ -27,7 +27,7 @@ def ladder_figure(summaries: Sequence) -> Drawn:
             if s.key == key and s.rung.key not in picked:
                 picked[s.rung.key] = s
     if not picked:
-        return Drawn(name, title, "", reason="no rung has a headline statistic")
+        return Drawn(reason="no rung has a headline statistic", name=name, title=title)
     rungs = list(picked.values())
     fig = style.new_figure("double", 2.8)
     ax = fig.subplots()
@@ -66,14 +66,14 @@ def ladder_figure(summaries: Sequence) -> Drawn:
         "asymmetry of W_p that the theory predicts to vanish; next to the same number for the "
         "frozen initial network and an other-seed simulation. Dotted: the tolerance."
     )
-    return Drawn(name, title, caption, figure=fig, width="double")
+    return Drawn(caption, figure=fig, width="double", name=name, title=title)
 
 
 def scaling_figure(scaling: Sequence) -> Drawn:
     """Rung 1's W_p error against the learning rate and the batch size, with the fitted slopes."""
     name, title = "scaling", "Finite-step and minibatch error of rung 1"
     if not scaling:
-        return Drawn(name, title, "", reason="no scaling study was run")
+        return Drawn(reason="no scaling study was run", name=name, title=title)
     fig = style.new_figure("double", 2.5)
     axes = fig.subplots(1, len(scaling), squeeze=False)[0]
     for ax, s in zip(axes, scaling, strict=True):
@@ -95,4 +95,4 @@ def scaling_figure(scaling: Sequence) -> Drawn:
         "at a fixed flow time, for learning rates over a decade (left) and batch sizes (right); "
         "open markers: seeds; line: the least-squares power law."
     )
-    return Drawn(name, title, caption, figure=fig, width="double")
+    return Drawn(caption, figure=fig, width="double", name=name, title=title)
