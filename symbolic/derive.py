@@ -31,7 +31,7 @@ from symbolic.derivation import (
     derive,
     fit_to_size,
 )
-from symbolic.registry import Loss
+from symbolic.registry import Loss, split_assignments
 
 FORM_TOL = 1e-10
 
@@ -51,11 +51,12 @@ def build_parser() -> ArgumentParser:
         help="compare with torch autograd and finite differences (and the closed forms)",
     )
     parser.add_argument(
-        "--param",
+        "--loss-param",
+        dest="loss_param",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set a hyperparameter (repeatable); default: the official values",
+        help="set a hyperparameter of the loss (repeatable); default: the official values",
     )
     parser.add_argument("--points", type=int, default=3, help="random points per check")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random check points")
@@ -66,38 +67,29 @@ def build_parser() -> ArgumentParser:
 
 
 def parse_params(texts: Sequence[str], targets: list[Loss]) -> dict[str, dict[str, Any]]:
-    """Per-loss hyperparameters from NAME=VALUE texts; UsageError naming a bad one."""
+    """Per-loss hyperparameters from NAME=VALUE texts (each goes to the losses that have it),
+    parsed and checked by the losses themselves; UsageError naming a bad one."""
+    try:
+        given = split_assignments(list(texts))
+    except ValueError as err:
+        raise UsageError(f"--loss-param {err}") from None
     out: dict[str, dict[str, Any]] = {loss.name: {} for loss in targets}
-    for text in texts:
-        name, sep, raw = text.partition("=")
-        if not sep or not name:
-            raise UsageError(f"--param {text!r} is not allowed: expected NAME=VALUE")
+    for name, text in given.items():
         holders = [loss for loss in targets if name in loss.hypers]
         if not holders:
             allowed = sorted({h for loss in targets for h in loss.hypers}) or ["none"]
             raise UsageError(
-                f"--param {text!r}: unknown hyperparameter {name!r} (allowed: {', '.join(allowed)})"
+                f"--loss-param {name}={text}: unknown hyperparameter {name!r} "
+                f"(allowed: {', '.join(allowed)})"
             )
         for loss in holders:
-            value = _parse_value(loss.hypers[name].kind, raw, text)
             try:
-                loss.resolve({name: value})
+                value = loss.parse({name: text})
+                loss.resolve(value)
             except (TypeError, ValueError) as err:
-                raise UsageError(f"--param {text!r}: {err}") from None
-            out[loss.name][name] = value
+                raise UsageError(f"--loss-param {err}") from None
+            out[loss.name].update(value)
     return out
-
-
-def _parse_value(kind: str, raw: str, text: str) -> Any:
-    try:
-        if kind == "bool":
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return raw.lower() in ("true", "1")
-        return int(raw) if kind == "int" else float(raw)
-    except ValueError:
-        expected = {"bool": "true or false", "int": "an integer", "real": "a real number"}[kind]
-        raise UsageError(f"--param {text!r} is not allowed: expected {expected}") from None
 
 
 def tex_name(symbol: sp.Symbol) -> str:
@@ -236,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     targets = [losses.get(t) for t in targets]
-    params = parse_params(args.param, targets)
+    params = parse_params(args.loss_param, targets)
     settings = {}
     for loss in targets:
         hp, notes = fit_to_size(loss, args.n, params[loss.name])

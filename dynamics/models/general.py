@@ -33,6 +33,7 @@ from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
 from symbolic import losses
 from symbolic.common.options import ParameterError, param, require
+from symbolic.registry import split_assignments
 
 ROLES = {
     ("z1", "z2"): "pair",
@@ -46,32 +47,6 @@ EMA_BY_DEFAULT = ("byol", "infonce", "linear_byol")
 TARGETS = ("auto", "online", "ema")
 
 
-def parse_hyper(loss, text: str) -> dict[str, Any]:
-    """'name=value,...' -> the loss's hyperparameters, typed by their kind and checked."""
-    values: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        name, sep, raw = item.partition("=")
-        hyper = loss.hypers.get(name.strip())
-        if not sep or hyper is None:
-            allowed = ", ".join(loss.hypers) or "none"
-            raise ParameterError(
-                f"hyper={text!r} is not allowed: {item!r} is not NAME=VALUE with a "
-                f"hyperparameter of {loss.name} ({allowed})"
-            )
-        try:
-            if hyper.kind == "bool":
-                require(raw.lower() in ("true", "false"), "hyper", text, f"{name}=true or false")
-                values[name.strip()] = raw.lower() == "true"
-            else:
-                values[name.strip()] = (int if hyper.kind == "int" else float)(raw)
-        except ValueError:
-            raise ParameterError(f"hyper={text!r} is not allowed: {name}={raw!r}") from None
-    try:
-        return loss.resolve(values)
-    except (TypeError, ValueError) as err:
-        raise ParameterError(f"hyper={text!r} is not allowed: {err}") from None
-
-
 @dataclasses.dataclass(frozen=True)
 class GeneralParams(EncoderParams):
     """A loss of symbolic.losses on a linear encoder; defaults match ``linear_byol``."""
@@ -82,7 +57,13 @@ class GeneralParams(EncoderParams):
     eta: float = param(0.04, "weight decay eta", at_least=0)
     x_spectrum: str = param("isotropic", "data correlation X (as for linear_byol)")
     loss: str = param("linear_byol", "a loss of symbolic.losses (any name but batchnorm)")
-    hyper: str = param("", "the loss's hyperparameters 'name=value,...' (default: official)")
+    loss_params: dict = param(
+        {},
+        "a hyperparameter of the loss NAME=VALUE (default: the official values)",
+        flag="--loss-param",
+        metavar="NAME=VALUE",
+        parse=split_assignments,
+    )
     target: str = param(
         "auto",
         "'online', 'ema' (target W_a, rate beta) or 'auto' (ema for byol, infonce, linear_byol)",
@@ -101,7 +82,11 @@ class GeneralParams(EncoderParams):
         usable = [n for n in losses.names() if tuple(losses.get(n).args) in ROLES]
         require(tuple(loss.args) in ROLES, "loss", self.loss, "one of " + ", ".join(usable))
         require(self.n_samples >= loss.min_n, "n_samples", self.n_samples, f">= {loss.min_n}")
-        parse_hyper(loss, self.hyper)
+        try:  # the loss's own parser and checks (the one NAME=VALUE syntax of every command)
+            resolved = loss.resolve({**loss.defaults, **loss.parse(dict(self.loss_params))})
+        except (TypeError, ValueError) as err:
+            raise ParameterError(f"loss_params is not allowed: {err}") from None
+        object.__setattr__(self, "loss_params", resolved)
 
     @property
     def role(self) -> str:
@@ -125,7 +110,7 @@ class GeneralModel(EncoderModel):
 
         self.torch = torch
         self.loss = losses.get(params.loss)
-        self.hyper = parse_hyper(self.loss, params.hyper)
+        self.hyper = dict(params.loss_params)
         super().__init__(params)
         rng = np.random.default_rng(np.random.SeedSequence(params.seed).spawn(7)[6])
         queue = SyntheticViews.sample(self.x_corr, self.aug_cov, params.queue_size, rng)

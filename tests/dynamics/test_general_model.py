@@ -99,9 +99,9 @@ def test_bad_loss_or_hyperparameter_is_a_one_line_usage_error(tmp_path, capsys):
     with pytest.raises(ParameterError, match="batchnorm"):
         GeneralParams(loss="batchnorm")
     with pytest.raises(ParameterError, match="temperature"):
-        GeneralParams(loss="nt_xent", hyper="temperature=-1")
+        GeneralParams(loss="nt_xent", loss_params={"temperature": "-1"})
     with pytest.raises(ParameterError, match="lambd"):
-        GeneralParams(loss="nt_xent", hyper="lambd=1")
+        GeneralParams(loss="nt_xent", loss_params={"lambd": "1"})
     out = tmp_path / "g.nc"
     assert run_main(main, ["general", "--loss", "no_such_loss", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

@@ -21,7 +21,9 @@ def run(module, argv, capsys):
 def test_derive_closed_form_and_check(capsys, tmp_path):
     out_file = tmp_path / "check.json"
     code, out, _ = run(
-        derive, ["linear_byol", "--check", "--param", "eta=0.2", "--out", str(out_file)], capsys
+        derive,
+        ["linear_byol", "--check", "--loss-param", "eta=0.2", "--out", str(out_file)],
+        capsys,
     )
     assert code == 0
     assert "dL/dW_p = eta*W_p + (-F_2 + W_p*F_1)*F_1.T" in out
@@ -59,11 +61,11 @@ def test_derive_list(capsys):
         (["simclr"], "unknown loss 'simclr'"),
         (["nt_xent", "--n", "1"], "--n 1 is not allowed"),
         (["nt_xent", "--d", "0"], "--d 0 is not allowed"),
-        (["nt_xent", "--param", "temperature=abc"], "expected a real number"),
-        (["nt_xent", "--param", "temperature=0"], "temperature=0.0 is not allowed"),
-        (["nt_xent", "--param", "lambd=1"], "unknown hyperparameter 'lambd'"),
-        (["liu", "--param", "k=2"], "k=2 must divide N=3"),
-        (["liu", "--param", "k=1.5"], "expected an integer"),
+        (["nt_xent", "--loss-param", "temperature=abc"], "expected a real number"),
+        (["nt_xent", "--loss-param", "temperature=0"], "temperature=0.0 is not allowed"),
+        (["nt_xent", "--loss-param", "lambd=1"], "unknown hyperparameter 'lambd'"),
+        (["liu", "--loss-param", "k=2"], "k=2 must divide N=3"),
+        (["liu", "--loss-param", "k=1.5"], "expected an integer"),
     ],
 )
 def test_derive_bad_input_exits_2_with_one_line(argv, message, capsys):
