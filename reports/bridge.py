@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -49,7 +48,7 @@ from reports import compare, style
 from reports.bridge_figures import ladder_figure, scaling_figure
 from reports.inputs import load_result, run_file
 from reports.tables import Column, Table, _frame, to_markdown, write_table
-from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, run_command, run_main
 from symbolic.common.files import atomic_folder, check_output_folder, write_text
 from symbolic.common.provenance import PACKAGE_VERSION, git_revision
 
@@ -200,18 +199,6 @@ def schedule(steps: int, batch: int, pool: int) -> tuple[str, ...]:
     per_epoch = max(1, pool // batch)
     epochs = -(-steps // per_epoch)
     return ("--epochs", str(epochs), "--train-subset", str(pool))
-
-
-def run_command(command: list[str]) -> None:
-    """Run one step; exit status 2 is bad input (UsageError), any other failure RunFailure."""
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode == 0:
-        return
-    last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-    shown = " ".join(command[2:4])
-    if proc.returncode == 2:
-        raise UsageError(f"`{shown} ...` rejected its input: {last}")
-    raise RunFailure(f"`{shown} ...` failed with exit status {proc.returncode}: {last}")
 
 
 @dataclasses.dataclass

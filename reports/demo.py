@@ -19,7 +19,6 @@ command line as a subprocess, so the demo exercises exactly what a user runs.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from tqdm import tqdm
 from empirical.methods import METHODS
 from reports import audit as audit_mod
 from reports.build import build, check_out
-from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, run_command, run_main
 from symbolic.common.files import check_output_folder
 
 DEFAULT_METHODS = ("byol", "simsiam", "directpred", "barlow_twins", "vicreg")
@@ -98,18 +97,6 @@ def parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of every run and simulation")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
-
-
-def run_step(command: list[str]) -> None:
-    """Run one command; its exit status 2 is bad input (exit 2), any other failure exit 1."""
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode == 0:
-        return
-    last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-    shown = " ".join(command[2:5])
-    if proc.returncode == 2:
-        raise UsageError(f"`{shown} ...` rejected its input: {last}")
-    raise RunFailure(f"`{shown} ...` failed with exit status {proc.returncode}: {last}")
 
 
 def validate(args) -> tuple[Path, Path]:
@@ -185,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.update(1)
 
         for name, command in steps:
-            timed(name, lambda command=command: run_step(command))
+            timed(name, lambda command=command: run_command(command))
         for name in runs:  # after training: a simulation is derived from a finished run
             folder = work / "runs" / name
             scenario = matched_scenario(folder)
@@ -198,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "--initial", initial, "--seed", str(args.seed + 1), "--quiet",
                            "--out", str(target)]  # fmt: skip
                 timed(f"simulate {scenario} from {name} ({initial})",
-                      lambda command=command: run_step(command))  # fmt: skip
+                      lambda command=command: run_command(command))  # fmt: skip
         timed(
             "build report",
             lambda: build(

@@ -24,49 +24,7 @@ import xarray as xr
 
 from reports.compare import Trajectory
 from symbolic.common.cli import UsageError
-from symbolic.common.schema import COL, EPOCH, MODE, ROW, TIME
-
-#: Variables whose dimensions are checked: "series" (axis,), "modes" (axis, mode),
-#: "matrix" (axis, row, col). The axis is ``time`` for simulations, ``epoch`` for runs.
-LAYOUT: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "wp_asymmetry",
-            "commutator_norm",
-            "conservation_residual",
-            "conservation_residual_weight",
-            "conservation_error",
-            "loss",
-            "ema_gap",
-            "w_norm",
-            "sigma_dist_pearson",
-            "sigma_dist_moment",
-            "sigma_dist_pearson_per_dim",
-            "sigma_dist_moment_per_dim",
-            "sigma_offdiag_pearson",
-            "sigma_offdiag_moment",
-            "effective_rank",
-            "z_std",
-            "knn_acc",
-            "linear_acc",
-        ),
-        "series",
-    ),
-    **dict.fromkeys(
-        (
-            "wp_eig_real",
-            "wp_eig_imag",
-            "wp_singular",
-            "wp_sym_eig",
-            "alignment_cos",
-            "corr_eig",
-            "p",
-            "s",
-        ),
-        "modes",
-    ),
-    "wp": "matrix",
-}
+from symbolic.common.schema import CORE_DIMS, EPOCH, MODE, PER_MODE_OPTIONAL, TIME, VARIABLES
 
 #: Parameters shown first when a source is described in a caption.
 KEY_PARAMS = (
@@ -353,12 +311,16 @@ def _check_axis(path: Path, ds: xr.Dataset, kind: str) -> None:
 
 
 def _check_variables(path: Path, ds: xr.Dataset, axis: str) -> None:
-    expected_dims = {"series": (axis,), "modes": (axis, MODE), "matrix": (axis, ROW, COL)}
-    for name, layout in LAYOUT.items():
-        if name not in ds.data_vars:
+    """Each schema variable along the result's axis has the dims (axis, *its core dims) of the
+    schema (:data:`symbolic.common.schema.CORE_DIMS`), numbers, and not only NaN."""
+    for name in ds.data_vars:
+        if name not in VARIABLES or axis not in ds[name].dims:
             continue
         dims = ds[name].dims
-        want = expected_dims[layout]
+        core = CORE_DIMS.get(name, ())
+        if name in PER_MODE_OPTIONAL and dims[-1:] == (MODE,):
+            core = (MODE,)
+        want = (axis, *core)
         if dims != want:
             raise InputError(path, f"variable {name!r} has dims {dims}, expected {want}")
         if not np.issubdtype(ds[name].dtype, np.number):

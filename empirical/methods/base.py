@@ -294,3 +294,34 @@ class Method(nn.Module):
 
     def update_state(self, step: int, out: dict) -> None:
         """The method's own per-step state (a queue, a running correlation); none by default."""
+
+
+def predictor_head(kind: str, dim: int, hidden: int, layout: dict) -> nn.Module | None:
+    """The trained predictor: the paper's MLP (``layout``), a bias-free linear W_p, or None
+    (``none``: p = z, the no-predictor ablation)."""
+    if kind == "none":
+        return None
+    if kind == "linear":
+        return LinearPredictor(dim)
+    return mlp(dim, hidden, dim, **layout)
+
+
+class PredictorMethod(Method):
+    """A method with a trained predictor on the online branch (BYOL, SimSiam): the paper's MLP
+    (``predictor_layout``), a linear W_p, or none; the loss of Tian's eq. 1 (``linear_byol``)
+    takes W_p itself."""
+
+    predictor = "trained"
+    applies_predictor = True
+    predictor_layout: ClassVar[dict[str, Any]] = {"layers": 2, "batchnorm": True}
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        super().check(cfg)
+        if cfg.loss == "linear_byol" and cfg.predictor == "mlp":
+            raise ValueError(
+                "--loss linear_byol needs --predictor linear or none (the loss takes W_p)"
+            )
+
+    def build_predictor(self, dim: int) -> nn.Module | None:
+        return predictor_head(self.cfg.predictor, dim, self.cfg.pred_hidden, self.predictor_layout)

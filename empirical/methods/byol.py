@@ -12,33 +12,20 @@ images, weight decay 1e-6, projector 4096-256, predictor 4096, tau 0.99 -> 1).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from empirical.heads import LinearPredictor, mlp
-from empirical.methods.base import EMAOptions, Method, PredictorOptions
+from empirical.methods.base import EMAOptions, PredictorMethod, PredictorOptions
 
 BYOL_MLP = {"layers": 2, "batchnorm": True}
 
 
-def predictor_head(kind: str, dim: int, hidden: int, layout: dict) -> nn.Module | None:
-    """The trained predictor: the paper's MLP (``layout``), a bias-free linear W_p, or None
-    (``none``: p = z, the no-predictor ablation)."""
-    if kind == "none":
-        return None
-    if kind == "linear":
-        return LinearPredictor(dim)
-    return mlp(dim, hidden, dim, **layout)
-
-
-class BYOL(Method):
+class BYOL(PredictorMethod):
     name = "byol"
     summary = "BYOL: EMA target, MLP predictor (or --predictor linear)"
     reference = "Grill et al. 2020; DeepMind byol configs (100-epoch preset)"
     losses = ("byol", "linear_byol")
-    predictor = "trained"
     target = "ema"
-    applies_predictor = True
     projector_layout = BYOL_MLP
+    predictor_layout = BYOL_MLP
     options = (PredictorOptions, EMAOptions)
     defaults = {
         "optimizer": "lars",
@@ -54,18 +41,11 @@ class BYOL(Method):
     @classmethod
     def check(cls, cfg) -> None:
         super().check(cfg)
-        if cfg.loss == "linear_byol" and cfg.predictor == "mlp":
-            raise ValueError(
-                "--loss linear_byol needs --predictor linear or none (the loss takes W_p)"
-            )
         if not cfg.loss_params.get("stop_gradient", True):
             raise ValueError(
                 "--loss-param stop_gradient=false: BYOL's target is an EMA copy that no gradient "
                 "reaches; the no-stop-gradient ablation is simsiam's"
             )
-
-    def build_predictor(self, dim: int) -> nn.Module:
-        return predictor_head(self.cfg.predictor, dim, self.cfg.pred_hidden, BYOL_MLP)
 
     @property
     def loss_directions(self) -> int:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
 
-from empirical.methods.base import Method, PredictorOptions
-from empirical.methods.byol import predictor_head
+from empirical.methods.base import PredictorMethod, PredictorOptions
 from symbolic.common.options import param
 
 
@@ -28,17 +26,13 @@ class SimSiamOptions:
     )
 
 
-PREDICTOR_LAYOUT = {"layers": 2, "batchnorm": True, "hidden_bias": False}
-
-
-class SimSiam(Method):
+class SimSiam(PredictorMethod):
     name = "simsiam"
     summary = "SimSiam: shared weights, stop-gradient, bottleneck predictor"
     reference = "Chen & He 2021; facebookresearch/simsiam (--fix-pred-lr)"
     losses = ("simsiam", "linear_byol")
-    predictor = "trained"
     target = "online"
-    applies_predictor = True
+    predictor_layout = {"layers": 2, "batchnorm": True, "hidden_bias": False}
     projector_layout = {
         "layers": 3,
         "batchnorm": True,
@@ -56,17 +50,6 @@ class SimSiam(Method):
         "pred_hidden": 512,
     }
     scenario = "linear_simsiam"
-
-    @classmethod
-    def check(cls, cfg) -> None:
-        super().check(cfg)
-        if cfg.loss == "linear_byol" and cfg.predictor == "mlp":
-            raise ValueError(
-                "--loss linear_byol needs --predictor linear or none (the loss takes W_p)"
-            )
-
-    def build_predictor(self, dim: int) -> nn.Module:
-        return predictor_head(self.cfg.predictor, dim, self.cfg.pred_hidden, PREDICTOR_LAYOUT)
 
     def predictor_lr_fixed(self) -> bool:
         return self.cfg.fix_pred_lr and self.online.predictor is not None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
@@ -85,3 +86,20 @@ def run_main(
     except OSError as err:
         print(f"{prog}: error: {_os_error_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_command(command: list[str]) -> None:
+    """Run another command of the toolkit as a subprocess and carry its failure over.
+
+    Its exit status 2 (bad input) becomes a UsageError, any other failure a RunFailure, each
+    with the command's last line of error output; orchestrators (``reports.demo``,
+    ``reports.bridge``) run the real command lines this way.
+    """
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return
+    last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+    shown = " ".join(command[2:5])
+    if proc.returncode == EXIT_USAGE:
+        raise UsageError(f"`{shown} ...` rejected its input: {last}")
+    raise RunFailure(f"`{shown} ...` failed with exit status {proc.returncode}: {last}")
