@@ -211,7 +211,9 @@ def phase_flow(inputs: Inputs) -> Drawn:
         "per eta; dashed: the invariant parabola s = p^2/alpha_p; filled: stable fixed points, "
         "open: unstable, by the eigenvalues of the Jacobian; at eta = 0 the line p = "
         "tau/(1+sigma^2) and the axis s = 0 (black where stable, grey where not) are lines of "
-        "fixed points. As in Tian et al. 2021, Fig. 3."
+        "fixed points. Tian et al. 2021, Fig. 3, draws this flow: trajectories approach the "
+        "invariant parabola and end at p = 0 or at p*_+, depending on which side of p*_- they "
+        "reach it."
     )
     return Drawn(caption, [res], fig, width="double")
 
@@ -261,7 +263,9 @@ def phase_line(inputs: Inputs) -> Drawn:
         "dp_j/dt on the invariant parabola s_j = p_j^2/alpha_p at fixed tau, one panel per eta "
         "(a: eta = 0; b: below the collapse threshold eta* = tau^2/(4(1+sigma^2)); c: above "
         "it), arrows along the flow; filled: stable roots, open: unstable, grey: semi-stable, "
-        "by the sign of dp/dt on either side. As in Tian et al. 2021, Fig. 4."
+        "by the sign of dp/dt on either side. Tian et al. 2021, Fig. 4, draws the same three "
+        "regimes (its caption omits the factor 1 + sigma^2 of dp/dt = -(1+sigma^2) p (p - "
+        "p*_-) (p - p*_+))."
     )
     return Drawn(caption, [res], fig, width="double")
 

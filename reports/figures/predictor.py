@@ -235,10 +235,12 @@ def spectrum_over_epochs(inputs: Inputs) -> Drawn:
     rank_colorbar(fig, axes.ravel(), shrink=0.6)
     caption = (
         "Per run (rows), against epochs: eigenvalues of the single-view feature correlation "
-        "F F^T (log axis); real parts of the eigenvalues of W_p, sorted by magnitude; the "
+        "F F^T (log axis); real parts of the eigenvalues of W_p, in decreasing order; the "
         "alignment cos(W_p u_j, u_j) for the eigenvectors u_j of F F^T; and the asymmetry "
-        "||W_p - W_p^T||_F / ||W_p + W_p^T||_F. Colour: mode rank (dark: largest). As in Tian "
-        "et al. 2021, Fig. 2, and Liu et al. 2022, Fig. 4."
+        "||W_p - W_p^T||_F / ||W_p + W_p^T||_F. Colour: mode rank (dark: largest). Tian et al. "
+        "2021, Fig. 2, plots the same quantities for BYOL with a linear predictor on STL-10 and "
+        "shows W_p drifting towards symmetry and its eigenvectors aligning with those of F "
+        "(cosines near 1) as training proceeds with weight decay."
     )
     return Drawn(caption, members, fig, width="double")
 
@@ -270,7 +272,9 @@ def wp_heatmaps(inputs: Inputs) -> Drawn:
             ax.set_visible(False)
         fig.colorbar(image, ax=list(row), shrink=0.9, label="entry of $W_p$")
     caption = (
-        "The predictor matrix W_p at the first, last and evenly spaced intermediate epochs (as in "
-        "Liu et al. 2022, Fig. 3); diverging colour scale symmetric about 0, one scale per row."
+        "The predictor matrix W_p at the first, last and evenly spaced intermediate epochs; "
+        "diverging colour scale symmetric about 0, one scale per row. Liu et al. 2022 (Sec. "
+        "4.3) report that BYOL's linear W_p approaches a diagonal matrix (their evidence is in "
+        "the supplementary material); these panels show whether a run does."
     )
     return Drawn(caption, members, fig, width="double")
