@@ -247,9 +247,10 @@ class EigenmodeModel(Model):
                 "s": (dims, s),
                 "tau": (dims, tau),
                 "invariant_residual": (dims, residual),
-                "wp_eig_real": (dims, p),
+                # the spectra in the schema's order; p, s, tau stay indexed by the mode itself
+                "wp_eig_real": (dims, obs.sort_spectrum(p)),
                 "wp_eig_imag": (dims, np.zeros_like(p)),
-                "corr_eig": (dims, (1 + q.sigma2) * s),
+                "corr_eig": (dims, obs.sort_spectrum((1 + q.sigma2) * s)),
                 "p_star_plus": (dims, np.nan_to_num(p_plus, nan=0.0)),
                 "p_star_minus": (dims, np.nan_to_num(p_minus, nan=0.0)),
             },

@@ -53,12 +53,6 @@ def shown_ranks(n: int) -> list[int]:
     return [0, 1, 2, 3, n - 2, n - 1]
 
 
-def by_rank(eig: np.ndarray) -> np.ndarray:
-    """(time, mode) eigenvalues in decreasing order at each time: the schema's order, which the
-    per-mode model (dynamics.models.eigenmodes) does not keep (it stores p_j by mode)."""
-    return -np.sort(-eig, axis=1)
-
-
 @dataclass
 class EigenvalueKey:
     """What eigenvalue panels drew, for their legend: ranks, kinds of source, fixed points."""
@@ -80,7 +74,7 @@ def eigenvalue_panel(ax: Axes, run: Result | None, sim: Result | None) -> Eigenv
     ``run`` as open markers (either may be None or lack wp_eig_real)."""
     key = EigenvalueKey()
     if sim is not None and sim.has("wp_eig_real"):
-        eig = by_rank(sim.values("wp_eig_real"))
+        eig = sim.values("wp_eig_real")
         key.ranks = shown_ranks(eig.shape[1])
         for j, rank in enumerate(key.ranks):
             ax.plot(sim.flow_time(), eig[:, rank], color=style.color(j), lw=1.0)
@@ -90,7 +84,7 @@ def eigenvalue_panel(ax: Axes, run: Result | None, sim: Result | None) -> Eigenv
         key.kinds.add("simulation")
         key.sources.append(sim)
     if run is not None and run.has("wp_eig_real"):
-        eig = by_rank(run.values("wp_eig_real"))
+        eig = run.values("wp_eig_real")
         key.ranks = shown_ranks(eig.shape[1])
         for j, rank in enumerate(key.ranks):
             ax.plot(run.flow_time(), eig[:, rank], ls="none", marker=style.marker(j), mfc="none",

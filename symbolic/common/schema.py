@@ -14,7 +14,9 @@ else, so a misspelt variable or a transposed array fails when it is written, not
 Eigenvalue order, decided here once: ``wp_eig_real``/``wp_eig_imag`` (and every other spectrum
 over ``mode``) are sorted by decreasing real part, ties by decreasing imaginary part
 (:func:`dynamics.observables.sort_spectrum`), so for the real, non-negative spectra of the theory
-the order is by decreasing magnitude and readers never re-sort.
+the order is by decreasing magnitude and readers never re-sort. The per-mode variables of the
+eigenmode model (``p``, ``s``, ``tau``, ``invariant_residual``) and of its sweeps (where
+``wp_eig_real`` is the final p_j next to ``mode_collapsed``) index ``mode`` by the mode itself.
 """
 
 from __future__ import annotations
