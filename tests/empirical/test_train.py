@@ -353,3 +353,18 @@ def test_nan_loss_exits_1_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     ds = xr.open_dataset(tmp_path / "measurements.nc")
     assert list(ds["epoch"].values) == [0, 1] and ds.attrs["partial"] == 1
+
+
+def test_tensorboard_without_the_package_is_a_clear_error(fashion_dir, tmp_path, capsys):
+    """--tensorboard DIR logs the scalars when tensorboard is installed; without it, one line."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        capsys.readouterr()
+        assert train("simsiam", tmp_path / "r", fashion_dir, "--tensorboard", str(tmp_path)) == 2
+        err = capsys.readouterr().err
+        assert "pip install tensorboard" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "r" / "config.toml").exists()
+        return
+    assert train("simsiam", tmp_path / "r", fashion_dir, "--tensorboard", str(tmp_path / "tb")) == 0
+    assert any((tmp_path / "tb").iterdir())
