@@ -24,8 +24,10 @@ import xarray as xr
 from dynamics import observables as obs
 from dynamics.models.base import Model, StateLayout, parse_spectrum, time_mode_vars
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
+from symbolic import losses
 from symbolic.common.options import param, validate
 from symbolic.common.schema import MODE, TIME
+from symbolic.ops import NUMPY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +81,10 @@ def standardize_backward(xhat: np.ndarray, std: np.ndarray, g: np.ndarray, ddof:
 
 
 def standardize(z: np.ndarray, eps: float, ddof: int) -> tuple[np.ndarray, np.ndarray]:
-    """(zhat, std): per-column batch standardisation with variance over n - ddof, plus eps."""
-    centred = z - z.mean(axis=0)
-    std = np.sqrt(np.sum(centred**2, axis=0) / (z.shape[0] - ddof) + eps)
-    return centred / std, std
+    """(zhat, std): the losses' batch standardisation (``symbolic.losses.batch_standardize``,
+    variance over n - ddof, plus eps) and the std it divides by, for the analytic backward."""
+    zhat = losses.batch_standardize(NUMPY, z, eps, unbiased=ddof == 1)
+    return zhat, np.sqrt(np.var(z, axis=0, ddof=ddof) + eps)
 
 
 class EncoderModel(Model):
