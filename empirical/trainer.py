@@ -576,7 +576,7 @@ class Run:
         if not self.history:  # fresh run: the random-encoder baseline, measured once
             online = self.method.online
             images = self.eval_batches(self.train_split, BN_FILL_IMAGES)
-            fill_batchnorm(online, lambda x: online(x, x), images)
+            fill_batchnorm(online, online.forward_once, images)
             if info.main:
                 schedule = {"throughput": 0.0, "lr": 0.0}
                 if self.method.target == "ema":

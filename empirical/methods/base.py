@@ -100,6 +100,12 @@ class Online(nn.Module):
         h = self.backbone(x)
         return h, self.projector(h)
 
+    def forward_once(self, x: torch.Tensor) -> None:
+        """Every layer on one batch of inputs (to fill the BatchNorm statistics)."""
+        z = self.encode(x)[1]
+        if self.predictor is not None:
+            self.predictor(z)
+
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
         h1, z1 = self.encode(x1)
         h2, z2 = self.encode(x2)
