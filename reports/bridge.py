@@ -1,8 +1,8 @@
 """The bridge: real training runs that the ODE must predict, and how far up the ladder it holds.
 
-    python -m reports.bridge --out report_bridge/            # the whole ladder (~15-20 min, CPU)
+    python -m reports.bridge --out report_bridge/            # the whole ladder, 3 seeds
     python -m reports.bridge --quick --out report_bridge/    # minutes: small sizes, 2 seeds
-    python -m reports.bridge --rungs 1,3b --seeds 3 --out ...
+    python -m reports.bridge --rungs 1,3b --seeds 3 --jobs 2 --out ...
 
 Each rung is a real training run (``python -m empirical.train``) on Fashion-MNIST, several seeds.
 Where the theory is exact or nearly so (a linear encoder on PCA coordinates, rungs 1-4) every run
@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +55,8 @@ from symbolic.common.cli import ArgumentParser, UsageError, run_command, run_mai
 from symbolic.common.files import atomic_folder, check_output_folder, write_text
 from symbolic.common.provenance import PACKAGE_VERSION, git_revision
 
+#: marks a work folder as the bridge's own (a rerun replaces it)
+WORK_MARKER = ".reports-bridge"
 #: options of every bridge run: the linear predictor without a projector, SGD, no probes
 COMMON = (
     "--projector",
@@ -205,7 +210,8 @@ def schedule(steps: int, batch: int, pool: int) -> tuple[str, ...]:
 class Plan:
     """Every command of the bridge, in order, with the files they write."""
 
-    steps: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
+    steps: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)  # training
+    simulations: list[tuple[str, list[str]]] = dataclasses.field(default_factory=list)
     runs: dict[tuple[str, int], Path] = dataclasses.field(default_factory=dict)
     predictions: dict[tuple[str, int], tuple[Path, Path]] = dataclasses.field(default_factory=dict)
     scaling: dict[tuple[str, float, int], Path] = dataclasses.field(default_factory=dict)
@@ -290,13 +296,13 @@ def plan(rungs: Sequence[Rung], size: Size, seeds: int, scaling: bool, work: Pat
                 continue
             pred = work / "predictions" / f"rung{rung.key}_seed{seed}.nc"
             null = work / "predictions" / f"rung{rung.key}_seed{seed}_null.nc"
-            p.steps.append(
+            p.simulations.append(
                 (
                     f"predict rung {rung.key} seed {seed}",
                     simulate_command(rung.scenario, out, "run", seed, pred),
                 )
             )
-            p.steps.append(
+            p.simulations.append(
                 (
                     f"null of rung {rung.key} seed {seed}",
                     simulate_command(rung.scenario, out, "seed", 1000 + seed, null),
@@ -329,7 +335,7 @@ def add_scaling(p: Plan, rung: Rung, size: Size, work: Path) -> None:
             )
             pred = out.with_name(out.name + "_pred.nc")
             p.steps.append((f"scaling {kind}={value:g} seed {seed}", command))
-            p.steps.append(
+            p.simulations.append(
                 (
                     f"predict scaling {kind}={value:g} seed {seed}",
                     simulate_command(rung.scenario, out, "run", seed, pred),
@@ -493,6 +499,12 @@ def parser() -> ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="seeds per rung (default 3; quick 2)")
     p.add_argument("--quick", action="store_true", help="small sizes for tests and CI (minutes)")
     p.add_argument("--no-scaling", action="store_true", help="skip the lr / batch study")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="commands run at once, one thread each (default: the CPU count)",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
 
@@ -510,16 +522,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bad:
         raise UsageError(f"--rungs {bad[0]!r}: unknown; the rungs are {', '.join(known)}")
     rungs = [r for r in everything if r.key in chosen]
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: at least 1")
     out = check_output_folder(Path(args.out))
     work = Path(args.work) if args.work else out / "work"
+    check_output_folder(work, "--work")
+    if work.exists() and any(work.iterdir()) and not (work / WORK_MARKER).exists():
+        raise UsageError(f"--work {work}: not empty and not a bridge work folder; not replacing")
     p = plan(rungs, size, seeds, not args.no_scaling, work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    (work / WORK_MARKER).write_text("python -m reports.bridge owns this folder\n")
     start = time.perf_counter()
-    timings: list[tuple[str, float]] = []
     quiet = args.quiet or not sys.stderr.isatty()
-    for name, command in tqdm(p.steps, desc="bridge", disable=quiet):
-        t0 = time.perf_counter()
-        run_command(command)
-        timings.append((name, time.perf_counter() - t0))
+    with tqdm(total=len(p.steps) + len(p.simulations), desc="bridge", disable=quiet) as bar:
+        for phase in (p.steps, p.simulations):  # every run, then the simulations derived from them
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                futures = [pool.submit(run_command, command) for _, command in phase]
+                for future in as_completed(futures):
+                    future.result()  # a failed command stops the bridge with its error
+                    bar.update(1)
     summaries = collect(rungs, p, seeds)
     scaling = collect_scaling(p)
     wall = time.perf_counter() - start
