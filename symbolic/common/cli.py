@@ -73,8 +73,9 @@ def run_main(
     except RunFailure as err:
         print(f"{prog}: run failed: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # a command may say how to continue: KeyboardInterrupt(text)
+        detail = f": {err}" if str(err) else ""
+        print(f"{prog}: interrupted{detail}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed early, e.g. piped into head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
