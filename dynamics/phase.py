@@ -29,26 +29,65 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs  # noqa: E402
-from dynamics.simulate import RunSettings, simulate  # noqa: E402
+from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams  # noqa: E402
+from dynamics.simulate import RunSettings, check_size, simulate  # noqa: E402
 from dynamics.sweep import run_sweep  # noqa: E402
+from dynamics.sweep.run import check_sweep  # noqa: E402
 from symbolic.common.cli import ArgumentParser, UsageError, run_main  # noqa: E402
+from symbolic.common.files import atomic_path, check_output_folder  # noqa: E402
 from symbolic.common.options import ParameterError  # noqa: E402
 from symbolic.common.provenance import provenance  # noqa: E402
 from symbolic.common.results import write_netcdf
 from symbolic.common.schema import KNOWN_DIMS
 
 FIGURES = ("flow", "line", "collapse", "alignment")
+#: at most this many panels (values of --flow-eta, --line-eta) or curves (--align-eta)
+MAX_PANELS = 12
+#: largest --tau, --alpha-p, --sigma2 (the axes of the flow and the line scale with them)
+MAX_SCALE = 1e3
 STABLE, UNSTABLE, SEMI = "tab:red", "tab:green", "0.5"
 
 
 def _floats(text: str, name: str) -> list[float]:
+    """Comma-separated weight decays: finite, >= 0, at most MAX_PANELS of them."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise UsageError(f"--{name} {text!r} is not allowed: comma-separated numbers") from None
     if not all(np.isfinite(values)):
         raise UsageError(f"--{name} {text!r} is not allowed: finite numbers")
+    if min(values) < 0:
+        raise UsageError(f"--{name} {text!r} is not allowed: weight decays eta >= 0")
+    if len(values) > MAX_PANELS:
+        raise UsageError(f"--{name} {text!r} is not allowed: at most {MAX_PANELS} values")
     return values
+
+
+def check_options(args) -> dict[str, list[float]]:
+    """Every option, whichever figures are drawn, checked before the first file is written:
+    UsageError naming the first bad value. Returns the parsed weight-decay lists."""
+    for name, value, ok, allowed in (
+        ("tau", args.tau, 0 < args.tau <= MAX_SCALE, f"a number > 0 and <= {MAX_SCALE:g}"),
+        ("alpha-p", args.alpha_p, 0 < args.alpha_p <= MAX_SCALE, f"> 0 and <= {MAX_SCALE:g}"),
+        ("sigma2", args.sigma2, 0 <= args.sigma2 <= MAX_SCALE, f">= 0 and <= {MAX_SCALE:g}"),
+    ):
+        if not (ok and np.isfinite(value)):
+            raise UsageError(f"--{name} {value} is not allowed: {allowed}")
+    lists = {n: _floats(getattr(args, n.replace("-", "_")), n) for n in
+             ("flow-eta", "line-eta", "align-eta")}  # fmt: skip
+    common = {"p0": args.p0, "s0": args.s0, "sigma2": args.sigma2, "tau0": args.tau0}
+    try:
+        settings = RunSettings(t_end=args.t_end, rtol=1e-8, atol=1e-10)
+        for axis, values in (("alpha_p", args.alpha_ps), ("beta", args.betas)):
+            check_sweep("eigenmodes", [f"eta={args.eta}", f"{axis}={values}"], common, settings)
+        align = RunSettings(t_end=args.align_t_end)
+        for eta in lists["align-eta"]:
+            params = LinearBYOLParams(dim=args.dim, input_dim=args.dim, sigma2=args.sigma2, eta=eta)
+        check_size(LinearBYOLModel, params, align.n_out)
+    except ParameterError as err:
+        raise UsageError(str(err)) from None
+    check_output_folder(args.out)
+    return lists
 
 
 def jacobian(p: float, s: float, tau: float, eta: float, alpha_p: float, sigma2: float):
@@ -88,10 +127,13 @@ def _finish(fig, stem: Path, ds: xr.Dataset, title: str) -> list[Path]:
     fig.tight_layout()
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [Path(f"{stem}.png"), Path(f"{stem}.pdf"), Path(f"{stem}.nc")]
+    undefined = [n for n in ("commutator_norm", "wp_asymmetry") if n in ds]  # NaN: collapsed W
+    write_netcdf(ds, paths[2], extra_dims=[d for d in ds.dims if d not in KNOWN_DIMS],
+                 undefined=undefined)  # fmt: skip
     for path in paths[:2]:
-        fig.savefig(path, dpi=150)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=150, format=path.suffix[1:])
     plt.close(fig)
-    write_netcdf(ds, paths[2], extra_dims=[d for d in ds.dims if d not in KNOWN_DIMS])
     return paths
 
 
@@ -289,13 +331,7 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.tau <= 0 or args.alpha_p <= 0 or args.sigma2 < 0:
-        raise UsageError(
-            f"tau={args.tau}, alpha_p={args.alpha_p}, sigma2={args.sigma2}: need tau > 0, "
-            "alpha_p > 0, sigma2 >= 0"
-        )
-    if args.dim < 1:
-        raise UsageError(f"dim={args.dim} is not allowed: an integer >= 1")
+    lists = check_options(args)
     todo = FIGURES if args.figure == "all" else (args.figure,)
     shape = (args.tau, args.alpha_p, args.sigma2)
     paths: list[Path] = []
@@ -303,14 +339,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in todo:
             stem = args.out / f"phase_{name}"
             if name == "flow":
-                paths += draw_flow(stem, _floats(args.flow_eta, "flow-eta"), *shape)
+                paths += draw_flow(stem, lists["flow-eta"], *shape)
             elif name == "line":
-                paths += draw_line(stem, _floats(args.line_eta, "line-eta"), *shape)
+                paths += draw_line(stem, lists["line-eta"], *shape)
             elif name == "collapse":
                 paths += draw_collapse(stem, args.eta, args.alpha_ps, args.betas, args.sigma2,
                                        args.p0, args.s0, args.tau0, args.t_end)  # fmt: skip
             else:
-                etas = _floats(args.align_eta, "align-eta")
+                etas = lists["align-eta"]
                 paths += draw_alignment(stem, etas, args.dim, args.sigma2, args.align_t_end)
     except ParameterError as err:
         raise UsageError(str(err)) from None
