@@ -7,8 +7,8 @@ states (:func:`sort_spectrum`); readers never re-sort.
 
 The collapse criterion is defined once, here (:func:`collapsed`): a quantity has collapsed when
 its magnitude is below COLLAPSE_FRACTION = 2% of its reference scale. Far below that, a quantity
-that has fallen under NUMERICAL_ZERO = 1e-12 of the largest value it reached is numerically zero
-(:func:`numerically_zero`: below the resolution of the solvers' tolerances), and a ratio with it
+that has fallen under NUMERICAL_ZERO = 1e-9 of the largest value it reached is numerically zero
+(:func:`numerically_zero`: near the resolution of the solvers' tolerances), and a ratio with it
 in the denominator (tau = <W_a, W>/||W||^2, a residual relative to ||W W^T||, ...) is undefined.
 """
 
@@ -22,10 +22,11 @@ COLLAPSE_FRACTION = 0.02
 #: the embedding has collapsed when the std of its l2-normalised rows times sqrt(d) is below this
 #: fraction of the value of an isotropic spread (z_std ~ 1 when spread, 0 at complete collapse)
 COLLAPSED_Z_STD = 0.05
-#: a quantity below this fraction of the largest value it reached is numerically zero: the
-#: default solver tolerances (rtol 1e-10, atol 1e-12) do not resolve it, so its direction and the
-#: ratios it divides are noise
-NUMERICAL_ZERO = 1e-12
+#: a quantity below this fraction of the largest value it reached is numerically zero: for weights
+#: of order 1 its entries are then within a factor 1000 of the solvers' default absolute tolerance
+#: (atol 1e-12), which stops resolving their direction as they shrink further, so the ratios it
+#: divides are noise (a fully collapsed linear BYOL run underflows to 1e-120)
+NUMERICAL_ZERO = 1e-9
 
 
 def _fro(a: np.ndarray) -> np.ndarray:
