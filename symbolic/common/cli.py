@@ -32,6 +32,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         text = action.help or ""
         if "default" in text:
             return text
+        if action.default is None:  # never Python's "None" in a help text
+            if not action.option_strings:
+                return text
+            shown = "required, no default" if action.required else "default: none"
+            return f"{text} ({shown})"
         return super()._get_help_string(action)
 
 
