@@ -255,16 +255,16 @@ def run_sweep(
                 tasks = [(u, (job, grid.columns(u.indices), u.size)) for u in todo]
                 execute(run_unit, tasks, finish, workers, scheduler)
         except KeyboardInterrupt:
-            if not store.stored():
+            points = store.stored_points()
+            if not points:
                 store.remove()
                 raise KeyboardInterrupt("no grid point was finished; nothing to resume") from None
-            points = store.done().size
             raise KeyboardInterrupt(
                 f"{points} of {grid.size} points are stored in {store.folder}; continue with "
                 "the same command and --resume"
             ) from None
         except BaseException:
-            if not store.stored():  # nothing worth keeping: no parts folder in the way
+            if not store.stored_points():  # nothing worth keeping: no parts folder in the way
                 store.remove()
             raise
         ds = _dataset(grid, store.assemble(grid.size), base.dim)

@@ -120,9 +120,17 @@ class PartStore:
         found = self._indices
         return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=int)
 
-    def stored(self) -> int:
-        """How many units are stored (read at opening, plus those saved since)."""
-        return len(self._indices)
+    def stored_points(self) -> int:
+        """How many points the units on disk hold now (also one whose save was interrupted
+        between its rename and its bookkeeping)."""
+        total = 0
+        for path in self._parts():
+            try:
+                with np.load(path, allow_pickle=False) as part:
+                    total += part["indices"].size
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                continue
+        return total
 
     def save(self, unit: Unit, record: dict[str, np.ndarray]) -> None:
         path = self.folder / f"unit_{unit.start:09d}.npz"
