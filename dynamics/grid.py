@@ -19,6 +19,9 @@ from symbolic.common.options import ParameterError
 
 #: parameters that set the shape of the result (the mode axis) and cannot be swept
 UNSWEEPABLE = ("dim",)
+#: at most this many values on one axis (the whole grid is then sized by the sweep's memory
+#: estimate); checked before any value is made
+MAX_AXIS = 10_000_000
 
 
 def _kind(field: dataclasses.Field) -> type:
@@ -55,12 +58,14 @@ def parse_axis(spec: str, params_cls: type) -> tuple[str, np.ndarray]:
     kind = _kind(fields[name])
     parts = text.split(":")
     if len(parts) == 1:
+        _check_count(name, text, text.count(",") + 1)
         values = [_parse_value(v.strip(), kind, name) for v in text.split(",")]
     elif kind is int and len(parts) == 2:
         lo, hi = (_parse_value(v, int, name) for v in parts)
         if hi < lo:
             raise ParameterError(f"--grid {name}={text}: is not allowed: need a <= b in a:b")
-        values = list(range(lo, hi + 1))
+        _check_count(name, text, hi - lo + 1)
+        values = np.arange(lo, hi + 1)
     elif kind is float and len(parts) == 3:
         lo, hi = (_parse_value(v, float, name) for v in parts[:2])
         n = _parse_value(parts[2], int, name)
@@ -68,13 +73,22 @@ def parse_axis(spec: str, params_cls: type) -> tuple[str, np.ndarray]:
             raise ParameterError(
                 f"--grid {name}={text} is not allowed: a:b:n needs finite a, b and n >= 1"
             )
-        values = list(np.linspace(lo, hi, n))
+        _check_count(name, text, n)
+        values = np.linspace(lo, hi, n)
     else:
         form = "a:b (integers a..b)" if kind is int else "a:b:n" if kind is float else "v1,v2"
         raise ParameterError(f"--grid {name}={text} is not allowed: write {form} or v1,v2,...")
-    if len(set(values)) != len(values):
+    values = np.asarray(values)
+    if np.unique(values).size != values.size:
         raise ParameterError(f"--grid {name}={text} is not allowed: repeated values")
-    return name, np.array(values)
+    return name, values
+
+
+def _check_count(name: str, text: str, n: int) -> None:
+    if n > MAX_AXIS:
+        raise ParameterError(
+            f"--grid {name}={text} is not allowed: {n} values, at most {MAX_AXIS:,} per axis"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

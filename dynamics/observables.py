@@ -6,7 +6,10 @@ are (..., N, d) with rows as samples. Spectra are sorted once, here, in the orde
 states (:func:`sort_spectrum`); readers never re-sort.
 
 The collapse criterion is defined once, here (:func:`collapsed`): a quantity has collapsed when
-its magnitude is below COLLAPSE_FRACTION = 2% of its reference scale.
+its magnitude is below COLLAPSE_FRACTION = 2% of its reference scale. Far below that, a quantity
+that has fallen under NUMERICAL_ZERO = 1e-9 of the largest value it reached is numerically zero
+(:func:`numerically_zero`: near the resolution of the solvers' tolerances), and a ratio with it
+in the denominator (tau = <W_a, W>/||W||^2, a residual relative to ||W W^T||, ...) is undefined.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ COLLAPSE_FRACTION = 0.02
 #: the embedding has collapsed when the std of its l2-normalised rows times sqrt(d) is below this
 #: fraction of the value of an isotropic spread (z_std ~ 1 when spread, 0 at complete collapse)
 COLLAPSED_Z_STD = 0.05
+#: a quantity below this fraction of the largest value it reached is numerically zero: for weights
+#: of order 1 its entries are then within a factor 1000 of the solvers' default absolute tolerance
+#: (atol 1e-12), which stops resolving their direction as they shrink further, so the ratios it
+#: divides are noise (a fully collapsed linear BYOL run underflows to 1e-120)
+NUMERICAL_ZERO = 1e-9
 
 
 def _fro(a: np.ndarray) -> np.ndarray:
@@ -54,6 +62,14 @@ def collapsed_modes(eig_abs: np.ndarray) -> np.ndarray:
     eig_abs = np.abs(np.asarray(eig_abs, dtype=float))
     scale = np.maximum.accumulate(np.max(eig_abs, axis=-1), axis=0)
     return collapsed(eig_abs, scale[..., None])
+
+
+def numerically_zero(magnitude: np.ndarray) -> np.ndarray:
+    """Where ``magnitude`` (over time, axis 0) is below NUMERICAL_ZERO times the largest value it
+    reached up to then: e.g. ||W|| of a fully collapsed run that underflowed towards 1e-100."""
+    magnitude = np.abs(np.asarray(magnitude, dtype=float))
+    scale = np.maximum.accumulate(np.where(np.isfinite(magnitude), magnitude, 0.0), axis=0)
+    return ~(magnitude > NUMERICAL_ZERO * scale) | (scale == 0)
 
 
 def predictor_eigenvalues(wp: np.ndarray) -> np.ndarray:

@@ -29,9 +29,12 @@ import numpy as np
 import xarray as xr
 
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs
-from dynamics.simulate import RunSettings, simulate
+from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
+from dynamics.simulate import RunSettings, check_size, simulate
 from dynamics.sweep import run_sweep
+from dynamics.sweep.run import check_sweep
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.files import check_output_folder
 from symbolic.common.options import ParameterError
 from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
@@ -41,17 +44,61 @@ FIGURES = ("flow", "line", "collapse", "alignment")
 #: stability codes of fixed points in the files (CF flags on the variable)
 STABILITY = {"unstable": -1, "semi-stable": 0, "stable": 1}
 #: variables in which NaN means "no such point" (fewer fixed points at this eta)
-UNDEFINED = ("fixed_p", "fixed_s", "fixed_stability", "fixed_line_p", "axis_stability")
+UNDEFINED = (
+    "fixed_p",
+    "fixed_s",
+    "fixed_stability",
+    "fixed_line_p",
+    "axis_stability",
+    "commutator_norm",  # the ratios of a W_p that collapsed to 0
+    "wp_asymmetry",
+)
+#: at most this many panels (values of --flow-eta, --line-eta) or curves (--align-eta)
+MAX_PANELS = 12
+#: largest --tau, --alpha-p, --sigma2 (the axes of the flow and the line scale with them)
+MAX_SCALE = 1e3
 
 
 def _floats(text: str, name: str) -> list[float]:
+    """Comma-separated weight decays: finite, >= 0, at most MAX_PANELS of them."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         raise UsageError(f"--{name} {text!r} is not allowed: comma-separated numbers") from None
     if not all(np.isfinite(values)):
         raise UsageError(f"--{name} {text!r} is not allowed: finite numbers")
+    if min(values) < 0:
+        raise UsageError(f"--{name} {text!r} is not allowed: weight decays eta >= 0")
+    if len(values) > MAX_PANELS:
+        raise UsageError(f"--{name} {text!r} is not allowed: at most {MAX_PANELS} values")
     return values
+
+
+def check_options(args) -> dict[str, list[float]]:
+    """Every option, whichever figures are drawn, checked before the first file is written:
+    UsageError naming the first bad value. Returns the parsed weight-decay lists."""
+    for name, value, ok, allowed in (
+        ("tau", args.tau, 0 < args.tau <= MAX_SCALE, f"a number > 0 and <= {MAX_SCALE:g}"),
+        ("alpha-p", args.alpha_p, 0 < args.alpha_p <= MAX_SCALE, f"> 0 and <= {MAX_SCALE:g}"),
+        ("sigma2", args.sigma2, 0 <= args.sigma2 <= MAX_SCALE, f">= 0 and <= {MAX_SCALE:g}"),
+    ):
+        if not (ok and np.isfinite(value)):
+            raise UsageError(f"--{name} {value} is not allowed: {allowed}")
+    lists = {n: _floats(getattr(args, n.replace("-", "_")), n) for n in
+             ("flow-eta", "line-eta", "align-eta")}  # fmt: skip
+    common = {"p0": args.p0, "s0": args.s0, "sigma2": args.sigma2, "tau0": args.tau0}
+    try:
+        settings = RunSettings(t_end=args.t_end, rtol=1e-8, atol=1e-10)
+        for axis, values in (("alpha_p", args.alpha_ps), ("beta", args.betas)):
+            check_sweep("eigenmodes", [f"eta={args.eta}", f"{axis}={values}"], common, settings)
+        align = RunSettings(t_end=args.align_t_end)
+        for eta in lists["align-eta"]:
+            params = LinearBYOLParams(dim=args.dim, input_dim=args.dim, sigma2=args.sigma2, eta=eta)
+        check_size(LinearBYOLModel, params, align.n_out)
+    except ParameterError as err:
+        raise UsageError(str(err)) from None
+    check_output_folder(args.out)
+    return lists
 
 
 def jacobian(p: float, s: float, tau: float, eta: float, alpha_p: float, sigma2: float):
@@ -276,28 +323,21 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.tau <= 0 or args.alpha_p <= 0 or args.sigma2 < 0:
-        raise UsageError(
-            f"tau={args.tau}, alpha_p={args.alpha_p}, sigma2={args.sigma2}: need tau > 0, "
-            "alpha_p > 0, sigma2 >= 0"
-        )
-    if args.dim < 1:
-        raise UsageError(f"dim={args.dim} is not allowed: an integer >= 1")
+    lists = check_options(args)
     todo = FIGURES if args.figure == "all" else (args.figure,)
     shape = (args.tau, args.alpha_p, args.sigma2)
     paths: list[Path] = []
     try:
         for name in todo:
             if name == "flow":
-                ds = flow_data(_floats(args.flow_eta, "flow-eta"), *shape)
+                ds = flow_data(lists["flow-eta"], *shape)
             elif name == "line":
-                ds = line_data(_floats(args.line_eta, "line-eta"), *shape)
+                ds = line_data(lists["line-eta"], *shape)
             elif name == "collapse":
                 ds = collapse_data(args.eta, args.alpha_ps, args.betas, args.sigma2, args.p0,
                                    args.s0, args.tau0, args.t_end)  # fmt: skip
             else:
-                etas = _floats(args.align_eta, "align-eta")
-                ds = alignment_data(etas, args.dim, args.sigma2, args.align_t_end)
+                ds = alignment_data(lists["align-eta"], args.dim, args.sigma2, args.align_t_end)
             paths += write_figure(ds, args.out / f"phase_{name}")
     except ParameterError as err:
         raise UsageError(str(err)) from None

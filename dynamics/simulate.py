@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from dynamics import observables as obs
 from dynamics import scenarios
+from dynamics.fates import final_fates
 from dynamics.from_run import INITIAL, derive
 from dynamics.integrate import METHODS, Trajectory, integrate
 from dynamics.models.base import Model
@@ -36,7 +38,9 @@ from symbolic.common.options import (
 )
 from symbolic.common.options import given as options_given
 from symbolic.common.provenance import provenance
+from symbolic.common.resources import check_memory, float_bytes
 from symbolic.common.results import write_netcdf
+from symbolic.common.schema import MODE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +64,37 @@ class RunSettings:
 
     def __post_init__(self):
         validate(self)
+
+
+#: the size parameters of the models, as the options that set them
+SIZE_FIELDS = ("dim", "input_dim", "n_samples")
+
+
+def memory_needed(model_cls: type[Model], params, n_out: int) -> float:
+    """Bytes a run of ``model_cls`` with ``params`` and ``n_out`` output times needs, roughly.
+
+    The stored trajectory (n_out states), the observables computed on it (per time a dozen
+    d x d stacks: products, eigen- and singular-value decompositions), the solver's stages and
+    dense output (about 25 states) and the fixed matrices (X, X', data of the sample models).
+    """
+    d, n1, n = (float(getattr(params, name, 0) or 0) for name in SIZE_FIELDS)
+    if model_cls.state_per_mode:
+        state, per_time, fixed = 3 * d, 16 * d, 0.0
+    else:
+        state = 3 * d * n1 + 3 * d * d + 2 * d * n
+        per_time = state + 16 * d * d
+        fixed = 8 * n1 * n1 + 4 * n * (n1 + d)
+    return float_bytes(n_out * per_time, 25 * state, fixed)
+
+
+def check_size(model_cls: type[Model], params, n_out: int) -> None:
+    """UsageError naming the size options when a run cannot fit in this machine's memory."""
+    sizes = [
+        f"--{name.replace('_', '-')} {getattr(params, name)}"
+        for name in SIZE_FIELDS
+        if getattr(params, name, None)
+    ]
+    check_memory(memory_needed(model_cls, params, n_out), " ".join([*sizes, f"--n-out {n_out}"]))
 
 
 def run_model(
@@ -102,8 +137,17 @@ def to_dataset(
     wall_s: float,
     extra: dict | None = None,
 ) -> xr.Dataset:
-    """The result Dataset with its provenance, closed-form and ``extra`` attributes."""
+    """The result Dataset with its provenance, closed-form and ``extra`` attributes.
+
+    It holds which modes collapsed at the end (``mode_collapsed``, :func:`dynamics.fates.
+    final_fates`, what the summary counts and the report shows) and NaN where a ratio observable
+    is undefined (:func:`mark_undefined`), listed in the attribute ``undefined_values``.
+    """
     ds = model.observables(traj.t, traj.y)
+    fates = final_fates(model, ds) if traj.t.size and MODE in ds.dims else None
+    if fates is not None:
+        ds["mode_collapsed"] = (MODE, fates[0].astype(np.int8))
+    undefined = mark_undefined(ds)
     ds.attrs.update(
         provenance(
             "simulation",
@@ -124,7 +168,72 @@ def to_dataset(
             **(extra or {}),
         )
     )
+    if undefined:
+        ds.attrs["undefined_values"] = ", ".join(undefined)
     return ds
+
+
+#: ratio observables and the magnitudes in their denominators (``w_norm`` = ||W||,
+#: ``wp_singular`` = the singular values of W_p, the largest first)
+RATIOS = {
+    "tau": ("w_norm",),
+    "conservation_residual": ("w_norm",),
+    "fhat_gap": ("w_norm",),
+    "alignment_cos": ("w_norm", "wp_singular"),
+    "commutator_norm": ("w_norm", "wp_singular"),
+    "wp_asymmetry": ("wp_singular",),
+}
+
+
+def mark_undefined(ds: xr.Dataset) -> list[str]:
+    """Set to NaN the ratio observables whose denominator is numerically zero (a fully collapsed
+    run: ||W|| or ||W_p|| fell below :data:`dynamics.observables.NUMERICAL_ZERO` of its largest
+    value, where 0/0 is all the ratio can be) or that are not finite; returns their names."""
+    zero = {}
+    for scale in ("w_norm", "wp_singular"):
+        if scale in ds:
+            magnitude = ds[scale].values  # wp_singular: the largest singular value, per time
+            zero[scale] = obs.numerically_zero(magnitude.reshape(magnitude.shape[0], -1)[:, 0])
+    undefined = []
+    for name, scales in RATIOS.items():
+        if name not in ds or ds[name].dims[:1] != ("time",):
+            continue
+        values = np.array(ds[name].values, dtype=float)
+        mask = ~np.isfinite(values)
+        for scale in scales:
+            if scale in zero:
+                mask |= zero[scale].reshape(-1, *([1] * (values.ndim - 1)))
+        if mask.any():
+            values[mask] = np.nan
+            ds[name] = (ds[name].dims, values, ds[name].attrs)
+            undefined.append(name)
+    return undefined
+
+
+def undefined_of(ds: xr.Dataset) -> list[str]:
+    """The variables that :func:`mark_undefined` declared undefined (for ``write_netcdf``)."""
+    return [n.strip() for n in ds.attrs.get("undefined_values", "").split(",") if n.strip()]
+
+
+def collapse_lines(ds: xr.Dataset) -> list[str]:
+    """What a summary adds for a collapsed run: every mode collapsed, ratios undefined."""
+    lines = []
+    if "mode_collapsed" in ds and ds["mode_collapsed"].size:
+        n_col, dim = int(ds["mode_collapsed"].sum()), ds["mode_collapsed"].size
+        if n_col == dim:
+            norm = f" (||W|| = {float(ds['w_norm'][-1]):.3g} at the end)" if "w_norm" in ds else ""
+            lines.append(f"  COLLAPSED: all {dim} modes collapsed{norm}")
+    undefined = undefined_of(ds)
+    if undefined:
+        first = min(
+            float(ds["time"].values[np.isnan(ds[n].values).reshape(ds.sizes["time"], -1).any(1)][0])
+            for n in undefined
+        )
+        lines.append(
+            f"  undefined from t={first:.4g} on (NaN in the file; 0/0 of numerically zero "
+            f"weights): {', '.join(undefined)}"
+        )
+    return lines
 
 
 @dataclasses.dataclass
@@ -176,12 +285,13 @@ def from_run_setup(
         )
     derived = derive(scenario.name, run, initial, given.get("seed", 0))
     params = build(scenario.params, {**derived.params, **given})
+    t_eval = derived.t_eval
+    settings = build(RunSettings, {**settings, "t_end": t_eval[-1], "n_out": t_eval.size})
+    check_size(scenario.model, params, settings.n_out)
     try:
         model = scenario.model(params, derived.inputs)
     except ParameterError as err:
         raise UsageError(str(err)) from None
-    t_eval = derived.t_eval
-    settings = build(RunSettings, {**settings, "t_end": t_eval[-1], "n_out": t_eval.size})
     return Setup(model, settings, t_eval, {**derived.attrs, "from_run_initial": initial})
 
 
@@ -206,10 +316,10 @@ def simulate(
         chosen = {k: v for k, v in chosen.items() if k not in ("t_end", "n_out")}
         setup = from_run_setup(scenario, Path(from_run), initial, params, chosen)
     else:
-        setup = Setup(
-            scenario.model(scenario.params(**params)),
-            settings or RunSettings(t_end=scenario.t_end),
-        )
+        values = scenario.params(**params)
+        settings = settings or RunSettings(t_end=scenario.t_end)
+        check_size(scenario.model, values, settings.n_out)
+        setup = Setup(scenario.model(values), settings)
     traj, wall = setup.run()
     if not traj.complete and not keep_partial:
         raise RunFailure(failure_message(setup.model, traj))
@@ -292,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         for line in summary_lines(model, ds):
             print(line)
-    write_netcdf(ds, args.out)
+    write_netcdf(ds, args.out, undefined=undefined_of(ds))
     if not args.quiet:
         print(f"wrote {args.out}")
     if args.plot:
@@ -330,6 +440,7 @@ def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
         return from_run_setup(scenario, Path(from_run), initial, given, chosen)
     params = resolve(scenario.params, args, model_part, source=source)
     settings = resolve(RunSettings, args, run_part, {"t_end": scenario.t_end}, source=source)
+    check_size(scenario.model, params, settings.n_out)
     try:
         return Setup(scenario.model(params), settings)
     except ParameterError as err:
@@ -354,7 +465,7 @@ def summary_lines(model: Model, ds: xr.Dataset) -> list[str]:
     )
     solver = f"  t_end={a['t_end']:g}, solver {a['solver']} rtol={a['rtol']:g} atol={a['atol']:g}"
     timing = f", {a['rhs_evaluations']} rhs evaluations, {a['wall_seconds']:.2f} s"
-    return [head, solver + timing, *model.summary(ds)]
+    return [head, solver + timing, *model.summary(ds), *collapse_lines(ds)]
 
 
 if __name__ == "__main__":

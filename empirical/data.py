@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,14 @@ def parse_data(value: str) -> tuple[str, Path | None]:
 def read_idx(path: Path) -> np.ndarray:
     """An IDX array (LeCun's MNIST format): magic 0 0 type ndim, big-endian int32 sizes, data."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:  # a truncated or damaged download
+        reason = str(err) or type(err).__name__
+        raise UsageError(f"{path}: damaged file ({reason}); download it again") from None
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read ({err.strerror or err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise UsageError(f"{path}: not an IDX file (bad magic number)")
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -255,6 +262,21 @@ def _folder_split(files, labels, load_size, rows) -> Split:
     return Split(folder=FolderImages(files, labels, load_size), indices=np.asarray(rows))
 
 
+def check_readable(files: list[Path], load_size: int, root: Path) -> None:
+    """UsageError unless at least one of ``files`` decodes (then every read of the split finds
+    an image: an unreadable file is replaced by the next readable one). Decodes files until the
+    first readable one: one image for a sound folder."""
+    for path in files:
+        try:
+            decode_image(path, load_size)
+        except UNREADABLE:
+            continue
+        return
+    raise UsageError(
+        f"image folder {root}: none of its {len(files)} image files can be read (first: {files[0]})"
+    )
+
+
 def open_dataset(spec: str, val_size: int, load_size: int | None, seed: int, device) -> Dataset:
     """Open ``--data`` and cut its splits (see the module docstring)."""
     kind, path = parse_data(spec)
@@ -288,6 +310,8 @@ def open_dataset(spec: str, val_size: int, load_size: int | None, seed: int, dev
         test_files, test_labels, test_classes = scan_folder(path / "val")
         if test_classes != classes:
             raise UsageError(f"{path}/val has other class folders than {path}/train")
+        check_readable(files, load, path / "train")
+        check_readable(test_files, load, path / "val")
         order = rng.permutation(len(files))
         n_val = min(val_size, len(files) // 5)
         if n_val < 1:
@@ -299,6 +323,7 @@ def open_dataset(spec: str, val_size: int, load_size: int | None, seed: int, dev
         test = _folder_split(test_files, test_labels, load, np.arange(len(test_files)))
     else:
         files, labels, classes = scan_folder(path)
+        check_readable(files, load, path)
         order = rng.permutation(len(files))
         n_hold = max(1, len(files) // 10)
         if len(files) < 3 * n_hold or len(files) < 3:

@@ -32,7 +32,7 @@ from empirical.distributed import init_from_env
 from empirical.methods import METHODS, get
 from empirical.trainer import CHECKPOINT, Run, resume
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
-from symbolic.common.files import check_output_folder, remove_debris
+from symbolic.common.files import check_output_folder, folders_to_make, remove_debris, remove_empty
 from symbolic.common.lock import exclusive
 from symbolic.common.options import add_options, read_toml, resolve
 
@@ -67,7 +67,8 @@ def build_parser() -> ArgumentParser:
             "--stop-after",
             type=int,
             default=None,
-            help="stop after this epoch (the schedules keep --epochs; continue with --resume)",
+            help="stop after this epoch (the schedules keep --epochs; continue with --resume) "
+            "(default: none)",
         )
         run.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     return parser
@@ -77,7 +78,7 @@ def _with_method_from_config(argv: list[str]) -> list[str]:
     """``--config FILE`` without a method: the method named in the file goes first."""
     if any(a in METHODS for a in argv) or {"--list", "-h", "--help"} & set(argv):
         return argv
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = ArgumentParser(prog=PROG, add_help=False)
     pre.add_argument("--config", type=Path)
     known, _ = pre.parse_known_args(argv)
     if known.config is None:
@@ -136,6 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     out = check_output_folder(cfg.out)
+    made = folders_to_make(out) if info.main else []
+    try:
+        return _train(args, cfg, info, device, out)
+    finally:  # a run refused before it wrote anything leaves no empty folder behind
+        remove_empty(made)
+
+
+def _train(args, cfg, info, device: torch.device, out: Path) -> int:
+    """The run in ``out``, under its lock (main rank): debris removed, resumed or fresh."""
     with exclusive(out, folder=True) if info.main else contextlib.nullcontext():
         checkpoint = out / CHECKPOINT
         if info.main:

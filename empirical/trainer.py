@@ -51,6 +51,7 @@ from empirical.optim import (
     set_learning_rate,
 )
 from empirical.record import UNDEFINED, build_dataset, from_storable, to_storable
+from empirical.resources import check_training_memory
 from symbolic.common.cli import RunFailure, UsageError
 from symbolic.common.files import write_text
 from symbolic.common.options import resume_conflicts, to_toml
@@ -112,6 +113,7 @@ class Run:
         self.warmup_steps = round(cfg.warmup_epochs * self.steps_per_epoch)
         self.peak_lr = scaled_lr(cfg.lr, cfg.batch_size)
         self.normalize = augment.Normalize(self.data.mean, self.data.std, device)
+        check_training_memory(cfg, self.data.channels, info.world, device)
 
         backbone = build_backbone(
             cfg.backbone,

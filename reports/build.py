@@ -24,6 +24,8 @@ from reports.compose import compose
 from reports.document import to_html, to_markdown_text
 from reports.inputs import load_inputs
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.files import check_output_folder
+from symbolic.common.lock import exclusive
 
 DEFAULT_TITLE = "Learning dynamics of self-supervised learning: theory next to measurement"
 REPORT_FILES = ("report.md", "report.html", "provenance.json")
@@ -92,9 +94,17 @@ def build(
     """Build the report into ``out``; returns ``out``. InputError/UsageError on bad input."""
     out = Path(out)
     check_out(out)
+    check_output_folder(out)
     sim_results, run_results = load_inputs(sims, runs)
     claims = audit_mod.load(audit, audit_timeout)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(out, folder=False):  # one build at a time replaces this report
+        _write(out, sim_results, run_results, claims, title, command, quiet)
+    return out
+
+
+def _write(out: Path, sim_results, run_results, claims, title, command, quiet) -> None:
+    """Compose the report in a temporary folder beside ``out`` and move it into place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
     try:
         with tqdm(total=8, desc="report", disable=quiet or not sys.stderr.isatty()) as bar:
@@ -124,7 +134,6 @@ def build(
             print(f"  not drawn: {name} ({reason})")
         if claims.reason:
             print(f"  claims audit: {claims.reason}")
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,8 @@ command line as a subprocess, so the demo exercises exactly what a user runs.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import sys
 import time
@@ -32,6 +34,7 @@ from reports import audit as audit_mod
 from reports.build import build, check_out
 from symbolic.common.cli import ArgumentParser, UsageError, run_command, run_main
 from symbolic.common.files import check_output_folder
+from symbolic.common.lock import exclusive
 
 DEFAULT_METHODS = ("byol", "simsiam", "directpred", "barlow_twins", "vicreg")
 #: marks a work folder as the demo's own (a rerun may replace it)
@@ -113,6 +116,8 @@ def validate(args) -> tuple[Path, Path]:
         raise UsageError(f"--seed {args.seed}: must be >= 0")
     if args.audit not in ("auto", "none") and not Path(args.audit).is_file():
         raise UsageError(f"--audit {args.audit}: no such file (or give auto or none)")
+    for name, command in train_commands(args).items():
+        check_train(name, command)
     out = Path(args.out)
     check_out(out)
     check_output_folder(out)
@@ -123,6 +128,36 @@ def validate(args) -> tuple[Path, Path]:
     return out, work
 
 
+def train_commands(args) -> dict[str, list[str]]:
+    """Each training step's ``python -m empirical.train`` arguments (without ``--out``)."""
+    seed = ["--seed", str(args.seed)]
+    runs = {"byol_linear_encoder": [*LINEAR_RUN, "--epochs", "2", "--train-subset", "5120", *seed]}
+    for method in args.methods:
+        runs[method] = [
+            method, *TRAIN_COMMON, *TRAIN_EXTRA.get(method, ()),
+            "--epochs", str(args.epochs), "--train-subset", str(args.train_subset), *seed,
+        ]  # fmt: skip
+    return runs
+
+
+def check_train(name: str, command: list[str]) -> None:
+    """The options of one training step, checked as ``python -m empirical.train`` checks them
+    (every bound of its options), so that a bad one stops the demo before its first step."""
+    from empirical.train import build_parser as train_parser
+    from empirical.train import configuration
+
+    message = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(message):
+            parsed = train_parser().parse_args(command)
+        configuration(parsed)
+    except SystemExit:
+        reason = (message.getvalue().strip().splitlines() or ["bad options"])[-1]
+        raise UsageError(f"training step {name}: {reason}") from None
+    except UsageError as err:
+        raise UsageError(f"training step {name}: {err}") from None
+
+
 def matched_scenario(run: Path) -> str:
     with xr.open_dataset(run / "measurements.nc") as ds:
         return str(ds.attrs.get("matched_scenario", "none"))
@@ -131,22 +166,18 @@ def matched_scenario(run: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     out, work = validate(args)
+    with exclusive(work, folder=False, what="--work"):  # one demo at a time in a work folder
+        return run_demo(args, argv, out, work)
+
+
+def run_demo(args, argv: Sequence[str] | None, out: Path, work: Path) -> int:
+    """The demo's steps into ``work`` and the report into ``out`` (options already checked)."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     (work / WORK_MARKER).write_text("python -m reports.demo owns this folder\n")
     py = [sys.executable, "-m"]
-    seed = ["--seed", str(args.seed)]
-    runs = {
-        "byol_linear_encoder": [
-            *py, "empirical.train", *LINEAR_RUN, "--epochs", "2", "--train-subset", "5120", *seed
-        ]
-    }  # fmt: skip
-    for method in args.methods:
-        runs[method] = [
-            *py, "empirical.train", method, *TRAIN_COMMON, *TRAIN_EXTRA.get(method, ()),
-            "--epochs", str(args.epochs), "--train-subset", str(args.train_subset), *seed,
-        ]  # fmt: skip
+    runs = {name: [*py, "empirical.train", *argv] for name, argv in train_commands(args).items()}
     sims = []
     steps: list[tuple[str, object]] = []
     for name, command in runs.items():

@@ -23,6 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from symbolic.common.files import atomic_path  # noqa: E402
+
 SINGLE_COLUMN_IN = 3.5
 DOUBLE_COLUMN_IN = 7.2
 MAX_HEIGHT_IN = 9.0
@@ -114,9 +116,11 @@ def save_figure(fig: Figure, folder: Path, name: str, metadata: Mapping[str, str
     pdf, png = folder / f"{name}.pdf", folder / f"{name}.png"
     pdf_meta = {"Title": metadata.get("title", name), "Subject": metadata.get("provenance", "")}
     png_meta = {"Title": metadata.get("title", name), "Description": metadata.get("provenance", "")}
-    fig.savefig(
-        pdf, format="pdf", metadata={**pdf_meta, "Creator": "reports", "CreationDate": None}
-    )
-    fig.savefig(png, format="png", dpi=PNG_DPI, metadata=png_meta)
+    with atomic_path(pdf) as tmp:
+        fig.savefig(
+            tmp, format="pdf", metadata={**pdf_meta, "Creator": "reports", "CreationDate": None}
+        )
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=PNG_DPI, metadata=png_meta)
     plt.close(fig)
     return [pdf, png]

@@ -239,6 +239,8 @@ def predictions_table(sims: Sequence[Result]) -> Table | None:
             imag = sim.values("wp_eig_imag") if sim.has("wp_eig_imag") else 0.0
             row["eig_max"] = float(np.max(real[-1]))
             row["collapsed"] = collapsed_description(collapsed_modes(np.hypot(real, imag))[-1])
+        if sim.has("mode_collapsed"):  # the simulation's own verdict, the one its summary prints
+            row["collapsed"] = collapsed_description(sim.values("mode_collapsed") != 0)
         eta = sim.eta()
         residual = next(
             (v for v in ("conservation_residual_weight", "invariant_residual") if sim.has(v)), None

@@ -20,10 +20,12 @@ from tqdm import tqdm
 
 from symbolic import claims
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.files import check_output_file, write_text
 from symbolic.common.latex import latex_escape
 
 FORMATS = ("text", "markdown", "latex", "json")
 VERDICT_WORDS = {"true": "TRUE", "false": "FALSE", "true_if": "TRUE UNDER A CONDITION"}
+MAX_SEED = 2**32 - 1
 
 
 def build_parser() -> ArgumentParser:
@@ -37,7 +39,7 @@ def build_parser() -> ArgumentParser:
         default=",".join(claims.CLAIMS),
         help="comma-separated claim ids to audit",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random test points")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random test points (>= 0)")
     parser.add_argument("--list", action="store_true", help="list the claims and exit")
     parser.add_argument("--out", type=Path, help="write the output to this file instead")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -149,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--claims {args.claims!r}: unknown claim id {unknown[0] if unknown else '(none)'!r} "
             f"(known: {', '.join(claims.CLAIMS)})"
         )
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed {args.seed} is not allowed: an integer >= 0 and <= {MAX_SEED}")
+    if args.out is not None:
+        check_output_file(args.out)
     from symbolic.common.provenance import provenance
 
     prov = provenance("audit", "symbolic.audit", {"seed": args.seed, "claims": ids})
@@ -162,10 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         output = RENDERERS[args.format](results)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(f".{args.out.name}.tmp")
-        tmp.write_text(output)
-        tmp.replace(args.out)
+        write_text(args.out, output)
     else:
         sys.stdout.write(output)
     return 0

@@ -6,7 +6,8 @@ subexpressions first). ``--check`` adds the largest relative error of the sympy 
 torch autograd and against central finite differences at random float64 points, and of each
 closed form against the entry-wise gradient; exit status 1 when one exceeds its tolerance.
 ``all`` derives every loss (with ``--check``: one line per loss). ``--list`` lists the losses.
-Bad input (unknown loss, N < 2, d < 1, a bad hyperparameter) exits with status 2 and one line.
+Bad input (unknown loss, N < 2, d < 1, N x d above MAX_ENTRIES, a bad hyperparameter, an --out
+that cannot be written) exits with status 2 and one line, before any work.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from symbolic import losses, matrix_forms
 from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.files import check_output_file, write_text
 from symbolic.derivation import (
     AUTOGRAD_TOL,
     FINITE_DIFFERENCE_TOL,
@@ -34,6 +36,11 @@ from symbolic.derivation import (
 from symbolic.registry import Loss, split_assignments
 
 FORM_TOL = 1e-10
+#: largest N x d: sympy's entry-wise derivation grows steeply with the entries (Barlow Twins:
+#: 2 s at N=4, d=2; 40 s at N=8, d=4; over 5 minutes at N=16, d=8)
+MAX_ENTRIES = 64
+#: most random check points, and the largest seed
+MAX_POINTS, MAX_SEED = 1000, 2**32 - 1
 
 
 def build_parser() -> ArgumentParser:
@@ -42,7 +49,9 @@ def build_parser() -> ArgumentParser:
         description="Derive a loss's gradient with sympy (entry by entry) and check it.",
     )
     parser.add_argument("loss", nargs="?", help="loss name (see --list) or 'all'")
-    parser.add_argument("--n", type=int, default=3, help="batch size N (>= 2)")
+    parser.add_argument(
+        "--n", type=int, default=3, help=f"batch size N (>= 2; N x d <= {MAX_ENTRIES})"
+    )
     parser.add_argument("--d", type=int, default=2, help="feature dimension d (>= 1)")
     parser.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
     parser.add_argument(
@@ -58,8 +67,12 @@ def build_parser() -> ArgumentParser:
         metavar="NAME=VALUE",
         help="set a hyperparameter of the loss (repeatable); default: the official values",
     )
-    parser.add_argument("--points", type=int, default=3, help="random points per check")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random check points")
+    parser.add_argument(
+        "--points", type=int, default=3, help=f"random points per check (1..{MAX_POINTS})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random check points (>= 0)"
+    )
     parser.add_argument("--list", action="store_true", help="list the losses and exit")
     parser.add_argument("--out", type=Path, help="also write the check results as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -221,8 +234,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--n {args.n} is not allowed: N must be an integer >= 2")
     if args.d < 1:
         raise UsageError(f"--d {args.d} is not allowed: d must be an integer >= 1")
-    if args.points < 1:
-        raise UsageError(f"--points {args.points} is not allowed: must be >= 1")
+    if args.n * args.d > MAX_ENTRIES:
+        raise UsageError(
+            f"--n {args.n} --d {args.d} is not allowed: N x d = {args.n * args.d} entries, at most "
+            f"{MAX_ENTRIES} (the sympy derivation grows steeply with them)"
+        )
+    if not 1 <= args.points <= MAX_POINTS:
+        raise UsageError(f"--points {args.points} is not allowed: must be >= 1 and <= {MAX_POINTS}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed {args.seed} is not allowed: an integer >= 0 and <= {MAX_SEED}")
+    if args.out is not None:
+        check_output_file(args.out)
     try:
         targets = losses.names() if args.loss == "all" else [losses.get(args.loss).name]
     except ValueError as err:
@@ -287,10 +309,7 @@ def write_json(path: Path, records: list[dict[str, Any]], options: dict[str, Any
         "provenance": provenance("derivation-check", "symbolic.derive", params),
         "checks": [{k: v for k, v in r.items() if k != "summary"} for r in records],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

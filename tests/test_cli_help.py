@@ -42,3 +42,13 @@ def test_every_option_shows_its_default(module, builder):
             assert "default" in shown, f"{parser.prog} {action.option_strings[0]}: {text!r}"
             checked += 1
     assert checked > 0
+
+
+@pytest.mark.parametrize("module,builder", PARSERS, ids=[m for m, _ in PARSERS])
+def test_no_help_shows_python_none(module, builder):
+    """An unset option reads "(default: none)", never Python's "(default: None)" (issue 13:
+    "--help prints 'default: the method's (default: None)'")."""
+    root = getattr(importlib.import_module(module), builder)()
+    for parser in _all_parsers(root):
+        text = parser.format_help()
+        assert "(default: None)" not in text, parser.prog

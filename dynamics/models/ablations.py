@@ -39,7 +39,10 @@ def collapse_summary(ds: xr.Dataset, label: str) -> list[str]:
     first, final = ds.isel(time=0), ds.isel(time=-1)
     top = float(first["corr_eig"].max())
     dim = final["corr_eig"].size
-    alive = int(np.sum(final["corr_eig"].values > 0.02 * top))
+    if "mode_collapsed" in ds:  # what the file stores and the report shows (dynamics.fates)
+        alive = int(np.sum(ds["mode_collapsed"].values == 0))
+    else:
+        alive = int(np.sum(final["corr_eig"].values > 0.02 * top))
     return [
         f"  {label}: ||W|| {float(first['w_norm']):.4g} -> {float(final['w_norm']):.4g}",
         f"  eigenvalues of E[f f^T] above 2% of the initial largest: {alive} of {dim} "

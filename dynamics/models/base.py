@@ -99,6 +99,8 @@ class Model(ABC):
     #: scenario name and a one-line description for ``--list``
     name: ClassVar[str]
     description: ClassVar[str]
+    #: True when the state holds a few numbers per mode (no matrices): sizes its memory estimate
+    state_per_mode: ClassVar[bool] = False
 
     def __init__(self, params: Any):
         self.params = params

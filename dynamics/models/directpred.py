@@ -86,9 +86,11 @@ class DirectPredParams(DirectCopyParams):
     """DirectPred: DirectCopy's parameters plus the convention of eps."""
 
     convention: str = param(
-        "code",
-        "'code': p = max(sqrt(s/s_max) + eps, 1e-4) (luckmatters, behind the paper's tables); "
-        "'paper': p = sqrt(s) + eps s_max (Tian eq. 18)",
+        "paper",
+        "'paper': p = sqrt(s) + eps s_max (Tian eq. 18; the modes reach p*_+ and survive); "
+        "'code': p = max(sqrt(s/s_max) + eps, 1e-4) (luckmatters, behind the paper's tables): "
+        "scale-free, its largest eigenvalue 1 + eps lies above p*_+ in this unnormalised model, "
+        "so every mode collapses (the real method normalises its loss)",
         choices=CONVENTIONS,
     )
 
@@ -170,8 +172,10 @@ class DirectCopyModel(Model):
 
     def summary(self, ds: xr.Dataset) -> list[str]:
         first, final = ds.isel(time=0), ds.isel(time=-1)
-        corr = final["corr_eig"].values
-        alive = corr > 0.02 * float(first["corr_eig"].max())
+        if "mode_collapsed" in ds:  # what the file stores and the report shows (dynamics.fates)
+            alive = ds["mode_collapsed"].values == 0
+        else:
+            alive = final["corr_eig"].values > 0.02 * float(first["corr_eig"].max())
         p = np.sort(final["wp_eig_real"].values)[::-1]
         lines = [
             f"  closed form (tau = 1): surviving modes of W need a predictor eigenvalue "

@@ -178,7 +178,9 @@ def _spread(text: str, n: int, name: str) -> np.ndarray:
 class EigenmodeParams:
     """Parameters of the per-mode system; ``dim`` is the number of modes."""
 
-    dim: int = param(12, "number of eigenmodes", at_least=1)
+    dim: int = param(
+        12, "number of eigenmodes", at_least=1, at_most=10_000_000, why="the initial state is built"
+    )
     eta: float = param(0.04, "weight decay eta", at_least=0)
     alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p", above=0)
     beta: float = param(0.5, "EMA rate beta (dW_a/dt = beta (W - W_a))", at_least=0)
@@ -214,6 +216,7 @@ class EigenmodeModel(Model):
     """Tian et al. eqs. 11-13: one (p_j, s_j, tau_j) per mode."""
 
     name = "eigenmodes"
+    state_per_mode = True
     description = "per-mode (p_j, s_j, tau_j) system of Tian et al. eqs. 11-13 (SimSiam: tau = 1)"
 
     def make_layout(self) -> StateLayout:

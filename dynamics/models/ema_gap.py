@@ -33,7 +33,7 @@ COMPONENT = "component"
 class EmaGapParams:
     """Parameters of the EMA-gap model."""
 
-    dim: int = param(4, "dimension of theta", at_least=1)
+    dim: int = param(4, "dimension of theta", at_least=1, at_most=10_000_000)
     beta: float = param(
         0.5, "EMA rate beta = 1 - tau per unit flow time", above=0, why="beta = 0 never follows"
     )
@@ -52,6 +52,7 @@ class EmaGapModel(Model):
     """The EMA target xi chasing a prescribed theta(t)."""
 
     name = "ema_gap"
+    state_per_mode = True
     description = "EMA target following a prescribed online trajectory, against the closed-form gap"
 
     def __init__(self, params: EmaGapParams):

@@ -2,12 +2,8 @@
 
 Used for the matrix models (and any scenario without a vectorised sweep). The record holds the
 final spectrum (the final ``wp_eig_real``/``wp_eig_imag`` and ``corr_eig`` the model reports),
-which modes collapsed, the time to converge and whether the run diverged. A mode's fate is read
-from the predictor's eigenvalues against the closed-form p*_+- where the model has them (models
-whose W_p is learned: Tian's classification, :func:`~dynamics.models.eigenmodes.mode_fates`),
-otherwise from the eigenvalues of the feature correlation: collapsed when below 2% of the
-largest one at t = 0. A model may choose with a class attribute ``collapse_spectrum``
-("wp" or "corr").
+which modes collapsed (:func:`dynamics.fates.final_fates`, the rule a single simulation uses),
+the time to converge and whether the run diverged.
 """
 
 from __future__ import annotations
@@ -17,9 +13,7 @@ from typing import Any
 import numpy as np
 
 from dynamics import scenarios
-from dynamics.models.base import Model
-from dynamics.models.eigenmodes import mode_fates
-from dynamics.observables import collapsed as is_collapsed
+from dynamics.fates import final_fates
 from dynamics.simulate import RunSettings, run_model
 
 
@@ -39,12 +33,6 @@ def convergence_time(t: np.ndarray, rate: np.ndarray, tol: float) -> float:
     return float(t[i] + (t[i + 1] - t[i]) * np.clip(frac, 0.0, 1.0))
 
 
-def collapse_spectrum(model: Model, closed: dict[str, float], final) -> str:
-    """'wp' (predictor eigenvalues against p*_+-) or 'corr' (feature-correlation eigenvalues)."""
-    default = "wp" if "p_star_plus" in closed and "wp_eig_real" in final else "corr"
-    return getattr(model, "collapse_spectrum", default)
-
-
 def run_point(
     name: str, params: dict[str, Any], settings: dict[str, Any], conv_tol: float
 ) -> dict[str, np.ndarray]:
@@ -58,20 +46,12 @@ def run_point(
         t, y = np.zeros(1), model.initial_state()[None]
     ends = [0, t.size - 1]
     ds = model.observables(t[ends], y[ends])
-    closed = model.closed_forms()
-    final, first = ds.isel(time=-1), ds.isel(time=0)
+    final = ds.isel(time=-1)
     record: dict[str, np.ndarray] = {}
     for var in ("wp_eig_real", "wp_eig_imag", "corr_eig"):
         if var in final:
             record[var] = final[var].values
-    if collapse_spectrum(model, closed, final) == "wp":
-        p = final["wp_eig_real"].values + 1j * final["wp_eig_imag"].values
-        sigma2 = getattr(model.params, "sigma2", 0.0)
-        collapsed, converged = mode_fates(p, closed["p_star_plus"], closed["p_star_minus"], sigma2)
-    else:
-        corr = final["corr_eig"].values
-        collapsed = is_collapsed(corr, float(np.max(first["corr_eig"].values)))
-        converged = ~collapsed
+    collapsed, converged = final_fates(model, ds)
     rate = np.array([np.max(np.abs(model.rhs(ti, yi))) for ti, yi in zip(t, y, strict=True)])
     t_conv = convergence_time(t, rate, conv_tol) if traj.complete else float("nan")
     record.update(

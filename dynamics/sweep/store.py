@@ -2,19 +2,24 @@
 
 ``OUT.parts/`` holds ``sweep.json`` (what the sweep computes: scenario, parameters, grid,
 integration settings) and one ``unit_<first point>.npz`` per finished unit of grid points, each
-written to a temporary file and renamed. A unit is a run of consecutive flat point indices; the
-results of a point do not depend on the unit it was computed in, so a resumed sweep may cut the
-missing points into units of another size (``--chunk``), or run them with other workers or
-another back end, and still assembles the Dataset an uninterrupted sweep gives.
+written to a temporary file, flushed to disk and renamed (:func:`symbolic.common.files.
+atomic_path`). Opening the store removes the temporary files a killed sweep left, and reads every
+stored unit in full: a damaged one (a truncated file) is removed and its points are computed
+again, before any other work. A parts folder that holds no finished unit (a sweep that failed or
+was stopped before its first unit) is taken over by the next sweep.
+
+A unit is a run of consecutive flat point indices; the results of a point do not depend on the
+unit it was computed in, so a resumed sweep may cut the missing points into units of another size
+(``--chunk``), or run them with other workers or another back end, and still assembles the
+Dataset an uninterrupted sweep gives.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from symbolic.common.cli import UsageError
+from symbolic.common.files import atomic_path, remove_debris
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,43 +65,77 @@ class PartStore:
     def __init__(self, out: Path, spec: dict[str, Any], resume: bool):
         self.folder = out.with_name(out.name + ".parts")
         self.spec = json.dumps(spec, sort_keys=True, default=str)
+        #: units found damaged (and removed) when the store was opened: (file name, reason)
+        self.damaged: list[tuple[str, str]] = []
         spec_file = self.folder / "sweep.json"
-        if self.folder.exists():
-            if not resume:
+        if self.folder.is_dir():
+            remove_debris(self.folder)
+            stored = any(self._parts())
+            if stored and not resume:
                 raise UsageError(
                     f"{self.folder} holds an interrupted sweep: pass --resume to continue it "
                     "or delete the folder"
                 )
-            if not spec_file.exists() or spec_file.read_text() != self.spec:
+            if stored and (not spec_file.exists() or spec_file.read_text() != self.spec):
                 raise UsageError(
                     f"--resume: {self.folder} belongs to a different sweep (scenario, "
                     "parameters, grid or settings differ); delete it or change --out"
                 )
+            if not stored:  # nothing finished: this sweep starts it afresh
+                self._atomic(spec_file, lambda f: f.write(self.spec.encode()))
         else:
+            if self.folder.exists():
+                raise UsageError(f"{self.folder} is in the way of the sweep's parts folder")
             self.folder.mkdir(parents=True)
             self._atomic(spec_file, lambda f: f.write(self.spec.encode()))
+        self._indices = self._read_parts()
 
     def _atomic(self, path: Path, write: Callable) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            write(f)
 
     def _parts(self) -> Iterator[Path]:
         return iter(sorted(self.folder.glob("unit_*.npz")))
 
+    def _read_parts(self) -> list[np.ndarray]:
+        """The point indices of every stored unit, each unit read in full; a damaged unit is
+        removed (recorded in ``damaged``) so that its points are computed again."""
+        found = []
+        for path in self._parts():
+            try:
+                with np.load(path, allow_pickle=False) as part:
+                    idx = part["indices"]
+                    for name in part.files:
+                        if part[name].shape[:1] != idx.shape[:1]:
+                            raise ValueError(f"{name} does not hold one value per point")
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                self.damaged.append((path.name, str(err).splitlines()[0] if str(err) else ""))
+                path.unlink(missing_ok=True)
+                continue
+            found.append(idx)
+        return found
+
     def done(self) -> np.ndarray:
         """The flat indices of every stored point, sorted."""
-        found = [np.load(path)["indices"] for path in self._parts()]
+        found = self._indices
         return np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=int)
+
+    def stored_points(self) -> int:
+        """How many points the units on disk hold now (also one whose save was interrupted
+        between its rename and its bookkeeping)."""
+        total = 0
+        for path in self._parts():
+            try:
+                with np.load(path, allow_pickle=False) as part:
+                    total += part["indices"].size
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                continue
+        return total
 
     def save(self, unit: Unit, record: dict[str, np.ndarray]) -> None:
         path = self.folder / f"unit_{unit.start:09d}.npz"
         self._atomic(path, lambda f: np.savez(f, indices=unit.indices, **record))
+        self._indices.append(unit.indices)
 
     def assemble(self, size: int) -> dict[str, np.ndarray]:
         """Every stored variable over all ``size`` points (leading axis: flat point index)."""
@@ -113,4 +153,4 @@ class PartStore:
         return arrays
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)

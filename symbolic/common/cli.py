@@ -33,6 +33,11 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         text = action.help or ""
         if "default" in text:
             return text
+        if action.default is None:  # never Python's "None" in a help text
+            if not action.option_strings:
+                return text
+            shown = "required, no default" if action.required else "default: none"
+            return f"{text} ({shown})"
         return super()._get_help_string(action)
 
 
@@ -74,8 +79,9 @@ def run_main(
     except RunFailure as err:
         print(f"{prog}: run failed: {err}", file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # a command may say how to continue: KeyboardInterrupt(text)
+        detail = f": {err}" if str(err) else ""
+        print(f"{prog}: interrupted{detail}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed early, e.g. piped into head
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -142,6 +142,34 @@ def _writable_folder(folder: Path, option: str, shown: Path) -> None:
         raise UsageError(f"{option} {shown}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {shown}: cannot write into {existing} (permission denied)")
+    try:  # what access() cannot tell: a read-only file system, /proc, a full quota, root squash
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=TMP_SUFFIX, dir=existing)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise UsageError(f"{option} {shown}: cannot write into {existing} ({reason})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def folders_to_make(path: str | os.PathLike) -> list[Path]:
+    """The folders that ``path.mkdir(parents=True)`` would create, deepest first."""
+    path = Path(path).absolute()
+    made = []
+    while not path.exists() and path.parent != path:
+        made.append(path)
+        path = path.parent
+    return made
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that exists and is empty: what a refused
+    command created before it knew it would write nothing."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): the run wrote into it
+            if folder.exists():
+                return
 
 
 def check_output_file(path: str | os.PathLike, option: str = "--out") -> Path:

@@ -185,7 +185,10 @@ def test_directpred_fixed_point_spectrum_matches_its_rule(name, convention):
 def test_directpred_code_convention_is_scale_free_and_collapses_the_linear_model():
     """p_j = max(sqrt(s_j/s_max) + eps, 1e-4): the largest W_p eigenvalue is 1 + eps at all times,
     above p*_+ here, so ||W|| decays (the unnormalised linear loss has no other fixed point)."""
-    ds = simulate("directpred", RunSettings(t_end=80.0, n_out=9), dim=4, input_dim=6, eps=0.1)
+    ds = simulate(
+        "directpred", RunSettings(t_end=80.0, n_out=9), dim=4, input_dim=6, eps=0.1,
+        convention="code",
+    )  # fmt: skip
     np.testing.assert_allclose(ds["wp_eig_real"].max("mode").values, 1.1, rtol=1e-12)
     assert float(ds["w_norm"][-1]) < 1e-3 * float(ds["w_norm"][0])
 
