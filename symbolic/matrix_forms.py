@@ -116,6 +116,25 @@ def _transposed(value, n):
     return value.T / np.sqrt(n)
 
 
+def _gradient_form(
+    name, label, sym, closed, note, matrix_loss, values_of, which, convert=lambda v, n: v
+) -> MatrixForm:
+    """The form ``label = closed`` of dL/d(sym), checked two ways against the entry-wise
+    gradient ``which``: the closed form evaluated, and sympy's derivative of ``matrix_loss``."""
+    text, tex = display(
+        label, rf"\frac{{\partial L}}{{\partial {sp.latex(sym)}}}", ("", closed, "")
+    )
+    return MatrixForm(
+        name,
+        label,
+        text,
+        tex,
+        note,
+        _closed_pair(closed, values_of, which, convert),
+        _sympy_derivative_pair(matrix_loss, sym, values_of, which, convert),
+    )
+
+
 # --------------------------------------------------------------------------- MSE (invariance)
 
 
@@ -128,23 +147,12 @@ def _invariance_forms(name: str, hp: dict[str, Any]) -> list[MatrixForm]:
         grads = derive(name, n, d, **hp).gradient(*arrays)
         return arrays, grads, {z1: arrays[0], z2: arrays[1], **scalar_values(name, hp, n, d)}
 
-    forms = []
-    for which, (sym, closed) in enumerate([(z1, 2 * (z1 - z2) / N), (z2, -2 * (z1 - z2) / N)]):
-        text, tex = display(
-            f"dL/dz{which + 1}", rf"\frac{{\partial L}}{{\partial Z_{which + 1}}}", ("", closed, "")
-        )
-        forms.append(
-            MatrixForm(
-                name,
-                f"dL/dz{which + 1}",
-                text,
-                tex,
-                "Z_v: the (N, d) embeddings of view v",
-                _closed_pair(closed, values_of, which),
-                _sympy_derivative_pair(matrix_loss, sym, values_of, which),
-            )
-        )
-    return forms
+    note = "Z_v: the (N, d) embeddings of view v"
+    pairs = [(z1, 2 * (z1 - z2) / N), (z2, -2 * (z1 - z2) / N)]
+    return [
+        _gradient_form(name, f"dL/dz{k + 1}", sym, closed, note, matrix_loss, values_of, k)
+        for k, (sym, closed) in enumerate(pairs)
+    ]
 
 
 # --------------------------------------------------------------------------- linear BYOL
@@ -166,27 +174,22 @@ def _linear_byol_forms(name: str, hp: dict[str, Any]) -> list[MatrixForm]:
         values = {wp: arrays[0], f1: arrays[1].T / root, f2: arrays[2].T / root}
         return arrays, grads, {**values, **scalar_values(name, hp, n, d)}
 
-    forms = []
-    for which, sym, closed in (
-        (0, wp, residual * f1.T + ETA * wp),
-        (1, f1, wp.T * residual + ETA * f1),
-    ):
-        convert = (lambda v, n: v) if which == 0 else _transposed
-        label = "dL/dW_p" if which == 0 else "dL/dF_1"
-        text, tex = display(
-            label, rf"\frac{{\partial L}}{{\partial {sp.latex(sym)}}}", ("", closed, "")
-        )
-        forms.append(
-            MatrixForm(
-                name,
-                label,
-                text,
-                tex,
-                note,
-                _closed_pair(closed, values_of, which, convert),
-                _sympy_derivative_pair(matrix_loss, sym, values_of, which, convert),
-            )
-        )
+    forms = [
+        _gradient_form(
+            name, "dL/dW_p", wp, residual * f1.T + ETA * wp, note, matrix_loss, values_of, 0
+        ),
+        _gradient_form(
+            name,
+            "dL/dF_1",
+            f1,
+            wp.T * residual + ETA * f1,
+            note,
+            matrix_loss,
+            values_of,
+            1,
+            _transposed,
+        ),
+    ]
     forms.append(_conservation_form(name))
     return forms
 
@@ -337,24 +340,10 @@ def _spectral_forms(name: str, hp: dict[str, Any]) -> list[MatrixForm]:
 
     off = sp.HadamardProduct(z1 * z2.T, mask)
     matrix_loss = -2 * sp.Trace(z1 * z2.T) / N + sp.Trace(off.T * off) / (N * (N - 1))
-    forms = []
-    for which in (0, 1):
-        label = f"dL/dz{which + 1}"
-        text, tex = display(
-            label, rf"\frac{{\partial L}}{{\partial Z_{which + 1}}}", ("", closed[which], "")
-        )
-        forms.append(
-            MatrixForm(
-                name,
-                label,
-                text,
-                tex,
-                note,
-                _closed_pair(closed[which], values_of, which),
-                _sympy_derivative_pair(matrix_loss, (z1, z2)[which], values_of, which),
-            )
-        )
-    return forms
+    return [
+        _gradient_form(name, f"dL/dz{k + 1}", sym, closed[k], note, matrix_loss, values_of, k)
+        for k, sym in enumerate((z1, z2))
+    ]
 
 
 def _garrido_forms(name: str, hp: dict[str, Any]) -> list[MatrixForm]:
