@@ -20,7 +20,7 @@ from typing import Any
 from empirical.backbones import BACKBONES, STEMS
 from empirical.methods import METHODS, Method
 from symbolic.common.options import ParameterError, param, validate
-from symbolic.registry import split_assignments
+from symbolic.registry import loss_params_option
 
 LARGE = 1 << 20
 
@@ -104,13 +104,7 @@ class TrainConfig:
         at_least=1, at_most=LARGE,
     )  # fmt: skip
     loss: str = param("", "the training loss (a name in symbolic.losses; see --list)")
-    loss_params: dict = param(
-        {},
-        "a loss hyperparameter NAME=VALUE (see --list)",
-        flag="--loss-param",
-        metavar="NAME=VALUE",
-        parse=split_assignments,
-    )
+    loss_params: dict = loss_params_option("a loss hyperparameter NAME=VALUE (see --list)")
     train_subset: int = param(0, "train on the first N training images (0: all)", at_least=0)
     val_size: int = param(
         5000, "labelled validation images held out of the training images", at_least=1

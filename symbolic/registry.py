@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from symbolic.common.options import param
 from symbolic.ops import is_sympy, ops_for
 
 
@@ -118,6 +119,13 @@ def split_assignments(items: list[str]) -> dict[str, str]:
             raise ValueError(f"{item!r}: expected NAME=VALUE")
         out[name.strip()] = text.strip()
     return out
+
+
+def loss_params_option(doc: str) -> Any:
+    """The ``--loss-param NAME=VALUE`` option (repeatable) of an options dataclass: one flag and
+    one syntax for a loss hyperparameter in every command; the values are checked by
+    :meth:`Loss.parse`."""
+    return param({}, doc, flag="--loss-param", metavar="NAME=VALUE", parse=split_assignments)
 
 
 class Loss:

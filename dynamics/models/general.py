@@ -33,7 +33,7 @@ from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
 from symbolic import losses
 from symbolic.common.options import ParameterError, param, require
-from symbolic.registry import split_assignments
+from symbolic.registry import loss_params_option
 
 ROLES = {
     ("z1", "z2"): "pair",
@@ -57,12 +57,8 @@ class GeneralParams(EncoderParams):
     eta: float = param(0.04, "weight decay eta", at_least=0)
     x_spectrum: str = param("isotropic", "data correlation X (as for linear_byol)")
     loss: str = param("linear_byol", "a loss of symbolic.losses (any name but batchnorm)")
-    loss_params: dict = param(
-        {},
-        "a hyperparameter of the loss NAME=VALUE (default: the official values)",
-        flag="--loss-param",
-        metavar="NAME=VALUE",
-        parse=split_assignments,
+    loss_params: dict = loss_params_option(
+        "a hyperparameter of the loss NAME=VALUE (default: the official values)"
     )
     target: str = param(
         "auto",
