@@ -324,6 +324,8 @@ def resolve(
 
 
 def _toml_value(value: Any) -> str:
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()  # a numpy scalar: its Python value (repr would be np.float64(...))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

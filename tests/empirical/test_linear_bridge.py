@@ -72,6 +72,24 @@ def test_a_prediction_from_a_mismatched_run_is_flagged(runs):
         assert row.verdict in ("disagrees", "not distinguishable from the null"), row
 
 
+def test_a_derived_simulation_reruns_from_its_stored_config(runs, tmp_path):
+    """The attribute config_toml of a --from-run simulation (whose t_end comes from the run's
+    record as a numpy float) is valid TOML and ``--config`` reruns it to the same trajectory."""
+    from dynamics.simulate import main
+    from symbolic.common.cli import run_main
+
+    first, again = tmp_path / "first.nc", tmp_path / "again.nc"
+    argv = ["linear_byol", "--from-run", str(runs["run"]), "--out", str(first)]
+    assert run_main(main, argv) == 0
+    with xr.open_dataset(first) as ds:
+        config, wp = tmp_path / "config.toml", ds["wp"].values
+        config.write_text(ds.attrs["config_toml"])
+    assert run_main(main, ["linear_byol", "--config", str(config), "--out", str(again)]) == 0
+    with xr.open_dataset(again) as ds:
+        np.testing.assert_array_equal(ds["wp"].values, wp)
+        assert ds.attrs["from_run"] == str(runs["run"])
+
+
 def test_moments_of_a_noise_augmentation_have_the_known_answer(fashion_dir, tmp_path):
     """Pixel noise of std s alone (no shift, no flip): X' = s^2 I in pixel units, i.e. s^2 c^2 I
     in the encoder's PCA coordinates (orthonormal components scaled by c), within its standard
