@@ -16,7 +16,9 @@ symmetric and aligns with the eigenvectors of the feature correlation (Tian et a
 and Theorem 3), against the frozen initial network.
 
 The ladder (all with a linear predictor W_p, no projector, weight decay large enough that the
-predicted decay e^{-2 eta t} falls below e^{-3} within the run):
+predicted decay e^{-2 eta t} falls to e^{-4.8} within every run, also with ``--quick``: past
+2 eta t = 2 ln 10, where the end state of rungs 5-6 (W_p symmetric, aligned with F) is due,
+:data:`reports.compare.END_STATE_DECAY`):
 
 1. linear encoder, the unnormalised loss of Tian's eq. 1 (``linear_byol``), SGD without
    momentum, constant learning rate, EMA target: the theory's own setting;
@@ -25,7 +27,7 @@ predicted decay e^{-2 eta t} falls below e^{-3} within the run):
 3. (a) SimSiam, W_a = W; (b) SimSiam without the stop-gradient (Tian Theorem 2: collapse);
 4. the cosine BYOL loss instead of eq. 1 (the theory no longer exact: quantified);
 5. an MLP encoder on the pixels, depth 1 and 2;
-6. the small ConvNet.
+6. the small ConvNet, at a quarter of the batch (its steps cost most on a CPU).
 
 For rung 1 the error is also measured against the learning rate and the batch size at a fixed
 flow time, and power laws error ~ lr^a, error ~ batch^b are fitted (finite steps and minibatch
@@ -88,14 +90,13 @@ class Size:
     width: int
     measure_every: int
     pool: int  # training images of every run, and the images of its moments X, X'
-    conv_steps: int
     seeds: int
     scaling_seeds: int
     eval_size: int
 
 
-FULL = Size(2000, 256, 0.01, 0.1, 32, 32, 100, 8192, 600, 3, 2, 2000)
-QUICK = Size(250, 128, 0.01, 0.4, 8, 8, 25, 1024, 60, 2, 1, 500)
+FULL = Size(2400, 256, 0.01, 0.1, 32, 32, 100, 8192, 3, 2, 2000)
+QUICK = Size(600, 128, 0.01, 0.4, 8, 8, 50, 1024, 2, 1, 500)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +110,7 @@ class Rung:
     scenario: str | None  # the simulation derived from the run, None: feature space only
     expect: str
     lr_factor: float = 1.0  # of the size's learning rate (momentum 0.9 moves 10x further)
-    short: bool = False  # the ConvNet: the size's conv_steps
+    batch_factor: float = 1.0  # of the size's batch (the ConvNet: a quarter, for its cost)
 
 
 def ladder(size: Size) -> list[Rung]:
@@ -181,12 +182,12 @@ def ladder(size: Size) -> list[Rung]:
         ),
         Rung(
             "6",
-            "ConvNet encoder",
+            "ConvNet encoder (a quarter of the batch)",
             "byol",
             ("--backbone", "convnet", "--width", "8", *l2, *plain, *ema),
             None,
             "feature space: W_p symmetric, aligned with F",
-            short=True,
+            batch_factor=0.25,
         ),
     ]
 
@@ -275,18 +276,16 @@ def plan(rungs: Sequence[Rung], size: Size, seeds: int, scaling: bool, work: Pat
     """The commands: every rung for every seed, its prediction and null; the scaling runs."""
     p = Plan()
     for rung in rungs:
-        steps = size.conv_steps if rung.short else size.steps
-        measure = max(1, size.measure_every * steps // size.steps)
         for seed in range(seeds):
             out = work / "runs" / f"rung{rung.key}_seed{seed}"
             command = train_command(
                 rung.method,
                 rung.options,
-                steps,
-                size.batch,
+                size.steps,
+                round(size.batch * rung.batch_factor),
                 size.lr * rung.lr_factor,
                 size,
-                measure,
+                size.measure_every,
                 seed,
                 out,
             )

@@ -190,6 +190,12 @@ def _findings(c: Composer, pairings: Sequence[Pairing], rows: list) -> None:
                 f"{run.ident} {run.label}: no other-seed simulation was given (`--from-run "
                 f"{run.path.parent} --initial seed --seed 1`); only the frozen null applies."
             )
+        if p.predictions and (short := compare.untested(run.trajectory())):
+            notes.append(
+                f"{run.ident} {run.label}: too short to test (e^(-2 eta t) has not decayed): "
+                + "; ".join(short.values())
+                + "."
+            )
         for sim in p.changed:
             notes.append(
                 f"{sim.ident} names {run.ident}'s folder but was derived from another version of "

@@ -62,12 +62,13 @@ TRAIN_EXTRA = {
     ),  # fmt: skip
     "simsiam": ("--predictor", "linear", "--weight-decay", "4e-4", "--pred-hidden", "64"),
 }
-#: The linear-encoder run (the bridge's first rung, shortened).
+#: The linear-encoder run (the bridge's first rung, shortened): 160 steps of flow time 0.04 and
+#: eta = 0.4 / 2, so 2 eta t = 2.56 at the end and every asymptotic prediction is due.
 LINEAR_RUN = (
     "byol", "--backbone", "linear", "--input-dim", "16", "--width", "16", "--projector", "none",
     "--predictor", "linear", "--loss", "linear_byol", "--optimizer", "sgd", "--momentum", "0",
-    "--lr", "0.02", "--lr-schedule", "constant", "--weight-decay", "0.01", "--ema-base", "0.99",
-    "--ema-final", "0.99", "--batch-size", "256", "--measure-every", "20", "--no-probes",
+    "--lr", "0.02", "--lr-schedule", "constant", "--weight-decay", "0.4", "--ema-base", "0.99",
+    "--ema-final", "0.99", "--batch-size", "256", "--measure-every", "10", "--no-probes",
     "--eval-size", "500", "--val-size", "500", "--moments-images", "1000", "--threads", "1",
     "--quiet",
 )  # fmt: skip
@@ -131,7 +132,7 @@ def validate(args) -> tuple[Path, Path]:
 def train_commands(args) -> dict[str, list[str]]:
     """Each training step's ``python -m empirical.train`` arguments (without ``--out``)."""
     seed = ["--seed", str(args.seed)]
-    runs = {"byol_linear_encoder": [*LINEAR_RUN, "--epochs", "2", "--train-subset", "5120", *seed]}
+    runs = {"byol_linear_encoder": [*LINEAR_RUN, "--epochs", "8", "--train-subset", "5120", *seed]}
     for method in args.methods:
         runs[method] = [
             method, *TRAIN_COMMON, *TRAIN_EXTRA.get(method, ()),
