@@ -14,6 +14,12 @@ from reports.reproduce.verdict import Test
 MARGIN = 0.01
 
 
+def finite_mean(values) -> float:
+    """The mean of the finite values (NaN when there are none: every run failed)."""
+    finite = [float(v) for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def trajectories(
     m: Measured, roles: dict[str, str], stat: Statistic, title: str, ylabel: str
 ) -> Panel:

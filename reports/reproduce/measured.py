@@ -154,10 +154,6 @@ class Measured:
             ys.append([float(v) for v in values[seed]])
         return xs, ys
 
-    def last_attr(self, role: str, name: str) -> list[float]:
-        """Per finished seed: the last value of a per-step record (``eta_step``, ...)."""
-        return [float(ds[name].values[-1]) for _, ds in sorted(self.datasets.get(role, {}).items())]
-
     def eta_t(self, role: str) -> list[float]:
         """Per finished seed: eta t reached, the weight decay per unit flow time times the flow
         time at the end (empirical.flow); e^{-2 eta t} is the factor by which the initial

@@ -241,7 +241,7 @@ def document(records: Sequence[ClaimRecord], meta: dict[str, Any], figures: dict
         "# Reproduced claims",
         "",
         f"Scale `{meta['scale']}` ({meta['scale_description']}), {seeds} seeds, "
-        f"{meta['runs']} runs; wall time {meta['wall_seconds']:.0f} s on {meta['machine']}. "
+        f"{meta['runs']} runs, {meta['jobs']} at a time; {wall_text(meta)} on {meta['machine']}. "
         f"Git {meta['git_revision']}. Command: `{meta['command']}`.",
         "",
         "## How a verdict is reached",
@@ -268,6 +268,14 @@ def document(records: Sequence[ClaimRecord], meta: dict[str, Any], figures: dict
         if r.id in figures:
             lines += ["", f"![{r.id}]({figures[r.id]})"]
     return "\n".join(lines) + "\n"
+
+
+def wall_text(meta: dict[str, Any]) -> str:
+    """'wall time 3900 s' (and, for a resumed set, the runs' time in all sessions)."""
+    text = f"wall time {meta['wall_seconds']:.0f} s"
+    if meta.get("resumed"):
+        text += f" in the last session (resumed; the runs took {meta['run_seconds']:.0f} s in all)"
+    return text
 
 
 def _fmt(value: Any) -> str:

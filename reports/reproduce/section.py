@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from reports.document import Heading, Paragraph
 from reports.reproduce import verdict
 from reports.reproduce.figures import claim_figure
-from reports.reproduce.outputs import ClaimRecord, claims_table, tests_table
+from reports.reproduce.outputs import ClaimRecord, claims_table, tests_table, wall_text
 
 if TYPE_CHECKING:
     from reports.compose import Composer
@@ -23,7 +23,7 @@ def add_section(c: Composer, meta: dict[str, Any], records: list[ClaimRecord]) -
         Paragraph(
             f"{len(records)} claims of the papers reproduced by `{meta.get('command', '?')}` "
             f"(scale `{meta.get('scale', '?')}`: {meta.get('scale_description', '')}; "
-            f"{len(meta.get('seeds', []))} seeds; wall time {meta.get('wall_seconds', 0):.0f} s; "
+            f"{len(meta.get('seeds', []))} seeds; {wall_text(meta)}; "
             f"git {meta.get('git_revision', 'unknown')}). {verdict.SUMMARY}"
         ),
     )

@@ -8,7 +8,14 @@ import math
 import numpy as np
 
 from reports.reproduce import configs
-from reports.reproduce.common import MARGIN, collapse_panel, collapse_test, main_size, trajectories
+from reports.reproduce.common import (
+    MARGIN,
+    collapse_panel,
+    collapse_test,
+    finite_mean,
+    main_size,
+    trajectories,
+)
 from reports.reproduce.measured import Measured, collapse_margin, mean_over_modes
 from reports.reproduce.registry import Experiment, Outcome, Panel, claim
 from reports.reproduce.scale import Scale
@@ -82,7 +89,7 @@ def tian_fig2(scale: Scale) -> Experiment:
             trajectories(m, roles, ALIGNMENT, "alignment with F", "mean cos(W_p u_j, u_j)"),
         ]
         eta_t = m.eta_t("wd")
-        facts = {"eta t reached (wd runs)": float(np.mean(eta_t)) if eta_t else math.nan}
+        facts = {"eta t reached (wd runs)": finite_mean(eta_t)}
         return Outcome(tests, panels, facts)
 
     return Experiment({"wd": wd, "no_wd": no_wd}, evaluate, main_size(scale))
@@ -163,11 +170,12 @@ def threshold_prediction(m: Measured, main: str) -> dict[str, float]:
     has tau > 1, which raises the threshold). The run's own ``eta_step`` (weight decay per unit
     flow time, empirical.flow) converts: wd* = eta* wd / eta_step.
     """
-    sigma2 = float(np.nanmean(m.initial(main, "aug_ratio")))
+    sigma2 = finite_mean(m.initial(main, "aug_ratio"))
     eta_star = 1.0 / (4 * (1 + sigma2))
-    wd = [float(ds["weight_decay_step"].values[-1]) for ds in m.datasets[main].values()]
-    eta = m.last_attr(main, "eta_step")
-    per_wd = float(np.mean(wd)) / float(np.mean(eta)) if eta and np.mean(eta) > 0 else math.nan
+    runs = list(m.datasets[main].values())
+    wd = finite_mean([ds["weight_decay_step"].values[-1] for ds in runs])
+    eta = finite_mean([ds["eta_step"].values[-1] for ds in runs])
+    per_wd = wd / eta if eta > 0 else math.nan
     return {"sigma2": sigma2, "eta_star": eta_star, "wd_star": eta_star * per_wd}
 
 
@@ -259,8 +267,8 @@ def tian_collapse(scale: Scale) -> Experiment:
         finite = [w for w in measured if math.isfinite(w)]
         facts = {
             "sigma^2 (aug_ratio of the random encoder)": pred["sigma2"],
-            "sigma^2 (aug_ratio at the end of the main runs)": float(
-                np.nanmean(m.final(roles[0], "aug_ratio"))
+            "sigma^2 (aug_ratio at the end of the main runs)": finite_mean(
+                m.final(roles[0], "aug_ratio")
             ),
             "predicted threshold wd*": pred["wd_star"],
             "measured threshold wd (per seed)": ", ".join(f"{w:g}" for w in measured),
