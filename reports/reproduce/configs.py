@@ -58,11 +58,13 @@ def training(
     weight_decay: float | None = None,
     proj_dim: int | None = None,
     steps: int | None = None,
+    batch: int | None = None,
     probes: bool = True,
 ) -> RunSpec:
     """A run of ``method`` at ``scale`` with the method's own ``extra`` options; the main runs'
-    weight decay, output width and length unless given."""
+    weight decay, output width, length and batch unless given."""
     steps = scale.steps if steps is None else steps
+    batch = scale.batch if batch is None else batch
     dim = scale.proj_dim if proj_dim is None else proj_dim
     wd = scale.weight_decay if weight_decay is None else weight_decay
     lr = scale.lr * LR_FACTOR.get(method, 1.0)
@@ -71,14 +73,15 @@ def training(
         "--proj-hidden", str(scale.proj_hidden), "--proj-dim", str(dim),
         "--optimizer", "sgd", "--lr", f"{lr:g}", "--momentum", f"{scale.momentum:g}",
         "--lr-schedule", "constant", "--weight-decay", f"{wd:g}",
-        "--batch-size", str(scale.batch), "--epochs", str(scale.epochs(steps)),
+        "--batch-size", str(batch), "--epochs", str(scale.epochs(steps, batch)),
         "--train-subset", str(scale.train_subset),
     )  # fmt: skip
     if method in EMA:
         options += ("--ema-base", f"{scale.ema:g}", "--ema-final", f"{scale.ema:g}")
     options += (*extra, *measurement_options(scale, steps, probes), *device_options(scale))
-    total = scale.epochs(steps) * scale.steps_per_epoch
-    step = scale.step_seconds(scale.features, scale.proj_hidden, dim, PRODUCTS.get(method, 0))
+    total = scale.epochs(steps, batch) * scale.steps_per_epoch(batch)
+    products = PRODUCTS.get(method, 0)
+    step = scale.step_seconds(scale.features, scale.proj_hidden, dim, products, batch)
     return RunSpec(method, options, label, total, scale.run_seconds(total, step, probes))
 
 

@@ -30,7 +30,6 @@ from symbolic.common.cli import UsageError
 from symbolic.common.files import atomic_folder, write_text
 
 RESULT = "claims.json"
-FILES = ("claims.md", "claims.tex", "claims.csv", "tests.tex", "tests.csv", RESULT)
 
 
 @dataclasses.dataclass

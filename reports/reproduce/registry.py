@@ -25,7 +25,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reports.reproduce.verdict import Test, claim_verdict
+from reports.reproduce.verdict import Test
 
 if TYPE_CHECKING:
     from reports.reproduce.measured import Measured
@@ -92,10 +92,6 @@ class Outcome:
     tests: list[Test]
     panels: list[Panel]
     facts: dict[str, float | str] = dataclasses.field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        return claim_verdict(self.tests)
 
 
 @dataclasses.dataclass(frozen=True)

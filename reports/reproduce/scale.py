@@ -43,6 +43,7 @@ class Scale:
     # garrido-width: probe accuracy against the projector's output width
     widths: tuple[int, ...]
     width_steps: int
+    width_batch: int
     width_methods: tuple[str, ...]
     # the cost model: seconds per step = step_s + flop_s * (flops of one step), and per run
     step_s: float
@@ -55,13 +56,12 @@ class Scale:
     def momentum(self) -> float:
         return 0.9
 
-    def epochs(self, steps: int) -> int:
-        """Epochs over ``train_subset`` images giving at least ``steps`` steps."""
-        return max(1, math.ceil(steps / self.steps_per_epoch))
+    def epochs(self, steps: int, batch: int | None = None) -> int:
+        """Epochs over ``train_subset`` images giving at least ``steps`` steps of ``batch``."""
+        return max(1, math.ceil(steps / self.steps_per_epoch(batch)))
 
-    @property
-    def steps_per_epoch(self) -> int:
-        return max(1, self.train_subset // self.batch)
+    def steps_per_epoch(self, batch: int | None = None) -> int:
+        return max(1, self.train_subset // (batch or self.batch))
 
     def eta_t(self, weight_decay: float, steps: int, lr: float, momentum: float) -> float:
         """eta t at the end of a constant-lr SGD run of ``steps`` steps, ``lr`` per 256 images
@@ -72,14 +72,17 @@ class Scale:
         mu = momentum
         return weight_decay * lr * (steps - mu * (1 - mu**steps) / (1 - mu)) / (1 - mu)
 
-    def step_seconds(self, features: int, hidden: int, dim: int, products: int) -> float:
+    def step_seconds(
+        self, features: int, hidden: int, dim: int, products: int, batch: int | None = None
+    ) -> float:
         """Estimated seconds of one training step of one job: a constant (the encoder, the
         views), the heads' matrix products on two views (forward and backward), and ``products``
         d x d statistics of the batch (Barlow Twins' cross-correlation: 1; VICReg's two
         covariances: 2)."""
-        flops = 2 * 3 * 2 * self.batch * (features * hidden + hidden * dim)
-        flops += 2 * 3 * products * self.batch * dim * dim
-        return self.step_s + self.flop_s * flops
+        batch = batch or self.batch
+        flops = 2 * 3 * 2 * batch * (features * hidden + hidden * dim)
+        flops += 2 * 3 * products * batch * dim * dim
+        return self.step_s * batch / self.batch + self.flop_s * flops
 
     def run_seconds(self, steps: int, step_seconds: float, probes: bool) -> float:
         """Estimated seconds of one run: start-up, the steps, the measurements (with probes: the
@@ -115,6 +118,7 @@ CPU = Scale(
     sweep_weight_decays=(0.1, 0.2, 0.4, 0.8),
     widths=(64, 256, 1024, 4096),
     width_steps=600,
+    width_batch=128,
     width_methods=("vicreg", "simclr"),
     step_s=0.012,
     flop_s=1.0 / 60e9,
@@ -143,6 +147,7 @@ QUICK = dataclasses.replace(
     sweep_weight_decays=(0.8,),
     widths=(16, 64),
     width_steps=48,
+    width_batch=64,
     step_s=0.002,
     measure_s=0.3,
     startup_s=3.0,
@@ -173,6 +178,7 @@ GPU = dataclasses.replace(
     sweep_weight_decays=(0.01, 0.03, 0.1, 0.3),
     widths=(64, 256, 1024, 4096, 8192),
     width_steps=3000,
+    width_batch=512,
     width_methods=("vicreg", "barlow_twins", "simclr"),
     step_s=0.03,
     flop_s=1.0 / 20e12,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -104,7 +104,6 @@ class Test:
     null: float = 0.0
     decides: bool = True
     note: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -141,7 +140,6 @@ class Test:
             "seeds": self.seeds,
             "decides": self.decides,
             "note": self.note,
-            "extra": self.extra,
             "mean": None if not math.isfinite(self.mean) else self.mean,
             "sd": None if not math.isfinite(self.sd) else self.sd,
             "verdict": self.verdict,
@@ -160,7 +158,6 @@ class Test:
             float(data.get("null", 0.0)),
             bool(data.get("decides", True)),
             str(data.get("note", "")),
-            dict(data.get("extra", {})),
         )
 
 
