@@ -27,10 +27,10 @@ LR_FACTOR = {"vicreg": 0.2, "liu": 0.06}
 LIU_TABLE3 = ("--loss-param", "k=1", "--loss-param", "c_inv=1")
 
 
-def measurement_options(scale: Scale, steps: int, probes: bool) -> tuple[str, ...]:
-    """Measurement sizes and cadence: ``scale.measurements`` evenly spaced measurements after
-    the random encoder's; kNN and linear probes on backbone features unless ``probes`` is False."""
-    every = max(1, steps // scale.measurements)
+def measurement_options(scale: Scale, steps: int, probes: bool, count: int) -> tuple[str, ...]:
+    """Measurement sizes and cadence: ``count`` evenly spaced measurements after the random
+    encoder's; kNN and linear probes on backbone features unless ``probes`` is False."""
+    every = max(1, steps // count)
     options = (
         "--measure-every", str(every), "--val-size", str(scale.val_size),
         "--eval-size", str(scale.eval_size),
@@ -60,9 +60,10 @@ def training(
     steps: int | None = None,
     batch: int | None = None,
     probes: bool = True,
+    measurements: int | None = None,
 ) -> RunSpec:
     """A run of ``method`` at ``scale`` with the method's own ``extra`` options; the main runs'
-    weight decay, output width, length and batch unless given."""
+    weight decay, output width, length, batch and number of measurements unless given."""
     steps = scale.steps if steps is None else steps
     batch = scale.batch if batch is None else batch
     dim = scale.proj_dim if proj_dim is None else proj_dim
@@ -78,11 +79,13 @@ def training(
     )  # fmt: skip
     if method in EMA:
         options += ("--ema-base", f"{scale.ema:g}", "--ema-final", f"{scale.ema:g}")
-    options += (*extra, *measurement_options(scale, steps, probes), *device_options(scale))
+    count = scale.measurements if measurements is None else measurements
+    options += (*extra, *measurement_options(scale, steps, probes, count), *device_options(scale))
     total = scale.epochs(steps, batch) * scale.steps_per_epoch(batch)
     products = PRODUCTS.get(method, 0)
     step = scale.step_seconds(scale.features, scale.proj_hidden, dim, products, batch)
-    return RunSpec(method, options, label, total, scale.run_seconds(total, step, probes))
+    seconds = scale.run_seconds(total, step, probes, count, dim)
+    return RunSpec(method, options, label, total, seconds)
 
 
 def byol_linear(scale: Scale, weight_decay: float | None = None, probes: bool = True) -> RunSpec:

@@ -45,10 +45,13 @@ class Scale:
     width_steps: int
     width_batch: int
     width_methods: tuple[str, ...]
-    # the cost model: seconds per step = step_s + flop_s * (flops of one step), and per run
+    # the cost model: seconds per step = step_s + flop_s * (flops of the heads) + quadratic_s *
+    # (flops of the d x d statistics), and per run
     step_s: float
     flop_s: float
+    quadratic_s: float  # per flop of the d x d statistics (with their d^2 elementwise work)
     measure_s: float  # one measurement with probes
+    cubic_s: float  # per d^3 of a measurement (eigendecompositions, SVD of the projections)
     startup_s: float
     jobs: int  # default parallel runs
 
@@ -80,15 +83,18 @@ class Scale:
         d x d statistics of the batch (Barlow Twins' cross-correlation: 1; VICReg's two
         covariances: 2)."""
         batch = batch or self.batch
-        flops = 2 * 3 * 2 * batch * (features * hidden + hidden * dim)
-        flops += 2 * 3 * products * batch * dim * dim
-        return self.step_s * batch / self.batch + self.flop_s * flops
+        heads = 2 * 3 * 2 * batch * (features * hidden + hidden * dim)
+        statistics = 2 * 3 * products * batch * dim * dim
+        fixed = self.step_s * batch / self.batch
+        return fixed + self.flop_s * heads + self.quadratic_s * statistics
 
-    def run_seconds(self, steps: int, step_seconds: float, probes: bool) -> float:
-        """Estimated seconds of one run: start-up, the steps, the measurements (with probes: the
-        probes dominate a measurement's cost)."""
-        measure = self.measure_s if probes else self.measure_s / 6
-        return self.startup_s + steps * step_seconds + (self.measurements + 1) * measure
+    def run_seconds(
+        self, steps: int, step_seconds: float, probes: bool, measurements: int, dim: int
+    ) -> float:
+        """Estimated seconds of one run: start-up, the steps, the measurements (the probes, and
+        the eigendecompositions and SVD of the d-dimensional projections, O(d^3))."""
+        measure = (self.measure_s if probes else self.measure_s / 6) + dim**3 * self.cubic_s
+        return self.startup_s + steps * step_seconds + (measurements + 1) * measure
 
 
 #: The default: the MLP encoder on Fashion-MNIST, 3000 steps of 256 images (30 epochs of 25 600
@@ -122,7 +128,9 @@ CPU = Scale(
     width_methods=("vicreg", "simclr"),
     step_s=0.012,
     flop_s=1.0 / 60e9,
+    quadratic_s=1.0 / 35e9,
     measure_s=3.5,
+    cubic_s=1 / 6e9,
     startup_s=6.0,
     jobs=2,
 )
@@ -182,7 +190,9 @@ GPU = dataclasses.replace(
     width_methods=("vicreg", "barlow_twins", "simclr"),
     step_s=0.03,
     flop_s=1.0 / 20e12,
+    quadratic_s=1.0 / 5e12,
     measure_s=10.0,
+    cubic_s=1 / 6e9,
     startup_s=20.0,
     jobs=4,
 )
