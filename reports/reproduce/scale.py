@@ -76,7 +76,7 @@ class Scale:
         return weight_decay * lr * (steps - mu * (1 - mu**steps) / (1 - mu)) / (1 - mu)
 
     def step_seconds(
-        self, features: int, hidden: int, dim: int, products: int, batch: int | None = None
+        self, features: int, hidden: int, dim: int, products: float, batch: int | None = None
     ) -> float:
         """Estimated seconds of one training step of one job: a constant (the encoder, the
         views), the heads' matrix products on two views (forward and backward), and ``products``
