@@ -43,7 +43,7 @@ def tian_fig2(scale: Scale) -> Experiment:
     half its initial value (relative change < -0.5) and the mean cosine rises by more than 0.5
     (from about 0 for the random W_p towards 1); without weight decay the asymmetry keeps more
     than half its initial value (relative change > -0.5). Size: the weight decay, learning rate
-    and length of the main runs give eta t >= 3 at their end (the sizing line states the
+    and length of the main runs give eta t of about 3 at their end (the sizing line states the
     value), so e^{-2 eta t} << 1 and the random, asymmetric W_p(0) is forgotten; Tian et al.'s
     STL-10 runs reach eta t = 10 (wd 4e-4, lr 0.03, momentum 0.9, 82 000 steps). The asymmetric
     part of W_p has no fixed point of its own to go to: without weight decay it keeps the part
