@@ -57,6 +57,12 @@ def parser() -> ArgumentParser:
         default=audit_mod.DEFAULT_TIMEOUT_S,
         help="seconds allowed for the claims audit command",
     )
+    p.add_argument(
+        "--claims",
+        default=None,
+        metavar="DIR",
+        help="add the reproduced claims of `python -m reports.reproduce --out DIR` (default: none)",
+    )
     p.add_argument("--title", default=DEFAULT_TITLE, help="report title")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
@@ -90,31 +96,41 @@ def build(
     title: str = DEFAULT_TITLE,
     command: str = "",
     quiet: bool = True,
+    reproduced: str | Path | None = None,
 ) -> Path:
-    """Build the report into ``out``; returns ``out``. InputError/UsageError on bad input."""
+    """Build the report into ``out``; returns ``out``. InputError/UsageError on bad input.
+
+    ``reproduced``: a folder of ``python -m reports.reproduce`` whose claims get a section."""
     out = Path(out)
     check_out(out)
     check_output_folder(out)
-    sim_results, run_results = load_inputs(sims, runs)
+    section = None
+    if reproduced is not None:
+        from reports.reproduce.outputs import load
+
+        section = load(reproduced)
+    sim_results, run_results = load_inputs(sims, runs) if sims or runs or not section else ([], [])
     claims = audit_mod.load(audit, audit_timeout)
     out.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(out, folder=False):  # one build at a time replaces this report
-        _write(out, sim_results, run_results, claims, title, command, quiet)
+        _write(out, sim_results, run_results, claims, title, command, quiet, section)
     return out
 
 
-def _write(out: Path, sim_results, run_results, claims, title, command, quiet) -> None:
+def _write(out: Path, sim_results, run_results, claims, title, command, quiet, section) -> None:
     """Compose the report in a temporary folder beside ``out`` and move it into place."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
     try:
-        with tqdm(total=8, desc="report", disable=quiet or not sys.stderr.isatty()) as bar:
+        with tqdm(
+            total=8 + bool(section), desc="report", disable=quiet or not sys.stderr.isatty()
+        ) as bar:
 
             def progress(step: str) -> None:
                 bar.set_postfix_str(step)
                 bar.update(1)
 
             blocks, manifest = compose(
-                tmp, sim_results, run_results, claims, title, command, progress
+                tmp, sim_results, run_results, claims, title, command, progress, section
             )
         (tmp / "report.md").write_text(to_markdown_text(blocks, tmp), encoding="utf-8")
         (tmp / "report.html").write_text(to_html(blocks, title), encoding="utf-8")
@@ -150,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         title=args.title,
         command=" ".join(["python -m reports.build", *argv]),
         quiet=args.quiet,
+        reproduced=args.claims,
     )
     return 0
 

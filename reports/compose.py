@@ -329,8 +329,10 @@ def compose(
     title: str,
     command: str,
     progress: Callable[[str], None] = lambda step: None,
+    claims: tuple[dict[str, Any], list] | None = None,
 ) -> tuple[list[Block], Manifest]:
-    """Write figures and tables into ``root`` and return the report's blocks and manifest."""
+    """Write figures and tables into ``root`` and return the report's blocks and manifest;
+    ``claims`` (meta, records of ``reports.reproduce.outputs.load``) adds their section."""
     manifest = Manifest(
         report={
             "title": title,
@@ -360,6 +362,7 @@ def compose(
         ("measurements", lambda: _measurements(c, runs, inputs)),
         ("agreement", lambda: _agreement(c, inputs)),
         ("audit", lambda: _audit(c, audit)),
+        *((("claims", lambda: _claims(c, claims)),) if claims else ()),
         ("appendix", lambda: _appendix(c, [*sims, *listed, *runs])),
         ("not drawn", lambda: _not_drawn(c)),
     )
@@ -368,6 +371,12 @@ def compose(
             progress(name)
             step()
     return c.blocks, manifest
+
+
+def _claims(c: Composer, claims: tuple[dict[str, Any], list]) -> None:
+    from reports.reproduce.section import add_section
+
+    add_section(c, *claims)
 
 
 def _not_drawn(c: Composer) -> None:
