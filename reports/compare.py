@@ -271,17 +271,19 @@ STATISTICS: dict[str, Statistic] = {
 }
 
 
-def untested(traj: Trajectory) -> dict[str, str]:
+def untested(traj: Trajectory, predicted: bool = False) -> dict[str, str]:
     """The statistics a run is too short to test, each with why: 2 eta t at the end of the run
     is below the statistic's ``decay_needed`` (eta = 0: never due). Empty for a run without
-    one eta or without flow time (LARS): nothing says it is too short."""
+    one eta or without flow time (LARS): nothing says it is too short. ``predicted``: a
+    simulation predicts the run, so the end-state limits (``Statistic.limit``) are not tested
+    and not listed."""
     exponent = decay_exponent(traj)
     if exponent is None:
         return {}
     return {
         s.key: f"{s.quantity}: needs 2 eta t >= {s.decay_needed:.2g}, reached {exponent:.2g}"
         for s in STATISTICS.values()
-        if exponent < s.decay_needed
+        if exponent < s.decay_needed and not (s.limit and predicted)
     }
 
 
@@ -340,7 +342,7 @@ def compare(
     predicted = prediction.at(times) if prediction is not None else None
     seeded = other_seed.at(times) if other_seed is not None else None
     frozen = measurement.frozen()
-    too_short = untested(measurement)
+    too_short = untested(measurement, predicted=prediction is not None)
     rows = []
     for stat in STATISTICS.values():
         if stat.key in too_short or (stat.limit and prediction is not None):

@@ -190,7 +190,7 @@ def _findings(c: Composer, pairings: Sequence[Pairing], rows: list) -> None:
                 f"{run.ident} {run.label}: no other-seed simulation was given (`--from-run "
                 f"{run.path.parent} --initial seed --seed 1`); only the frozen null applies."
             )
-        if p.predictions and (short := compare.untested(run.trajectory())):
+        if p.predictions and (short := compare.untested(run.trajectory(), predicted=True)):
             notes.append(
                 f"{run.ident} {run.label}: too short to test (e^(-2 eta t) has not decayed): "
                 + "; ".join(short.values())

@@ -129,6 +129,7 @@ def test_asymptotic_predictions_are_not_judged_on_a_run_too_short_to_show_them(s
     assert "wp_error" in {r.key for r in compare.compare(short, short)}
     assert 1 <= exponent[-1] < 2 * math.log(10)  # t = 30: the decay is due, the end state not
     assert set(compare.untested(sims[0])) == {"final_asymmetry", "final_misalignment"}
+    assert compare.untested(sims[0], predicted=True) == {}  # a simulation predicts the end
     assert compare.conservation_error(sims[0]) == pytest.approx(0.0, abs=1e-6)
 
     settings = RunSettings(t_end=60.0, n_out=31, rtol=1e-9, atol=1e-11)  # 2 eta t = 6
