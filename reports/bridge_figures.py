@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from reports import style
-from reports.figures.base import Drawn
+from reports.figures.base import Drawn, log_axis
 
 #: the statistic drawn per rung: the W_p trajectory error where there is a prediction, else the
 #: final asymmetry (a property of the run that the theory predicts to vanish)
@@ -84,11 +84,11 @@ def scaling_figure(scaling: Sequence) -> Drawn:
         fit = np.exp(np.polyval(np.polyfit(np.log(v), np.log(means), 1), np.log(v)))
         ax.plot(v, fit, color=style.color(1), label=f"slope {s.slope:.2f}")
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(v, [f"{x:g}" for x in v])  # the values the study ran
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_axis(ax)  # the errors span less than a decade: every tick labelled
         ax.set_xlabel("peak learning rate" if s.kind == "lr" else "batch size")
-        ax.set_ylabel("W_p trajectory error")
+        ax.set_ylabel("$W_p$ trajectory error")
         ax.legend(loc="best")
     caption = (
         "Relative error of rung 1's W_p trajectory against the simulation derived from the run, "
