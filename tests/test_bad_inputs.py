@@ -45,6 +45,8 @@ MAINS = {
     "empirical.train": ("empirical.train", "main"),
     "reports.build": ("reports.build", "main"),
     "reports.demo": ("reports.demo", "main"),
+    "reports.bridge": ("reports.bridge", "main"),
+    "reports.reproduce": ("reports.reproduce.cli", "main"),
 }
 
 
@@ -64,12 +66,14 @@ def case(id: str, command: str, argv: list[str], value: str, code: int = 2) -> C
 
 
 S, W, P = "dynamics.simulate", "dynamics.sweep", "dynamics.phase"
-D, A, T, B, M = (
+D, A, T, B, M, L, R = (
     "symbolic.derive",
     "symbolic.audit",
     "empirical.train",
     "reports.build",
     "reports.demo",
+    "reports.bridge",
+    "reports.reproduce",
 )
 
 CASES = [
@@ -255,6 +259,26 @@ CASES = [
     case("demo-work-file", M, ["--out", "rep", "--work", "{file}"], "{file}"),
     case("demo-seed", M, ["--seed", "-1", "--out", "rep"], "--seed -1"),
     case("demo-epochs", M, ["--epochs", "100000000", "--out", "rep"], "epochs=100000000"),
+    # ---------------------------------------------------------------- reports.bridge
+    case("bridge-seeds", L, ["--seeds", "1", "--out", "rep"], "--seeds 1"),
+    case("bridge-rung", L, ["--rungs", "1,9", "--out", "rep"], "'9'"),
+    case("bridge-jobs", L, ["--jobs", "0", "--out", "rep"], "--jobs 0"),
+    case("bridge-out-file", L, ["--out", "{file}"], "{file}"),
+    case("bridge-out-read-only", L, ["--out", f"{READ_ONLY}/rep"], READ_ONLY),
+    case("bridge-work-file", L, ["--out", "rep", "--work", "{file}"], "{file}"),
+    # ------------------------------------------- reports.reproduce (--plan: nothing would train)
+    case("reproduce-seeds", R, ["--plan", "--seeds", "2", "--out", "rep"], "--seeds 2"),
+    case("reproduce-claim", R, ["--plan", "--claim", "nosuch", "--out", "rep"], "'nosuch'"),
+    case("reproduce-scale", R, ["--plan", "--scale", "tpu", "--out", "rep"], "'tpu'"),
+    case("reproduce-jobs", R, ["--plan", "--jobs", "0", "--out", "rep"], "--jobs 0"),
+    case("reproduce-out-file", R, ["--plan", "--out", "{file}"], "{file}"),
+    case("reproduce-out-read-only", R, ["--plan", "--out", f"{READ_ONLY}/rep"], READ_ONLY),
+    case(
+        "reproduce-data-missing",
+        R,
+        ["--plan", "--data", "fashion-mnist:{dir}/none", "--out", "rep"],
+        "{dir}/none",
+    ),
 ]
 
 
