@@ -53,7 +53,7 @@ from tqdm import tqdm
 from reports import compare, style
 from reports.bridge_figures import ladder_figure, scaling_figure
 from reports.inputs import load_result, run_file
-from reports.tables import Column, Table, _frame, to_markdown, write_table
+from reports.tables import Column, Table, table_frame, to_markdown, write_table
 from symbolic.common.cli import ArgumentParser, UsageError, run_command, run_main
 from symbolic.common.files import atomic_folder, check_output_folder, write_text
 from symbolic.common.provenance import PACKAGE_VERSION, git_revision
@@ -454,7 +454,7 @@ def ladder_table(summaries: Sequence[Summary], seeds: int) -> Table:
             "Verdict: agrees within the tolerance and 3x below the best null, for every seed "
             "('mixed' when the seeds differ)."
         ),
-        frame=_frame(records, LADDER_COLUMNS),
+        frame=table_frame(records, LADDER_COLUMNS),
         columns=list(LADDER_COLUMNS),
     )
 

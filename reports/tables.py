@@ -113,7 +113,9 @@ def write_table(table: Table, folder: Path) -> list[Path]:
     return paths
 
 
-def _frame(rows: list[dict[str, Any]], columns: Sequence[Column]) -> pd.DataFrame:
+def table_frame(rows: list[dict[str, Any]], columns: Sequence[Column]) -> pd.DataFrame:
+    """The rows as a frame with the columns' keys in order: text columns kept as text, the
+    others numeric (a value that is not a number becomes NaN)."""
     frame = pd.DataFrame(rows, columns=[c.key for c in columns])
     for c in columns:
         if frame[c.key].map(lambda v: isinstance(v, str)).any():
@@ -192,7 +194,7 @@ def methods_table(runs: Sequence[Result]) -> Table | None:
             "evaluation images; dead dims: dimensions whose std fell below 2% of the largest; "
             "alignment is the mean over modes of cos(W_p u_j, u_j)."
         ),
-        frame=_frame(rows, columns),
+        frame=table_frame(rows, columns),
         columns=columns,
         sources=list(runs),
     )
@@ -261,7 +263,7 @@ def predictions_table(sims: Sequence[Result]) -> Table | None:
             "of the weight-space conservation residual fitted to the trajectory against the "
             "prediction 2 eta (Tian Theorem 1)."
         ),
-        frame=_frame(rows, columns),
+        frame=table_frame(rows, columns),
         columns=columns,
         sources=list(sims),
     )
@@ -329,7 +331,7 @@ def findings_table(rows: Sequence[tuple[Result, Result, Row]]) -> Table | None:
             "within the tolerance but not that far below a null; 'disagrees': outside the "
             "tolerance."
         ),
-        frame=_frame(records, FINDING_COLUMNS),
+        frame=table_frame(records, FINDING_COLUMNS),
         columns=list(FINDING_COLUMNS),
         sources=sources,
     )
@@ -360,7 +362,7 @@ def audit_table(entries: Sequence[dict[str, Any]]) -> Table | None:
             "(true, false, or true_if with its condition), the exact corrected statement, and "
             "the computation that decided it. The evidence of each verdict is in audit.json."
         ),
-        frame=_frame(rows, AUDIT_COLUMNS),
+        frame=table_frame(rows, AUDIT_COLUMNS),
         columns=list(AUDIT_COLUMNS),
     )
 
@@ -400,7 +402,7 @@ def sources_table(results: Sequence[Result]) -> Table:
         name="sources",
         title="Provenance of the inputs",
         caption="Every input file with its seed, git revision, creation time and parameters.",
-        frame=_frame(rows, SOURCE_COLUMNS),
+        frame=table_frame(rows, SOURCE_COLUMNS),
         columns=list(SOURCE_COLUMNS),
         sources=list(results),
     )

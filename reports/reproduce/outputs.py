@@ -25,7 +25,7 @@ from reports.reproduce.measured import Measured, load_run
 from reports.reproduce.registry import Outcome, Panel
 from reports.reproduce.runner import Plan, run_state
 from reports.reproduce.verdict import Test, claim_verdict
-from reports.tables import Column, Table, _frame, to_latex, to_markdown
+from reports.tables import Column, Table, table_frame, to_latex, to_markdown
 from symbolic.common.cli import UsageError
 from symbolic.common.files import atomic_folder, write_text
 
@@ -197,7 +197,7 @@ def claims_table(records: Sequence[ClaimRecord], seeds: int) -> Table:
             f"Each claim trained with {seeds} seeds; the statistic, value and claimed relation "
             "are those of its first test (all tests in the next table). " + verdict_mod.SUMMARY
         ),
-        frame=_frame(rows, CLAIM_COLUMNS),
+        frame=table_frame(rows, CLAIM_COLUMNS),
         columns=list(CLAIM_COLUMNS),
     )
 
@@ -228,7 +228,7 @@ def tests_table(records: Sequence[ClaimRecord]) -> Table:
             "seeds, the claimed relation (and the null value where it is not 0), the verdict. "
             "Context tests are reported but do not decide their claim."
         ),
-        frame=_frame(rows, TEST_COLUMNS),
+        frame=table_frame(rows, TEST_COLUMNS),
         columns=list(TEST_COLUMNS),
     )
 
