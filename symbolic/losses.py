@@ -24,6 +24,18 @@ __all__ = [
 _NxD = ("N", "d")
 
 
+def scale_hyper(peers: str):
+    """The ``scale`` hyperparameter s (L -> s L) of a loss whose peer convention is a pure scale.
+
+    s multiplies the value and the gradient, hence the step of plain SGD at a given learning rate
+    and the flow time of a step (a run records it, :mod:`empirical.flow`); ``peers`` names the
+    peer conventions it reproduces.
+    """
+    return real(
+        "scale", 1.0, f"factor s multiplying the loss and its gradient ({peers})", positive=True
+    )
+
+
 def batch_standardize(ops, z, eps, unbiased):
     """(z - mean) / sqrt(Var + eps) per column over the batch; Var biased (1/N) or unbiased.
 
@@ -64,12 +76,13 @@ def invariance(ops, z1, z2):
             "SimCLR temperature tau (0.1 ImageNet default of the official code; 0.5 CIFAR-10)",
             positive=True,
         ),
+        scale_hyper("2: the official TF code's loss_a + loss_b"),
     ),
     formula=(
         r"s_{km} = \frac{u_k^\top u_m}{\lVert u_k\rVert \lVert u_m\rVert},\ "
         r"u = [z_1; z_2] \in \mathbb{R}^{2N\times d};\ "
         r"\ell_k = -\frac{s_{k,k^+}}{\tau} + \log \sum_{m \ne k} e^{s_{km}/\tau};\ "
-        r"L = \frac{1}{2N}\sum_{k=1}^{2N} \ell_k"
+        r"L = \frac{s}{2N}\sum_{k=1}^{2N} \ell_k"
     ),
     source=(
         "Chen, Kornblith, Norouzi, Hinton, ICML 2020 (SimCLR, arXiv 2002.05709), eq. 1 and "
@@ -82,10 +95,10 @@ def invariance(ops, z1, z2):
         "twice this value."
     ),
 )
-def nt_xent(ops, z1, z2, temperature):
+def nt_xent(ops, z1, z2, temperature, scale):
     """SimCLR NT-Xent: cross-entropy of each view against the other view among 2N-1 candidates."""
     u = ops.concat([ops.normalize(z1, axis=-1), ops.normalize(z2, axis=-1)], axis=0)
-    return ops.mean(nt_xent_anchor_losses(ops, ops.matmul(u, ops.T(u)), temperature))
+    return scale * ops.mean(nt_xent_anchor_losses(ops, ops.matmul(u, ops.T(u)), temperature))
 
 
 def nt_xent_anchor_losses(ops, similarities, temperature):
@@ -141,10 +154,10 @@ def infonce(ops, q, k, queue, temperature):
     name="byol",
     args=("p1", "p2", "z1", "z2"),
     shapes=(_NxD, _NxD, _NxD, _NxD),
-    hypers=(),
+    hypers=(scale_hyper("1/4: lightly's example, 0.5 (NegCos + NegCos), up to a constant"),),
     formula=(
-        r"L = \frac{1}{N}\sum_b \left[2 - 2\cos\left(p_{1b}, \operatorname{sg}(z_{2b})\right)"
-        r"\right] + \frac{1}{N}\sum_b \left[2 - 2\cos\left(p_{2b}, \operatorname{sg}(z_{1b})"
+        r"L = \frac{s}{N}\sum_b \left[2 - 2\cos\left(p_{1b}, \operatorname{sg}(z_{2b})\right)"
+        r"\right] + \frac{s}{N}\sum_b \left[2 - 2\cos\left(p_{2b}, \operatorname{sg}(z_{1b})"
         r"\right)\right]"
     ),
     source=(
@@ -157,11 +170,11 @@ def infonce(ops, q, k, queue, temperature):
         "(DeepMind), each a batch mean of 2 - 2 cos."
     ),
 )
-def byol(ops, p1, p2, z1, z2):
+def byol(ops, p1, p2, z1, z2, scale):
     """BYOL: normalised squared error of each view's prediction against the other view's target."""
     first = 2 - 2 * cosine_rows(ops, p1, ops.stop_gradient(z2))
     second = 2 - 2 * cosine_rows(ops, p2, ops.stop_gradient(z1))
-    return ops.mean(first) + ops.mean(second)
+    return scale * (ops.mean(first) + ops.mean(second))
 
 
 @register(
@@ -206,11 +219,12 @@ def simsiam(ops, p1, p2, z1, z2, stop_gradient):
     hypers=(
         real("lambd", 0.0051, "weight lambda of the off-diagonal (redundancy) term"),
         real("eps", 1e-5, "BatchNorm epsilon of the per-view standardisation", minimum=0),
+        scale_hyper("solo-learn's scale_loss, 0.024 to 0.1"),
     ),
     formula=(
         r"\hat z = \frac{z - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}},\ "
         r"C = \frac{1}{N}\hat z_1^\top \hat z_2,\ "
-        r"L = \sum_i (1 - C_{ii})^2 + \lambda \sum_{i \ne j} C_{ij}^2"
+        r"L = s\left[\sum_i (1 - C_{ii})^2 + \lambda \sum_{i \ne j} C_{ij}^2\right]"
     ),
     source=(
         "Zbontar, Jing, Misra, LeCun, Deny, ICML 2021 (Barlow Twins, arXiv 2103.03230), eqs. 1-2; "
@@ -219,11 +233,11 @@ def simsiam(ops, p1, p2, z1, z2, stop_gradient):
     convention=(
         "each view standardised per feature with its own batch statistics and the BIASED variance "
         "(BatchNorm1d(affine=False) in training mode, eps 1e-5); C divided by N; no scale-loss "
-        "factor (solo-learn multiplies by scale_loss 0.024..0.1)."
+        "factor by default (solo-learn multiplies by scale_loss 0.024..0.1: scale=)."
     ),
     min_n=2,
 )
-def barlow_twins(ops, z1, z2, lambd, eps):
+def barlow_twins(ops, z1, z2, lambd, eps, scale):
     """Barlow Twins: drive the cross-correlation of the standardised views to the identity."""
     n = z1.shape[0]
     a = batch_standardize(ops, z1, eps, unbiased=False)
@@ -231,7 +245,7 @@ def barlow_twins(ops, z1, z2, lambd, eps):
     c = ops.matmul(ops.T(a), b) / n
     on = 1 - ops.diagonal(c)
     off = ops.offdiag(c)
-    return ops.sum(on * on) + lambd * ops.sum(off * off)
+    return scale * (ops.sum(on * on) + lambd * ops.sum(off * off))
 
 
 @register(

@@ -1,13 +1,20 @@
 """DirectPred and DirectCopy (Tian, Chen, Ganguli 2021; Wang et al. 2021): BYOL with W_p set.
 
-No gradient trains the linear predictor. A running correlation of the detached online projector
-outputs f of both views (not centred; the first batch initialises it),
+A running correlation of the detached online projector outputs f of both views (not centred; the
+first batch initialises it),
     F_hat <- rho F_hat + (1 - rho) mean_batch(f f^T),
 is kept in the model's state (so checkpoints carry it), and every ``freq`` steps W_p is set from
 it by the rule of :mod:`symbolic.predictors` (computed in float64): DirectPred
 W_p = U diag(p(s)) U^T (eq. 18-19, ``--eps-convention paper|code``), DirectCopy W_p = F_hat + eps I.
-The loss is BYOL's (``byol``, two directions summed). Defaults: luckmatters' STL-10 settings
-(SGD, lr 0.06 per 256 images, weight decay 4e-4, projector 512-128, tau 0.996).
+W_p is set after the optimiser step of steps k (0-based) with k % freq == 0 (``--freq-phase
+start``: Tian et al.'s code, facebookresearch/luckmatters ssl/real-dataset/byol_trainer.py,
+``regulate_predictor`` after ``optimizer.step()``, ``niter % predictor_freq == 0``) or with
+(k + 1) % freq == 0 (``--freq-phase end``). W_p stays a parameter of the optimiser, as in their
+code: between two sets the gradient of the loss trains it, so at freq 1 the rule alone decides
+W_p (each step's gradient update is overwritten by the set that ends the step), and at freq > 1
+the steps between sets also train it by gradient. The loss is BYOL's (``byol``, two directions
+summed). Defaults: luckmatters' STL-10 settings (SGD, lr 0.06 per 256 images, weight decay 4e-4,
+projector 512-128, tau 0.996).
 """
 
 from __future__ import annotations
@@ -30,6 +37,17 @@ class CorrelationOptions:
     rho: float = param(0.3, "running-average coefficient rho of F_hat", at_least=0, below=1)
     eps: float = param(0.1, "eps of the rule", at_least=0, at_most=100)
     freq: int = param(1, "set W_p every freq steps", at_least=1, at_most=1_000_000)
+    freq_phase: str = param(
+        "start",
+        "which step of each freq steps sets W_p: 'start' after steps 0, freq, 2 freq, ... "
+        "(step % freq == 0, Tian et al.'s code), 'end' after steps freq-1, 2 freq-1, ...",
+        choices=("start", "end"),
+    )
+
+
+def sets_predictor(step: int, freq: int, phase: str) -> bool:
+    """Whether W_p is set after optimiser step ``step`` (0-based) for ``--freq-phase phase``."""
+    return (step if phase == "start" else step + 1) % freq == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +117,7 @@ class DirectCopy(Method):
         z = torch.cat([out["z1"], out["z2"]]).detach().float()
         batch = mean_over_ranks(z.T @ z / len(z))
         update_correlation(self.f_hat, self.f_hat_ready, batch, self.cfg.rho)
-        if (step + 1) % self.cfg.freq == 0:
+        if sets_predictor(step, self.cfg.freq, self.cfg.freq_phase):
             wp = self.rule(self.f_hat.double())
             self.online.predictor.weight.copy_(wp.to(self.f_hat.dtype))
 

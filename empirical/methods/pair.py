@@ -17,7 +17,8 @@ THREE_LAYERS = {"layers": 3, "batchnorm": True, "hidden_bias": False, "last_bias
 
 
 def _barlow_off_diag(fn, args, hp):
-    return fn(*args, **{**hp, "lambd": 1.0}) - fn(*args, **{**hp, "lambd": 0.0})
+    unscaled = {**hp, "scale": 1.0}
+    return fn(*args, **{**unscaled, "lambd": 1.0}) - fn(*args, **{**unscaled, "lambd": 0.0})
 
 
 class PairMethod(Method):
@@ -32,7 +33,9 @@ class BarlowTwins(PairMethod):
     summary = "Barlow Twins: cross-correlation to identity"
     reference = "Zbontar et al. 2021; facebookresearch/barlowtwins"
     losses = ("barlow_twins",)
-    loss_terms = {"barlow_twins": {"on_diag": with_hypers(lambd=0.0), "off_diag": _barlow_off_diag}}
+    loss_terms = {
+        "barlow_twins": {"on_diag": with_hypers(lambd=0.0, scale=1.0), "off_diag": _barlow_off_diag}
+    }
     gathered = "z1, z2 with gradients (C over the global batch)"
     projector_layout = THREE_LAYERS
     defaults = {

@@ -77,3 +77,55 @@ def test_model_sets_wp_from_eigh_of_the_running_correlation(convention):
     expected = u @ np.diag(np.maximum(p, 1e-4)) @ u.T
     assert np.allclose(model.predictor_matrix().double().numpy(), expected, atol=1e-5)
     assert np.allclose(model.f_hat.double().numpy(), f_hat, atol=1e-5)
+
+
+def luckmatters_reference(outs, rho, eps, freq, start_phase):
+    """Tian et al.'s loop written out (luckmatters byol_trainer.py train/update/regulate_predictor):
+    per iteration niter, F <- rho F + (1 - rho) mean of f f^T over both views (first batch: F = it),
+    then after the optimiser step W_p = rule(F) when niter % freq == 0 ('end' shifts by one).
+    Returns W_p after each step (None: never set yet)."""
+    f_hat, wp, history = None, None, []
+    for niter, out in enumerate(outs):
+        z = torch.cat([out["z1"], out["z2"]]).double().numpy()
+        corr = z.T @ z / len(z)
+        f_hat = corr if f_hat is None else rho * f_hat + (1 - rho) * corr
+        phase = niter if start_phase else niter + 1
+        if phase % freq == 0:
+            s, u = np.linalg.eigh(f_hat)
+            s = np.clip(s, 0, None)
+            wp = u @ np.diag(np.maximum(np.sqrt(s / s.max()) + eps, 1e-4)) @ u.T
+        history.append(wp)
+    return history
+
+
+@pytest.mark.parametrize("freq", [1, 3])
+@pytest.mark.parametrize("phase", ["start", "end"])
+def test_wp_is_set_at_the_steps_of_the_freq_phase(freq, phase):
+    """W_p after every step equals the hand-written loop's; between sets it is not touched."""
+    torch.manual_seed(1)
+    options = dict(proj_hidden=16, proj_dim=6, eps=0.1, freq=freq, freq_phase=phase)
+    model = build_method("directpred", ConvNet(1, 4), **options)
+    initial = model.predictor_matrix().clone()
+    outs = [{"z1": torch.randn(10, 6), "z2": torch.randn(10, 6)} for _ in range(7)]
+    expected = luckmatters_reference(outs, model.cfg.rho, 0.1, freq, phase == "start")
+    for step, out in enumerate(outs):
+        model.after_step(step, 0.99, out)
+        wp = model.predictor_matrix().double()
+        reference = initial.double() if expected[step] is None else torch.tensor(expected[step])
+        assert torch.allclose(wp, reference, atol=1e-5), (step, freq, phase)
+
+
+def test_the_default_phase_is_tian_et_al_s():
+    model = build_method("directpred", ConvNet(1, 4), proj_hidden=16, proj_dim=6, freq=3)
+    assert model.cfg.freq_phase == "start"
+
+
+def test_a_gradient_reaches_the_set_predictor():
+    """W_p is trained by the loss between sets (freq > 1): its gradient is nonzero."""
+    torch.manual_seed(2)
+    model = build_method("directpred", ConvNet(1, 4), proj_hidden=16, proj_dim=6, freq=3)
+    x = torch.rand(8, 1, 28, 28)
+    loss, _, _ = model.training_loss(x, torch.flip(x, dims=(-1,)))
+    loss.backward()
+    grad = model.online.predictor.weight.grad
+    assert grad is not None and float(grad.abs().max()) > 0

@@ -31,7 +31,7 @@ def random_arrays(loss, rng, sizes=SIZES, scale=1.0):
 
 
 def reference_kwargs(name, hp):
-    return {k: v for k, v in hp.items() if k != "eps"}
+    return {k: v for k, v in hp.items() if k not in ("eps", "scale")}
 
 
 @pytest.mark.parametrize("name", losses.names())
@@ -108,7 +108,7 @@ def test_sympy_back_end_keeps_exact_rationals():
 
 
 def test_official_defaults_are_those_of_spec_section_1():
-    assert losses.get("barlow_twins").defaults == {"lambd": 0.0051, "eps": 1e-5}
+    assert losses.get("barlow_twins").defaults == {"lambd": 0.0051, "eps": 1e-5, "scale": 1.0}
     assert losses.get("vicreg").defaults == {
         "sim_coeff": 25.0,
         "std_coeff": 25.0,
@@ -117,8 +117,39 @@ def test_official_defaults_are_those_of_spec_section_1():
     }
     liu = losses.get("liu").defaults
     assert (liu["c_inv"], liu["c_cov"], liu["k"], liu["standardize"]) == (25.0, 1.0, 8, True)
-    assert losses.get("nt_xent").defaults == {"temperature": 0.1}
+    assert losses.get("nt_xent").defaults == {"temperature": 0.1, "scale": 1.0}
+    assert losses.get("byol").defaults == {"scale": 1.0}
     assert losses.get("batchnorm").defaults == {"eps": 1e-5}
+
+
+@pytest.mark.parametrize("name", ["byol", "nt_xent", "barlow_twins"])
+def test_scale_multiplies_value_and_gradient(name):
+    """scale=k: k times the value and k times every gradient (the reference at scale 1, times k)."""
+    loss = losses.get(name)
+    k = 0.375
+    arrays = random_arrays(loss, np.random.default_rng(5))
+    mine = [torch.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    value = loss(*mine, scale=k)
+    expected = REFERENCES[name](*theirs, **reference_kwargs(name, loss.defaults))
+    torch.testing.assert_close(value, k * expected, rtol=1e-12, atol=1e-12)
+    value.backward()
+    expected.backward()
+    for a, b in zip(mine, theirs, strict=True):
+        if b.grad is None:  # an argument under stop-gradient
+            assert a.grad is None
+            continue
+        torch.testing.assert_close(a.grad, k * b.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_scale_option_parses_and_is_checked():
+    """--loss-param scale=TEXT goes through the one parser and its range check."""
+    loss = losses.get("barlow_twins")
+    assert loss.resolve(loss.parse({"scale": "0.024"}))["scale"] == 0.024
+    with pytest.raises(ValueError, match="scale"):
+        loss.resolve(loss.parse({"scale": "0"}))
+    with pytest.raises(ValueError, match="no hyperparameter 'scale'"):
+        losses.get("vicreg").parse({"scale": "2"})
 
 
 def test_contract_attributes():
