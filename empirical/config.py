@@ -19,10 +19,21 @@ from typing import Any
 
 from empirical.backbones import BACKBONES, STEMS
 from empirical.methods import METHODS, Method
+from empirical.recipes import RECIPES, SUMMARY
 from symbolic.common.options import ParameterError, param, validate
 from symbolic.registry import loss_params_option
 
 LARGE = 1 << 20
+
+
+def augment_help(auto: str) -> str:
+    """The help of ``--augment``; ``auto`` says what 'auto' is on an image backbone."""
+    recipes = "; ".join(f"'{name}' {text}" for name, text in SUMMARY.items())
+    return (
+        f"views: {recipes} (empirical.recipes); 'shift' (random shift, flip, Gaussian noise; "
+        f"the linear-theory experiments) (default: auto: {auto} on image backbones, shift for "
+        "linear/mlp)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +82,8 @@ class TrainConfig:
     )  # fmt: skip
     augment: str = param(
         "auto",
-        "views: 'byol' (BYOL's crops, flips, colour, blur, solarise), 'shift' (random shift, "
-        "flip, Gaussian noise; the linear-theory experiments); auto: shift for linear/mlp",
-        choices=("auto", "byol", "shift"),
+        augment_help("the method's recipe"),
+        choices=("auto", *RECIPES, "shift"),
     )
     aug_shift: int = param(2, "shift augmentation: largest shift in pixels", at_least=0, at_most=64)
     aug_flip: bool = param(True, "shift augmentation: random horizontal flips")
@@ -88,9 +98,10 @@ class TrainConfig:
         None, "folder data: side of the decoded central square (default 256)",
         at_least=8, at_most=2048,
     )  # fmt: skip
-    crop_min_scale: float = param(
-        0.08, "smallest area fraction of the random resized crop", above=0, at_most=1
-    )
+    crop_min_scale: float | None = param(
+        None, "smallest area fraction of the random resized crop (default: the recipe's, 0.08 "
+        "byol and simclr, 0.2 moco_v2)", above=0, at_most=1,
+    )  # fmt: skip
     projector: str = param(
         "mlp", "projector: the method's MLP or 'none' (the encoder's output is the embedding)",
         choices=("mlp", "none"),
@@ -184,6 +195,9 @@ def config_class(method: type[Method]) -> type:
         if name in shared:
             meta = shared[name].metadata
             fields.append((name, base_hints[name], dataclasses.field(default=value, metadata=meta)))
+    recipe = f"'{method.augmentation}', {SUMMARY[method.augmentation]}"
+    meta = {**shared["augment"].metadata, "help": augment_help(recipe)}
+    fields.append(("augment", str, dataclasses.field(default="auto", metadata=meta)))
     for mixin in method.options:
         hints = typing.get_type_hints(mixin)
         for f in dataclasses.fields(mixin):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from empirical import augment
+from empirical import augment, recipes
 from empirical.backbones import FLAT_BACKBONES, LinearEncoder, build_backbone
 from empirical.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from empirical.data import Dataset, epoch_order, open_dataset, rank_batches
@@ -96,7 +96,10 @@ def resolve(cfg, data: Dataset, device_type: str, world: int):
     schedule_warmup = min(10.0, cfg.epochs / 10) if cfg.lr_schedule == "cosine" else 0.0
     augment_kind = cfg.augment
     if augment_kind == "auto":
-        augment_kind = "shift" if backbone in FLAT_BACKBONES else "byol"
+        augment_kind = "shift" if backbone in FLAT_BACKBONES else get(cfg.method).augmentation
+    crop = cfg.crop_min_scale
+    if crop is None and augment_kind in recipes.RECIPES:
+        crop = recipes.crop_min_scale(augment_kind)
     if cfg.batch_size % world:
         raise UsageError(f"--batch-size {cfg.batch_size}: not divisible by the {world} processes")
     values = dict(
@@ -105,6 +108,7 @@ def resolve(cfg, data: Dataset, device_type: str, world: int):
         load_size=cfg.load_size or data.native_size,
         warmup_epochs=schedule_warmup if cfg.warmup_epochs is None else cfg.warmup_epochs,
         augment=augment_kind,
+        crop_min_scale=crop,
         world_size=world,
     )
     return dataclasses.replace(cfg, **values)
@@ -202,7 +206,7 @@ class Run:
             return augment.ShiftFlipNoise(
                 self.normalize, generator, cfg.aug_shift, cfg.aug_flip, cfg.aug_noise
             )
-        views = augment.byol_views(cfg.crop_min_scale)
+        views = recipes.views(cfg.augment, cfg.crop_min_scale)
         return augment.TwoViewAugment(cfg.image_size, self.normalize, generator, views)
 
     def eval_batches(self, split, n: int):

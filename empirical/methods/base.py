@@ -11,6 +11,7 @@ A method (one file in this package, a subclass of :class:`Method` with a ``name`
 - its loss: ``losses`` (the names in :mod:`symbolic.losses` it can train with, the first the
   default), ``loss_overrides`` (its paper's hyperparameter values), :meth:`Method.loss_args` (the
   tensors the loss takes), ``loss_terms`` (the unweighted terms recorded), ``loss_directions``;
+- its augmentation (``augmentation``: its paper's recipe in :mod:`empirical.recipes`);
 - its per-step state (:meth:`Method.update_state`: a queue, a running correlation);
 - its options (``options``: dataclasses of :func:`~symbolic.common.options.param` fields) and its
   defaults for the shared ones (``defaults``: learning rate, optimiser, widths, ...).
@@ -146,6 +147,9 @@ class Method(nn.Module):
     projector_layout: ClassVar[dict[str, Any]] = {"layers": 2, "batchnorm": True}
     options: ClassVar[tuple[type, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
+    #: the two-view augmentation of its paper (a name in :data:`empirical.recipes.RECIPES`),
+    #: used on image backbones unless ``--augment`` names another
+    augmentation: ClassVar[str] = "byol"
     #: the linear-theory scenario of dynamics.simulate that predicts this method when its
     #: predictor is linear (a run records it; ``--from-run`` and the reports use it)
     scenario: ClassVar[str | None] = None

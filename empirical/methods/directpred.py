@@ -40,7 +40,7 @@ class CorrelationOptions:
     freq_phase: str = param(
         "start",
         "which step of each freq steps sets W_p: 'start' after steps 0, freq, 2 freq, ... "
-        "(step % freq == 0, Tian et al.'s code), 'end' after steps freq-1, 2 freq-1, ...",
+        "(Tian et al.'s code), 'end' after steps freq-1, 2 freq-1, ...",
         choices=("start", "end"),
     )
 

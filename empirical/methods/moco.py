@@ -29,6 +29,7 @@ class MoCoV2(Method):
     reference = "Chen et al. 2020 (MoCo v2): tau 0.2, m 0.999, K 65536"
     losses = ("infonce",)
     loss_overrides = {"temperature": 0.2}
+    augmentation = "moco_v2"
     target = "ema"
     gathered = "keys without gradient, to fill the queue"
     projector_layout = {"layers": 2, "batchnorm": False}

@@ -75,5 +75,6 @@ class SimCLR(PairMethod):
     summary = "SimCLR: NT-Xent over 2N views"
     reference = "Chen et al. 2020 (SimCLR v1, ImageNet settings)"
     losses = ("nt_xent",)
+    augmentation = "simclr"
     gathered = "z1, z2 with gradients (negatives from every rank)"
     defaults = {"optimizer": "lars", "lr": 0.3, "weight_decay": 1e-6, "proj_dim": 128}

@@ -6,7 +6,7 @@ SimSiam's, so one unit of learning rate is one unit of Tian's flow time (``loss_
 The predictor keeps the peak learning rate (the official ``--fix-pred-lr``) unless
 ``--no-fix-pred-lr``; the run then records alpha_p(t) = lr_peak / lr(t). Defaults: the official
 ImageNet recipe (SGD, lr 0.05 per 256 images, weight decay 1e-4, projector 2048-2048 ending in a
-non-affine BN, bottleneck predictor 512).
+non-affine BN, bottleneck predictor 512), MoCo v2's augmentation as the official code.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class SimSiam(PredictorMethod):
     reference = "Chen & He 2021; facebookresearch/simsiam (--fix-pred-lr)"
     losses = ("simsiam", "linear_byol")
     target = "online"
+    augmentation = "moco_v2"  # main_simsiam.py: "MoCo v2's aug"
     predictor_layout = {"layers": 2, "batchnorm": True, "hidden_bias": False}
     projector_layout = {
         "layers": 3,
