@@ -1,9 +1,12 @@
 """Command line and Python entry point: integrate a scenario, summarise it, write the result.
 
     python -m dynamics.simulate linear_byol [--eta 0.04 --alpha-p 1 ... --out X.nc --plot]
+    python -m dynamics.simulate linear_byol --moments MOMENTS.nc --init INIT.nc [...]
     python -m dynamics.simulate --list
 
-Python: ``simulate("linear_byol", eta=0.1)`` returns the result Dataset.
+Python: ``simulate("linear_byol", eta=0.1)`` returns the result Dataset; a run trained by other
+code is predicted from what it measured (``x_corr=, aug_cov=, w0=, wp0=, wa0=, schedules=``,
+:mod:`dynamics.inputs`) or, for a run folder that records its flow, ``from_run=``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from dynamics import inputs as given_inputs
 from dynamics import observables as obs
 from dynamics import scenarios
 from dynamics.fates import final_fates
@@ -301,25 +305,43 @@ def simulate(
     keep_partial: bool = False,
     from_run: str | Path | None = None,
     initial: str = "run",
+    *,
+    x_corr=None,
+    aug_cov=None,
+    w0=None,
+    wp0=None,
+    wa0=None,
+    schedules: dict | None = None,
     **params,
 ) -> xr.Dataset:
     """Integrate scenario ``name`` with ``params`` and return its result Dataset.
 
     ``from_run``: derive the simulation from a training run (see :mod:`dynamics.from_run`).
-    Raises ParameterError (UsageError with ``from_run``) for bad parameters and RunFailure if
-    the run diverges (unless ``keep_partial``, which returns the partial result with
-    ``attrs['partial'] = 1``).
+    ``x_corr``, ``aug_cov`` (X, X'), ``w0``, ``wp0``, ``wa0`` (initial weights) and
+    ``schedules`` ({'alpha_p' or 'beta': PiecewiseConstant or (edges, values)} in flow time):
+    inputs measured by any training loop (:mod:`dynamics.inputs`). Raises ParameterError
+    (UsageError with ``from_run``) for bad parameters and RunFailure if the run diverges (unless
+    ``keep_partial``, which returns the partial result with ``attrs['partial'] = 1``).
     """
     scenario = scenarios.get(name)
+    arrays = dict(x_corr=x_corr, aug_cov=aug_cov, w0=w0, wp0=wp0, wa0=wa0)
+    measured = any(v is not None for v in arrays.values()) or bool(schedules)
     if from_run is not None:
+        if measured:
+            raise ParameterError("from_run supplies X, X', the weights and the schedules: give "
+                                 "either from_run or the measured inputs")  # fmt: skip
         chosen = dataclasses.asdict(settings) if settings else {}
         chosen = {k: v for k, v in chosen.items() if k not in ("t_end", "n_out")}
         setup = from_run_setup(scenario, Path(from_run), initial, params, chosen)
     else:
+        inputs, attrs = None, {}
+        if measured:
+            params, inputs, attrs = given_inputs.apply(name, params, arrays, schedules)
         values = scenario.params(**params)
         settings = settings or RunSettings(t_end=scenario.t_end)
         check_size(scenario.model, values, settings.n_out)
-        setup = Setup(scenario.model(values), settings)
+        model = scenario.model(values, inputs) if inputs else scenario.model(values)
+        setup = Setup(model, settings, attrs=attrs)
     traj, wall = setup.run()
     if not traj.complete and not keep_partial:
         raise RunFailure(failure_message(setup.model, traj))
@@ -341,6 +363,13 @@ def build_parser() -> ArgumentParser:
         add_options(p, scenario.params)
         run = p.add_argument_group("integration and output")
         add_options(run, RunSettings, defaults={"t_end": scenario.t_end})
+        if scenario.name in given_inputs.ACCEPTS:
+            for flag, what in (("--moments", "X and X'"), ("--init", "initial weights")):
+                run.add_argument(
+                    flag, type=Path, default=None, metavar="FILE.nc",
+                    help=f"{what} measured by any training loop (format: dynamics.inputs) "
+                    "(default: none)",
+                )  # fmt: skip
         if scenario.name in FROM_RUN:
             run.add_argument(
                 "--from-run",
@@ -438,11 +467,22 @@ def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
         chosen = {k: v for k, v in in_file.items() if k not in ("t_end", "n_out")}
         chosen.update(options_given(args, RunSettings))
         return from_run_setup(scenario, Path(from_run), initial, given, chosen)
-    params = resolve(scenario.params, args, model_part, source=source)
-    settings = resolve(RunSettings, args, run_part, {"t_end": scenario.t_end}, source=source)
-    check_size(scenario.model, params, settings.n_out)
+    files = {
+        o: getattr(args, o, None) or run_part.pop(f"{o}_file", None) for o in ("moments", "init")
+    }
     try:
-        return Setup(scenario.model(params), settings)
+        arrays, origins = given_inputs.read_files(files)
+        model_given = {**from_mapping(scenario.params, model_part, source),
+                       **options_given(args, scenario.params)}  # fmt: skip
+        measured, inputs, attrs = given_inputs.apply(
+            scenario.name, model_given, arrays, None, origins
+        )
+        params = build(scenario.params, measured)
+        settings = resolve(RunSettings, args, run_part, {"t_end": scenario.t_end}, source=source)
+        check_size(scenario.model, params, settings.n_out)
+        attrs.update({f"{o}_file": str(p) for o, p in files.items() if p is not None})
+        model = scenario.model(params, inputs) if inputs else scenario.model(params)
+        return Setup(model, settings, attrs=attrs)
     except ParameterError as err:
         raise UsageError(str(err)) from None
 
@@ -451,7 +491,7 @@ def config_toml(model: Model, settings: RunSettings, extra: dict) -> str:
     """A TOML file that reruns this simulation with ``--config`` (every parameter and setting)."""
     values = {"scenario": model.name, **dataclasses.asdict(model.params)}
     values.update(dataclasses.asdict(settings))
-    for key in ("from_run", "from_run_initial"):
+    for key in ("from_run", "from_run_initial", "moments_file", "init_file"):
         if key in extra:
             values[key] = extra[key]
     return to_toml(values, [f"python -m dynamics.simulate {model.name} --config THIS_FILE"])
