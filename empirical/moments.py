@@ -69,3 +69,45 @@ def measure_moments(
         coords={INPUT: np.arange(k), INPUT_COL: np.arange(k)},
         attrs={"n_images": m, "n_views": n_views, "estimator": __doc__.split("\n\n")[1]},
     )
+
+
+def _batches(images: torch.Tensor | Iterable[torch.Tensor], batch_size: int):
+    """Batches of a tensor of images (first axis: images), or the batches of an iterable."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim < 2 or len(images) < 2:
+            raise ValueError(f"images has shape {tuple(images.shape)}: expected (M >= 2, ...)")
+        yield from images.split(batch_size)
+    else:
+        yield from images
+
+
+def measure(
+    views_fn: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor | Iterable[torch.Tensor],
+    n_views: int = 16,
+    coordinates: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 256,
+    per_image: bool = False,
+) -> xr.Dataset:
+    """X and X' of any augmentation: the ``--moments`` file of ``dynamics.simulate``.
+
+    ``views_fn``: one augmented view of a batch of images (``per_image``: of one image, e.g. a
+    torchvision transform; the views are stacked), drawing fresh randomness at every call;
+    ``images``: a tensor (M, ...) or an iterable of batches; ``coordinates``: views -> the
+    encoder's input coordinates (N, k) (default: each view flattened); ``n_views``: K >= 2 views
+    per image. Returns :func:`measure_moments`'s Dataset (``x_corr``, ``aug_cov`` and their
+    standard errors, the estimator in the attributes); write it with
+    :func:`symbolic.common.results.write_netcdf`.
+    """
+    if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 2:
+        raise ValueError(f"n_views={n_views!r} is not allowed: an integer >= 2")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} is not allowed: an integer >= 1")
+    view = views_fn
+    if per_image:
+
+        def view(batch: torch.Tensor) -> torch.Tensor:
+            return torch.stack([views_fn(image) for image in batch])
+
+    flat = coordinates or (lambda v: v.reshape(len(v), -1))
+    return measure_moments(_batches(images, batch_size), view, flat, n_views)
