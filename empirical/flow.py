@@ -10,8 +10,10 @@ the parameters of the flow it follows, so that a simulation can be built from th
 - heavy-ball SGD (torch's: v_k = mu v_{k-1} + g_k, v_{-1} = 0, w_{k+1} = w_k - lr_k v_k) moves the
   weights, while the gradient g changes slowly, by lr_k (1 - mu^{k+1})/(1 - mu) g, so step k is
   the flow time dt_k = D lr_k (1 - mu^{k+1})/(1 - mu) (the factor tends to 1/(1 - mu), and is 1
-  for mu = 0); D = ``loss_directions`` counts the one-direction losses of Tian's eq. 1 that the
-  training loss sums (BYOL sums its two directions: D = 2);
+  for mu = 0); D = ``loss_directions`` x ``loss_scale``: the number of one-direction losses of
+  Tian's eq. 1 that the training loss sums (BYOL sums its two directions: 2; a loop that averages
+  them: 1) times the loss's factor s (``--loss-param scale=``, a peer's convention, README "Loss
+  conventions");
 - the weight decay passes through the same momentum, so per unit flow time it is eta = wd / D;
 - the predictor's relative rate is alpha_p(t_k) = lr^p_k / lr_k (SimSiam's fixed predictor lr:
   lr_peak / lr_k, which grows as the cosine schedule decays); its decay per unit flow time is
@@ -42,7 +44,7 @@ def flow_step(
     tau: float | None,
     weight_decay: float,
     momentum: float,
-    directions: int,
+    directions: float,
     optimizer: str,
 ) -> dict[str, float]:
     """dt (flow time of the step), eta, alpha_p and beta of optimiser step ``step`` (0-based)."""

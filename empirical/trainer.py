@@ -260,7 +260,7 @@ class Run:
             tau,
             cfg.weight_decay,
             cfg.momentum,
-            self.method.loss_directions,
+            self.method.loss_directions * self.method.loss_scale,
             cfg.optimizer,
         )
         previous = self.steps["flow_time"][-1] if self.steps.get("flow_time") else 0.0
@@ -417,7 +417,7 @@ class Run:
             partial=int(not complete),
             status=status,
             flow_time="t = sum over steps of dt_k = D lr_k (1 - mu^(k+1))/(1 - mu) "
-            "(empirical.flow; D = loss_directions)",
+            "(empirical.flow; D = loss_directions x loss_scale)",
             predictor_decay="alpha_p_eta",
             epoch_zero="randomly initialised encoder before the first step",
             bn_statistics=f"BatchNorm running statistics filled from the first {BN_FILL_IMAGES} "

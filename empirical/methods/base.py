@@ -240,6 +240,12 @@ class Method(nn.Module):
         """How many one-direction losses of Tian's eq. 1 the training loss sums (flow time)."""
         return 1
 
+    @property
+    def loss_scale(self) -> float:
+        """The loss's factor s (``--loss-param scale=``, 1 when the loss has none): the step of
+        SGD, hence the flow time of a step, is s times that of the unscaled loss."""
+        return float(self.loss_params.get("scale", 1.0))
+
     def predictor_kind(self) -> str:
         """What this instance's predictor is: the class's kind, 'absent' without a predictor."""
         return self.predictor if self.online.predictor is not None else "absent"
@@ -254,6 +260,7 @@ class Method(nn.Module):
             "target": self.target,
             "loss_name": self.cfg.loss,
             "loss_directions": self.loss_directions,
+            "loss_scale": self.loss_scale,
             "matched_scenario": self.scenario if linear and self.scenario else "none",
         }
 
