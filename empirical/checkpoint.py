@@ -1,4 +1,4 @@
-"""Atomic checkpoints that load with ``torch.load(..., weights_only=True)``.
+"""A run's checkpoint: what it holds, written atomically, read with ``weights_only=True``.
 
 A checkpoint holds only tensors and plain containers of numbers and strings: model and optimiser
 state dicts, the augmentation generator's state, every global RNG state (torch, CUDA, numpy,
@@ -17,9 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from empirical.record import from_storable, to_storable
+from symbolic.common.cli import UsageError
 from symbolic.common.files import atomic_path
+from symbolic.common.options import resume_conflicts
 
 FORMAT = 2
+CHECKPOINT = "checkpoint.pt"
 
 
 def rng_state() -> dict[str, Any]:
@@ -87,3 +91,46 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"incomplete checkpoint: no {', '.join(missing)}")
     return state
+
+
+def run_state(run) -> dict[str, Any]:
+    """Everything :func:`resume` needs to continue ``run`` (an :class:`empirical.trainer.Run`)
+    bit-identically: configuration, counters, model, optimiser, random streams, the record."""
+    record = run.recorder
+    return {
+        "config": run.cfg.to_dict(),
+        "epoch": run.epoch,
+        "step": run.step,
+        "model": run.method.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "generator": run.generator.get_state(),
+        "rng": rng_state(),
+        "steps": {k: torch.tensor(v, dtype=torch.float64) for k, v in record.steps.items()},
+        "history": [to_storable(e) for e in record.history],
+        "skipped_files": record.skipped_files(),
+    }
+
+
+def resume(run, path: Path) -> None:
+    """Load the checkpoint at ``path`` into ``run``; UsageError naming a broken checkpoint or
+    one made with other options."""
+    try:
+        state = load_checkpoint(path)
+    except (RuntimeError, ValueError, OSError, EOFError, TypeError, KeyError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"--resume: cannot load {path}: {reason}") from None
+    conflicts = resume_conflicts(state["config"], run.cfg)
+    if conflicts:
+        raise UsageError(
+            f"--resume: {path} was made with other options ({'; '.join(conflicts[:3])}); "
+            "use the same options or another --out"
+        )
+    run.epoch, run.step = int(state["epoch"]), int(state["step"])
+    run.method.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.generator.set_state(state["generator"])
+    set_rng_state(state["rng"])
+    record = run.recorder
+    record.steps = {k: v.tolist() for k, v in state["steps"].items()}
+    record.history = [from_storable(e) for e in state["history"]]
+    record.skipped_before = set(state["skipped_files"])

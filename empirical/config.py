@@ -183,6 +183,39 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+#: ``--help`` groups: title -> the shared options it shows (a method's own options, and any
+#: option not named here, go to the group "method")
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "data and views": (
+        "data", "train_subset", "val_size", "image_size", "load_size", "workers", "augment",
+        "aug_shift", "aug_flip", "aug_noise", "crop_min_scale",
+    ),
+    "model": (
+        "backbone", "stem", "width", "depth", "batchnorm", "input_dim", "projector",
+        "proj_hidden", "proj_dim",
+    ),
+    "optimisation": (
+        "epochs", "batch_size", "lr", "lr_schedule", "warmup_epochs", "optimizer", "weight_decay",
+        "momentum", "lars_eta", "seed", "device", "precision", "compile", "threads",
+    ),
+    "method": ("loss", "loss_params"),
+    "measurement": (
+        "eval_size", "measure_every", "probes", "probe_train", "probe_test", "wp_store_limit",
+        "moments_views", "moments_images",
+    ),
+    "output": ("out", "tensorboard"),
+}  # fmt: skip
+
+
+def option_groups(cls: type) -> dict[str, list[str]]:
+    """The option fields of configuration class ``cls`` by ``--help`` group (every field once)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    grouped = {title: [n for n in group if n in names] for title, group in OPTION_GROUPS.items()}
+    listed = {n for members in OPTION_GROUPS.values() for n in members}
+    grouped["method"] += [n for n in names if n not in listed]
+    return grouped
+
+
 @typing.no_type_check
 def config_class(method: type[Method]) -> type:
     """The configuration dataclass of ``method``: TrainConfig's options with the method's

@@ -28,24 +28,84 @@ from dynamics import observables as obs
 from empirical.probes import knn_probe, linear_probe
 
 
+def split_embedding(out) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, z) from an encoder's output: the pair it returns, or its one tensor as both."""
+    return tuple(out) if isinstance(out, tuple | list) else (out, out)
+
+
 @torch.no_grad()
 def extract(
-    model, split, transform: Callable, batch_size: int, workers: int, device, autocast
+    encoder: Callable, split, transform: Callable, batch_size: int, workers: int, device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backbone features h, projector outputs z and labels of a split (CPU float32 tensors)."""
-    was_training = model.training
-    model.eval()
+    """Backbone features h, embeddings z and labels of a split (CPU float32 tensors).
+
+    ``encoder(transform(images))`` gives z or (h, z); the caller sets eval mode.
+    """
     hs, zs, ys = [], [], []
-    try:
-        for images, labels in split.all_batches(batch_size, workers, device):
-            with autocast():
-                h, z = model.embed(transform(images))
-            hs.append(h.float().cpu())
-            zs.append(z.float().cpu())
-            ys.append(labels.cpu())
-    finally:
-        model.train(was_training)
+    for images, labels in split.all_batches(batch_size, workers, device):
+        h, z = split_embedding(encoder(transform(images)))
+        hs.append(h.float().cpu())
+        zs.append(z.float().cpu())
+        ys.append(labels.cpu())
     return torch.cat(hs), torch.cat(zs), torch.cat(ys)
+
+
+def network_measurements(
+    encoder: Callable,
+    data,
+    settings,
+    eval_view: Callable,
+    device,
+    predictor: torch.Tensor | None = None,
+    predictor_features: Callable | None = None,
+) -> dict:
+    """Observables of the encoder on the eval subset, W_p's against its input, and the probes.
+
+    ``settings`` holds eval_size, probes, probe_train, probe_test, wp_store_limit, batch_size
+    and workers (:class:`empirical.recorder.Settings`); W_p is stored when d <= wp_store_limit.
+    """
+    s = settings
+    bs = max(256, s.batch_size)
+    n_test = max(s.probe_test, s.eval_size) if s.probe_test else 0
+    splits = {"test": data.test.head(n_test if s.probes else s.eval_size)}
+    if s.probes:
+        splits.update(train=data.train.head(s.probe_train), val=data.val)
+    feats = {
+        name: extract(encoder, split, eval_view, bs, s.workers, device)
+        for name, split in splits.items()
+    }
+    h_test, z_test, y_test = feats["test"]
+    h_eval = h_test[: s.eval_size].double().numpy()
+    z_eval = z_test[: s.eval_size].double().numpy()
+    values = representation_observables(h_eval, z_eval)
+    if predictor is not None:
+        features = z_eval if predictor_features is None else predictor_features(z_eval)
+        wp = predictor.detach().double().cpu().numpy()
+        values.update(predictor_measurements(wp, features, z_eval.shape[1] <= s.wp_store_limit))
+    if s.probes:
+        n_probe = s.probe_test or len(h_test)
+        probe_feats = {k: (v[0], v[2]) for k, v in feats.items()}
+        probe_feats["test"] = (h_test[:n_probe], y_test[:n_probe])
+        values.update(probe_measurements(probe_feats, data.num_classes))
+    return values
+
+
+@torch.no_grad()
+def augmentation_ratio(encoder: Callable, batches, views: Callable) -> float:
+    """sigma^2 in feature space: tr(E[z z^T] - E[z1 z2^T]) / tr(E[z1 z2^T]) on two augmented
+    views (``views(images)`` -> v1, v2) of the uint8 image ``batches`` (uncentred; in the linear
+    theory tr(W X' W^T) / tr(W X W^T), the sigma^2 of the collapse threshold
+    eta* = tau^2 / (4 (1 + sigma^2)), Tian et al. 2021). ``views`` should draw from a generator
+    of its own, so that measuring leaves the training's random stream as it is.
+    """
+    single = two = 0.0
+    for images in batches:
+        v1, v2 = views(images)
+        z1 = split_embedding(encoder(v1))[1].double()
+        z2 = split_embedding(encoder(v2))[1].double()
+        single += float((z1 * z1).sum() + (z2 * z2).sum()) / 2
+        two += float((z1 * z2).sum())
+    return (single - two) / two if two > 0 else float("nan")
 
 
 @torch.no_grad()

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from empirical.config import config_class, method_listing
+from empirical.checkpoint import CHECKPOINT, resume
+from empirical.config import config_class, method_listing, option_groups
 from empirical.distributed import init_from_env
 from empirical.methods import METHODS, get
-from empirical.trainer import CHECKPOINT, Run, resume
+from empirical.trainer import Run
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
 from symbolic.common.files import check_output_folder, folders_to_make, remove_debris, remove_empty
 from symbolic.common.lock import exclusive
@@ -43,8 +45,8 @@ def build_parser() -> ArgumentParser:
     """The parser: ``--list``, then one sub-command per method with that method's options."""
     parser = ArgumentParser(
         prog=PROG,
-        description="Train a self-supervised method and record the observables of SPEC section "
-        "3 (netCDF), with checkpoints and the resolved configuration in --out.",
+        description="Train a self-supervised method and record the observables the linear theory "
+        "predicts (netCDF), with checkpoints and the resolved configuration in --out.",
     )
     parser.add_argument("--list", action="store_true", help="list the methods and their defaults")
     sub = parser.add_subparsers(dest="method", metavar="METHOD", parser_class=ArgumentParser)
@@ -52,8 +54,13 @@ def build_parser() -> ArgumentParser:
         p = sub.add_parser(
             cls.name, help=cls.summary, description=sys.modules[cls.__module__].__doc__
         )
-        add_options(p, config_class(cls), defaults={"out": f"runs/{cls.name}"})
-        run = p.add_argument_group("this run")
+        cfg = config_class(cls)
+        groups = {}
+        for title, names in option_groups(cfg).items():
+            groups[title] = p.add_argument_group(title)
+            others = [f.name for f in dataclasses.fields(cfg) if f.name not in names]
+            add_options(groups[title], cfg, defaults={"out": f"runs/{cls.name}"}, exclude=others)
+        run = groups["output"]
         run.add_argument(
             "--config",
             type=Path,

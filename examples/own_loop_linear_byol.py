@@ -6,8 +6,9 @@
 Tian et al.'s setting: W (d x k) on the first k principal components of Fashion-MNIST (scaled to
 unit mean variance), a linear predictor W_p, an EMA target W_a, views x' = x + sigma e in pixel
 space, the loss of their eq. 1 in both directions SUMMED (``loss_directions=2``), plain SGD with
-weight decay. The toolkit adds only the data, ``empirical.moments.measure`` (X, X': moments.nc)
-and the ``Recorder`` (measurements.nc): the run folder that ``--from-run`` and the reports read.
+weight decay. The toolkit adds only the data and the ``Recorder`` (``moments.nc``: X, X' through
+the loop's own augmentation; ``measurements.nc``): the run folder that ``--from-run`` and the
+reports read.
 It is ``python -m empirical.train byol --backbone linear --projector none --predictor linear
 --loss linear_byol --optimizer sgd --momentum 0 --lr-schedule constant --augment shift
 --aug-shift 0 --no-aug-flip`` at the same sizes, written out.
@@ -20,10 +21,8 @@ import argparse
 import torch
 
 from empirical.data import open_dataset
-from empirical.moments import measure
 from empirical.recorder import Recorder
 from symbolic import losses
-from symbolic.common.results import write_netcdf
 
 
 def main(argv=None) -> None:
@@ -31,7 +30,7 @@ def main(argv=None) -> None:
     for flag, default in [("--data", "fashion-mnist"), ("--out", "runs/own_byol"), ("--k", 16),
                           ("--d", 8), ("--images", 2000), ("--batch", 128), ("--epochs", 20),
                           ("--lr", 0.02), ("--wd", 0.01), ("--tau", 0.99), ("--noise", 0.5),
-                          ("--every", 30), ("--seed", 0)]:  # fmt: skip
+                          ("--every", 30), ("--eval-size", 2000), ("--seed", 0)]:  # fmt: skip
         p.add_argument(flag, type=type(default), default=default)
     a = p.parse_args(argv)
     torch.manual_seed(a.seed)
@@ -61,14 +60,13 @@ def main(argv=None) -> None:
     loss_fn = losses.get("linear_byol")
     steps = len(images) // a.batch
     config = {"method": "own_linear_byol", "optimizer": "sgd", "momentum": 0.0, "probes": False,
-              "eval_size": 500, "projector": "none", "loss_params": {}, **vars(a)}  # fmt: skip
+              "eval_size": a.eval_size, "projector": "none", "loss_params": {}, **vars(a)}  # fmt: skip
     describe = {"predictor_kind": "trained", "predictor_linear": 1, "target": "ema",
-                "loss_name": "linear_byol", "loss_directions": 2, "loss_scale": 1.0,
-                "matched_scenario": "linear_byol"}  # fmt: skip
-    rec = Recorder(a.out, data, config, steps_per_epoch=steps, loss_directions=2,
+                "loss_name": "linear_byol", "matched_scenario": "linear_byol"}  # fmt: skip
+    rec = Recorder(a.out, data, config, steps_per_epoch=steps, loss_directions=2, loss_scale=1.0,
                    eval_view=coords, describe=describe, quiet=True)  # fmt: skip
     rec.start()
-    write_netcdf(measure(view, images, 16, coordinates=lambda v: v), rec.out / "moments.nc")
+    rec.write_moments(images.split(256), view, lambda v: v, n_views=16)  # X, X': moments.nc
 
     def record(step):
         weights = {"w": w.weight, "w_target": wa}
