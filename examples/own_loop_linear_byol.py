@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     loss_fn = losses.get("linear_byol")
     steps = len(images) // a.batch
     config = {"method": "own_linear_byol", "optimizer": "sgd", "momentum": 0.0, "probes": False,
-              "eval_size": a.eval_size, "projector": "none", "loss_params": {}, **vars(a)}  # fmt: skip
+              "projector": "none", "loss_params": {}, **vars(a)}  # fmt: skip
     describe = {"predictor_kind": "trained", "predictor_linear": 1, "target": "ema",
                 "loss_name": "linear_byol", "matched_scenario": "linear_byol"}  # fmt: skip
     rec = Recorder(a.out, data, config, steps_per_epoch=steps, loss_directions=2, loss_scale=1.0,
