@@ -113,7 +113,11 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
     alpha_p = PiecewiseConstant(edges, np.asarray(ds["alpha_p_step"].values, dtype=float))
     wp0 = np.asarray(ds["wp"].values[0], dtype=float)
     d = wp0.shape[0]
-    matched = ["eta", "alpha_p(t)", "flow-time grid (the run's measurement times)"]
+    convention = (
+        f"the loss convention ({attrs.get('loss_directions', 1)} directions x scale "
+        f"{attrs.get('loss_scale', 1.0)}: the run's flow time)"
+    )
+    matched = ["eta", "alpha_p(t)", "flow-time grid (the run's measurement times)", convention]
     not_matched = [
         "finite learning rate and minibatch noise (the simulation is the gradient flow of the "
         "population loss)"
