@@ -77,6 +77,7 @@ def errors(fashion_dir, tmp_path_factory):
     return np.array(own), np.array(toolkit), null
 
 
+@pytest.mark.slow
 def test_own_loop_is_predicted_as_well_as_the_toolkit_run(errors):
     own, toolkit, null = errors
     print(f"wp_error: own loop {own}, empirical.train {toolkit}, other-seed null {null:.3g}")
