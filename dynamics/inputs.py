@@ -131,8 +131,10 @@ def apply(
     set_by: dict[str, str] = {}
     origins = origins or {}
 
-    def where(name: str) -> str:  # "--moments PATH: " for an array read from a file
-        return origins[name].split(" (")[0] + ": " if name in origins else ""
+    def label(name: str) -> str:  # the argument, or "--init PATH: variable 'w'" from a file
+        if name not in origins:
+            return name
+        return f"{origins[name].split(' (')[0]}: variable {ARRAYS[name][0]!r}"
 
     m = {name: _matrix(name, value) for name, value in given.items()}
     if ("x_corr" in m) != ("aug_cov" in m):
@@ -142,22 +144,22 @@ def apply(
         for name in ("x_corr", "aug_cov"):
             a = m[name]
             if a.shape != (n, n):
-                raise ParameterError(f"{where(name)}{name} has shape {a.shape}: expected {n} x {n}")
+                raise ParameterError(f"{label(name)} has shape {a.shape}: expected {n} x {n}")
             if np.abs(a - a.T).max() > _SYMMETRY * max(np.abs(a).max(), 1e-300):
                 raise ParameterError(
-                    f"{where(name)}{name} is not symmetric: expected a correlation"
+                    f"{label(name)} is not symmetric: expected a correlation matrix"
                 )
             m[name] = (a + a.T) / 2
-        _size(params, set_by, "input_dim", n, "x_corr")
+        _size(params, set_by, "input_dim", n, label("x_corr"))
         params.update(x_spectrum="measured", aug_spectrum="measured")
     for name in ("w0", "wp0", "wa0"):
         if name in m:
-            _size(params, set_by, "dim", m[name].shape[0], f"{name} (rows)")
+            _size(params, set_by, "dim", m[name].shape[0], f"{label(name)} (rows)")
     if "wp0" in m and m["wp0"].shape[0] != m["wp0"].shape[1]:
-        raise ParameterError(f"{where('wp0')}wp0 has shape {m['wp0'].shape}: expected d x d")
+        raise ParameterError(f"{label('wp0')} has shape {m['wp0'].shape}: expected d x d")
     for name in ("w0", "wa0"):
         if name in m:
-            _size(params, set_by, "input_dim", m[name].shape[1], f"{name} (columns)")
+            _size(params, set_by, "input_dim", m[name].shape[1], f"{label(name)} (columns)")
     rates = {k: _schedule(k, v) for k, v in schedules.items()}
     for name, schedule in rates.items():
         if name in params:

@@ -111,7 +111,7 @@ def bad_files(tmp_path):
         ),
         "shapes": (
             {**good, "aug_cov": (("input", "input_col"), np.eye(N + 1)[: N + 1, : N + 1])},
-            "aug_cov has shape",
+            "variable 'aug_cov' has shape",
         ),
     }
     paths = {}
@@ -149,7 +149,8 @@ def test_init_that_disagrees_with_the_moments_is_refused(tmp_path, capsys):
     argv = ["linear_byol", "--moments", str(moments), "--init", str(init), "--out", "x.nc"]
     assert run_main(main, argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "w0 (columns) gives input_dim 7, x_corr gives 5" in err and len(err.splitlines()) == 1
+    assert f"--init {init}: variable 'w' (columns) gives input_dim 7" in err
+    assert f"--moments {moments}: variable 'x_corr' gives 5" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(
