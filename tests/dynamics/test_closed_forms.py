@@ -157,3 +157,38 @@ def test_isoloss_starts_above_the_fixed_point_and_decays_to_it():
     )
     assert float(ds["corr_eig"].isel(time=0).max()) > 10 * ds.attrs["fixed_point"]
     assert float(np.max(np.abs(ds["corr_eig"] - ds["corr_eig_closed_form"]))) < 1e-6
+
+
+# ---- DirectSet(alpha) (Tian et al. 2021, Sec. 6) ---------------------------------------------
+
+
+@pytest.mark.parametrize("exponent", [0.25, 1.0])
+def test_directset_fixed_point_and_threshold_for_any_exponent(exponent):
+    """W_p = F_hat^alpha: surviving modes reach p*_+ with F_hat eigenvalue s* solving
+    s*^alpha + eps s* = p*_+ (brentq in paper_fixed_point; checked here against the rule itself),
+    and above eta* = tau^2 / (4 (1 + sigma^2)) (tau = 1) every mode collapses, whatever alpha."""
+    from dynamics.models.directpred import paper_fixed_point
+    from dynamics.models.eigenmodes import collapse_threshold, fixed_points
+
+    common = dict(
+        dim=4,
+        input_dim=6,
+        sigma2=0.4,
+        eps=0.1,
+        rho_rate=3.0,
+        exponent=exponent,
+        convention="paper",
+        init_scale=1.5,
+    )
+    eta = 0.05
+    ds = simulate("directpred", RunSettings(t_end=200.0, n_out=5), eta=eta, **common)
+    final = ds.isel(time=-1)
+    p_plus = fixed_points(eta, 1.0, 0.4)[0]
+    s_star = paper_fixed_point(p_plus, 0.1, exponent)
+    assert s_star**exponent + 0.1 * s_star == pytest.approx(p_plus, rel=1e-12)
+    np.testing.assert_allclose(final["wp_eig_real"].values, p_plus, rtol=1e-6)
+    np.testing.assert_allclose(final["fhat_eig"].values, s_star, rtol=1e-6)
+    eta_star = float(collapse_threshold(1.0, 0.4))
+    above = simulate("directpred", RunSettings(t_end=300.0, n_out=3), eta=1.2 * eta_star, **common)
+    first, last = above["corr_eig"].isel(time=0), above["corr_eig"].isel(time=-1)
+    assert float(last.max()) < 1e-3 * float(first.max())
