@@ -38,6 +38,7 @@ from dynamics.models.linear_byol import (
 )
 from dynamics.models.liu import LiuModel, LiuParams
 from dynamics.models.stepwise_bt import StepwiseBTModel, StepwiseBTParams
+from dynamics.models.vicreg_aligned import VICRegAlignedModel, VICRegAlignedParams
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(GeneralModel, GeneralParams, t_end=100.0),
         Scenario(StepwiseBTModel, StepwiseBTParams, t_end=12.0),
         Scenario(IsoLossModel, IsoLossParams, t_end=40.0),
+        Scenario(VICRegAlignedModel, VICRegAlignedParams, t_end=3.0),
     )
 }
 

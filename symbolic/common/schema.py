@@ -176,6 +176,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "lambda_mode_closed_form": ("closed-form lambda_mode (logistic in s_j^2)", "1"),
     "offdiag_norm": ("||offdiag(W Gamma W^T)||_F (0 from an aligned start)", "1"),
     "corr_eig_closed_form": ("closed-form corr_eig of the per-mode eigenvalue ODE", "1"),
+    "feature_std": ("std of each output dimension, sqrt(C_jj) (population VICReg flow)", "1"),
+    "feature_std_closed_form": ("closed-form feature_std of the aligned VICReg flow", "1"),
 }
 
 
@@ -198,6 +200,8 @@ _MODE_VARIABLES = (
     "lambda_mode",
     "lambda_mode_closed_form",
     "corr_eig_closed_form",
+    "feature_std",
+    "feature_std_closed_form",
 )
 
 #: name -> the dimensions the variable ends with (absent: none, a value per axis point)

@@ -192,3 +192,58 @@ def test_directset_fixed_point_and_threshold_for_any_exponent(exponent):
     above = simulate("directpred", RunSettings(t_end=300.0, n_out=3), eta=1.2 * eta_star, **common)
     first, last = above["corr_eig"].isel(time=0), above["corr_eig"].isel(time=-1)
     assert float(last.max()) < 1e-3 * float(first.max())
+
+
+# ---- VICReg's aligned solution through the hinge ---------------------------------------------
+
+
+def _vicreg_population_loss(model, w):
+    """VICReg's loss (official weights and halvings) of z = W x in second moments, in torch."""
+    q, d = model.params, model.dim
+    wt = torch.tensor(w, requires_grad=True)
+    cov = wt @ torch.tensor(model.view_corr) @ wt.T
+    std = torch.sqrt(torch.diagonal(cov))
+    off = cov - torch.diag(torch.diagonal(cov))
+    inv = q.sim_coeff / d * 2 * q.sigma2 * torch.sum(wt**2)  # E||z1 - z2||^2 / d, X' = s^2 I
+    var = q.std_coeff / d * torch.relu(1 - std).sum()  # (hinge(z1) + hinge(z2)) / 2
+    cov_term = q.cov_coeff / d * 2 * torch.sum(off**2)  # both views
+    return wt, inv + var + cov_term
+
+
+def test_vicreg_aligned_velocity_is_minus_the_gradient_off_the_hinge():
+    model = _model("vicreg_aligned", init="random")
+    w = np.random.default_rng(0).standard_normal((4, 4)) * 0.3  # std_j = 0.26 .. 1.6
+    wt, value = _vicreg_population_loss(model, w)
+    value.backward()
+    np.testing.assert_allclose(model.velocity(w), -wt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert model.loss(w) == pytest.approx(value.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("init_scale", [0.3, 1.5])
+def test_vicreg_aligned_reaches_the_closed_form_std_through_the_hinge(init_scale):
+    """std* = min(1, mu (c + s^2)/(4 lambda s^2)) = (1, 1, 0.75, 0.5) at the official weights
+    (the science audit's R12 case), and the whole piecewise trajectory, to 1e-6: from below
+    (two modes slide along std = 1) and from above (every mode first decays onto the hinge)."""
+    ds = simulate(
+        "vicreg_aligned", RunSettings(t_end=3.0, n_out=61, **TIGHT), init_scale=init_scale
+    )
+    np.testing.assert_allclose(json.loads(ds.attrs["std_star"]), [1, 1, 0.75, 0.5], rtol=1e-12)
+    np.testing.assert_allclose(ds["feature_std"].isel(time=-1), [1, 1, 0.75, 0.5], atol=1e-6)
+    assert float(np.max(np.abs(ds["feature_std"] - ds["feature_std_closed_form"]))) < 1e-6
+
+
+def test_vicreg_random_start_finds_a_lower_loss_than_the_aligned_point():
+    """The aligned point is not the minimiser at nu = 1: a random start ends with every std at 1
+    on a rank-2 covariance, below the aligned point's loss (a dimensional collapse)."""
+    aligned = _model("vicreg_aligned")
+    star = np.array(aligned.closed_forms()["std_star"])
+    aligned_loss = float(aligned.loss(np.diag(star / np.sqrt(aligned.c + 0.5))))
+    ds = simulate(
+        "vicreg_aligned",
+        RunSettings(t_end=10.0, n_out=3, method="Radau", rtol=1e-8, atol=1e-10),
+        init="random",
+        init_scale=1.0,
+    )
+    final_loss = float(ds["loss"].isel(time=-1))
+    assert final_loss < aligned_loss - 1.0
+    np.testing.assert_allclose(ds["feature_std"].isel(time=-1), 1.0, atol=1e-6)
