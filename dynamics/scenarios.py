@@ -29,6 +29,7 @@ from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams
 from dynamics.models.ema_gap import EmaGapModel, EmaGapParams
 from dynamics.models.free_features import FreeFeatureModel, FreeFeatureParams
 from dynamics.models.general import GeneralModel, GeneralParams
+from dynamics.models.isoloss import IsoLossModel, IsoLossParams
 from dynamics.models.linear_byol import (
     LinearBYOLModel,
     LinearBYOLParams,
@@ -36,6 +37,8 @@ from dynamics.models.linear_byol import (
     LinearSimSiamParams,
 )
 from dynamics.models.liu import LiuModel, LiuParams
+from dynamics.models.stepwise_bt import StepwiseBTModel, StepwiseBTParams
+from dynamics.models.vicreg_aligned import VICRegAlignedModel, VICRegAlignedParams
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(VICRegModel, VICRegParams, t_end=20.0),
         Scenario(SpectralModel, SpectralParams, t_end=30.0),
         Scenario(GeneralModel, GeneralParams, t_end=100.0),
+        Scenario(StepwiseBTModel, StepwiseBTParams, t_end=12.0),
+        Scenario(IsoLossModel, IsoLossParams, t_end=40.0),
+        Scenario(VICRegAlignedModel, VICRegAlignedParams, t_end=3.0),
     )
 }
 

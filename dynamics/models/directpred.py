@@ -14,6 +14,8 @@ its first batch initialises it). With F_hat = U diag(s) U^T (s clipped at 0), W_
 - DirectPred, convention 'code' (luckmatters byol_trainer.py, ``boost_scale``):
                                                   p_j = max(sqrt(s_j / max_k s_k) + eps, 1e-4)
 - DirectCopy (SPEC 1.10):                         W_p = F_hat + eps I
+- DirectSet(alpha) (Tian et al. 2021, Sec. 6): ``--exponent alpha`` replaces the square roots
+  above by the power alpha (1/2 is DirectPred).
 
 Fixed points (isotropic X = I, X' = sigma^2 I, tau = 1): a surviving mode of W needs its predictor
 eigenvalue at p*_+ (Tian's fixed point, dynamics.models.eigenmodes.fixed_points) and F_hat at
@@ -34,6 +36,7 @@ import dataclasses
 
 import numpy as np
 import xarray as xr
+from scipy.optimize import brentq
 from tqdm import tqdm
 
 from dynamics import observables as obs
@@ -46,12 +49,20 @@ from symbolic.common.schema import MODE, TIME
 from symbolic.predictors import CONVENTIONS, directcopy_matrix, directpred_matrix
 
 
-def paper_fixed_point(p_plus: float, eps: float) -> float:
-    """s* with sqrt(s*) + eps s* = p*_+ (all surviving modes equal, so max s = s*)."""
+def paper_fixed_point(p_plus: float, eps: float, exponent: float = 0.5) -> float:
+    """s* with s*^alpha + eps s* = p*_+ (all surviving modes equal, so max s = s*).
+
+    alpha = 1/2 (DirectPred) and eps = 0 have closed forms; otherwise the left side increases
+    in s* and the root is bracketed in [0, p*_+^(1/alpha)] (brentq).
+    """
+    if p_plus <= 0:
+        return 0.0
     if eps == 0:
-        return p_plus**2
-    root = (-1.0 + np.sqrt(1.0 + 4.0 * eps * p_plus)) / (2.0 * eps)
-    return float(root**2)
+        return p_plus ** (1.0 / exponent)
+    if exponent == 0.5:
+        root = (-1.0 + np.sqrt(1.0 + 4.0 * eps * p_plus)) / (2.0 * eps)
+        return float(root**2)
+    return float(brentq(lambda s: s**exponent + eps * s - p_plus, 0.0, p_plus ** (1 / exponent)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +103,14 @@ class DirectPredParams(DirectCopyParams):
         "scale-free, its largest eigenvalue 1 + eps lies above p*_+ in this unnormalised model, "
         "so every mode collapses (the real method normalises its loss)",
         choices=CONVENTIONS,
+    )
+    exponent: float = param(
+        0.5,
+        "DirectSet(alpha): p = s^alpha in place of sqrt(s) (Tian et al. 2021 Sec. 6; 0.5 is "
+        "DirectPred). The collapse threshold eta < tau^2 c^2 / (4 (c + sigma^2)) does not depend "
+        "on alpha; the fixed point s* does",
+        above=0,
+        at_most=4,
     )
 
 
@@ -198,13 +217,14 @@ class DirectPredModel(DirectCopyModel):
 
     def predictor(self, f_hat: np.ndarray) -> np.ndarray:
         """W_p = U diag(p(s)) U^T (:func:`symbolic.predictors.directpred_matrix`)."""
-        return directpred_matrix(f_hat, self.params.eps, self.params.convention)
+        q = self.params
+        return directpred_matrix(f_hat, q.eps, q.convention, q.exponent)
 
     def predicted_fhat(self) -> float:
         q = self.params
         p_plus = self.closed_forms()["p_star_plus"]
         if q.convention == "paper":
-            return paper_fixed_point(p_plus, q.eps)
+            return paper_fixed_point(p_plus, q.eps, q.exponent)
         return float("nan")
 
     def summary(self, ds: xr.Dataset) -> list[str]:

@@ -171,6 +171,13 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "sigma_offdiag_moment_backbone": ("off-diagonal ||Sigma||_F^2, backbone, moment", "1"),
     "effective_rank_backbone": ("RankMe effective rank of backbone features", "1"),
     "z_std_backbone": ("z_std of backbone features", "1"),
+    # Closed forms of the literature (dynamics.models.stepwise_bt, dynamics.models.isoloss).
+    "lambda_mode": ("eigenvalue gamma_j s_j^2 of W Gamma W^T per mode (Simon et al. 2023)", "1"),
+    "lambda_mode_closed_form": ("closed-form lambda_mode (logistic in s_j^2)", "1"),
+    "offdiag_norm": ("||offdiag(W Gamma W^T)||_F (0 from an aligned start)", "1"),
+    "corr_eig_closed_form": ("closed-form corr_eig of the per-mode eigenvalue ODE", "1"),
+    "feature_std": ("std of each output dimension, sqrt(C_jj) (population VICReg flow)", "1"),
+    "feature_std_closed_form": ("closed-form feature_std of the aligned VICReg flow", "1"),
 }
 
 
@@ -190,6 +197,11 @@ _MODE_VARIABLES = (
     "mode_collapsed",
     "mode_converged",
     "fhat_eig",
+    "lambda_mode",
+    "lambda_mode_closed_form",
+    "corr_eig_closed_form",
+    "feature_std",
+    "feature_std_closed_form",
 )
 
 #: name -> the dimensions the variable ends with (absent: none, a value per axis point)
