@@ -9,9 +9,10 @@ Modules: :mod:`~empirical.methods` (one class per method: heads, loss inputs, ta
 options, defaults), :mod:`~empirical.config` (the shared options), :mod:`~empirical.train` (the
 command line), :mod:`~empirical.trainer` (the loop), :mod:`~empirical.assembly` (its parts),
 :mod:`~empirical.recorder` (measuring and writing a run; public, for any loop),
-:mod:`~empirical.flow` (what a step is in flow time), :mod:`~empirical.augment` (batched
-per-sample augmentations), :mod:`~empirical.backbones`, :mod:`~empirical.heads`,
-:mod:`~empirical.optim` (LARS, schedules), :mod:`~empirical.distributed` (DDP, gathers, CPU
-SyncBN), :mod:`~empirical.data`, :mod:`~empirical.moments` (X and X'), :mod:`~empirical.probes`,
+:mod:`~empirical.flow` (what a step is in flow time), :mod:`~empirical.augment` (batched per-sample
+augmentations), :mod:`~empirical.recipes` (each method's augmentation),
+:mod:`~empirical.backbones`, :mod:`~empirical.heads`, :mod:`~empirical.optim` (LARS, schedules),
+:mod:`~empirical.distributed` (DDP, gathers, CPU SyncBN), :mod:`~empirical.data`,
+:mod:`~empirical.moments` (X and X' of any augmentation), :mod:`~empirical.probes`,
 :mod:`~empirical.measure`, :mod:`~empirical.record`, :mod:`~empirical.checkpoint`.
 """
