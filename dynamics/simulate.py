@@ -458,6 +458,9 @@ def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
     model_part = {k: v for k, v in config.items() if k.replace("-", "_") in names}
     run_part = {k: v for k, v in config.items() if k not in model_part}
     if from_run is not None:
+        if getattr(args, "moments", None) or getattr(args, "init", None):
+            raise UsageError("--from-run supplies X, X' and the initial weights: leave out "
+                             "--moments and --init")  # fmt: skip
         # a --config written for a derived simulation also holds what the run supplies: only the
         # parameters and settings the user may choose are taken from it
         in_file = from_mapping(scenario.params, model_part, source)

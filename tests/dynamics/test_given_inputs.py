@@ -177,3 +177,11 @@ def test_scenarios_without_measured_inputs_refuse_them():
         simulate("eigenmodes", wp0=np.eye(2))
     with pytest.raises(ParameterError, match="wa0 is not allowed for linear_simsiam"):
         simulate("linear_simsiam", wa0=np.eye(2))
+
+
+def test_from_run_with_measured_inputs_is_refused(tmp_path, capsys):
+    argv = ["linear_byol", "--from-run", str(tmp_path), "--init", "i.nc", "--out", "x.nc"]
+    assert run_main(main, argv) == 2
+    assert "leave out --moments and --init" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match="either from_run or the measured inputs"):
+        simulate("linear_byol", from_run=tmp_path, wp0=np.eye(2))
