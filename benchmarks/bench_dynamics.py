@@ -17,11 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, integrate
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
 
 T_END = 100.0
+#: the default output times of a simulation (401 uniform times) up to T_END
+SAVEAT = SaveAt.uniform(T_END, 401)
 
 
 def best_of(repeat: int, fn) -> float:
@@ -45,7 +47,7 @@ def full_model_seconds(dim: int, repeat: int) -> tuple[float, int]:
     n_rhs = []
 
     def go():
-        traj = integrate(model.rhs, model.initial_state(), T_END)
+        traj = integrate(model.rhs, model.initial_state(), SAVEAT)
         n_rhs.append(traj.n_rhs)
 
     return best_of(repeat, go), n_rhs[-1]
@@ -53,7 +55,7 @@ def full_model_seconds(dim: int, repeat: int) -> tuple[float, int]:
 
 def mode_model_seconds(dim: int, repeat: int) -> float:
     model = EigenmodeModel(EigenmodeParams(dim=dim, p0=f"-0.05:{0.25 + dim * 1e-3}"))
-    return best_of(repeat, lambda: integrate(model.rhs, model.initial_state(), T_END))
+    return best_of(repeat, lambda: integrate(model.rhs, model.initial_state(), SAVEAT))
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, SolverSettings, integrate
 from dynamics.models.directpred import paper_fixed_point
 from dynamics.models.eigenmodes import fixed_points
 from dynamics.models.general import GeneralModel, GeneralParams
@@ -109,7 +109,8 @@ def general_convergence() -> None:
 
 
 def _path(model, n_out=9):
-    traj = integrate(model.rhs, model.initial_state(), 8.0, n_out=n_out, rtol=1e-9, atol=1e-11)
+    solver = SolverSettings(rtol=1e-9, atol=1e-11)
+    traj = integrate(model.rhs, model.initial_state(), SaveAt.uniform(8.0, n_out), solver)
     b = model.layout.unpack(traj.y)
     return np.concatenate([b["W"].reshape(n_out, -1), b["W_p"].reshape(n_out, -1)], axis=1)
 

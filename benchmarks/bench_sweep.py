@@ -40,6 +40,7 @@ from scipy.integrate import solve_ivp
 
 from dynamics.array_backend import backend
 from dynamics.batch_integrate import integrate_batch
+from dynamics.integrate import SaveAt, SolverSettings
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams, mode_rhs
 from dynamics.simulate import RunSettings
 from dynamics.sweep import modes as sweep_modes
@@ -178,10 +179,12 @@ def _columns_per_point(params, eta, alpha_p):
         [np.repeat(p0[:, None], eta.size, 1), p0[:, None] ** 2 / alpha_p, np.ones((d, eta.size))]
     )
 
-    def rhs(t, y, eta, alpha_p):
-        return np.concatenate(mode_rhs(y[:d], y[d : 2 * d], y[2 * d :], eta, alpha_p, 0.5, 0.5))
+    def rhs(t, y, a):
+        return np.concatenate(
+            mode_rhs(y[:d], y[d : 2 * d], y[2 * d :], a["eta"], a["alpha_p"], 0.5, 0.5)
+        )
 
-    return rhs, y0, (eta, alpha_p), None
+    return rhs, y0, {"eta": eta, "alpha_p": alpha_p}, None
 
 
 def _columns_per_mode(params, eta, alpha_p):
@@ -190,23 +193,24 @@ def _columns_per_mode(params, eta, alpha_p):
     p = np.tile(p0, eta.size)
     eta, alpha_p = np.repeat(eta, params.dim), np.repeat(alpha_p, params.dim)
 
-    def rhs(t, y, eta, alpha_p):
-        return mode_rhs(y[0], y[1], y[2], eta, alpha_p, 0.5, 0.5)
+    def rhs(t, y, a):
+        return mode_rhs(y[0], y[1], y[2], a["eta"], a["alpha_p"], 0.5, 0.5)
 
-    return rhs, np.stack([p, p**2 / alpha_p, np.ones_like(p)]), (eta, alpha_p), None
+    columns = {"eta": eta, "alpha_p": alpha_p}
+    return rhs, np.stack([p, p**2 / alpha_p, np.ones_like(p)]), columns, None
 
 
 def _columns_on_invariant(params, eta, alpha_p):
     """One column per (point, mode): y = (p_j, tau_j), s_j from the invariant (the sweep's)."""
     p = np.tile(params.initial_modes()[0], eta.size)
     ones = np.ones_like(p)
-    extra = (
-        np.repeat(eta, params.dim),
-        1.5 * ones,
-        0.5 * ones,
-        np.repeat(alpha_p, params.dim),
-        0 * ones,
-    )
+    extra = {
+        "eta": np.repeat(eta, params.dim),
+        "lam": 1.5 * ones,
+        "beta": 0.5 * ones,
+        "alpha_p": np.repeat(alpha_p, params.dim),
+        "q": 0 * ones,
+    }
     rhs, rate = sweep_modes.mode_system(backend("numpy"), simsiam=False, decaying=False)
     return rhs, np.stack([p, ones]), extra, rate
 
@@ -230,7 +234,7 @@ def variants(args) -> None:
             seconds, result = best_of(
                 args.repeat,
                 lambda f=rhs, y=y0, x=extra, r=rate, m=method: integrate_batch(
-                    f, y, T_END, x, m, rtol, atol, rate=r
+                    f, y, SaveAt.final(T_END), SolverSettings(m, rtol, atol), x, rate=r
                 ),
             )
             print(
@@ -243,7 +247,13 @@ def variants(args) -> None:
     for batch in (256, backend("numpy").batch):
         start = time.process_time()
         result = integrate_batch(
-            rhs, y0, T_END, extra, "DOP853", rtol, atol, rate=rate, batch=batch
+            rhs,
+            y0,
+            SaveAt.final(T_END),
+            SolverSettings("DOP853", rtol, atol),
+            extra,
+            rate=rate,
+            batch=batch,
         )
         cpu[batch] = (time.process_time() - start, result.n_iterations)
     per_pass = cpu[256][0] / cpu[256][1]
@@ -336,7 +346,7 @@ scenario = scenarios.get("linear_byol")
 model = scenario.model(scenario.params(dim=256))
 settings = RunSettings(t_end=100.0)
 start = time.perf_counter()
-traj = run_model(model, settings)
+traj = run_model(model, settings.solver, settings.saveat)
 middle = time.perf_counter()
 to_dataset(model, settings, traj, middle - start)
 end = time.perf_counter()

@@ -1,7 +1,9 @@
 """Many independent ODE systems integrated at once: a vectorised explicit Runge-Kutta stepper.
 
 Column b of the state array y (n, B) is one system dy_b/dt = f(t_b, y_b; args_b) (for a sweep:
-one eigenmode of one grid point). Every column has its own time and its own adaptive step, chosen
+one eigenmode of one grid point), args_b its parameters, each named. It takes the settings of the
+single-run integrator (:class:`dynamics.integrate.SolverSettings`, :class:`dynamics.integrate.
+SaveAt`). Every column has its own time and its own adaptive step, chosen
 by the rules of ``scipy.integrate.RK45`` / ``DOP853`` (Hairer, Norsett & Wanner, "Solving ODEs
 I", II.4 and II.10) with the same Butcher tableaus (read from scipy):
 
@@ -27,7 +29,7 @@ its batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,7 @@ import numpy as np
 from scipy.integrate import DOP853, RK45
 
 from dynamics.array_backend import NumpyBackend
+from dynamics.integrate import SaveAt, SolverSettings
 
 SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 10.0
 #: explicit pairs the stepper knows; DOP853 needs fewer steps at tight tolerances
@@ -75,7 +78,7 @@ class Tableau:
 
 
 @dataclass(frozen=True)
-class BatchResult:
+class BatchSolution:
     """Final states of every column and how each run ended (numpy arrays).
 
     ``y`` (n, B): the state at ``t_end``, or the last state before a failure; ``t`` (B,): the
@@ -96,32 +99,40 @@ class BatchResult:
 def integrate_batch(
     rhs: Callable[..., Any],
     y0,
-    t_end: float,
-    args: tuple = (),
-    method: str = "DOP853",
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
-    blowup: float = 1e6,
+    saveat: SaveAt,
+    solver: SolverSettings | None = None,
+    args: Mapping[str, Any] | None = None,
+    *,
     conv_tol: float = 1e-6,
     rate: Callable[..., Any] | None = None,
     xp: NumpyBackend | None = None,
     batch: int | None = None,
-) -> BatchResult:
-    """Integrate B independent systems dy/dt = rhs(t, y, *args) from y0 (n, B) to ``t_end``.
+) -> BatchSolution:
+    """Integrate B independent systems dy/dt = rhs(t, y, args) from y0 (n, B) at t = 0 to the
+    end of ``saveat`` (which must be :meth:`SaveAt.final`: the stepper keeps the final states).
 
-    ``rhs`` receives times t (b,), states y (n, b) and each of ``args`` ((B,) arrays, one value
-    per column) restricted to the same b columns, and returns dy/dt as an (n, b) array or as
-    its n rows; ``rate(t, y, f, *args)`` returns the convergence rate (b,) from the same and
-    f = dy/dt (default max_i |f_i|). Both see arrays of the back end ``xp`` (default numpy).
-    Columns run ``batch`` at a time (default: the back end's).
+    ``args`` maps each parameter name to its (B,) array, one value per column (the columns'
+    parameters: named, as a model's parameter dataclass names them). ``rhs`` receives times t
+    (b,), states y (n, b) and ``args`` with every array restricted to the same b columns, and
+    returns dy/dt as an (n, b) array or as its n rows; ``rate(t, y, f, args)`` returns the
+    convergence rate (b,) from the same and f = dy/dt (default max_i |f_i|). Both see arrays of
+    the back end ``xp`` (default numpy). ``solver`` (default ``SolverSettings()``) names the
+    method (one of :data:`METHODS`), tolerances and blow-up size. Columns run ``batch`` at a
+    time (default: the back end's).
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not allowed: one of {', '.join(METHODS)}")
+    solver = solver or SolverSettings()
+    if solver.method not in METHODS:
+        raise ValueError(f"method={solver.method!r} is not allowed: one of {', '.join(METHODS)}")
+    if saveat.times.size != 2:
+        raise ValueError(
+            f"saveat has {saveat.times.size} times; the batched stepper keeps the final state "
+            "only: SaveAt.final(t_end)"
+        )
     xp = xp or NumpyBackend()
     y0 = xp.asarray(y0)
     if y0.ndim != 2:
         raise ValueError(f"y0 must have shape (n, columns), got {tuple(y0.shape)}")
-    args = tuple(xp.asarray(a) for a in args)
+    args = {name: xp.asarray(a) for name, a in (args or {}).items()}
     n, columns = y0.shape
     out = {
         "y": y0 + 0.0,
@@ -130,17 +141,17 @@ def integrate_batch(
         "t_converge": xp.full(columns, math.nan),
         "n_steps": xp.full(columns, 0, int),
     }
-    rate = rate or (lambda t, y, f, *args: xp.amax(abs(f)))
-    stepper = _Stepper(rhs, rate, Tableau.of(method), xp, t_end, rtol, atol, blowup, conv_tol)
+    rate = rate or (lambda t, y, f, args: xp.amax(abs(f)))
+    stepper = _Stepper(rhs, rate, xp, saveat.t_end, solver, conv_tol)
     iterations = 0
     size = batch or xp.batch
     with xp.session():
         for start in range(0, columns, size):
             stop = min(start + size, columns)
-            part = [a[start:stop] for a in args]
+            part = {name: a[start:stop] for name, a in args.items()}
             iterations += stepper.run(start, stop, y0[:, start:stop], part, out)
     result = {k: xp.to_numpy(v) for k, v in out.items()}
-    return BatchResult(**result, n_iterations=iterations)
+    return BatchSolution(**result, n_iterations=iterations)
 
 
 class _Stepper:
@@ -151,20 +162,21 @@ class _Stepper:
     pass of ``combine`` over ``kk``.
     """
 
-    def __init__(self, rhs, rate, tab: Tableau, xp, t_end, rtol, atol, blowup, conv_tol):
-        self.rhs, self.rate, self.tab, self.xp = rhs, rate, tab, xp
-        self.t_end, self.rtol, self.atol = t_end, rtol, atol
-        self.blowup, self.conv_tol = blowup, conv_tol
+    def __init__(self, rhs, rate, xp, t_end: float, solver: SolverSettings, conv_tol: float):
+        self.rhs, self.rate, self.xp = rhs, rate, xp
+        self.tab = tab = Tableau.of(solver.method)
+        self.t_end, self.rtol, self.atol = t_end, solver.rtol, solver.atol
+        self.blowup, self.conv_tol = solver.blowup, conv_tol
         one = np.ones(1)
         stages = tab.stages
         self.stage_coefficients = [np.concatenate([one, tab.a[s, :s]]) for s in range(stages)]
         self.new_coefficients = np.concatenate([one, tab.b])
 
     def _eval(self, t, y, args, out=None, step=None):
-        """rhs(t, y, *args) written row by row into ``out`` (n, b) (new when None), times
+        """rhs(t, y, args) written row by row into ``out`` (n, b) (new when None), times
         ``step`` when given."""
         out = self.xp.empty(*y.shape) if out is None else out
-        for i, row in enumerate(self.rhs(t, y, *args)):
+        for i, row in enumerate(self.rhs(t, y, args)):
             if step is None:
                 out[i] = row
             else:
@@ -216,7 +228,7 @@ class _Stepper:
         t = xp.full(b, 0.0)
         f = self._eval(t, y, args)
         bad = ~((abs(y) < self.blowup).all(0) & xp.isfinite(f).all(0))
-        rate = self.rate(t, y, f, *args)
+        rate = self.rate(t, y, f, args)
         # per column: index, time, next step, rate, last step rejected, time to converge, steps
         cols = {
             "cols": xp.arange(start, stop),
@@ -239,7 +251,7 @@ class _Stepper:
                 keep = ~finished
                 cols = {name: v[keep] for name, v in cols.items()}
                 kept = y[:, keep]
-                f, args = f[:, keep], [a[keep] for a in args]
+                f, args = f[:, keep], {name: a[keep] for name, a in args.items()}
                 b = kept.shape[1]
                 y = kk_all[0, :, :b]
                 y[...] = kept
@@ -271,7 +283,7 @@ class _Stepper:
             up = xp.where(cols["rejected"], xp.clip(up, hi=1.0), up)
             cols["h"] = step * xp.where(accept, up, xp.clip(grow, lo=MIN_FACTOR))
             cols["rejected"] = ~accept
-            new_rate = self.rate(t_new, y_new, f_new, *args)
+            new_rate = self.rate(t_new, y_new, f_new, args)
             # time to converge: the last crossing of conv_tol from above, interpolated in log r
             below = new_rate < conv_tol
             crossed = accept & (rate >= conv_tol) & below

@@ -1,9 +1,16 @@
-"""One integrator for every model of the package, built on scipy's ODE solvers.
+"""The integrator of every model of the package, with its settings as named objects.
 
-It steps a ``scipy.integrate`` solver (the same classes ``solve_ivp`` uses), samples the solution
-on a uniform grid of output times from each step's dense output, and stops at a blow-up (a state
-entry reaching ``blowup`` in absolute value) or at a non-finite right-hand side, saying when and
-which entry, so that a diverging run is never mistaken for a finished one.
+The entry point reads like diffrax's ``diffeqsolve(terms, solver, t0, t1, dt0, y0, args, saveat,
+stepsize_controller)``: what is integrated (a right-hand side whose parameters are a model's
+frozen parameter dataclass, closed over), the solver and its tolerances
+(:class:`SolverSettings`) and the output times (:class:`SaveAt`) are each one object, and the
+same two objects drive the vectorised sweep integrator (:func:`dynamics.batch_integrate.
+integrate_batch`), whose per-column parameters are one mapping of named arrays.
+
+:func:`integrate` steps a ``scipy.integrate`` solver (the same classes ``solve_ivp`` uses),
+samples the solution at the output times from each step's dense output, and stops at a blow-up (a
+state entry reaching ``blowup`` in absolute value) or at a non-finite right-hand side, saying when
+and which entry, so that a diverging run is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -15,11 +22,58 @@ import numpy as np
 from scipy import integrate as _scipy
 from tqdm import tqdm
 
+from symbolic.common.options import param, require, validate
+
 METHODS = ("RK45", "DOP853", "RK23", "Radau", "BDF", "LSODA")
 
 
 @dataclass(frozen=True)
-class Trajectory:
+class SolverSettings:
+    """The solver and when it stops: a ``scipy.integrate`` method, its tolerances, and the state
+    size at which a run counts as diverged."""
+
+    method: str = param("DOP853", f"solve_ivp method: {', '.join(METHODS)}", choices=METHODS)
+    rtol: float = param(1e-10, "relative tolerance", above=0, below=1)
+    atol: float = param(1e-12, "absolute tolerance", above=0)
+    blowup: float = param(1e6, "stop when a state entry reaches this size", above=0)
+
+    def __post_init__(self):
+        validate(self)
+
+
+@dataclass(frozen=True, eq=False)
+class SaveAt:
+    """The output times of an integration: increasing, from 0 (the time of the initial state);
+    the integration ends at the last one."""
+
+    times: np.ndarray
+
+    def __post_init__(self):
+        times = np.asarray(self.times, dtype=float)
+        shown = np.array2string(times, threshold=6)
+        require(times.ndim == 1 and times.size >= 2, "times", shown, "at least two times")
+        require(bool(np.all(np.isfinite(times))), "times", shown, "finite numbers")
+        require(times[0] == 0, "times", shown, "the first time is 0")
+        require(bool(np.all(np.diff(times) > 0)), "times", shown, "increasing times")
+        object.__setattr__(self, "times", times)
+
+    @classmethod
+    def uniform(cls, t_end: float, n_out: int) -> SaveAt:
+        """``n_out`` uniformly spaced times from 0 to ``t_end``."""
+        return cls(np.linspace(0.0, t_end, n_out))
+
+    @classmethod
+    def final(cls, t_end: float) -> SaveAt:
+        """The initial and the final time only."""
+        return cls(np.array([0.0, t_end]))
+
+    @property
+    def t_end(self) -> float:
+        return float(self.times[-1])
+
+
+@dataclass(frozen=True)
+class Solution:
     """The integrated states ``y`` (T, n) at output times ``t`` (T,).
 
     ``complete`` is False when the run stopped early; ``failure`` then says why, ``t_fail`` when,
@@ -42,41 +96,33 @@ class _NonFinite(Exception):
         self.t, self.index = t, index
 
 
-def output_times(t_end: float, n_out: int) -> np.ndarray:
-    """``n_out`` uniformly spaced output times from 0 to ``t_end``."""
-    return np.linspace(0.0, t_end, n_out)
-
-
 def integrate(
     rhs: Callable[[float, np.ndarray], np.ndarray],
     y0: np.ndarray,
-    t_end: float,
-    n_out: int = 401,
-    method: str = "DOP853",
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
-    blowup: float = 1e6,
-    progress: bool = False,
-    t_eval: np.ndarray | None = None,
+    saveat: SaveAt,
+    solver: SolverSettings | None = None,
+    *,
     breakpoints: np.ndarray | None = None,
-) -> Trajectory:
-    """Integrate dy/dt = rhs(t, y) from y0 on [0, t_end] and sample it at the output times.
+    progress: bool = False,
+) -> Solution:
+    """Integrate dy/dt = rhs(t, y) from y0 at t = 0 to the last time of ``saveat``; the states
+    at its times.
 
-    The output times are ``t_eval`` (increasing, from 0 to ``t_end``) or ``n_out`` uniform
-    times. ``breakpoints`` are times where the right-hand side jumps (a piecewise-constant
-    schedule): the solver is restarted at each, so that no step straddles a discontinuity. The
-    run stops, with ``complete=False``, at the first step that ends with max|y| >= ``blowup`` or
-    when the right-hand side returns NaN or infinity. ``progress`` shows a bar over flow time
-    (on a terminal only).
+    ``rhs`` carries its parameters (a model's ``rhs``, bound to its parameter dataclass).
+    ``breakpoints`` are times where the right-hand side jumps (a piecewise-constant schedule): the
+    solver is restarted at each, so that no step straddles a discontinuity. The run stops, with
+    ``complete=False``, at the first step that ends with max|y| >= ``solver.blowup`` or when the
+    right-hand side returns NaN or infinity. ``progress`` shows a bar over flow time (on a
+    terminal only). ``solver`` defaults to ``SolverSettings()``.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown solver method {method!r}; allowed: {', '.join(METHODS)}")
-    t_eval = output_times(t_end, n_out) if t_eval is None else np.asarray(t_eval, dtype=float)
-    n_out = t_eval.size
+    solver = solver or SolverSettings()
+    method, rtol, atol, blowup = solver.method, solver.rtol, solver.atol, solver.blowup
+    t_eval = saveat.times
+    t_end, n_out = saveat.t_end, t_eval.size
     y0 = np.asarray(y0, dtype=float)
     too_big = ~(np.abs(y0) < blowup)
     if np.any(too_big):
-        return Trajectory(
+        return Solution(
             t_eval[:0],
             np.empty((0, y0.size)),
             False,
@@ -131,5 +177,5 @@ def integrate(
     y = np.array(ys)
     if failure:
         keep = t_eval[: len(ys)] < t_fail
-        return Trajectory(t_eval[: len(ys)][keep], y[keep], False, failure, t_fail, index, n_rhs)
-    return Trajectory(t_eval, y, True, n_rhs=n_rhs)
+        return Solution(t_eval[: len(ys)][keep], y[keep], False, failure, t_fail, index, n_rhs)
+    return Solution(t_eval, y, True, n_rhs=n_rhs)

@@ -25,7 +25,7 @@ from dynamics import observables as obs
 from dynamics import scenarios
 from dynamics.fates import final_fates
 from dynamics.from_run import INITIAL, derive
-from dynamics.integrate import METHODS, Trajectory, integrate
+from dynamics.integrate import SaveAt, Solution, SolverSettings, integrate
 from dynamics.models.base import Model
 from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
 from symbolic.common.files import check_output_file
@@ -38,7 +38,6 @@ from symbolic.common.options import (
     read_toml,
     resolve,
     to_toml,
-    validate,
 )
 from symbolic.common.options import given as options_given
 from symbolic.common.provenance import provenance
@@ -48,8 +47,10 @@ from symbolic.common.schema import MODE
 
 
 @dataclasses.dataclass(frozen=True)
-class RunSettings:
-    """How a scenario is integrated (not a property of the model)."""
+class RunSettings(SolverSettings):
+    """How a scenario is integrated (not a property of the model): the solver
+    (:class:`dynamics.integrate.SolverSettings`, whose fields it declares) and the output times,
+    ``n_out`` uniform times from 0 to ``t_end``."""
 
     t_end: float = param(
         100.0,
@@ -61,13 +62,16 @@ class RunSettings:
     n_out: int = param(
         401, "number of output times", at_least=2, at_most=100_000, why="the stored trajectory"
     )
-    method: str = param("DOP853", f"solve_ivp method: {', '.join(METHODS)}", choices=METHODS)
-    rtol: float = param(1e-10, "relative tolerance", above=0, below=1)
-    atol: float = param(1e-12, "absolute tolerance", above=0)
-    blowup: float = param(1e6, "stop when a state entry reaches this size", above=0)
 
-    def __post_init__(self):
-        validate(self)
+    @property
+    def solver(self) -> SolverSettings:
+        """The solver part, as the integrators take it."""
+        return SolverSettings(self.method, self.rtol, self.atol, self.blowup)
+
+    @property
+    def saveat(self) -> SaveAt:
+        """The output times: ``n_out`` uniform times from 0 to ``t_end``."""
+        return SaveAt.uniform(self.t_end, self.n_out)
 
 
 #: the size parameters of the models, as the options that set them
@@ -102,33 +106,27 @@ def check_size(model_cls: type[Model], params, n_out: int) -> None:
 
 
 def run_model(
-    model: Model, settings: RunSettings, progress: bool = False, t_eval: np.ndarray | None = None
-) -> Trajectory:
-    """Integrate ``model`` from its initial state with ``settings``.
+    model: Model, solver: SolverSettings, saveat: SaveAt, progress: bool = False
+) -> Solution:
+    """Integrate ``model`` from its initial state with ``solver`` and output times ``saveat``.
 
-    ``t_eval``: explicit output times (a run's measurement times) instead of ``n_out`` uniform
-    ones. The integrator restarts where the model's measured schedules jump (``--from-run``).
-    A discrete-time model (one with a ``run_discrete`` method) is stepped by that method instead.
+    The integrator restarts where the model's measured schedules jump (``--from-run``). A
+    discrete-time model (one with a ``run_discrete`` method) is stepped by that method instead.
     """
     if hasattr(model, "run_discrete"):
-        return model.run_discrete(settings.t_end, settings.n_out, settings.blowup, progress)
+        return model.run_discrete(saveat, solver, progress)
     inputs = getattr(model, "inputs", None)
     return integrate(
         model.rhs,
         model.initial_state(),
-        settings.t_end,
-        n_out=settings.n_out,
-        method=settings.method,
-        rtol=settings.rtol,
-        atol=settings.atol,
-        blowup=settings.blowup,
-        progress=progress,
-        t_eval=t_eval,
+        saveat,
+        solver,
         breakpoints=inputs.breakpoints() if inputs is not None else None,
+        progress=progress,
     )
 
 
-def failure_message(model: Model, traj: Trajectory) -> str:
+def failure_message(model: Model, traj: Solution) -> str:
     """'diverged at t=...: <variable> ...' for a trajectory that stopped early."""
     where = model.layout.describe(traj.failed_index) if traj.failed_index >= 0 else "the state"
     return f"diverged at t={traj.t_fail:.6g}: {where}: {traj.failure}"
@@ -137,7 +135,7 @@ def failure_message(model: Model, traj: Trajectory) -> str:
 def to_dataset(
     model: Model,
     settings: RunSettings,
-    traj: Trajectory,
+    traj: Solution,
     wall_s: float,
     extra: dict | None = None,
 ) -> xr.Dataset:
@@ -242,19 +240,23 @@ def collapse_lines(ds: xr.Dataset) -> list[str]:
 
 @dataclasses.dataclass
 class Setup:
-    """A simulation ready to run: the model, its settings, output times, extra attributes."""
+    """A simulation ready to run: the model, its settings, output times, extra attributes.
+
+    ``saveat``: the output times when they are not the settings' uniform ones (``--from-run``:
+    the run's measurement times)."""
 
     model: Model
     settings: RunSettings
-    t_eval: np.ndarray | None = None
+    saveat: SaveAt | None = None
     attrs: dict = dataclasses.field(default_factory=dict)
 
-    def run(self, progress: bool = False) -> tuple[Trajectory, float]:
+    def run(self, progress: bool = False) -> tuple[Solution, float]:
         start = time.perf_counter()
-        traj = run_model(self.model, self.settings, progress, self.t_eval)
+        saveat = self.saveat or self.settings.saveat
+        traj = run_model(self.model, self.settings.solver, saveat, progress)
         return traj, time.perf_counter() - start
 
-    def dataset(self, traj: Trajectory, wall_s: float) -> xr.Dataset:
+    def dataset(self, traj: Solution, wall_s: float) -> xr.Dataset:
         return to_dataset(self.model, self.settings, traj, wall_s, self.attrs)
 
 
@@ -289,14 +291,14 @@ def from_run_setup(
         )
     derived = derive(scenario.name, run, initial, given.get("seed", 0))
     params = build(scenario.params, {**derived.params, **given})
-    t_eval = derived.t_eval
-    settings = build(RunSettings, {**settings, "t_end": t_eval[-1], "n_out": t_eval.size})
+    saveat = SaveAt(derived.t_eval)
+    settings = build(RunSettings, {**settings, "t_end": saveat.t_end, "n_out": saveat.times.size})
     check_size(scenario.model, params, settings.n_out)
     try:
         model = scenario.model(params, derived.inputs)
     except ParameterError as err:
         raise UsageError(str(err)) from None
-    return Setup(model, settings, t_eval, {**derived.attrs, "from_run_initial": initial})
+    return Setup(model, settings, saveat, {**derived.attrs, "from_run_initial": initial})
 
 
 def simulate(

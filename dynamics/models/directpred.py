@@ -40,7 +40,7 @@ from scipy.optimize import brentq
 from tqdm import tqdm
 
 from dynamics import observables as obs
-from dynamics.integrate import Trajectory, output_times
+from dynamics.integrate import SaveAt, Solution, SolverSettings
 from dynamics.models.base import Model, StateLayout, parse_spectrum, time_mode_vars
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
@@ -302,11 +302,14 @@ class DirectPredDiscreteModel(DirectPredModel):
         wa = wa + q.lr * q.beta * (w - wa)
         return w, wa, f_hat, wp
 
-    def run_discrete(self, t_end: float, n_out: int, blowup: float, progress=False) -> Trajectory:
-        """Take round(t_end / lr) steps; record the state at the steps nearest the output times."""
-        q = self.params
-        n_steps = int(round(t_end / q.lr))
-        record_at = np.round(output_times(t_end, n_out) / q.lr).astype(int)
+    def run_discrete(self, saveat: SaveAt, solver: SolverSettings, progress=False) -> Solution:
+        """Take round(t_end / lr) steps; record the state at the steps nearest the output times
+        of ``saveat``; stop when a state entry reaches ``solver.blowup`` (the solver's method
+        and tolerances do not apply: the steps are the model)."""
+        q, blowup = self.params, solver.blowup
+        n_out = saveat.times.size
+        n_steps = int(round(saveat.t_end / q.lr))
+        record_at = np.round(saveat.times / q.lr).astype(int)
         b = self.layout.unpack(self.initial_state())
         state = (b["W"], b["W_a"], b["F_hat"], b["W_p"])
         ys = []
@@ -315,7 +318,7 @@ class DirectPredDiscreteModel(DirectPredModel):
             bad = ~(np.abs(y) < blowup)
             if np.any(bad):
                 t = record_at[: len(ys)] * q.lr
-                return Trajectory(
+                return Solution(
                     t, np.array(ys).reshape(len(ys), -1), False,
                     f"a state entry reached |y| >= {blowup:g} or became NaN", k * q.lr,
                     int(np.argmax(bad)),
@@ -324,7 +327,7 @@ class DirectPredDiscreteModel(DirectPredModel):
                 ys.append(y)
             if k < n_steps:
                 state = self.step(k, *state)
-        return Trajectory(record_at * q.lr, np.array(ys), True, n_rhs=n_steps)
+        return Solution(record_at * q.lr, np.array(ys), True, n_rhs=n_steps)
 
     def current_predictor(self, blocks: dict[str, np.ndarray]) -> np.ndarray:
         """W_p as stepped (the rule's value at the last reset, then SGD)."""

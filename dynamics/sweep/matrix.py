@@ -40,7 +40,7 @@ def run_point(
     scenario = scenarios.get(name)
     model = scenario.model(scenario.params(**params))
     run = RunSettings(**settings)
-    traj = run_model(model, run)
+    traj = run_model(model, run.solver, run.saveat)
     t, y = traj.t, traj.y
     if t.size == 0:  # failed at t = 0
         t, y = np.zeros(1), model.initial_state()[None]

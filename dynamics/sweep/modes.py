@@ -19,6 +19,7 @@ import numpy as np
 
 from dynamics.array_backend import NumpyBackend
 from dynamics.batch_integrate import integrate_batch
+from dynamics.integrate import SaveAt, SolverSettings
 from dynamics.models.eigenmodes import (
     EigenmodeParams,
     fixed_points,
@@ -26,8 +27,9 @@ from dynamics.models.eigenmodes import (
     mode_rhs_on_invariant,
 )
 
-#: per-point parameters of the right-hand side, and those that set the initial state
-RHS_PARAMS = ("eta", "sigma2", "beta", "alpha_p")  # sigma2 enters as lam = 1 + sigma2
+#: per-point parameters of the right-hand side (sigma2 enters as lam = 1 + sigma2, and the
+#: initial state as q = alpha_p c_j), and those that set the initial state
+RHS_PARAMS = ("eta", "sigma2", "beta", "alpha_p")
 INITIAL_PARAMS = ("p0", "s0", "c0", "alpha_p", "tau0", "simsiam")
 
 
@@ -53,25 +55,28 @@ def initial_columns(base: EigenmodeParams, values: dict[str, np.ndarray]) -> dic
 
 
 def mode_system(xp, simsiam: bool, decaying: bool):
-    """(rhs, rate) of columns with state (p, tau), or p alone for SimSiam.
+    """(rhs, rate) of columns with state (p, tau), or p alone for SimSiam; their parameters
+    ``a`` name per column eta, lam = 1 + sigma^2, beta, alpha_p and q = alpha_p c_j.
 
     rhs: mode_rhs_on_invariant with decay = q e^{-2 eta t}; rate: max(|dp/dt|, |ds/dt|,
     |dtau/dt|) with ds/dt = 2 (p dp/dt - eta decay) / alpha_p (the invariant differentiated).
     """
 
-    def decay(t, eta, q):
-        return q * xp.exp(-2.0 * eta * t) if decaying else None
+    def decay(t, a):
+        return a["q"] * xp.exp(-2.0 * a["eta"] * t) if decaying else None
 
-    def rhs(t, y, eta, lam, beta, alpha_p, q):
+    def rhs(t, y, a):
         tau = 1.0 if simsiam else y[1]
-        dp, dtau = mode_rhs_on_invariant(y[0], tau, decay(t, eta, q), eta, lam, beta, simsiam)
+        dp, dtau = mode_rhs_on_invariant(
+            y[0], tau, decay(t, a), a["eta"], a["lam"], a["beta"], simsiam
+        )
         return (dp,) if simsiam else (dp, dtau)
 
-    def rate(t, y, f, eta, lam, beta, alpha_p, q):
+    def rate(t, y, f, a):
         ds = y[0] * f[0]
         if decaying:
-            ds -= eta * decay(t, eta, q)
-        ds *= 2.0 / alpha_p
+            ds -= a["eta"] * decay(t, a)
+        ds *= 2.0 / a["alpha_p"]
         return xp.maximum(xp.amax(abs(f)), abs(ds))
 
     return rhs, rate
@@ -81,15 +86,13 @@ def run_mode_points(
     base: EigenmodeParams,
     columns: dict[str, np.ndarray],
     n_points: int,
-    t_end: float,
-    method: str,
-    rtol: float,
-    atol: float,
-    blowup: float,
+    saveat: SaveAt,
+    solver: SolverSettings,
     conv_tol: float,
     xp: NumpyBackend | None = None,
 ) -> dict[str, np.ndarray]:
-    """Integrate ``n_points`` points, the swept values in ``columns`` (name -> (n_points,)).
+    """Integrate ``n_points`` points, the swept values in ``columns`` (name -> (n_points,)), the
+    other parameters those of ``base``, to the end of ``saveat`` (:meth:`SaveAt.final`).
 
     Returns per point: the final p_j (``wp_eig_real``), s_j, tau_j (n_points, dim) (each mode
     at the time it reached: t_end, or its last state before it diverged); which modes collapsed
@@ -116,10 +119,10 @@ def run_mode_points(
         if at.size == 0:
             continue
         y0 = [start["p"].ravel()[at]] + ([] if group else [start["tau"].ravel()[at]])
-        args = tuple(per_mode[n][at] for n in ("eta", "lam", "beta", "alpha_p", "q"))
-        rhs, rate = mode_system(xp, group, bool(np.any(per_mode["q"][at] != 0)))
+        args = {name: column[at] for name, column in per_mode.items()}
+        rhs, rate = mode_system(xp, group, bool(np.any(args["q"] != 0)))
         result = integrate_batch(
-            rhs, np.stack(y0), t_end, args, method, rtol, atol, blowup, conv_tol, rate, xp
+            rhs, np.stack(y0), saveat, solver, args, conv_tol=conv_tol, rate=rate, xp=xp
         )
         p[at] = result.y[0]
         tau[at] = 1.0 if group else result.y[1]

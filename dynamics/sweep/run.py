@@ -30,6 +30,7 @@ from dynamics import scenarios
 from dynamics.array_backend import backend as array_backend
 from dynamics.batch_integrate import METHODS as VECTORISED_METHODS
 from dynamics.grid import Grid
+from dynamics.integrate import SaveAt
 from dynamics.models.eigenmodes import EigenmodeModel
 from dynamics.simulate import SIZE_FIELDS, RunSettings
 from dynamics.simulate import memory_needed as point_memory
@@ -60,23 +61,22 @@ CHECK_EACH = 10_000
 
 def run_unit(job: dict[str, Any], columns: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     """The records of one unit's ``n`` points (top level: worker processes and dask import it)."""
-    settings = job["settings"]
     if job["scenario"] in VECTORISED:
         base = scenarios.get(job["scenario"]).params(**job["params"])
+        settings = RunSettings(**job["settings"])
         return run_mode_points(
             base,
             columns,
             n,
-            settings["t_end"],
-            settings["method"],
-            settings["rtol"],
-            settings["atol"],
-            settings["blowup"],
+            SaveAt.final(settings.t_end),
+            settings.solver,
             job["conv_tol"],
             array_backend(job["backend"]),
         )
     point = {name: col[0].item() for name, col in columns.items()}
-    record = run_point(job["scenario"], {**job["params"], **point}, settings, job["conv_tol"])
+    record = run_point(
+        job["scenario"], {**job["params"], **point}, job["settings"], job["conv_tol"]
+    )
     return {k: np.asarray(v)[None] for k, v in record.items()}
 
 

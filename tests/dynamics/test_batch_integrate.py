@@ -9,6 +9,7 @@ from scipy.integrate import solve_ivp
 
 from dynamics.array_backend import backend
 from dynamics.batch_integrate import integrate_batch
+from dynamics.integrate import SaveAt, SolverSettings
 
 #: damped, driven-free oscillators x'' = -w^2 x - c x' with one (w, c) per column
 W = np.array([0.5, 1.0, 2.0, 3.0])
@@ -16,15 +17,21 @@ C = np.array([0.0, 0.1, 0.5, 1.0])
 Y0 = np.array([[1.0, 0.3, -0.5, 2.0], [0.0, 1.0, 0.2, -1.0]])
 
 
-def oscillator(t, y, w, c):
-    return (y[1], -(w**2) * y[0] - c * y[1])
+ARGS = {"w": W, "c": C}
+END = SaveAt.final(10.0)
+SOLVER = SolverSettings("DOP853", 1e-8, 1e-10)
+
+
+def oscillator(t, y, a):
+    return (y[1], -(a["w"] ** 2) * y[0] - a["c"] * y[1])
 
 
 @pytest.mark.parametrize("method", ["RK45", "DOP853"])
 def test_each_column_takes_the_steps_of_its_own_solve_ivp_run(method):
-    result = integrate_batch(oscillator, Y0, 10.0, (W, C), method, rtol=1e-8, atol=1e-10)
+    result = integrate_batch(oscillator, Y0, END, SolverSettings(method, 1e-8, 1e-10), ARGS)
     for j in range(W.size):
-        sol = solve_ivp(lambda t, y, j=j: oscillator(t, y, W[j], C[j]), (0, 10.0), Y0[:, j],
+        one = {"w": W[j], "c": C[j]}
+        sol = solve_ivp(lambda t, y, a=one: oscillator(t, y, a), (0, 10.0), Y0[:, j],
                         method=method, rtol=1e-8, atol=1e-10)  # fmt: skip
         assert result.n_steps[j] == sol.t.size - 1
         np.testing.assert_allclose(result.y[:, j], sol.y[:, -1], rtol=1e-12, atol=1e-14)
@@ -38,12 +45,12 @@ def test_blowup_and_convergence_times_against_closed_forms():
     k = np.array([0.0, 0.0, 0.3, 1.5])
     grows = k == 0
 
-    def rhs(t, y, k):
-        return (np.where(k == 0, y[0] ** 2, -k * y[0]),)
+    def rhs(t, y, a):
+        return (np.where(a["k"] == 0, y[0] ** 2, -a["k"] * y[0]),)
 
     tol = 1e-4
-    result = integrate_batch(rhs, y0, 40.0, (k,), "DOP853", 1e-10, 1e-12, blowup=1e6,
-                             conv_tol=tol)  # fmt: skip
+    solver = SolverSettings("DOP853", 1e-10, 1e-12, blowup=1e6)
+    result = integrate_batch(rhs, y0, SaveAt.final(40.0), solver, {"k": k}, conv_tol=tol)
     assert list(result.diverged) == list(grows)
     blowup_time = 1 / y0[0, grows]
     assert np.all(result.t[grows] < blowup_time) and np.all(result.t[grows] > blowup_time - 1e-5)
@@ -54,17 +61,16 @@ def test_blowup_and_convergence_times_against_closed_forms():
 
 
 def test_a_column_does_not_depend_on_its_batch():
-    full = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10)
-    parts = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10, batch=3)
+    full = integrate_batch(oscillator, Y0, END, SOLVER, ARGS)
+    parts = integrate_batch(oscillator, Y0, END, SOLVER, ARGS, batch=3)
     for name in ("y", "t", "t_converge", "n_steps"):
         np.testing.assert_array_equal(getattr(parts, name), getattr(full, name))
 
 
 def test_torch_cpu_equals_numpy():
     pytest.importorskip("torch")
-    ref = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10)
-    got = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10,
-                          xp=backend("torch:cpu"))  # fmt: skip
+    ref = integrate_batch(oscillator, Y0, END, SOLVER, ARGS)
+    got = integrate_batch(oscillator, Y0, END, SOLVER, ARGS, xp=backend("torch:cpu"))
     np.testing.assert_allclose(got.y, ref.y, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(got.n_steps, ref.n_steps)
 
@@ -78,8 +84,7 @@ def test_backend_names():
             backend("torch:cuda")
         assert backend("torch").name == "torch:cpu"
         return
-    ref = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10)
-    got = integrate_batch(oscillator, Y0, 10.0, (W, C), "DOP853", 1e-8, 1e-10,
-                          xp=backend("torch:cuda"))  # fmt: skip
+    ref = integrate_batch(oscillator, Y0, END, SOLVER, ARGS)
+    got = integrate_batch(oscillator, Y0, END, SOLVER, ARGS, xp=backend("torch:cuda"))
     np.testing.assert_allclose(got.y, ref.y, rtol=1e-10, atol=1e-12)
     assert math.isfinite(float(got.t.max()))

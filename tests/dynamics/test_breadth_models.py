@@ -7,7 +7,7 @@ import torch
 
 import symbolic.losses as losses
 from dynamics import scenarios
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, SolverSettings, integrate
 from dynamics.models.directpred import paper_fixed_point
 from dynamics.models.eigenmodes import fixed_points
 from dynamics.simulate import RunSettings, simulate
@@ -197,12 +197,12 @@ def test_discrete_directpred_approaches_the_flow_as_the_step_shrinks():
     """directpred_discrete with lr -> 0 and r = 1 - lr rho_rate follows the directpred flow."""
     common = dict(dim=4, input_dim=6, convention="paper", rho_rate=5.0, eta=0.05)
     flow = _model("directpred", **common)
-    ref = integrate(flow.rhs, flow.initial_state(), 5.0, n_out=6)
+    ref = integrate(flow.rhs, flow.initial_state(), SaveAt.uniform(5.0, 6))
     w_ref = flow.layout.unpack(ref.y[-1])["W"]
     errors = []
     for lr in (0.02, 0.005):
         disc = _model("directpred_discrete", lr=lr, rho=1 - lr * 5.0, **common)
-        traj = disc.run_discrete(5.0, 6, 1e6)
+        traj = disc.run_discrete(SaveAt.uniform(5.0, 6), SolverSettings(blowup=1e6))
         w = disc.layout.unpack(traj.y[-1])["W"]
         errors.append(np.linalg.norm(w - w_ref) / np.linalg.norm(w_ref))
     assert errors[1] < errors[0] / 2.5  # first order in lr

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, SolverSettings, integrate
 from dynamics.models.free_features import FreeFeatureModel, FreeFeatureParams
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
 
@@ -13,7 +13,12 @@ T_END = 30.0
 def _theorem1_relative_error(params: LinearBYOLParams) -> np.ndarray:
     """max_t ||e^{2 eta t}(W W^T - W_p^T W_p/alpha_p) - C|| / ||C|| along the trajectory."""
     model = LinearBYOLModel(params)
-    traj = integrate(model.rhs, model.initial_state(), T_END, n_out=61, rtol=1e-12, atol=1e-14)
+    traj = integrate(
+        model.rhs,
+        model.initial_state(),
+        SaveAt.uniform(T_END, 61),
+        SolverSettings(rtol=1e-12, atol=1e-14),
+    )
     assert traj.complete
     b = model.layout.unpack(traj.y)
     w, wp = b["W"], b["W_p"]
@@ -67,7 +72,12 @@ def test_liu_theorem_3_1_free_features(alpha_p):
     """W_p^T W_p / alpha_p - F1 F1^T = e^{-2 eta t} C (Liu et al. 2022, Theorem 3.1)."""
     params = FreeFeatureParams(dim=5, n_samples=11, eta=0.07, alpha_p=alpha_p, sigma2=0.3, seed=1)
     model = FreeFeatureModel(params)
-    traj = integrate(model.rhs, model.initial_state(), 25.0, n_out=51, rtol=1e-12, atol=1e-14)
+    traj = integrate(
+        model.rhs,
+        model.initial_state(),
+        SaveAt.uniform(25.0, 51),
+        SolverSettings(rtol=1e-12, atol=1e-14),
+    )
     b = model.layout.unpack(traj.y)
     wp, f1 = b["W_p"], b["F1"]
     lhs = np.swapaxes(wp, 1, 2) @ wp / alpha_p - f1 @ np.swapaxes(f1, 1, 2)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, integrate
 from dynamics.models.eigenmodes import (
     EigenmodeModel,
     EigenmodeParams,
@@ -28,7 +28,7 @@ def _eigenmodes(p0, s0, tau0=0.5, simsiam=False, t_end=20.0, n_out=41, **kw):
         **{**COMMON, **kw},
     )
     model = EigenmodeModel(params)
-    traj = integrate(model.rhs, model.initial_state(), t_end, n_out=n_out)
+    traj = integrate(model.rhs, model.initial_state(), SaveAt.uniform(t_end, n_out))
     assert traj.complete
     return traj.t, model.layout.unpack(traj.y)
 
@@ -43,7 +43,7 @@ def test_per_mode_system_equals_full_matrix_flow_in_aligned_isotropic_state():
     w0 = u @ np.diag(np.sqrt(S0)) @ v.T
     wp0 = u @ np.diag(P0) @ u.T
     full = LinearBYOLModel(LinearBYOLParams(dim=d, input_dim=d, **COMMON))
-    traj = integrate(full.rhs, full.initial_state(w0, wp0, tau0 * w0), 20.0, n_out=41)
+    traj = integrate(full.rhs, full.initial_state(w0, wp0, tau0 * w0), SaveAt.uniform(20.0, 41))
     wp = full.layout.unpack(traj.y)["W_p"]
     full_eigs = np.sort(np.linalg.eigvals(wp).real, axis=1)
     _, modes = _eigenmodes(P0, S0, tau0=tau0)

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, integrate
 from dynamics.models.ema_gap import EmaGapModel, EmaGapParams
 
 
 def _run(**kw):
     model = EmaGapModel(EmaGapParams(**kw))
-    traj = integrate(model.rhs, model.initial_state(), 40.0, n_out=201)
+    traj = integrate(model.rhs, model.initial_state(), SaveAt.uniform(40.0, 201))
     return model, traj.t, traj.y - model.theta(traj.t)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import symbolic.losses as losses
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, SolverSettings, integrate
 from dynamics.models.general import GeneralModel, GeneralParams
 from dynamics.models.linear_byol import (
     LinearBYOLModel,
@@ -23,7 +23,12 @@ T_END = 8.0
 
 
 def _predictor_path(model, n_out=9) -> np.ndarray:
-    traj = integrate(model.rhs, model.initial_state(), T_END, n_out=n_out, rtol=1e-7, atol=1e-9)
+    traj = integrate(
+        model.rhs,
+        model.initial_state(),
+        SaveAt.uniform(T_END, n_out),
+        SolverSettings(rtol=1e-7, atol=1e-9),
+    )
     assert traj.complete
     b = model.layout.unpack(traj.y)
     return np.concatenate([b["W"].reshape(n_out, -1), b["W_p"].reshape(n_out, -1)], axis=1)
@@ -89,7 +94,12 @@ def test_rhs_is_minus_the_gradient_for_every_training_loss(name):
 
 def test_a_general_run_integrates_to_finite_results():
     model = GeneralModel(GeneralParams(dim=3, input_dim=4, n_samples=32, loss="nt_xent"))
-    traj = integrate(model.rhs, model.initial_state(), 2.0, n_out=3, rtol=1e-6, atol=1e-8)
+    traj = integrate(
+        model.rhs,
+        model.initial_state(),
+        SaveAt.uniform(2.0, 3),
+        SolverSettings(rtol=1e-6, atol=1e-8),
+    )
     assert traj.complete
     ds = model.observables(traj.t, traj.y)
     assert np.all(np.isfinite(ds["loss"].values)) and float(ds["loss"][-1]) < float(ds["loss"][0])

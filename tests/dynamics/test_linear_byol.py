@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, integrate
 from dynamics.models.linear_byol import (
     LinearBYOLModel,
     LinearBYOLParams,
@@ -78,7 +78,7 @@ def test_without_stopgrad_w_decays_to_zero_within_theorem2_bound():
     ||W(t)|| <= e^{-(sigma^2 + eta) t} ||W(0)||."""
     params = LinearSimSiamParams(dim=5, input_dim=7, eta=0.02, sigma2=0.3, stop_gradient=False)
     model = LinearSimSiamModel(params)
-    traj = integrate(model.rhs, model.initial_state(), 40.0, n_out=81)
+    traj = integrate(model.rhs, model.initial_state(), SaveAt.uniform(40.0, 81))
     w = model.layout.unpack(traj.y)["W"]
     norms = np.linalg.norm(w, axis=(1, 2))
     bound = np.exp(-(params.sigma2 + params.eta) * traj.t) * norms[0]
@@ -89,7 +89,7 @@ def test_without_stopgrad_w_decays_to_zero_within_theorem2_bound():
 def test_with_stopgrad_the_same_start_does_not_collapse():
     params = LinearSimSiamParams(dim=5, input_dim=7, eta=0.02, sigma2=0.3)
     model = LinearSimSiamModel(params)
-    traj = integrate(model.rhs, model.initial_state(), 40.0, n_out=81)
+    traj = integrate(model.rhs, model.initial_state(), SaveAt.uniform(40.0, 81))
     w = model.layout.unpack(traj.y)["W"]
     assert np.linalg.norm(w[-1]) > 0.1
 
@@ -97,7 +97,7 @@ def test_with_stopgrad_the_same_start_does_not_collapse():
 def test_observables_of_the_default_run_match_theory():
     """Default linear BYOL: surviving eigenvalues at p*_+, W_p symmetric, W_a caught up."""
     model = LinearBYOLModel(LinearBYOLParams())
-    traj = integrate(model.rhs, model.initial_state(), 200.0, n_out=101)
+    traj = integrate(model.rhs, model.initial_state(), SaveAt.uniform(200.0, 101))
     ds = model.observables(traj.t, traj.y)
     final = ds.isel(time=-1)
     p_plus = model.closed_forms()["p_star_plus"]

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, integrate
 from dynamics.models.eigenmodes import fixed_points
 from dynamics.simulate import main, simulate
 from reports.figures import registered
@@ -121,7 +121,7 @@ def test_nonfinite_right_hand_side_stops_the_run_and_names_the_entry():
             dy[2] = np.nan
         return dy
 
-    traj = integrate(rhs, np.ones(4), 5.0, n_out=51)
+    traj = integrate(rhs, np.ones(4), SaveAt.uniform(5.0, 51))
     assert not traj.complete and traj.failed_index == 2
     assert 1.0 < traj.t_fail < 1.5 and np.all(traj.t < traj.t_fail)
 

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from dynamics.grid import Grid, parse_axis
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, SolverSettings, integrate
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams, collapse_threshold
 from dynamics.simulate import RunSettings
 from dynamics.sweep import run_sweep
@@ -30,8 +30,12 @@ def test_vectorised_sweep_equals_point_by_point_integration():
         at = flat.isel(point=i)
         point = {k: at[k].item() for k in ("eta", "alpha_p", "beta", "simsiam", "c0")}
         model = EigenmodeModel(EigenmodeParams(**MODES, **point))
-        ref = integrate(model.rhs, model.initial_state(), TIGHT.t_end, n_out=2, rtol=1e-12,
-                        atol=1e-14)  # fmt: skip
+        ref = integrate(
+            model.rhs,
+            model.initial_state(),
+            SaveAt.uniform(TIGHT.t_end, 2),
+            SolverSettings(rtol=1e-12, atol=1e-14),
+        )
         final = model.layout.unpack(ref.y[-1])
         for name, var in (("p", "wp_eig_real"), ("s", "s"), ("tau", "tau")):
             np.testing.assert_allclose(at[var].values, final[name], atol=1e-8, err_msg=str(point))

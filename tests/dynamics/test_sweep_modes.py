@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from dynamics.integrate import integrate
+from dynamics.integrate import SaveAt, SolverSettings, integrate
 from dynamics.models.eigenmodes import (
     EigenmodeModel,
     EigenmodeParams,
@@ -46,8 +46,12 @@ def test_listed_initial_states_equal_point_runs():
         at = flat.isel(point=i)
         point = {k: float(at[k]) for k in ("tau0", "eta", "alpha_p")}
         model = EigenmodeModel(EigenmodeParams(**base, **point))
-        ref = integrate(model.rhs, model.initial_state(), SETTINGS.t_end, n_out=2, rtol=1e-12,
-                        atol=1e-14)  # fmt: skip
+        ref = integrate(
+            model.rhs,
+            model.initial_state(),
+            SaveAt.uniform(SETTINGS.t_end, 2),
+            SolverSettings(rtol=1e-12, atol=1e-14),
+        )
         final = model.layout.unpack(ref.y[-1])
         for name, var in (("p", "wp_eig_real"), ("s", "s"), ("tau", "tau")):
             np.testing.assert_allclose(at[var].values, final[name], atol=1e-8,
