@@ -88,7 +88,13 @@ def symmetric_part_eigenvalues(wp: np.ndarray) -> np.ndarray:
 
 
 def asymmetry(wp: np.ndarray) -> np.ndarray:
-    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F (SPEC 3): 0 for symmetric, inf for skew W_p."""
+    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F over the last two axes (SPEC 3), in [0, inf].
+
+    Where W_p + W_p^T = 0 the ratio has no denominator; its value there is stated: inf for a
+    nonzero skew-symmetric W_p (the limit of the ratio), 0 for W_p = 0 (no skew part). A reader
+    that must not count a collapsed W_p as symmetric masks it (``dynamics.simulate.
+    mark_undefined`` sets the ratio to NaN where ||W_p|| is numerically zero).
+    """
     skew = _fro(wp - _transpose(wp))
     sym = _fro(wp + _transpose(wp))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +22,10 @@ from reports.compose import compose
 from reports.document import to_html, to_markdown_text
 from reports.inputs import load_inputs
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
-from symbolic.common.files import check_output_folder
+from symbolic.common.files import atomic_folder, check_output_folder, remove_debris
 from symbolic.common.lock import exclusive
 
 DEFAULT_TITLE = "Learning dynamics of self-supervised learning: theory next to measurement"
-REPORT_FILES = ("report.md", "report.html", "provenance.json")
 
 
 def parser() -> ArgumentParser:
@@ -76,17 +73,6 @@ def check_out(out: Path) -> None:
         raise UsageError(f"--out {out}: folder is not empty and holds no report.md; not replacing")
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished report ``tmp`` to ``out``, replacing an earlier report."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        out.rename(old / out.name)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build(
     sims: Sequence[str],
     runs: Sequence[str],
@@ -118,9 +104,10 @@ def build(
 
 
 def _write(out: Path, sim_results, run_results, claims, title, command, quiet, section) -> None:
-    """Compose the report in a temporary folder beside ``out`` and move it into place."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
-    try:
+    """Compose the report in a temporary folder beside ``out`` and move it into place
+    (:func:`symbolic.common.files.atomic_folder`), after removing what killed builds left."""
+    remove_debris(out.parent, out.name)
+    with atomic_folder(out) as tmp:
         with tqdm(
             total=8 + bool(section), desc="report", disable=quiet or not sys.stderr.isatty()
         ) as bar:
@@ -137,10 +124,6 @@ def _write(out: Path, sim_results, run_results, claims, title, command, quiet, s
         (tmp / "provenance.json").write_text(
             json.dumps(manifest.__dict__, indent=2, default=str), encoding="utf-8"
         )
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if not quiet:
         print(
             f"report written to {out}/ ({len(manifest.figures)} figures, "

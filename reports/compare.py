@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from dynamics.observables import collapsed
+from dynamics.observables import asymmetry, collapsed
 
 #: how much smaller than the best null a statistic must be to count as agreement
 NULL_MARGIN = 3.0
@@ -111,13 +111,6 @@ def spectrum_error(predicted: np.ndarray, measured: np.ndarray) -> float:
     run = np.concatenate([m for _, m in pairs])
     den = np.sum(sim**2)
     return float(np.sqrt(np.sum((run - sim) ** 2) / den)) if den > 0 else float("nan")
-
-
-def asymmetry(wp: np.ndarray) -> np.ndarray:
-    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F at each time."""
-    skew = np.linalg.norm(wp - np.swapaxes(wp, -1, -2), axis=(-2, -1))
-    sym = np.linalg.norm(wp + np.swapaxes(wp, -1, -2), axis=(-2, -1))
-    return skew / np.where(sym > 0, sym, 1.0)
 
 
 def asymmetry_error(predicted: np.ndarray, measured: np.ndarray) -> float:

@@ -11,7 +11,6 @@ the PNG are exactly ``width x height`` inches (PNG at :data:`PNG_DPI`).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,12 +82,6 @@ def color(i: int) -> str:
 def marker(i: int) -> str:
     """The i-th series marker (cycles)."""
     return MARKERS[i % len(MARKERS)]
-
-
-def series_styles() -> Iterator[dict[str, str]]:
-    """Colour, marker and line style for successive series."""
-    for i in itertools.count():
-        yield {"color": color(i), "marker": marker(i), "linestyle": LINESTYLES[i % len(LINESTYLES)]}
 
 
 @contextmanager

@@ -10,12 +10,24 @@ loss states its formula, its source and its convention; the defaults are the off
 
 from __future__ import annotations
 
-from symbolic.registry import Loss, boolean, get, integer, names, real, register
+from symbolic.registry import (
+    Loss,
+    boolean,
+    get,
+    hyper_param,
+    hyperparameters_of,
+    integer,
+    names,
+    real,
+    register,
+)
 
 __all__ = [
     "Loss",
     "get",
     "names",
+    "hyper_param",
+    "hyperparameters_of",
     "batch_standardize",
     "cosine_rows",
     "nt_xent_anchor_losses",
@@ -217,7 +229,7 @@ def simsiam(ops, p1, p2, z1, z2, stop_gradient):
     args=("z1", "z2"),
     shapes=(_NxD, _NxD),
     hypers=(
-        real("lambd", 0.0051, "weight lambda of the off-diagonal (redundancy) term"),
+        real("lambd", 0.0051, "weight lambda of the off-diagonal (redundancy) term", minimum=0),
         real("eps", 1e-5, "BatchNorm epsilon of the per-view standardisation", minimum=0),
         scale_hyper("solo-learn's scale_loss, 0.024 to 0.1"),
     ),
@@ -253,9 +265,14 @@ def barlow_twins(ops, z1, z2, lambd, eps, scale):
     args=("z1", "z2"),
     shapes=(_NxD, _NxD),
     hypers=(
-        real("sim_coeff", 25.0, "weight lambda of the invariance (MSE) term"),
-        real("std_coeff", 25.0, "weight mu of the variance term (official halving convention)"),
-        real("cov_coeff", 1.0, "weight nu of the covariance term"),
+        real("sim_coeff", 25.0, "weight lambda of the invariance (MSE) term", minimum=0),
+        real(
+            "std_coeff",
+            25.0,
+            "weight mu of the variance term (official halving convention)",
+            minimum=0,
+        ),
+        real("cov_coeff", 1.0, "weight nu of the covariance term", minimum=0),
         real("eps", 1e-4, "epsilon inside the square root of the variance", minimum=0),
     ),
     formula=(
@@ -341,8 +358,8 @@ def linear_byol(ops, wp, f1, f2, eta, stop_gradient):
     args=("wp", "z1", "z2"),
     shapes=(("d", "d"), _NxD, _NxD),
     hypers=(
-        real("c_inv", 25.0, "weight c_inv of the invariance term"),
-        real("c_cov", 1.0, "weight c_cov of the covariance-maintaining term"),
+        real("c_inv", 25.0, "weight c_inv of the invariance term", minimum=0),
+        real("c_cov", 1.0, "weight c_cov of the covariance-maintaining term", minimum=0),
         integer("k", 8, "number k of equal batch parts of eq. 19 (must divide N)", minimum=1),
         boolean("standardize", True, "standardise each view per feature first (eq. 18)"),
         real(

@@ -383,10 +383,6 @@ _BUILDERS = {
 }
 
 
-def has_forms(name: str) -> bool:
-    return name in _BUILDERS
-
-
 def forms(name: str, **hyperparameters: Any) -> list[MatrixForm]:
     """The closed forms of loss ``name`` (empty when it has none)."""
     builder = _BUILDERS.get(name)

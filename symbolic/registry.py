@@ -272,3 +272,34 @@ def get(name: str) -> Loss:
 def names() -> list[str]:
     """Names of all registered losses, in definition order."""
     return list(_REGISTRY)
+
+
+def hyper_param(loss: str, name: str, default: Any = dataclasses.MISSING, note: str = "") -> Any:
+    """An options field (:func:`symbolic.common.options.param`) that sets hyperparameter ``name``
+    of the loss ``loss``, declared by the loss: its meaning and bounds are the loss's, and so is
+    its default unless ``default`` is given (a model's own setting; ``note`` says whose).
+
+    The field remembers the hyperparameter it sets, so :func:`hyperparameters_of` hands the values
+    to the loss under its names whatever the field is called (``var_eps`` sets VICReg's ``eps``).
+    """
+    hyper = get(loss).hypers[name]
+    bounds: dict[str, Any] = {}
+    if hyper.positive:
+        bounds["above"] = 0
+    elif hyper.minimum is not None:
+        bounds["at_least"] = hyper.minimum
+    doc = f"{hyper.doc} ({note})" if note else hyper.doc
+    declared = param(hyper.default if default is dataclasses.MISSING else default, doc, **bounds)
+    return dataclasses.field(
+        default=declared.default, metadata={**declared.metadata, "loss_hyper": name}
+    )
+
+
+def hyperparameters_of(params: Any) -> dict[str, Any]:
+    """The loss hyperparameters that the fields of the dataclass instance ``params`` made by
+    :func:`hyper_param` set, under the loss's names."""
+    return {
+        field.metadata["loss_hyper"]: getattr(params, field.name)
+        for field in dataclasses.fields(params)
+        if "loss_hyper" in field.metadata
+    }

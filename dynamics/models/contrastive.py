@@ -36,7 +36,6 @@ from dynamics.models.encoder import (
     standardize_backward,
 )
 from symbolic import losses
-from symbolic.common.options import param
 
 
 def _offdiag(a: np.ndarray) -> np.ndarray:
@@ -45,8 +44,10 @@ def _offdiag(a: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class BarlowTwinsParams(EncoderParams):
-    lambd: float = param(0.0051, "weight lambda of the off-diagonal term", at_least=0)
-    bn_eps: float = param(1e-5, "BatchNorm epsilon of the standardisation", at_least=0)
+    """The hyperparameters of symbolic.losses 'barlow_twins', declared there."""
+
+    lambd: float = losses.hyper_param("barlow_twins", "lambd")
+    bn_eps: float = losses.hyper_param("barlow_twins", "eps")
 
 
 class BarlowTwinsModel(EncoderModel):
@@ -54,9 +55,6 @@ class BarlowTwinsModel(EncoderModel):
 
     name = "barlow_twins"
     description = "linear Barlow Twins: gradient flow of a linear encoder on a synthetic data set"
-
-    def hyper(self) -> dict:
-        return {"lambd": self.params.lambd, "eps": self.params.bn_eps}
 
     def loss_value(self, blocks):
         return float(losses.get("barlow_twins")(*self.views(blocks), **self.hyper()))
@@ -84,10 +82,12 @@ class BarlowTwinsModel(EncoderModel):
 
 @dataclasses.dataclass(frozen=True)
 class VICRegParams(EncoderParams):
-    sim_coeff: float = param(25.0, "weight lambda of the invariance term", at_least=0)
-    std_coeff: float = param(25.0, "weight mu of the variance term (official halving)", at_least=0)
-    cov_coeff: float = param(1.0, "weight nu of the covariance term", at_least=0)
-    var_eps: float = param(1e-4, "epsilon inside the square root of the variance", at_least=0)
+    """The hyperparameters of symbolic.losses 'vicreg', declared there."""
+
+    sim_coeff: float = losses.hyper_param("vicreg", "sim_coeff")
+    std_coeff: float = losses.hyper_param("vicreg", "std_coeff")
+    cov_coeff: float = losses.hyper_param("vicreg", "cov_coeff")
+    var_eps: float = losses.hyper_param("vicreg", "eps")
 
 
 class VICRegModel(EncoderModel):
@@ -95,15 +95,6 @@ class VICRegModel(EncoderModel):
 
     name = "vicreg"
     description = "linear VICReg: gradient flow of a linear encoder on a synthetic data set"
-
-    def hyper(self) -> dict:
-        q = self.params
-        return {
-            "sim_coeff": q.sim_coeff,
-            "std_coeff": q.std_coeff,
-            "cov_coeff": q.cov_coeff,
-            "eps": q.var_eps,
-        }
 
     def loss_value(self, blocks):
         return float(losses.get("vicreg")(*self.views(blocks), **self.hyper()))

@@ -163,6 +163,11 @@ class EncoderModel(Model):
         """L at one state, evaluated by the symbolic.losses definition (numpy back end)."""
         raise NotImplementedError
 
+    def hyper(self) -> dict:
+        """The loss's hyperparameters, under its names, from the parameter fields declared by
+        :func:`symbolic.losses.hyper_param`."""
+        return losses.hyperparameters_of(self.params)
+
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         b = self.layout.unpack(y)
         grads = self.gradients(b)

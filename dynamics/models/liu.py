@@ -43,17 +43,11 @@ class LiuParams(EncoderParams):
     encoder: str = param(
         "linear", "'linear' (Z = X W^T) or 'free' (Z_1 free, Z_2 = Z_1 + E)", choices=ENCODERS
     )
-    c_inv: float = param(1.0, "weight c_inv of the invariance term (Table 3: 1)", at_least=0)
-    c_cov: float = param(
-        1.0, "weight c_cov of the covariance-maintaining term (Table 3: 0, 1)", at_least=0
-    )
-    k: int = param(
-        1, "number k of batch parts of the covariance term (must divide n_samples)", at_least=1
-    )
-    standardize: bool = param(True, "standardise each view per feature first (eq. 18, STD)")
-    std_eps: float = param(
-        0.0, "epsilon added to the unbiased variance in the standardisation", at_least=0
-    )
+    c_inv: float = losses.hyper_param("liu", "c_inv", 1.0, "Table 3: 1")
+    c_cov: float = losses.hyper_param("liu", "c_cov", 1.0, "Table 3: 0, 1")
+    k: int = losses.hyper_param("liu", "k", 1, "N = n_samples here")
+    standardize: bool = losses.hyper_param("liu", "standardize", note="STD of Table 3")
+    std_eps: float = losses.hyper_param("liu", "eps")
     identity_predictor: bool = param(False, "W_p = I, not trained (Table 3's I-PRED)")
     sg_view2: bool = param(False, "stop the gradient through view 2 (Table 3's StopGrad)")
     alpha_p: float = param(1.0, "relative learning rate of W_p", above=0)
@@ -115,16 +109,6 @@ class LiuModel(EncoderModel):
                 np.eye(self.params.dim), (*lead, self.params.dim, self.params.dim)
             )
         return blocks["W_p"]
-
-    def hyper(self) -> dict:
-        q = self.params
-        return {
-            "c_inv": q.c_inv,
-            "c_cov": q.c_cov,
-            "k": q.k,
-            "standardize": q.standardize,
-            "eps": q.std_eps,
-        }
 
     def loss_value(self, blocks) -> float:
         z1, z2 = self.views(blocks)

@@ -16,7 +16,7 @@ from reports.inputs import Result
 
 
 @figure("prediction_error", "Prediction error over time, against the nulls", section="agreement")
-def error_over_time(inputs: Inputs) -> Drawn:
+def prediction_error(inputs: Inputs) -> Drawn:
     """The prediction's W_p error at each measurement, next to the nulls' errors."""
     panels = [
         (p, sim)

@@ -93,7 +93,8 @@ def figure(name: str, title: str, section: str) -> Callable:
     """Register ``draw(inputs) -> Drawn`` as the figure ``name`` of ``section``.
 
     The decorated function returns the Drawn with ``name`` and ``title`` filled in. A name
-    registered twice, or a section not in :data:`SECTIONS`, raises ValueError.
+    registered twice, a function named otherwise than ``name`` (the file name and the function
+    are one name) or a section not in :data:`SECTIONS` raises ValueError.
     """
     if section not in SECTIONS:
         raise ValueError(f"figure {name!r}: section {section!r} is not one of {SECTIONS}")
@@ -104,6 +105,11 @@ def figure(name: str, title: str, section: str) -> Callable:
             raise ValueError(
                 f"figure {name!r} is registered twice: by {first.__module__}.{first.__qualname__} "
                 f"and by {fn.__module__}.{fn.__qualname__}"
+            )
+        if fn.__name__ != name:
+            raise ValueError(
+                f"figure {name!r} is drawn by {fn.__module__}.{fn.__qualname__}: name the "
+                f"function {name}"
             )
 
         @functools.wraps(fn)

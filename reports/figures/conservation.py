@@ -51,7 +51,7 @@ def residual_axes(ax: Axes) -> None:
     "Conservation law: residual against e^{-2 eta t}",
     section="agreement",
 )
-def conservation(inputs: Inputs) -> Drawn:
+def conservation_residual(inputs: Inputs) -> Drawn:
     """Theorem 1's weight-space residual (log axis), run and prediction, against e^{-2 eta t}."""
     series = []
     for p in inputs.pairings:

@@ -138,7 +138,7 @@ def _overlay_pairs(inputs: Inputs) -> list[tuple[Result | None, Result]]:
 
 
 @figure("wp_eigenvalues", "Eigenvalues of W_p: simulation and measurement", section="agreement")
-def eigenvalue_overlay(inputs: Inputs) -> Drawn:
+def wp_eigenvalues(inputs: Inputs) -> Drawn:
     """Re eig(W_p) against flow time: simulation lines, run markers, predicted fixed points."""
     pairs = [
         (run, sim)
@@ -207,7 +207,7 @@ def rank_colorbar(container: FigureBase, axes: Sequence[Axes], shrink: float) ->
     "Spectrum, alignment and asymmetry of W_p over epochs",
     section="measurements",
 )
-def spectrum_over_epochs(inputs: Inputs) -> Drawn:
+def wp_spectrum_epochs(inputs: Inputs) -> Drawn:
     """Tian Fig. 2 / Liu Fig. 4: spectra, alignment and asymmetry of W_p over epochs, per run."""
     members = [r for r in inputs.runs if r.has("wp_eig_real")][:MAX_PANELS]
     if not members:

@@ -139,7 +139,7 @@ def _quick_look(
     "Quick look: eigenvalues of W_p and the conservation law",
     section="simulation",
 )
-def matrix_models(inputs: Inputs) -> Drawn:
+def simulation_matrix(inputs: Inputs) -> Drawn:
     """Eigenvalues of W_p with p*_+- and the conservation residual of the matrix models."""
     caption = (
         "Left: Re eig(W_p) against flow time with the fixed points p*_+ and p*_- (Tian et al. "
@@ -155,7 +155,7 @@ def matrix_models(inputs: Inputs) -> Drawn:
     "Quick look: eigenvalues and phase portrait of the eigenmodes",
     section="simulation",
 )
-def eigenmodes(inputs: Inputs) -> Drawn:
+def simulation_eigenmodes(inputs: Inputs) -> Drawn:
     """The per-mode model: eigenvalues with p*_+- and the (p_j, s_j) phase portrait."""
     caption = (
         "Left: the eigenvalues p_j against flow time with the fixed points p*_+ and p*_-. "
@@ -170,7 +170,7 @@ def eigenmodes(inputs: Inputs) -> Drawn:
     "Quick look: eigenvalues of W_p and of the running correlation",
     section="simulation",
 )
-def directpred(inputs: Inputs) -> Drawn:
+def simulation_directpred(inputs: Inputs) -> Drawn:
     """DirectPred and DirectCopy: eigenvalues of W_p and of the running correlation F_hat."""
     caption = (
         "Left: Re eig(W_p) against flow time, W_p set from the running correlation F_hat "
@@ -186,7 +186,7 @@ def directpred(inputs: Inputs) -> Drawn:
     "Quick look: feature spectrum and weight norm of an ablation",
     section="simulation",
 )
-def ablation(inputs: Inputs) -> Drawn:
+def simulation_ablation(inputs: Inputs) -> Drawn:
     """Without a predictor or without stop-gradient: the feature spectrum and ||W|| collapse."""
     caption = (
         "Left: the eigenvalues of the feature correlation E[f f^T] on a log axis. Right: "
@@ -202,7 +202,7 @@ def ablation(inputs: Inputs) -> Drawn:
     "Quick look: feature spectrum, loss and effective rank",
     section="simulation",
 )
-def encoder(inputs: Inputs) -> Drawn:
+def simulation_encoder(inputs: Inputs) -> Drawn:
     """Linear encoders trained by a loss: the feature spectrum, the loss and the RankMe rank."""
     caption = (
         "Left: the eigenvalues of the embedding correlation Z_1^T Z_1 / n on a log axis. Right: "
@@ -214,7 +214,7 @@ def encoder(inputs: Inputs) -> Drawn:
 
 
 @figure("simulation_ema_gap", "Quick look: the EMA gap", section="simulation")
-def ema_gap(inputs: Inputs) -> Drawn:
+def simulation_ema_gap(inputs: Inputs) -> Drawn:
     """The gap between the EMA target and the online weights against its closed form."""
     caption = "||xi - theta|| between the EMA target and the online weights, and its closed form."
     return _quick_look(inputs, ("ema_gap",), (_ema_gap,), caption)

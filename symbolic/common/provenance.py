@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+#: the repository root (``symbolic/common/provenance.py`` is three levels below it): the git
+#: revision recorded in result files is the one of the whole source tree
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _package_version() -> str:
@@ -36,7 +38,8 @@ PACKAGE_VERSION = _package_version()
 
 
 def git_revision(path: Path = _REPO_ROOT) -> str:
-    """The git commit of the source tree, with ``-dirty`` if it has uncommitted changes."""
+    """The git commit of the source tree at ``path`` (default: this repository's root), with
+    ``-dirty`` if a tracked file has uncommitted changes; "unknown" outside a git checkout."""
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5

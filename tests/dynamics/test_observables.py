@@ -13,6 +13,7 @@ def test_asymmetry_of_symmetric_skew_and_mixed_matrices():
     sym, skew = a + a.T, a - a.T
     assert obs.asymmetry(sym) == pytest.approx(0.0, abs=1e-15)
     assert np.isinf(obs.asymmetry(skew))
+    assert obs.asymmetry(np.zeros((4, 4))) == 0.0  # the value stated for W_p = 0
     # ||(S + K) - (S + K)^T|| / ||(S + K) + (S + K)^T|| = ||K|| / ||S|| for symmetric S, skew K
     assert obs.asymmetry(sym + 0.3 * skew) == pytest.approx(
         0.3 * np.linalg.norm(skew) / np.linalg.norm(sym)

@@ -74,3 +74,31 @@ def test_model_parameters_reject_bad_values(params, kwargs, message):
 def test_every_scenario_accepts_its_defaults():
     for scenario in scenarios.SCENARIOS.values():
         scenario.params()
+
+
+def test_loss_hyperparameters_are_declared_once_by_the_loss():
+    """The encoder models take meaning, bounds and default of a loss hyperparameter from the loss
+    (symbolic.losses.hyper_param) and hand it back under the loss's name."""
+    from dynamics.models.contrastive import BarlowTwinsParams, VICRegModel, VICRegParams
+    from symbolic import losses
+
+    # the official values: Zbontar et al. 2021 (lambda), Bardes et al. 2022 (25, 25, 1, 1e-4)
+    vicreg = VICRegParams()
+    assert BarlowTwinsParams().lambd == 0.0051
+    assert (vicreg.sim_coeff, vicreg.std_coeff, vicreg.cov_coeff, vicreg.var_eps) == (
+        25.0,
+        25.0,
+        1.0,
+        1e-4,
+    )
+    # Liu et al.'s Table 3 setting, not their ImageNet one (c_inv 25, k 8) that the loss declares
+    assert (LiuParams().c_inv, LiuParams().k) == (1.0, 1)
+    assert losses.get("liu").defaults["c_inv"] == 25.0
+    model = VICRegModel(VICRegParams(dim=2, input_dim=3, n_samples=8, var_eps=1e-3))
+    assert model.hyper() == {"sim_coeff": 25.0, "std_coeff": 25.0, "cov_coeff": 1.0, "eps": 1e-3}
+    with pytest.raises(
+        ParameterError, match=re.escape("var_eps=-1.0 is not allowed: var_eps >= 0")
+    ):
+        VICRegParams(var_eps=-1.0)
+    with pytest.raises(ParameterError, match=re.escape("c_cov=-1.0 is not allowed: c_cov >= 0")):
+        LiuParams(c_cov=-1.0)

@@ -59,7 +59,7 @@ def all_inputs(inputs) -> tuple[list[str], list[str]]:
 
 def test_a_figure_defined_in_one_function_appears_in_the_report(registry, inputs, tmp_path):
     @figure("toy_accuracy", "Toy: kNN accuracy of each run", section="measurements")
-    def toy(inputs: Inputs) -> Drawn:
+    def toy_accuracy(inputs: Inputs) -> Drawn:
         members = [r for r in inputs.runs if r.has("knn_acc")]
         fig = style.new_figure("single", 2.0)
         ax = fig.subplots()
@@ -90,6 +90,17 @@ def test_the_registry_refuses_a_second_figure_of_the_same_name(registry):
     assert registry["wp_heatmaps"].draw.__module__ == "reports.figures.predictor"
     with pytest.raises(ValueError, match="section 'measurement' is not one of"):
         figure("toy", "Toy", section="measurement")
+
+
+def test_the_registry_refuses_a_function_named_otherwise_than_its_figure(registry):
+    def drawing(inputs: Inputs) -> Drawn:
+        return base.absent("never drawn")
+
+    with pytest.raises(ValueError, match="'toy_figure' is drawn by .*drawing: name the function"):
+        figure("toy_figure", "Toy", section="measurements")(drawing)
+    assert "toy_figure" not in registry
+    for name, entry in registry.items():  # every registered figure: file name = function name
+        assert entry.draw.__name__ == name
 
 
 class Spy:
