@@ -1,4 +1,5 @@
-"""Observables of SPEC section 3, one implementation for simulations and for training runs.
+"""The observables of docs/theory.md section 3, (O1)-(O8), one implementation for simulations and
+for training runs.
 
 Every function takes numpy arrays (float64) and accepts leading batch dimensions, so a simulation
 passes a stack of matrices over time and a training run passes one matrix per epoch. Embeddings
@@ -88,7 +89,8 @@ def symmetric_part_eigenvalues(wp: np.ndarray) -> np.ndarray:
 
 
 def asymmetry(wp: np.ndarray) -> np.ndarray:
-    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F over the last two axes (SPEC 3), in [0, inf].
+    """||W_p - W_p^T||_F / ||W_p + W_p^T||_F over the last two axes, in [0, inf] (docs/theory.md
+    (O2)).
 
     Where W_p + W_p^T = 0 the ratio has no denominator; its value there is stated: inf for a
     nonzero skew-symmetric W_p (the limit of the ratio), 0 for W_p = 0 (no skew part). A reader
@@ -262,7 +264,8 @@ def representation_collapsed(z: np.ndarray) -> np.ndarray:
 
 
 def predictor_observables(wp: np.ndarray, corr: np.ndarray) -> dict[str, np.ndarray]:
-    """The W_p observables of SPEC 3 from W_p (..., d, d) and a feature correlation (..., d, d)."""
+    """The W_p observables of docs/theory.md (O1)-(O4) from W_p (..., d, d) and a feature
+    correlation (..., d, d)."""
     eig = predictor_eigenvalues(wp)
     corr_values, corr_vectors = correlation_eigh(corr)
     return {

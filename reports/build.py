@@ -28,7 +28,7 @@ from symbolic.common.lock import exclusive
 DEFAULT_TITLE = "Learning dynamics of self-supervised learning: theory next to measurement"
 
 
-def parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m reports.build",
         description="Build figures, tables, report.md and report.html from result files.",
@@ -136,7 +136,7 @@ def _write(out: Path, sim_results, run_results, claims, title, command, quiet, s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if not (math.isfinite(args.audit_timeout) and args.audit_timeout > 0):
         raise UsageError(f"--audit-timeout {args.audit_timeout}: must be a finite number > 0")
     argv = sys.argv[1:] if argv is None else list(argv)

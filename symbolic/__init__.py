@@ -5,6 +5,6 @@
 - :mod:`symbolic.derivation`: entry-by-entry sympy gradients compiled with ``lambdify(cse=True)``,
   checked against torch autograd and finite differences;
 - :mod:`symbolic.matrix_forms`: closed matrix forms of the gradients, checked numerically;
-- :mod:`symbolic.claims`: the claims of SPEC section 4, each decided by a computation;
+- :mod:`symbolic.claims`: the claims of docs/theory.md section 4, each decided by a computation;
 - commands ``python -m symbolic.derive`` and ``python -m symbolic.audit``.
 """

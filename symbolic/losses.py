@@ -1,4 +1,4 @@
-"""Every loss of SPEC section 1, written once against the namespace of :mod:`symbolic.ops`.
+"""Every loss of docs/theory.md section 1, (L1)-(L13), written once against :mod:`symbolic.ops`.
 
 ``get(name)`` returns a callable :class:`~symbolic.registry.Loss`; ``names()`` lists them.
 Arrays have samples in rows, shape (N, d), unless the loss says otherwise (Garrido's K is
@@ -68,7 +68,7 @@ def cosine_rows(ops, a, b):
     shapes=(_NxD, _NxD),
     hypers=(),
     formula=r"L = \frac{1}{N}\sum_{b=1}^{N} \lVert z_b - z'_b \rVert_2^2",
-    source="SPEC 1.1; seed 001, 'The Collapse Problem' (naive similarity-only objective)",
+    source="docs/theory.md (L1): the naive similarity-only objective, minimised by collapse",
     convention="mean over the batch of the squared Euclidean distance (summed over features).",
 )
 def invariance(ops, z1, z2):
@@ -318,7 +318,7 @@ def vicreg(ops, z1, z2, sim_coeff, std_coeff, cov_coeff, eps):
             "eta",
             0.0,
             "weight decay eta written into the loss as eta/2 (||W_p||^2 + ||F1||^2); "
-            "0 is SPEC 1.8 exactly",
+            "0 is docs/theory.md (L8) exactly",
             minimum=0,
         ),
         boolean(
@@ -422,7 +422,7 @@ def liu(ops, wp, z1, z2, c_inv, c_cov, k, standardize, eps):
     ),
     source=(
         "HaoChen, Wei, Gaidon, Ma, NeurIPS 2021 (spectral contrastive loss, arXiv 2106.04156), "
-        "empirical form of SPEC 1.11"
+        "empirical form of docs/theory.md (L11)"
     ),
     convention="no normalisation of z; negatives are the cross-view pairs i != j of the batch.",
     min_n=2,

@@ -6,14 +6,15 @@ text or LaTeX) plus a numerical check: the expressions are evaluated at a random
 of :mod:`symbolic.derivation` at the same point.
 
 Where sympy's own matrix calculus (``Derivative(L, X).doit()`` on the loss written with matrix
-symbols) gives an answer, it is evaluated the same way and reported as agreeing or not. DESIGN.md
-warns that it silently drops terms of sums of traces (it loses linear BYOL's weight decay) and
-cannot handle masks or Liu et al.'s covariance term; it is shown only with that verdict.
+symbols) gives an answer, it is evaluated the same way and reported as agreeing or not. It
+silently drops terms of sums of traces (it loses linear BYOL's weight decay; sympy issues 26585,
+26561, 27406) and cannot handle masks or Liu et al.'s covariance term; it is shown only with that
+verdict.
 
 Forms: MSE (the invariance loss); linear BYOL, dL/dW_p = (W_p F1 - F2) F1^T + eta W_p and
-dL/dF1 = W_p^T (W_p F1 - F2) + eta F1, and the time derivative of the conservation law of SPEC
-section 2 under Tian's flow; Liu et al. eqs. 17/19; the spectral contrastive loss; Garrido's
-L_c and L_nc.
+dL/dF1 = W_p^T (W_p F1 - F2) + eta F1, and the time derivative of the conservation law
+(docs/theory.md (D4)) under Tian's flow; Liu et al. eqs. 17/19; the spectral contrastive loss;
+Garrido's L_c and L_nc.
 """
 
 from __future__ import annotations
@@ -221,9 +222,9 @@ def _conservation_form(name: str) -> MatrixForm:
         label, r"\frac{d}{dt}\left(W W^{T} - \alpha_p^{-1} W_p^{T} W_p\right)", ("", closed, "")
     )
     note = (
-        "Tian's flow (SPEC 2) dW_p/dt = -alpha_p dL/dW_p - eta W_p, dW/dt = -dL/dW - eta W for "
-        "any data and any target W_a: the conservation law W W^T - W_p^T W_p / alpha_p = "
-        "exp(-2 eta t) C"
+        "Tian's flow (docs/theory.md (D1)) dW_p/dt = -alpha_p dL/dW_p - eta W_p, "
+        "dW/dt = -dL/dW - eta W for any data and any target W_a: the conservation law "
+        "W W^T - W_p^T W_p / alpha_p = exp(-2 eta t) C"
     )
     return MatrixForm(name, label, text, tex, note, pair, None)
 

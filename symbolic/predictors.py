@@ -2,7 +2,7 @@
 
 Written once against the array namespace of :mod:`symbolic.ops`, so that the linear flow
 (:mod:`dynamics.models.directpred`, numpy) and training (:mod:`empirical.methods.directpred`,
-torch) use the same rule. Tian, Chen, Ganguli 2021, eq. 18-19 (SPEC 1.10): with
+torch) use the same rule. Tian, Chen, Ganguli 2021, eq. 18-19 (docs/theory.md (L10)): with
 F_hat = U diag(s) U^T (the symmetric part of the running correlation of the predictor's inputs,
 eigenvalues clipped at 0), W_p = U diag(p) U^T and, in the two named eps conventions,
 
@@ -14,7 +14,7 @@ DirectSet(alpha) (Tian et al. 2021, Sec. 6) replaces the square root by the powe
 eps in the code convention.
 
 The reported tables (rho = 0.3, eps = 0.1, freq = 1) come from the code convention;
-eps_code = eps_paper sqrt(s_max). DirectCopy (Wang, Chen, Du, Tian 2021; SPEC 1.10):
+eps_code = eps_paper sqrt(s_max). DirectCopy (Wang, Chen, Du, Tian 2021; docs/theory.md (L10)):
 W_p = F_hat + eps I, no eigendecomposition. Leading batch dimensions are allowed.
 """
 

@@ -1,6 +1,6 @@
 """Every bad input of every command: its exit status, one line naming the value, nothing written.
 
-DESIGN.md "Command-line conventions": exit status 2 on bad input with a one-line message naming
+docs/conventions.md "Commands": exit status 2 on bad input with a one-line message naming
 the bad value, 1 on a failed run with its cause, and (issue 13) no file written or left behind:
 neither in the working folder (where the default outputs go) nor beside the inputs. One table,
 run in this process (``run_main``, as ``python -m COMMAND`` runs it) from an empty working folder.

@@ -1,4 +1,4 @@
-"""Every command's --help states each option's default (DESIGN.md "Command-line conventions")."""
+"""Every command's --help states each option's default (docs/conventions.md "Commands")."""
 
 import argparse
 import importlib
@@ -13,7 +13,7 @@ PARSERS = [
     ("symbolic.audit", "build_parser"),
     ("empirical.train", "build_parser"),
     ("reports.demo", "parser"),
-    ("reports.build", "parser"),
+    ("reports.build", "build_parser"),
 ]
 
 

@@ -2,8 +2,8 @@
 
 Gradient flows dW/dt = -dL/dW - eta W on the fixed synthetic data set of
 :mod:`dynamics.models.encoder` (Z_v = X_v W^T, rows are samples); each L is the definition in
-:mod:`symbolic.losses` (SPEC 1.6, 1.7, 1.11) and each gradient below is derived by hand (the
-tests compare it with autograd of the symbolic loss):
+:mod:`symbolic.losses` (docs/theory.md (L6), (L7), (L11)) and each gradient below is derived by
+hand (the tests compare it with autograd of the symbolic loss):
 
 Barlow Twins: A, B = BN(Z_1), BN(Z_2) (biased variance + eps), C = A^T B / n,
     dL/dC = G, G_ii = -2 (1 - C_ii), G_ij = 2 lambda C_ij;

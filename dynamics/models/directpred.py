@@ -1,7 +1,7 @@
 """DirectPred and DirectCopy: linear BYOL whose predictor is set from the feature correlation.
 
-Tian, Chen & Ganguli 2021, eqs. 18-19 (SPEC 1.10). The online W and the EMA target W_a follow
-Tian's Lemma 1 flow (see :mod:`dynamics.models.linear_byol`), but W_p is not trained: it is a
+Tian, Chen & Ganguli 2021, eqs. 18-19 (docs/theory.md (L10)). The online W and the EMA target W_a
+follow Tian's Lemma 1 flow (see :mod:`dynamics.models.linear_byol`), but W_p is not trained: it is a
 function of a running average F_hat of the (uncentred) correlation of the online outputs of both
 views, E[f f^T] = W (X + X') W^T. In flow time the running average has a rate rho:
 
@@ -13,7 +13,7 @@ its first batch initialises it). With F_hat = U diag(s) U^T (s clipped at 0), W_
 - DirectPred, convention 'paper' (Tian eq. 18):   p_j = sqrt(s_j) + eps max_k s_k
 - DirectPred, convention 'code' (luckmatters byol_trainer.py, ``boost_scale``):
                                                   p_j = max(sqrt(s_j / max_k s_k) + eps, 1e-4)
-- DirectCopy (SPEC 1.10):                         W_p = F_hat + eps I
+- DirectCopy (Wang et al. 2021):                  W_p = F_hat + eps I
 - DirectSet(alpha) (Tian et al. 2021, Sec. 6): ``--exponent alpha`` replaces the square roots
   above by the power alpha (1/2 is DirectPred).
 

@@ -1,4 +1,4 @@
-"""The lag of an EMA target behind a prescribed online trajectory (SPEC section 2, note 001).
+"""The lag of an EMA target behind a prescribed online trajectory (docs/theory.md (D12)).
 
 The target follows d xi/dt = beta (theta(t) - xi) (beta = 1 - tau_ema per unit of flow time, as
 in Tian et al. Lemma 1). The gap delta = xi - theta obeys d delta/dt = -beta delta - theta'(t),

@@ -10,8 +10,8 @@ is z = W x (rows of Z_v = X_v W^T are samples) and every model runs the gradient
     dW/dt = -dL/dW - eta W      (and dW_p/dt = -alpha_p dL/dW_p - eta W_p with a predictor)
 
 of a loss of :mod:`symbolic.losses` evaluated on (Z_1, Z_2). The observables are measured on the
-fixed, un-augmented evaluation set Z_eval = Xbar W^T (SPEC 3): the two Sigma conventions,
-RankMe, the SimSiam std monitor, and the single-view correlation Z_1^T Z_1 / n.
+fixed, un-augmented evaluation set Z_eval = Xbar W^T (docs/theory.md (O5)): the two Sigma
+conventions, RankMe, the SimSiam std monitor, and the single-view correlation Z_1^T Z_1 / n.
 """
 
 from __future__ import annotations

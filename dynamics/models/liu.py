@@ -1,6 +1,6 @@
 """Liu, Suganuma & Okatani 2022: no stop-gradient, a covariance-maintaining term, a linear W_p.
 
-The loss is ``symbolic.losses.get("liu")`` (their eqs. 17-19, SPEC 1.9):
+The loss is ``symbolic.losses.get("liu")`` (their eqs. 17-19, docs/theory.md (L9)):
 
     L = c_inv ||W_p A - B||_F^2 + (c_cov/d) sum_{i=1..k} ||W_p^T W_p - W_p C_i W_p^T||_F^2,
     A = Zs_1^T/sqrt(n), B = Zs_2^T/sqrt(n), C_i = A_i A_i^T, A_i = (part i of Zs_1)^T/sqrt(n/k)

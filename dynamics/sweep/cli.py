@@ -1,4 +1,4 @@
-"""The command line of the sweeps: ``python -m dynamics.sweep SCENARIO --grid NAME=SPEC ...``.
+"""The command line of the sweeps: ``python -m dynamics.sweep SCENARIO --grid NAME=VALUES ...``.
 
 Finished work units are kept in ``OUT.parts/`` (atomic files) until the sweep is complete, so
 ``--resume`` continues where an interrupted sweep stopped (with any ``--chunk``, ``--workers``
@@ -42,7 +42,7 @@ def build_parser() -> ArgumentParser:
             "--grid",
             action="append",
             required=True,
-            metavar="NAME=SPEC",
+            metavar="NAME=VALUES",
             help="a swept parameter: NAME=a:b:n (n values from a to b), NAME=a:b (integers a..b, "
             "both included) or NAME=v1,v2,...; repeat for more axes",
         )

@@ -1,7 +1,7 @@
 """The per-mode model (scenario ``eigenmodes``) integrated over many grid points at once.
 
 The modes of :class:`~dynamics.models.eigenmodes.EigenmodeModel` are independent (one tau_j per
-mode, SPEC 2), so every (grid point, mode) pair is one column of
+mode, docs/theory.md (D7)), so every (grid point, mode) pair is one column of
 :func:`dynamics.batch_integrate.integrate_batch`, with its own initial state, parameters and
 step sizes. s_j is not integrated: the invariant s_j - p_j^2/alpha_p = c_j e^{-2 eta t} (exact)
 gives it from p_j, and the state of a column is (p_j, tau_j), or p_j alone for SimSiam (tau_j = 1),

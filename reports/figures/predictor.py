@@ -166,14 +166,14 @@ def wp_eigenvalues(inputs: Inputs) -> Drawn:
     return Drawn(caption, unique(key.sources), fig, width=width)
 
 
-SPECTRUM_COLUMNS = (
+PANEL_COLUMNS = (
     ("corr_eig", "eig($F F^T$)"),
     ("wp_eig_real", "Re eig($W_p$)"),
     ("alignment_cos", r"cos($W_p u_j$, $u_j$)"),
     ("wp_asymmetry", "asymmetry of $W_p$"),
 )
 #: Spectra of correlation matrices (non-negative): drawn on a log axis.
-CORRELATION_SPECTRA = ("corr_eig", "fhat_eig")
+CORRELATION_EIGENVALUES = ("corr_eig", "fhat_eig")
 
 
 def series_panel(ax: Axes, x: np.ndarray, result: Result, var: str, marker: str | None) -> None:
@@ -188,7 +188,7 @@ def series_panel(ax: Axes, x: np.ndarray, result: Result, var: str, marker: str 
     n = y.shape[1]
     for j in range(n):
         ax.plot(x, y[:, j], color=cmap(j / max(n - 1, 1)), lw=0.7)
-    if var in CORRELATION_SPECTRA:
+    if var in CORRELATION_EIGENVALUES:
         positive = y[y > 0]
         if positive.size:
             ax.set_yscale("log")
@@ -213,9 +213,9 @@ def wp_spectrum_epochs(inputs: Inputs) -> Drawn:
     if not members:
         return absent("no training run holds wp_eig_real (no linear predictor)")
     fig = style.new_figure("double", 1.7 * len(members) + 0.2)
-    axes = fig.subplots(len(members), len(SPECTRUM_COLUMNS), squeeze=False)
+    axes = fig.subplots(len(members), len(PANEL_COLUMNS), squeeze=False)
     for row, run in zip(axes, members, strict=True):
-        for ax, (var, ylabel) in zip(row, SPECTRUM_COLUMNS, strict=True):
+        for ax, (var, ylabel) in zip(row, PANEL_COLUMNS, strict=True):
             if not run.has(var):
                 ax.text(0.5, 0.5, f"{var}\nnot recorded", ha="center", va="center",
                         transform=ax.transAxes)  # fmt: skip

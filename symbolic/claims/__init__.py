@@ -1,11 +1,11 @@
-"""The claims of SPEC section 4, each decided by a computation on the loss definitions.
+"""The claims of docs/theory.md section 4, each decided by a computation on the loss definitions.
 
-Every claim is stated as its source states it (seed 001 exercises, seed 004 for Garrido et al.,
-SPEC section 2 for Liu et al.'s Theorem 3.1). A claim function computes, symbolically where it can
-(sympy on the sympy back end of :mod:`symbolic.losses`, exact rationals, ``expand``/``cancel``,
-never ``simplify``) and numerically otherwise, whether the stated formula holds in the general
-setting and in the restricted setting that the corrected statement names. The verdict follows
-from those results through :func:`decide`:
+Every claim is stated as docs/theory.md section 4 states it (claims (a)-(j), with the papers they
+are about: Garrido et al. 2022 for (h), Liu et al.'s Theorem 3.1, docs/theory.md (D5), for (e)). A
+claim function computes, symbolically where it can (sympy on the sympy back end of
+:mod:`symbolic.losses`, exact rationals, ``expand``/``cancel``, never ``simplify``) and numerically
+otherwise, whether the stated formula holds in the general setting and in the restricted setting
+that the corrected statement names. The verdict follows from those results through :func:`decide`:
 
 - ``true``: the stated formula holds in every setting checked;
 - ``true_if``: it fails in general but holds under the computed condition;

@@ -4,8 +4,8 @@ Also :func:`decide` and the exact-arithmetic helpers that the computations use.
 
 A claim is one function ``check(rng) -> Verdict`` in a family module, registered with
 ``@claim(id, title)``; the registry fills in the verdict's ``id`` and ``title``. :data:`CLAIMS`
-lists the registered claims in id order (the order of SPEC section 4), whatever order the family
-modules are imported in.
+lists the registered claims in id order (the order of docs/theory.md section 4), whatever order the
+family modules are imported in.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
-    """A registered claim: its id (one letter of SPEC section 4), title and check function."""
+    """A registered claim: its id (a letter of docs/theory.md section 4), title, check function."""
 
     id: str
     title: str

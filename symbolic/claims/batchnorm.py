@@ -22,7 +22,7 @@ from symbolic.sympy_backend import SYMPY, strip_stop_gradient
 
 @claim("c", "BatchNorm cross-sample leakage")
 def batchnorm_leakage(rng: np.random.Generator) -> Verdict:
-    """(c) BatchNorm leakage dz_hat_i/dz_j = -1/(N(sigma_B + eps)) (seed 001, BYOL section).
+    """(c) BatchNorm leakage dz_hat_i/dz_j = -1/(N(sigma_B + eps)) (docs/theory.md claim (c)).
 
     The exercise's model (sigma_B held constant) against the exact Jacobian of the ``batchnorm``
     probe, with gradients through mu_B and sigma_B (N = 3, two features, symbolic eps).
@@ -96,7 +96,7 @@ def batchnorm_leakage(rng: np.random.Generator) -> Verdict:
             "dz_hat_i/dz_j = -1/(N (sigma_B + eps)) != 0 for j != i, so image i's loss sends "
             "gradient to z_j through the batch mean."
         ),
-        source="seed 001, BYOL section (BatchNorm exercise, part b)",
+        source="docs/theory.md claim (c); BatchNorm (L13)",
         verdict=decide(general, conditional),
         condition=(
             "sigma_B is held constant (no gradient through the batch variance) and eps is "
@@ -125,7 +125,7 @@ def batchnorm_leakage(rng: np.random.Generator) -> Verdict:
 
 @claim("j", "BYOL full collapse with BatchNorm")
 def byol_collapse_with_batchnorm(rng: np.random.Generator) -> Verdict:
-    """(j) At BYOL's full collapse with BatchNorm, loss and gradients are 0 (seed 001).
+    """(j) At BYOL's full collapse with BatchNorm, loss and gradients are 0 (docs/theory.md (j)).
 
     BN (affine) + a linear predictor with bias + ``byol`` against a constant target, every
     gradient at the collapse z_bk = c_k, evaluated exactly at a generic and an aligned predictor.
@@ -198,7 +198,7 @@ def byol_collapse_with_batchnorm(rng: np.random.Generator) -> Verdict:
             "q(beta) = beta, so L = ||q(beta) - sg(beta)||^2 = 0 and grad_theta L = 0: collapse "
             "is a zero-loss fixed point even with BN."
         ),
-        source="seed 001, BYOL section (BatchNorm exercise, part c)",
+        source="docs/theory.md claim (j); BYOL (L4), BatchNorm (L13)",
         verdict=decide(general, conditional),
         condition=(
             "the predictor maps the collapsed BN output beta to a positive multiple of the "

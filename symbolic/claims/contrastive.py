@@ -13,7 +13,7 @@ from symbolic.sympy_backend import SYMPY
 
 @claim("a", "NT-Xent gradient with respect to a similarity")
 def nt_xent_similarity_gradient(rng: np.random.Generator) -> Verdict:
-    """(a) dl_k/ds_m = p_m/tau for NT-Xent (seed 001, SimCLR/MoCo exercise).
+    """(a) dl_k/ds_m = p_m/tau for NT-Xent (docs/theory.md claim (a)).
 
     Differentiates one anchor of :func:`symbolic.losses.nt_xent_anchor_losses` by each free
     similarity (N = 2, symbolic tau) and compares with p_m/tau exactly and at a random point; also
@@ -76,7 +76,7 @@ def nt_xent_similarity_gradient(rng: np.random.Generator) -> Verdict:
             "writing l_k = -s_+/tau + log Z with Z = sum_{m != k} exp(s_m/tau), "
             "dl_k/ds_m = (1/tau) exp(s_m/tau)/Z = p_m/tau, p_m the softmax weight on negative m."
         ),
-        source="seed 001, SimCLR/MoCo exercise (NT-Xent gradient)",
+        source="docs/theory.md claim (a); NT-Xent (L2)",
         verdict=decide(general, conditional),
         condition="m is a negative (m != k+); the positive gets (p_+ - 1)/tau",
         corrected_statement=corrected,

@@ -11,7 +11,7 @@ from symbolic.derivation import derive
 
 @claim("d", "EMA steady-state gap")
 def ema_steady_state_gap(rng: np.random.Generator) -> Verdict:
-    """(d) The EMA gap ||xi - theta||_ss = ||theta'||/(1 - tau) (seed 001, BYOL; SPEC 2).
+    """(d) The EMA gap ||xi - theta||_ss = ||theta'||/(1 - tau) (docs/theory.md claim (d), (D12)).
 
     ``dsolve`` of the continuous gap equation and its t -> oo limit, the fixed points of both
     discrete update orders (EMA before or after the online step), and 5000 iterated steps of each.
@@ -59,7 +59,7 @@ def ema_steady_state_gap(rng: np.random.Generator) -> Verdict:
             "delta' = -(1 - tau) delta - theta', so at steady state delta_ss = -theta'/(1 - tau) "
             "and ||xi - theta||_ss = ||theta'||/(1 - tau), which vanishes as theta' -> 0."
         ),
-        source="seed 001, BYOL section (EMA exercise); SPEC 2 (update order)",
+        source="docs/theory.md claim (d); the EMA gap and its update order (D12)",
         verdict=decide(general, conditional),
         condition=(
             "theta' is constant (continuous time), or in discrete time the EMA uses theta "
@@ -115,7 +115,7 @@ def _conservation_defect(n, d, scaled: bool, data_gram=None) -> sp.Matrix:
 
 @claim("e", "Liu et al. Theorem 3.1 (conservation law in feature space)")
 def liu_conservation_law(rng: np.random.Generator) -> Verdict:
-    """(e) Liu et al.'s Theorem 3.1: W_p^T W_p = F1 F1^T + exp(-2 eta t) C (SPEC section 2).
+    """(e) Liu et al.'s Theorem 3.1: W_p^T W_p = F1 F1^T + exp(-2 eta t) C (docs/theory.md (D5)).
 
     d/dt Q + 2 eta Q expanded for the gradient flow of ``linear_byol`` with free features and for
     a linear network on random and on whitened data; the free-feature flow integrated numerically.
@@ -158,7 +158,10 @@ def liu_conservation_law(rng: np.random.Generator) -> Verdict:
             "With F1 treated as a free variable with its own gradient flow and weight decay eta, "
             "W_p^T W_p = F1 F1^T + exp(-2 eta t) C."
         ),
-        source="SPEC section 2; Liu, Suganuma, Okatani 2022, Theorem 3.1 (eqs. 6, 13-14)",
+        source=(
+            "docs/theory.md claim (e), (D5); Liu, Suganuma, Okatani 2022, Theorem 3.1 "
+            "(eqs. 6, 13-14)"
+        ),
         verdict=decide(general, conditional),
         condition=(
             "F1 follows its own gradient flow (free features, or a linear network whose batch "

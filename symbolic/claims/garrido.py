@@ -20,7 +20,7 @@ def _sinkhorn(k: np.ndarray, iterations: int = 2000) -> np.ndarray:
 
 @claim("h", "Garrido et al.: L_nc = L_c + N - M under row and column normalisation")
 def garrido_duality(rng: np.random.Generator) -> Verdict:
-    """(h) Garrido et al.: L_nc = L_c + N - M for K with unit rows and columns (seed 004).
+    """(h) Garrido et al.: L_nc = L_c + N - M for K with unit rows and columns (docs/theory.md (h)).
 
     The identity behind it and the Frobenius bookkeeping (which forces M = N) for symbolic K, then
     doubly and singly normalised numerical K (``garrido_lc``, ``garrido_lnc``).
@@ -63,7 +63,7 @@ def garrido_duality(rng: np.random.Generator) -> Verdict:
             "L_nc = ||K K^T - diag(K K^T)||_F^2: if both rows and columns of K were L2 "
             "normalized, we would have L_nc = L_c + N - M."
         ),
-        source="seed 004 (Garrido et al. 2022, quoted); SPEC 1.12",
+        source="docs/theory.md claim (h), (L12); Garrido et al. 2022, section 3",
         verdict=decide(general, general),
         condition=None,
         corrected_statement=corrected,

@@ -11,7 +11,8 @@ from symbolic.derivation import derive
 
 @claim("f", "Optimal linear predictor")
 def optimal_linear_predictor(rng: np.random.Generator) -> Verdict:
-    """(f) The optimal linear predictor A* = Sigma_21 Sigma_11^{-1}, I for equal views (seed 001).
+    """(f) The optimal linear predictor A* = Sigma_21 Sigma_11^{-1}, I for equal views
+    (docs/theory.md claim (f)).
 
     The exact least-squares (``linear_byol``) gradient at A*, SimSiam's cosine gradient there, and
     A* for views that differ by noise uncorrelated with z1.
@@ -68,7 +69,7 @@ def optimal_linear_predictor(rng: np.random.Generator) -> Verdict:
             "A* = Sigma_21 Sigma_11^{-1}, Sigma_11 = E[z1 z1^T], Sigma_21 = E[z2 z1^T]; A* = I "
             "when the views are identical, and non-trivial augmentations make A* != I."
         ),
-        source="seed 001, SimSiam exercise (optimal linear predictor)",
+        source="docs/theory.md claim (f); SimSiam's E-step (Chen & He 2021, section 5)",
         verdict=decide(general, conditional),
         condition=(
             "the E-step is least squares (MSE) and Sigma_11 is invertible; not for the cosine "

@@ -40,7 +40,7 @@ def _hinge_factor(n: int, d: int, official: bool) -> sp.Expr:
 
 @claim("b", "VICReg variance-hinge gradient")
 def vicreg_hinge_gradient(rng: np.random.Generator) -> Verdict:
-    """(b) VICReg's hinge gradient dv/dz_bj = -(z_bj - zbar_j)/(d N sigma_j) (seed 001).
+    """(b) VICReg's hinge gradient dv/dz_bj = -(z_bj - zbar_j)/(d N sigma_j) (docs/theory.md (b)).
 
     The ratio of the derivative to the claimed expression, active hinge, for the seed's v(Z)
     (biased Var) and for the variance term of the official ``vicreg`` (unbiased Var, halved).
@@ -76,7 +76,7 @@ def vicreg_hinge_gradient(rng: np.random.Generator) -> Verdict:
             "Var_b(z^j) = (1/N) sum_b (z_bj - zbar_j)^2: dv(Z)/dz_bj = "
             "-(z_bj - zbar_j)/(d N sigma_j), pushing z_bj away from the batch mean."
         ),
-        source="seed 001, VICReg exercise (variance hinge gradient)",
+        source="docs/theory.md claim (b); VICReg (L7)",
         verdict=decide(general, conditional),
         condition="Var is the biased (1/N) estimator, as the seed defines it",
         corrected_statement=corrected,
@@ -102,7 +102,8 @@ def vicreg_hinge_gradient(rng: np.random.Generator) -> Verdict:
 
 @claim("g", "Barlow Twins off-diagonal vs VICReg covariance")
 def barlow_vicreg_ratio(rng: np.random.Generator) -> Verdict:
-    """(g) Barlow Twins' off-diagonal term / VICReg's covariance term = d((N-1)/N)^2 (seed 001).
+    """(g) Barlow Twins' off-diagonal term / VICReg's covariance term = d((N-1)/N)^2
+    (docs/theory.md claim (g)).
 
     Exact ratios of the ``barlow_twins`` and ``vicreg`` terms on batch-normalised rational batches
     with Z^A = Z^B, at four (N, d).
@@ -132,7 +133,7 @@ def barlow_vicreg_ratio(rng: np.random.Generator) -> Verdict:
             "sum_{i != j} [(Z^T Z/N)_ij]^2 and VICReg's covariance term "
             "(1/d) sum_{i != j} [(Z^T Z/(N-1))_ij]^2 differ by the factor d ((N-1)/N)^2 ~ d."
         ),
-        source="seed 001, unified-perspective exercise (b)",
+        source="docs/theory.md claim (g); Barlow Twins (L6), VICReg (L7)",
         verdict=decide(general, general),
         condition=None,
         corrected_statement=corrected,

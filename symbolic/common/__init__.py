@@ -1,7 +1,7 @@
 """Shared plumbing of the four packages, at the bottom of the import graph.
 
-It sits in ``symbolic`` because that package imports nothing of ours (DESIGN.md, "Packages and the
-direction of dependencies"), so ``dynamics``, ``empirical`` and ``reports`` can all use it without
+It sits in ``symbolic`` because that package imports nothing of ours (docs/conventions.md,
+"Layers"), so ``dynamics``, ``empirical`` and ``reports`` can all use it without
 a cycle. Each module has one job:
 
 - :mod:`~symbolic.common.cli`: exit codes, one-line errors, the argument parser and its help;

@@ -1,4 +1,4 @@
-"""Command-line conventions of every command of the toolkit (DESIGN.md "Command-line conventions").
+"""Command-line conventions of every command of the toolkit (docs/conventions.md "Commands").
 
 Exit status 0 on success, 2 on bad input with one line naming the bad value, 1 when a run fails
 (divergence, NaN, out of memory) with its cause, 130 when interrupted. No traceback for any of

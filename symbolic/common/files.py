@@ -1,11 +1,11 @@
 """Files the toolkit writes: atomically, with their debris cleaned, after checking where they go.
 
-DESIGN.md "Result schema": a result is written to a temporary file in the same folder, flushed to
-disk (fsync) and renamed over the target, so a reader never sees a half-written file and a crash
-leaves the previous version intact. The temporary file is named ``.NAME.<random>.tmp``; it is
-removed when the write fails, and :func:`remove_debris` removes the ones a killed process (kill -9,
-power loss) left behind. Files get the permissions an ordinary ``open(..., "w")`` would give them
-(0666 masked by the umask), not mkstemp's 0600.
+docs/conventions.md "Result files": a result is written to a temporary file in the same folder,
+flushed to disk (fsync) and renamed over the target, so a reader never sees a half-written file and
+a crash leaves the previous version intact. The temporary file is named ``.NAME.<random>.tmp``; it
+is removed when the write fails, and :func:`remove_debris` removes the ones a killed process
+(kill -9, power loss) left behind. Files get the permissions an ordinary ``open(..., "w")`` would
+give them (0666 masked by the umask), not mkstemp's 0600.
 """
 
 from __future__ import annotations

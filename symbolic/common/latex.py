@@ -1,6 +1,6 @@
 """Plain text made safe for LaTeX, for every table and document the toolkit writes."""
 
-LATEX_SPECIAL = {
+LATEX_ESCAPES = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
     "%": r"\%",
@@ -16,4 +16,4 @@ LATEX_SPECIAL = {
 
 def latex_escape(text: str) -> str:
     """Plain text made safe for LaTeX (the ten special characters)."""
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+    return "".join(LATEX_ESCAPES.get(ch, ch) for ch in text)

@@ -1,9 +1,9 @@
 """Provenance of every result the toolkit writes: what made it, with which parameters, on what code.
 
-DESIGN.md "Result schema": attributes hold the model or method, every parameter, seed, package
-version, git revision and creation time. It lives in ``symbolic`` because that package is the
-bottom of the import graph (DESIGN.md "Architecture"): ``dynamics``, ``empirical`` and ``reports``
-all import it, and it imports nothing of ours.
+docs/conventions.md "Result files": attributes hold the model or method, every parameter, seed,
+package version, git revision (of the repository root) and creation time. It lives in ``symbolic``
+because that package is the bottom of the import graph (docs/conventions.md "Layers"):
+``dynamics``, ``empirical`` and ``reports`` all import it, and it imports nothing of ours.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Writing result files (netCDF) by the schema: atomically, checked, never silently NaN.
 
-DESIGN.md "Result schema": a result is written to a temporary file in the same folder and renamed
-(:func:`symbolic.common.files.atomic_path`), so a reader never sees a half-written result. Before
-writing, :func:`symbolic.common.schema.check` refuses variables or dimensions the schema does not
-know, and non-finite values are refused unless the variable is declared to hold undefined values
-(NaN where a ratio has no meaning, e.g. the asymmetry of a W_p that collapsed to 0), which the
-file then lists in its attribute ``undefined_values``. The provenance attributes come from
+docs/conventions.md "Result files": a result is written to a temporary file in the same folder and
+renamed (:func:`symbolic.common.files.atomic_path`), so a reader never sees a half-written result.
+Before writing, :func:`symbolic.common.schema.check` refuses variables or dimensions the schema does
+not know, and non-finite values are refused unless the variable is declared to hold undefined values
+(NaN where a ratio has no meaning, e.g. the asymmetry of a W_p that collapsed to 0), which the file
+then lists in its attribute ``undefined_values``. The provenance attributes come from
 :func:`symbolic.common.provenance.provenance`.
 """
 

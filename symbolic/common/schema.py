@@ -1,10 +1,10 @@
 """The result schema shared by simulations (:mod:`dynamics`) and training runs (:mod:`empirical`).
 
-One xarray Dataset per run (DESIGN.md, "Result schema"; SPEC.md section 3). Dimensions: the axes
-along which a result progresses, ``time`` (flow time t = sum of learning rates), ``epoch`` and
-``step`` for training runs; ``mode`` (eigen index), ``row``/``col`` (stored matrices),
-``input``/``input_col`` (input-space matrices), ``component``; and one dimension per swept
-parameter or grid variable, which the writer of such a file declares (``extra_dims``).
+One xarray Dataset per run (docs/conventions.md, "Result files"; the observables of docs/theory.md
+section 3). Dimensions: the axes along which a result progresses, ``time`` (flow time t = sum of
+learning rates), ``epoch`` and ``step`` for training runs; ``mode`` (eigen index), ``row``/``col``
+(stored matrices), ``input``/``input_col`` (input-space matrices), ``component``; and one dimension
+per swept parameter or grid variable, which the writer of such a file declares (``extra_dims``).
 
 Every variable is listed in :data:`VARIABLES` with its long name and units (a report labels an
 axis without knowing who wrote the file) and, in :data:`CORE_DIMS`, the dimensions it ends with;

@@ -1,4 +1,4 @@
-"""The observables of SPEC section 3 against closed forms and numpy's own routines."""
+"""The observables of docs/theory.md section 3 against closed forms and numpy's own routines."""
 
 import numpy as np
 import pytest

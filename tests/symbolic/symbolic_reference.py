@@ -123,7 +123,7 @@ def liu(wp, z1, z2, c_inv=25.0, c_cov=1.0, k=8, standardize=True):
 
 
 def spectral(z1, z2):
-    """SPEC 1.11 with explicit pairs."""
+    """docs/theory.md (L11) with explicit pairs."""
     n = z1.shape[0]
     positive = -2.0 / n * sum(z1[i] @ z2[i] for i in range(n))
     negative = sum((z1[i] @ z2[j]) ** 2 for i in range(n) for j in range(n) if i != j)

@@ -1,4 +1,4 @@
-"""symbolic.claims: each verdict of SPEC section 4 and its corrected statement.
+"""symbolic.claims: each verdict of docs/theory.md section 4 and its corrected statement.
 
 The expected verdicts below are worked out by hand from the definitions (independent of the
 code that computes them); the corrected statements must carry the computed key expressions.
@@ -12,8 +12,8 @@ import pytest
 
 from symbolic import claims
 
-#: SPEC section 4's list of claims: each id and, in SPEC's words, what the claim is about.
-SPEC_SECTION_4 = {
+#: docs/theory.md section 4's list of claims: each id and, in its words, what the claim is about.
+THEORY_CLAIMS = {
     "a": "NT-Xent",
     "b": "VICReg variance hinge gradient",
     "c": "BatchNorm leakage",
@@ -147,12 +147,13 @@ def test_decide():
     assert claims.decide(False, False) == "false"
 
 
-def test_registry_lists_spec_section_4_in_order():
-    """Registered ids in SPEC's order (the families register b, g, c, j, ... out of order)."""
-    assert list(claims.CLAIMS) == list(SPEC_SECTION_4)
+def test_registry_lists_the_claims_in_the_order_of_the_theory():
+    """Registered ids in docs/theory.md's order (the families register b, g, c, j, ... out of
+    order)."""
+    assert list(claims.CLAIMS) == list(THEORY_CLAIMS)
     for claim_id, registered in claims.CLAIMS.items():
         assert registered.id == claim_id
-        missing = words(SPEC_SECTION_4[claim_id]) - words(registered.title)
+        missing = words(THEORY_CLAIMS[claim_id]) - words(registered.title)
         assert not missing, f"({claim_id}) title {registered.title!r} lacks {missing}"
         assert registered.check.__doc__, f"({claim_id}) has no docstring"
         assert registered.check.__doc__.startswith(f"({claim_id}) ")

@@ -126,7 +126,7 @@ def test_closed_matrix_forms_match_entrywise_gradient(name, hp):
 
 
 def test_sympy_matrix_calculus_is_not_trusted():
-    """DESIGN.md: MatrixSymbol calculus drops the weight decay of a sum of traces."""
+    """sympy's MatrixSymbol calculus drops the weight decay of a sum of traces."""
     checks = {c.form.label: c for c in matrix_forms.check_forms("linear_byol", 3, 2, eta=0.3)}
     assert checks["dL/dW_p"].error < 1e-12  # the hand-written closed form is right ...
     assert checks["dL/dW_p"].sympy_calculus.startswith("DISAGREES")  # ... sympy's is not
