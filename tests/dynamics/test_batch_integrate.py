@@ -1,5 +1,6 @@
 """The vectorised Runge-Kutta stepper against scipy's solve_ivp run column by column, closed-form
-blow-up and convergence times, and its torch back end against its numpy one."""
+blow-up and convergence times, its torch back end against its numpy one, and the settings it
+shares with the single-run integrator."""
 
 import math
 
@@ -9,7 +10,7 @@ from scipy.integrate import solve_ivp
 
 from dynamics.array_backend import backend
 from dynamics.batch_integrate import integrate_batch
-from dynamics.integrate import SaveAt, SolverSettings
+from dynamics.integrate import SaveAt, SolverSettings, integrate
 
 #: damped, driven-free oscillators x'' = -w^2 x - c x' with one (w, c) per column
 W = np.array([0.5, 1.0, 2.0, 3.0])
@@ -88,3 +89,26 @@ def test_backend_names():
     got = integrate_batch(oscillator, Y0, END, SOLVER, ARGS, xp=backend("torch:cuda"))
     np.testing.assert_allclose(got.y, ref.y, rtol=1e-10, atol=1e-12)
     assert math.isfinite(float(got.t.max()))
+
+
+def test_the_single_and_the_batched_integrator_take_the_same_settings_and_agree():
+    """One SolverSettings and one SaveAt drive both integrators: each column of the batch ends
+    where the single-run integrator (scipy's DOP853 stepped alone) ends."""
+    batch = integrate_batch(oscillator, Y0, END, SOLVER, ARGS)
+    for j in range(W.size):
+        one = {"w": W[j], "c": C[j]}
+        alone = integrate(lambda t, y, a=one: np.array(oscillator(t, y, a)), Y0[:, j], END, SOLVER)
+        assert alone.complete and alone.t[-1] == 10.0
+        np.testing.assert_allclose(batch.y[:, j], alone.y[-1], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="keeps the final state only"):
+        integrate_batch(oscillator, Y0, SaveAt.uniform(10.0, 5), SOLVER, ARGS)
+    with pytest.raises(ValueError, match="method='Radau' is not allowed"):
+        integrate_batch(oscillator, Y0, END, SolverSettings("Radau"), ARGS)
+
+
+def test_output_times_start_at_the_initial_state_and_increase():
+    np.testing.assert_array_equal(SaveAt.uniform(2.0, 5).times, [0.0, 0.5, 1.0, 1.5, 2.0])
+    with pytest.raises(ValueError, match="the first time is 0"):
+        SaveAt(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="increasing times"):
+        SaveAt(np.array([0.0, 2.0, 1.0]))
