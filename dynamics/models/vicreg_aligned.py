@@ -43,7 +43,8 @@ import numpy as np
 import xarray as xr
 
 from dynamics.models.base import Model, StateLayout
-from symbolic.common.options import ParameterError, param, validate
+from symbolic import losses
+from symbolic.common.options import ParameterError, param, require, validate
 from symbolic.common.schema import MODE, TIME
 
 
@@ -93,9 +94,9 @@ class VICRegAlignedParams:
         "largest)",
     )
     sigma2: float = param(0.5, "augmentation noise: X' = sigma^2 I", above=0)
-    sim_coeff: float = param(25.0, "invariance weight lambda (official 25)", above=0)
-    std_coeff: float = param(25.0, "variance weight mu (official 25)", at_least=0)
-    cov_coeff: float = param(1.0, "covariance weight nu (official 1)", at_least=0)
+    sim_coeff: float = losses.hyper_param("vicreg", "sim_coeff")  # > 0: __post_init__
+    std_coeff: float = losses.hyper_param("vicreg", "std_coeff")
+    cov_coeff: float = losses.hyper_param("vicreg", "cov_coeff")
     init: str = param(
         "aligned", "W(0): 'aligned' (diagonal, the closed form holds) or 'random'",
         choices=("aligned", "random"),
@@ -108,6 +109,9 @@ class VICRegAlignedParams:
 
     def __post_init__(self):
         validate(self)
+        require(
+            self.sim_coeff > 0, "sim_coeff", self.sim_coeff, "sim_coeff > 0 (std* divides by it)"
+        )
         parse_positive_list(self.x_spectrum, "x_spectrum")
 
 
