@@ -262,6 +262,23 @@ def test_report_replaces_an_earlier_report(tmp_path, inputs):
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
 
 
+def test_a_killed_build_leaves_debris_that_the_next_build_removes(tmp_path, inputs):
+    """A build killed while it composed (kill -9: no cleanup ran) leaves its temporary folder,
+    and a swap killed half-way the folder holding the previous report; the next build of the same
+    report removes both (symbolic.common.files: .NAME.*.tmp), other files stay."""
+    from reports.build import build
+
+    out = tmp_path / "r"
+    composing = tmp_path / ".r.x1y2z3.tmp"
+    (composing / "figures").mkdir(parents=True)
+    (composing / "report.md").write_text("half", encoding="utf-8")
+    (tmp_path / ".r.old.a1b2c3.tmp" / "r").mkdir(parents=True)
+    (tmp_path / ".other.q1w2e3.tmp").mkdir()  # another target's: not this build's to remove
+    build([str(inputs["sim"])], [], out, audit="none", title="after a kill")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.q1w2e3.tmp", "r"]
+    assert (out / "report.md").read_text(encoding="utf-8").startswith("# after a kill")
+
+
 def test_sources_table_lists_every_input(report, inputs):
     md = read_markdown_table((report / "tables" / "sources.md").read_text(encoding="utf-8"))
     assert list(md["id"]) == ["S1", "S2", "S3", "R1", "R2"]
