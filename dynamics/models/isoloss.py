@@ -28,7 +28,7 @@ named for); the Euclidean flow, du/dt = 2 alpha u^2 (1 - k u), is slowed by the 
 
 The model integrates the MATRIX flow of W; ``corr_eig_closed_form`` evaluates the per-mode
 solutions above from the eigenvalues of F(0) (the Euclidean one by inverting G by bisection), an
-independent check (docs/theory.md, "Euclidean BYOL and IsoLoss").
+independent check (docs/theory.md (D14)).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ follow-up analysis, so the modes are learned one after another, strongest first 
 
 The model integrates the MATRIX flow above in a random eigenbasis Q (seeded), not the scalar
 logistic equations: the closed form stored beside it (``lambda_mode_closed_form``) is an
-independent check, exact here (docs/theory.md, "Stepwise linear Barlow Twins").
+independent check, exact here (docs/theory.md (D13)).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ theta_j in (0, 1)) that keeps C_jj constant; rows are coupled only through the c
 which leaves each hinge's theta to its own row. The error this makes is at most ``band`` in std.
 
 ``std_closed_form`` is the piecewise-exponential solution above, an independent check of the
-aligned flow (docs/theory.md, "VICReg's aligned solution").
+aligned flow (docs/theory.md (D15)).
 
 The aligned point is a fixed point, not always the minimiser. Measured (tests/dynamics/
 test_closed_forms.py): at the official coefficients, X = diag(4, 2, 1, 0.5), sigma^2 = 0.5, the
