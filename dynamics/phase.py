@@ -34,7 +34,7 @@ from dynamics.simulate import RunSettings, check_size, simulate
 from dynamics.sweep import run_sweep
 from dynamics.sweep.run import check_sweep
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
-from symbolic.common.files import check_output_folder
+from symbolic.common.files import all_or_nothing, check_output_folder
 from symbolic.common.options import ParameterError
 from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
@@ -328,17 +328,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     shape = (args.tau, args.alpha_p, args.sigma2)
     paths: list[Path] = []
     try:
-        for name in todo:
-            if name == "flow":
-                ds = flow_data(lists["flow-eta"], *shape)
-            elif name == "line":
-                ds = line_data(lists["line-eta"], *shape)
-            elif name == "collapse":
-                ds = collapse_data(args.eta, args.alpha_ps, args.betas, args.sigma2, args.p0,
-                                   args.s0, args.tau0, args.t_end)  # fmt: skip
-            else:
-                ds = alignment_data(lists["align-eta"], args.dim, args.sigma2, args.align_t_end)
-            paths += write_figure(ds, args.out / f"phase_{name}")
+        with all_or_nothing(args.out):  # a failed figure takes back the files written before it
+            for name in todo:
+                if name == "flow":
+                    ds = flow_data(lists["flow-eta"], *shape)
+                elif name == "line":
+                    ds = line_data(lists["line-eta"], *shape)
+                elif name == "collapse":
+                    ds = collapse_data(args.eta, args.alpha_ps, args.betas, args.sigma2, args.p0,
+                                       args.s0, args.tau0, args.t_end)  # fmt: skip
+                else:
+                    ds = alignment_data(lists["align-eta"], args.dim, args.sigma2, args.align_t_end)
+                paths += write_figure(ds, args.out / f"phase_{name}")
     except ParameterError as err:
         raise UsageError(str(err)) from None
     if not args.quiet:

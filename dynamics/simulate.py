@@ -28,7 +28,7 @@ from dynamics.from_run import INITIAL, derive
 from dynamics.integrate import SaveAt, Solution, SolverSettings, integrate
 from dynamics.models.base import Model
 from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
-from symbolic.common.files import check_output_file
+from symbolic.common.files import all_or_nothing, check_output_file
 from symbolic.common.options import (
     ParameterError,
     add_options,
@@ -253,7 +253,10 @@ class Setup:
     def run(self, progress: bool = False) -> tuple[Solution, float]:
         start = time.perf_counter()
         saveat = self.saveat or self.settings.saveat
-        traj = run_model(self.model, self.settings.solver, saveat, progress)
+        # overflow on the way to a blow-up is what the integrator detects and reports (as
+        # "diverged at t=..."): numpy's warnings about it would only precede that line
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            traj = run_model(self.model, self.settings.solver, saveat, progress)
         return traj, time.perf_counter() - start
 
     def dataset(self, traj: Solution, wall_s: float) -> xr.Dataset:
@@ -433,16 +436,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         for line in summary_lines(model, ds):
             print(line)
-    write_netcdf(ds, args.out, undefined=undefined_of(ds))
-    if not args.quiet:
-        print(f"wrote {args.out}")
-    if args.plot:
-        # the report's quick-look figure, read from the file: only drawing imports reports
-        from reports.figures import write_quick_look
+    written = [args.out]
+    with all_or_nothing(args.out):  # a figure that cannot be written takes the result back
+        write_netcdf(ds, args.out, undefined=undefined_of(ds))
+        if args.plot:
+            # the report's quick-look figure, read from the file: only drawing imports reports
+            from reports.figures import write_quick_look
 
-        for path in write_quick_look(args.out):
-            if not args.quiet:
-                print(f"wrote {path}")
+            written += write_quick_look(args.out)
+    if not args.quiet:
+        for path in written:
+            print(f"wrote {path}")
     if not traj.complete:
         print(f"run failed: {failure_message(model, traj)} (partial result kept)", file=sys.stderr)
         return 1
@@ -452,11 +456,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
     """The simulation from the defaults, ``--config`` and the command line (or ``--from-run``)."""
     config = read_toml(args.config) if args.config else {}
-    config.pop("scenario", None)
-    from_run = getattr(args, "from_run", None) or config.pop("from_run", None)
-    initial = config.pop("from_run_initial", getattr(args, "initial", "run"))
-    names = {f.name for f in dataclasses.fields(scenario.params)}
     source = f"--config {args.config}"
+    written_for = config.pop("scenario", scenario.name)
+    if written_for != scenario.name:
+        raise UsageError(
+            f"{source}: written for scenario {written_for!r}, not {scenario.name} (run python -m "
+            f"dynamics.simulate {written_for} --config {args.config}, or remove its line "
+            "'scenario')"
+        )
+    in_config = config.pop("from_run", None)
+    from_run = getattr(args, "from_run", None) or in_config
+    initial = config.pop("from_run_initial", getattr(args, "initial", "run"))
+    if from_run is not None and scenario.name not in FROM_RUN:
+        raise UsageError(
+            f"{source}: from_run: {scenario.name} cannot be derived from a run (allowed: "
+            f"{', '.join(FROM_RUN)})"
+        )
+    if not isinstance(from_run, str | Path | None):
+        raise UsageError(f"{source}: option 'from_run' = {from_run!r} is not allowed: expected "
+                         "a path in quotes, e.g. from_run = \"runs/byol\"")  # fmt: skip
+    if initial not in INITIAL:
+        raise UsageError(f"{source}: option 'from_run_initial' = {initial!r} is not allowed: "
+                         f"{' or '.join(map(repr, INITIAL))}")  # fmt: skip
+    names = {f.name for f in dataclasses.fields(scenario.params)}
     model_part = {k: v for k, v in config.items() if k.replace("-", "_") in names}
     run_part = {k: v for k, v in config.items() if k not in model_part}
     if from_run is not None:

@@ -92,7 +92,10 @@ def _with_method_from_config(argv: list[str]) -> list[str]:
         raise UsageError("name a method to train (see --list)")
     method = read_toml(known.config).get("method")
     if not isinstance(method, str):
-        raise UsageError(f'--config {known.config}: names no method (method = "byol", ...)')
+        given = "no line 'method'" if method is None else f"method = {method!r}"
+        raise UsageError(
+            f'--config {known.config}: names no method ({given}; expected e.g. method = "byol")'
+        )
     return [known_method(method, f"--config {known.config}: "), *argv]
 
 

@@ -52,12 +52,21 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+#: errors only a write meets, in words (strerror's own words for the others)
+_WRITE_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+
+
 def _os_error_line(err: OSError) -> str:
-    """'cannot write PATH: Permission denied' style text for an OSError."""
+    """'cannot write PATH: no space left on the device' style text for an OSError."""
     path = err.filename or ""
+    if err.errno in _WRITE_ERRORS:
+        reason = _WRITE_ERRORS[err.errno]
+        return f"cannot write {path}: {reason}" if path else reason
     reason = err.strerror or str(err)
-    if err.errno == errno.ENOSPC:
-        return f"no space left on the device while writing {path}".rstrip()
     return f"{path}: {reason}" if path else reason
 
 

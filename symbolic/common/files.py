@@ -11,9 +11,13 @@ give them (0666 masked by the umask), not mkstemp's 0600.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +46,55 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+#: free bytes below which a writer's failure is put down to a full disk (HDF5 and torch's zip
+#: writer report ENOSPC as a RuntimeError without its errno)
+FULL_DISK_BYTES = 4 << 20
+#: the all-or-nothing groups open in this context (see :func:`all_or_nothing`)
+_GROUP: contextvars.ContextVar[list | None] = contextvars.ContextVar("file_group", default=None)
+
+
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    """Bytes an ordinary user may still write into ``folder``'s file system (None: unknown)."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def _write_error(err: BaseException, path: Path) -> BaseException:
+    """The error to report for a writer's failure on ``path``: an OSError naming ``path`` (not
+    the temporary file), ENOSPC for an unnamed failure on a full disk, else ``err`` itself."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return OSError(err.errno, err.strerror or os.strerror(err.errno), str(path))
+    if isinstance(err, Exception):
+        free = free_bytes(path.parent)
+        if free is not None and free < FULL_DISK_BYTES:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return err
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT back for the block and deliver it after (main thread only).
+
+    A KeyboardInterrupt raised inside a library's file lock (xarray's netCDF writer) leaves the
+    lock held, and closing the file then waits on it forever; the writers run with Ctrl-C held
+    back instead, and an interrupt that came meanwhile is raised again, to whatever handler was
+    installed, as soon as the write is over."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path``; on success it is fsynced and renamed to ``path``.
@@ -52,23 +105,88 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             ds.to_netcdf(tmp)
 
     On any exception (KeyboardInterrupt included) the temporary file is removed and the
-    exception propagates; ``path`` keeps its previous content.
+    exception propagates; ``path`` keeps its previous content. An OSError names ``path`` (not
+    the temporary file); a writer that fails otherwise on a full disk raises OSError ENOSPC.
+    Ctrl-C is held back while the block runs (:func:`interrupts_deferred`). In a folder with a
+    manifest (:mod:`symbolic.common.manifest`) the file's size and hash are recorded; inside
+    :func:`all_or_nothing` the write is undone if the group fails.
     """
+    from symbolic.common import manifest
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as err:
+        raise _write_error(err, path) from None
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
+        with interrupts_deferred():
+            yield tmp
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            manifest.record(tmp, path.name)
+            _keep_for_undo(path)
+            os.replace(tmp, path)
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
-        raise
+        reported = _write_error(err, path)
+        if reported is err:
+            raise
+        raise reported from err
     _fsync_folder(path.parent)
+
+
+def _keep_for_undo(path: Path) -> None:
+    """Inside :func:`all_or_nothing`: note ``path`` (and a hard link to its current version)
+    so that the group can undo the write."""
+    group = _GROUP.get()
+    if group is None:
+        return
+    backup, existed = None, path.exists()
+    if existed:
+        backup = path.with_name(f".{path.name}.{os.getpid()}.undo{TMP_SUFFIX}")
+        backup.unlink(missing_ok=True)
+        try:
+            os.link(path, backup)
+        except OSError:  # no hard links here: the old version cannot come back
+            backup = None
+    group.append((path, backup, existed))
+
+
+@contextlib.contextmanager
+def all_or_nothing(*places: str | os.PathLike) -> Iterator[None]:
+    """Files written with :func:`atomic_path` in the block stand or fall together.
+
+    A command that writes several files (a result and its figure) and fails on the second (a
+    full disk) leaves none of them: each written file is removed again, or its earlier version
+    put back, when the block raises; so are the folders of ``places`` (output files or folders)
+    that the block created and left empty.
+    """
+    made = {folder for place in places for folder in folders_to_make(place)}
+    made = sorted(made, key=lambda folder: -len(folder.parts))  # deepest first
+    group: list[tuple[Path, Path | None, bool]] = []
+    token = _GROUP.set(group)
+    try:
+        yield
+    except BaseException:
+        for path, backup, existed in reversed(group):
+            if backup is not None:
+                os.replace(backup, path)
+            elif not existed:
+                path.unlink(missing_ok=True)
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty: something else wrote into it
+                folder.rmdir()
+        raise
+    else:
+        for _, backup, _ in group:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+    finally:
+        _GROUP.reset(token)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -131,6 +249,15 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def _why_not(folder: Path) -> str:
+    """Why ``folder`` cannot be written into: a read-only file system or missing permission."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "read-only file system" if read_only else "permission denied"
+
+
 def _writable_folder(folder: Path, option: str, shown: Path) -> None:
     """UsageError unless ``folder`` exists as a writable folder or can be created."""
     existing = folder
@@ -141,7 +268,7 @@ def _writable_folder(folder: Path, option: str, shown: Path) -> None:
     if not existing.is_dir():
         raise UsageError(f"{option} {shown}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {shown}: cannot write into {existing} (permission denied)")
+        raise UsageError(f"{option} {shown}: cannot write into {existing} ({_why_not(existing)})")
     try:  # what access() cannot tell: a read-only file system, /proc, a full quota, root squash
         fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=TMP_SUFFIX, dir=existing)
     except OSError as err:

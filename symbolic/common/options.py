@@ -22,6 +22,7 @@ import functools
 import json
 import math
 import operator
+import stat
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -114,7 +115,8 @@ def validate(params: Any) -> None:
     """Check what the fields of the dataclass instance ``params`` declare with :func:`param`.
 
     First every float must be finite ("eta=nan is not allowed: must be finite"), then each field
-    must satisfy its bounds and choices, in field order; the first violation raises
+    must satisfy its bounds and choices, in field order (a number is not true or false, an
+    integer without an upper bound fits in 64 bits); the first violation raises
     ParameterError, e.g. "dim=0 is not allowed: an integer >= 1", "eta=-1.0 is not allowed:
     eta >= 0", "convention='x' is not allowed: 'code' or 'paper'", with the ``why`` text in
     parentheses after it. A value of None (an optional field left unset) is not checked.
@@ -132,10 +134,20 @@ def validate(params: Any) -> None:
         why = f" ({limits['why']})" if "why" in limits else ""
         kind, _ = _base_type(field, type(params))
         subject = "an integer" if kind is int else field.name
+        if kind in (int, float):
+            require(not isinstance(value, bool), field.name, value, f"{_TOML_KINDS[kind]}")
         for key, (symbol, holds) in _BOUNDS.items():
             if key in limits:
                 bound = limits[key]
                 require(holds(value, bound), field.name, value, f"{subject} {symbol} {bound}{why}")
+        if kind is int and isinstance(value, int) and "at_most" not in limits:
+            low = limits.get("at_least", -INT64_MAX - 1)
+            require(
+                low <= value <= INT64_MAX,
+                field.name,
+                value,
+                f"an integer from {low} to 2^63 - 1 (result files store 64-bit integers)",
+            )
         if "choices" in limits:
             *others, last = (repr(c) for c in limits["choices"])
             allowed = f"{', '.join(others)} or {last}" if others else last
@@ -259,25 +271,57 @@ def given(namespace: argparse.Namespace, cls: type) -> dict[str, Any]:
     return values
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The table of a TOML configuration file; UsageError naming the file and the problem."""
+#: the largest integer a result file stores (its attributes are 64-bit integers)
+INT64_MAX = 2**63 - 1
+#: what a path to a configuration file may be instead of a regular file, in words
+_NOT_REGULAR = {
+    stat.S_ISFIFO: "a named pipe",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISSOCK: "a socket",
+}
+
+
+def read_toml(path: str | Path, option: str = "--config") -> dict[str, Any]:
+    """The table of a TOML configuration file; UsageError naming the file and the problem.
+
+    Only a regular file is opened (a named pipe would block the command forever), and only
+    UTF-8 text (TOML's encoding) is read."""
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        mode = path.stat().st_mode
     except FileNotFoundError:
-        raise UsageError(f"--config {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--config {path}: is a folder, expected a TOML file") from None
+        raise UsageError(f"{option} {path}: no such file") from None
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot read it ({err.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{option} {path}: is a folder, expected a TOML file")
+    for test, what in _NOT_REGULAR.items():
+        if test(mode):
+            raise UsageError(f"{option} {path}: is {what}, expected a TOML file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        return tomllib.loads(text)
+    except UnicodeDecodeError as err:
+        raise UsageError(
+            f"{option} {path}: not a TOML file (byte {err.object[err.start]:#04x} at offset "
+            f"{err.start} is not UTF-8 text)"
+        ) from None
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"--config {path}: not valid TOML ({err})") from None
+        raise UsageError(f"{option} {path}: not valid TOML ({err})") from None
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot read it ({err.strerror})") from None
+
+
+_TOML_KINDS = {int: "an integer", float: "a number", str: "a text", bool: "true or false"}
 
 
 def from_mapping(cls: type, values: Mapping[str, Any], source: str) -> dict[str, Any]:
     """Option values from a mapping (a TOML table), checked against the fields of ``cls``.
 
     Keys are field names (``batch_size``) or option names (``batch-size``); an unknown key or a
-    value of the wrong type is a UsageError naming ``source`` and the key.
+    value of the wrong type (true or false where a number is expected, a text where a table is)
+    is a UsageError naming ``source``, the key and the value.
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     out = {}
@@ -287,16 +331,19 @@ def from_mapping(cls: type, values: Mapping[str, Any], source: str) -> dict[str,
             allowed = ", ".join(f.name for f in options_of(cls))
             raise UsageError(f"{source}: unknown option {key!r} (allowed: {allowed})")
         kind, optional = _base_type(fields[name], cls)
+        wrong = f"{source}: option {key!r} = {_toml_value(value)} is not allowed: expected"
         if value == "none" and optional:
             value = None
         elif kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        elif kind in (int, float, str, bool) and not isinstance(value, kind):
-            raise UsageError(
-                f"{source}: option {key!r} = {value!r} is not allowed: expected {kind.__name__}"
-            )
-        elif kind is bool and not isinstance(value, bool):
-            raise UsageError(f"{source}: option {key!r} = {value!r}: expected true or false")
+        elif kind in _TOML_KINDS and (
+            not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+        ):
+            raise UsageError(f"{wrong} {_TOML_KINDS[kind]}")
+        elif kind is dict and not isinstance(value, Mapping):
+            raise UsageError(f"{wrong} a table, e.g. {key} = {{ name = 1.0 }}")
+        elif kind in (list, tuple) and not isinstance(value, list):
+            raise UsageError(f"{wrong} an array, e.g. {key} = [1, 2]")
         out[name] = value
     return out
 
