@@ -63,6 +63,41 @@ def _open(path: Path) -> xr.Dataset:
         raise UsageError(f"--from-run {path}: not a readable netCDF file ({reason})") from None
 
 
+def _variable(ds: xr.Dataset, name: str, path: Path, what: str) -> np.ndarray:
+    """The values of variable ``name`` of ``ds`` as floats; UsageError naming what is missing."""
+    if name not in ds:
+        raise UsageError(
+            f"--from-run {path}: the file has no variable {name!r} ({what}); it is not a "
+            "complete file of python -m empirical.train"
+        )
+    return np.asarray(ds[name].values, dtype=float)
+
+
+def _square(values: np.ndarray, size: int, name: str, path: Path, of: str) -> np.ndarray:
+    """``values`` if it is a ``size`` x ``size`` matrix; UsageError naming the shapes else."""
+    if values.shape != (size, size):
+        raise UsageError(
+            f"--from-run {path}: {name} is {' x '.join(map(str, values.shape))}, expected "
+            f"{size} x {size} ({of}); the file belongs to another run"
+        )
+    return values
+
+
+def _run_params(attrs: dict, path: Path) -> dict[str, Any]:
+    """The run's options (attribute params_json); UsageError when it is missing or damaged."""
+    try:
+        params = params_from_attrs(attrs)
+    except KeyError:
+        raise UsageError(f"--from-run {path}: the file has no attribute 'params_json'") from None
+    except (TypeError, ValueError) as err:
+        raise UsageError(
+            f"--from-run {path}: its attribute params_json is not valid JSON ({err})"
+        ) from None
+    if not isinstance(params, dict):
+        raise UsageError(f"--from-run {path}: its attribute params_json is not a JSON object")
+    return params
+
+
 def _one_value(values: np.ndarray, what: str, run: Path) -> float:
     values = np.asarray(values, dtype=float)
     if values.size == 0 or not np.all(np.isfinite(values)):
@@ -82,6 +117,8 @@ def torch_like_init(rows: int, cols: int, rng: np.random.Generator) -> np.ndarra
 def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) -> Derived:
     """The parameters, inputs and output times of ``scenario`` derived from the run ``run``."""
     run = Path(run)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise UsageError(f"seed={seed!r} is not allowed: an integer from 0 to 2^63 - 1")
     path = run / RUN_FILE if run.is_dir() else run
     if not path.is_file():
         raise UsageError(f"--from-run {run}: no {RUN_FILE} (a folder of python -m empirical.train)")
@@ -97,22 +134,29 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
             f"it is predicted by {predicted_by}"
             if predicted_by != "none"
             else f"no linear-theory scenario predicts it (method {attrs.get('name')}, predictor "
-            f"{attrs.get('predictor_kind')}, linear {bool(attrs.get('predictor_linear'))})"
+            f"{attrs.get('predictor_kind')}, linear {bool(attrs.get('predictor_linear'))}: the "
+            "theory predicts a linear predictor W_p; train with --predictor linear)"
         )
         raise UsageError(f"--from-run {path}: the run cannot set up {scenario}: {why}")
     if "flow_time_undefined" in attrs:
         raise UsageError(f"--from-run {path}: {attrs['flow_time_undefined']}")
     if "wp" not in ds:
         raise UsageError(f"--from-run {path}: the run stored no W_p (its d > --wp-store-limit)")
-    run_params = params_from_attrs(attrs)
-    edges = np.concatenate([[0.0], np.asarray(ds["flow_time_step"].values, dtype=float)])
-    t_eval = np.asarray(ds["time"].values, dtype=float)
-    if t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0):
+    run_params = _run_params(attrs, path)
+    flow = _variable(ds, "flow_time_step", path, "the flow time after each step")
+    edges = np.concatenate([[0.0], flow])
+    t_eval = np.asarray(ds["time"].values, dtype=float) if "time" in ds.coords else np.zeros(0)
+    if t_eval.size < 2 or t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0):
         raise UsageError(f"--from-run {path}: its measurement times are not increasing from 0")
-    eta = _one_value(ds["eta_step"].values, "weight decay per unit flow time eta", path)
-    alpha_p = PiecewiseConstant(edges, np.asarray(ds["alpha_p_step"].values, dtype=float))
+    eta_steps = _variable(ds, "eta_step", path, "eta of each step")
+    eta = _one_value(eta_steps, "weight decay per unit flow time eta", path)
+    alpha_steps = _variable(ds, "alpha_p_step", path, "alpha_p of each step")
+    if not flow.size == eta_steps.size == alpha_steps.size:
+        raise UsageError(f"--from-run {path}: its per-step records differ in length")
+    alpha_p = PiecewiseConstant(edges, alpha_steps)
     wp0 = np.asarray(ds["wp"].values[0], dtype=float)
     d = wp0.shape[0]
+    _square(wp0, d, "W_p(0)", path, "a square predictor")
     convention = (
         f"the loss convention ({attrs.get('loss_directions', 1)} directions x scale "
         f"{attrs.get('loss_scale', 1.0)}: the run's flow time)"
@@ -128,27 +172,39 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
     params["stop_gradient"] = bool(loss_params.get("stop_gradient", True))
     inputs: dict[str, Any] = {"alpha_p": None if alpha_p.is_constant else alpha_p}
     if scenario == "linear_byol":
-        beta = PiecewiseConstant(edges, np.asarray(ds["beta_step"].values, dtype=float))
+        beta_steps = _variable(ds, "beta_step", path, "beta of each step")
+        if beta_steps.size != flow.size:
+            raise UsageError(f"--from-run {path}: its per-step records differ in length")
+        beta = PiecewiseConstant(edges, beta_steps)
         params["beta"] = float(beta.values[0])
         inputs["beta"] = None if beta.is_constant else beta
         matched.append("beta(t)")
     rng = np.random.default_rng(seed)
     if "w" in ds:
         w0 = np.asarray(ds["w"].values[0], dtype=float)
+        if w0.ndim != 2 or w0.shape[0] != d:
+            raise UsageError(
+                f"--from-run {path}: W(0) is {' x '.join(map(str, w0.shape))}, expected {d} "
+                "rows (the rows of W_p)"
+            )
         moments = path.parent / MOMENTS_FILE
         if not moments.is_file():
             raise UsageError(f"--from-run {run}: the linear run has no {MOMENTS_FILE} (X and X')")
         m = _open(moments)
-        params.update(input_dim=w0.shape[1], x_spectrum="measured", aug_spectrum="measured")
+        n = w0.shape[1]
+        of = f"the run's input dimension {n}, the columns of W"
+        params.update(input_dim=n, x_spectrum="measured", aug_spectrum="measured")
         inputs.update(
-            x_corr=np.asarray(m["x_corr"].values, dtype=float),
-            aug_cov=np.asarray(m["aug_cov"].values, dtype=float),
+            x_corr=_square(_variable(m, "x_corr", moments, "X"), n, "x_corr", moments, of),
+            aug_cov=_square(_variable(m, "aug_cov", moments, "X'"), n, "aug_cov", moments, of),
         )
         matched.append(
             f"X and X' ({MOMENTS_FILE}: {m.attrs.get('n_views')} views of "
             f"{m.attrs.get('n_images')} images through the run's augmentation)"
         )
         wa0 = np.asarray(ds["w_target"].values[0], dtype=float) if "w_target" in ds else w0
+        if wa0.shape != w0.shape:
+            raise UsageError(f"--from-run {path}: W_a(0) and W(0) differ in shape")
     else:
         params.update(input_dim=d)
         not_matched.append(

@@ -5,6 +5,11 @@ state dicts, the augmentation generator's state, every global RNG state (torch, 
 python), the epoch and step counters, the per-step record and the measurement history. It is
 written to a temporary file in the same folder and renamed
 (:func:`symbolic.common.files.atomic_path`), so the previous checkpoint survives a crash.
+
+The first checkpoint opts the run folder into a manifest (:mod:`symbolic.common.manifest`): the
+sizes and SHA-256 hashes of the checkpoint, ``measurements.nc`` and ``moments.nc`` as written,
+kept up to date by every later write. :func:`load_checkpoint` (``--resume``) checks them first and
+refuses a run whose files were cut short or changed since, naming the file.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 
 from empirical.record import from_storable, to_storable
+from symbolic.common import manifest
 from symbolic.common.cli import UsageError
 from symbolic.common.files import atomic_path
 from symbolic.common.options import resume_conflicts
@@ -59,10 +65,17 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+#: the files of a run folder that a resumed run builds on (or reports), checked on --resume
+RECORDED = (CHECKPOINT, "measurements.nc", "moments.nc")
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """torch.save to a temporary file beside ``path``, then rename over it (atomic)."""
+    """torch.save to a temporary file beside ``path``, then rename over it (atomic); the first
+    one starts the folder's manifest of :data:`RECORDED` files."""
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
+    if not manifest.manifest_of(Path(path).parent).exists():
+        manifest.start(Path(path).parent, RECORDED)
     return Path(path)
 
 
@@ -73,9 +86,16 @@ KEYS = ("config", "epoch", "step", "steps", "model", "optimizer", "generator", "
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load with ``weights_only=True`` onto the CPU.
 
-    ValueError naming the problem for an empty or truncated file, a file that is not a
-    checkpoint (not a dictionary), another format version, or missing entries.
+    ValueError naming the problem for a run folder whose recorded files were damaged since they
+    were written (:data:`RECORDED`), an empty or truncated file, a file that is not a checkpoint
+    (not a dictionary), another format version, or missing entries.
     """
+    try:
+        manifest.verify(Path(path).parent, RECORDED)
+    except ValueError as err:
+        raise ValueError(
+            f"the run folder is damaged: {err}; restore the file or train again into another --out"
+        ) from None
     if Path(path).stat().st_size == 0:
         raise ValueError("the file is empty")
     try:
