@@ -17,6 +17,7 @@ import xarray as xr
 from dynamics.models.base import Model
 from dynamics.models.eigenmodes import mode_fates
 from dynamics.observables import collapsed as is_collapsed
+from symbolic.common.schema import MODE
 
 
 def collapse_spectrum(model: Model, closed: dict[str, float], final: xr.Dataset) -> str:
@@ -32,7 +33,13 @@ def final_fates(model: Model, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray] |
     final, first = ds.isel(time=-1), ds.isel(time=0)
     kind = collapse_spectrum(model, closed, final)
     if kind == "wp" and "wp_eig_real" in final and "p_star_plus" in closed:
-        p = final["wp_eig_real"].values + 1j * final["wp_eig_imag"].values
+        # per mode: the mode's own p_j where the model has it (the sorted spectrum is per rank)
+        per_mode = "p" in final and final["p"].dims == (MODE,)
+        p = (
+            final["p"].values.astype(complex)
+            if per_mode
+            else final["wp_eig_real"].values + 1j * final["wp_eig_imag"].values
+        )
         sigma2 = getattr(model.params, "sigma2", 0.0)
         return mode_fates(p, closed["p_star_plus"], closed["p_star_minus"], sigma2)
     if "corr_eig" not in final:

@@ -24,7 +24,7 @@ import xarray as xr
 
 from reports.compare import Trajectory
 from symbolic.common.cli import UsageError
-from symbolic.common.schema import CORE_DIMS, EPOCH, MODE, PER_MODE_OPTIONAL, TIME, VARIABLES
+from symbolic.common.schema import EPOCH, TIME, VARIABLES, core_dims
 
 #: Parameters shown first when a source is described in a caption.
 KEY_PARAMS = (
@@ -317,9 +317,7 @@ def _check_variables(path: Path, ds: xr.Dataset, axis: str) -> None:
         if name not in VARIABLES or axis not in ds[name].dims:
             continue
         dims = ds[name].dims
-        core = CORE_DIMS.get(name, ())
-        if name in PER_MODE_OPTIONAL and dims[-1:] == (MODE,):
-            core = (MODE,)
+        core = core_dims(name, dims)
         want = (axis, *core)
         if dims != want:
             raise InputError(path, f"variable {name!r} has dims {dims}, expected {want}")

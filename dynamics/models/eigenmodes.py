@@ -24,7 +24,7 @@ import xarray as xr
 from dynamics import observables as obs
 from dynamics.models.base import Model, StateLayout
 from symbolic.common.options import ParameterError, param, require, validate
-from symbolic.common.schema import MODE, TIME
+from symbolic.common.schema import MODE, RANK, TIME
 
 
 def fixed_points(eta, tau, sigma2):
@@ -243,21 +243,22 @@ class EigenmodeModel(Model):
         c = invariant_constant(p0, s0, q.alpha_p)
         residual = s - p**2 / q.alpha_p - np.exp(-2 * q.eta * t)[:, None] * c
         p_plus, p_minus = fixed_points(q.eta, tau, q.sigma2)
-        dims = (TIME, MODE)
+        dims, ranked = (TIME, MODE), (TIME, RANK)
         ds = xr.Dataset(
             {
                 "p": (dims, p),
                 "s": (dims, s),
                 "tau": (dims, tau),
                 "invariant_residual": (dims, residual),
-                # the spectra in the schema's order; p, s, tau stay indexed by the mode itself
-                "wp_eig_real": (dims, obs.sort_spectrum(p)),
-                "wp_eig_imag": (dims, np.zeros_like(p)),
-                "corr_eig": (dims, obs.sort_spectrum((1 + q.sigma2) * s)),
+                # the spectra sorted, over their own dimension rank (symbolic.common.schema);
+                # p, s, tau stay indexed by the mode itself
+                "wp_eig_real": (ranked, obs.sort_spectrum(p)),
+                "wp_eig_imag": (ranked, np.zeros_like(p)),
+                "corr_eig": (ranked, obs.sort_spectrum((1 + q.sigma2) * s)),
                 "p_star_plus": (dims, np.nan_to_num(p_plus, nan=0.0)),
                 "p_star_minus": (dims, np.nan_to_num(p_minus, nan=0.0)),
             },
-            coords={TIME: t, MODE: np.arange(q.dim)},
+            coords={TIME: t, MODE: np.arange(q.dim), RANK: np.arange(q.dim)},
         )
         ds["p_star_plus"].attrs["note"] = "0 where eta > tau^2/(4(1+sigma^2)) (no such point)"
         ds["p_star_minus"].attrs["note"] = "0 where eta > tau^2/(4(1+sigma^2)) (no such point)"

@@ -59,6 +59,38 @@ def split(missing: np.ndarray, chunk: int) -> list[Unit]:
     return units
 
 
+def _short(value: Any) -> str:
+    """A value of a sweep description in a few words: an axis as "eta = 12 values from 0 to
+    0.3", a grid as its axes."""
+    if isinstance(value, list) and all(isinstance(v, list) and len(v) == 2 for v in value):
+        return ", ".join(f"{name} = {_short(values)}" for name, values in value)
+    numbers = isinstance(value, list) and all(isinstance(v, int | float) for v in value)
+    if numbers and len(value) > 4:
+        return f"{len(value)} values from {value[0]:g} to {value[-1]:g}"
+    return repr(value)
+
+
+def differences(saved: str | None, spec: dict[str, Any]) -> str:
+    """What differs between a stored sweep description (JSON text) and ``spec``, in words:
+    "grid: eta=0:0.3:12 stored, eta=0:0.3:13 now; params.beta: 1.0 stored, 0.5 now"."""
+    try:
+        before = json.loads(saved) if saved is not None else None
+    except ValueError:
+        before = None
+    if not isinstance(before, dict):
+        return "its description sweep.json is missing or unreadable"
+    now = json.loads(json.dumps(spec, sort_keys=True, default=str))
+    found = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            pairs = [(f"{key}.{k}", old.get(k), new.get(k)) for k in sorted(set(old) | set(new))]
+        else:
+            pairs = [(key, old, new)]
+        found += [f"{name}: {_short(a)} stored, {_short(b)} now" for name, a, b in pairs if a != b]
+    return "; ".join(found[:3]) or "the same options, written differently"
+
+
 class PartStore:
     """The parts folder ``OUT.parts/`` of the sweep described by ``spec`` (JSON-storable)."""
 
@@ -76,10 +108,12 @@ class PartStore:
                     f"{self.folder} holds an interrupted sweep: pass --resume to continue it "
                     "or delete the folder"
                 )
-            if stored and (not spec_file.exists() or spec_file.read_text() != self.spec):
+            saved = spec_file.read_text() if spec_file.exists() else None
+            if stored and saved != self.spec:
                 raise UsageError(
-                    f"--resume: {self.folder} belongs to a different sweep (scenario, "
-                    "parameters, grid or settings differ); delete it or change --out"
+                    f"--resume: {self.folder} belongs to a different sweep "
+                    f"({differences(saved, spec)}); rerun with its options, delete the folder "
+                    "or change --out"
                 )
             if not stored:  # nothing finished: this sweep starts it afresh
                 self._atomic(spec_file, lambda f: f.write(self.spec.encode()))

@@ -2,21 +2,25 @@
 
 One xarray Dataset per run (docs/conventions.md, "Result files"; the observables of docs/theory.md
 section 3). Dimensions: the axes along which a result progresses, ``time`` (flow time t = sum of
-learning rates), ``epoch`` and ``step`` for training runs; ``mode`` (eigen index), ``row``/``col``
-(stored matrices), ``input``/``input_col`` (input-space matrices), ``component``; and one dimension
-per swept parameter or grid variable, which the writer of such a file declares (``extra_dims``).
+learning rates), ``epoch`` and ``step`` for training runs; ``mode`` (eigen index), ``rank`` (place
+in a sorted spectrum), ``row``/``col`` (stored matrices), ``input``/``input_col`` (input-space
+matrices), ``component``; and one dimension per swept parameter or grid variable, which the
+writer of such a file declares (``extra_dims``).
 
 Every variable is listed in :data:`VARIABLES` with its long name and units (a report labels an
 axis without knowing who wrote the file) and, in :data:`CORE_DIMS`, the dimensions it ends with;
 its other dimensions must be axes or declared extra dimensions. :func:`check` refuses anything
 else, so a misspelt variable or a transposed array fails when it is written, not when it is read.
 
-Eigenvalue order, decided here once: ``wp_eig_real``/``wp_eig_imag`` (and every other spectrum
-over ``mode``) are sorted by decreasing real part, ties by decreasing imaginary part
-(:func:`dynamics.observables.sort_spectrum`), so for the real, non-negative spectra of the theory
-the order is by decreasing magnitude and readers never re-sort. The per-mode variables of the
-eigenmode model (``p``, ``s``, ``tau``, ``invariant_residual``) and of its sweeps (where
-``wp_eig_real`` is the final p_j next to ``mode_collapsed``) index ``mode`` by the mode itself.
+Eigenvalue order, decided here once: a spectrum (:data:`SPECTRA`: ``wp_eig_real``/
+``wp_eig_imag``, ``corr_eig``, ...) is sorted by decreasing real part, ties by decreasing
+imaginary part (:func:`dynamics.observables.sort_spectrum`), so for the real, non-negative spectra
+of the theory the order is by decreasing magnitude and readers never re-sort. Its dimension says
+which index it has: ``rank`` (0 = the largest) in a result that also holds variables per mode
+(the eigenmode model: ``p``, ``s``, ``tau``, ``invariant_residual``, ``mode_collapsed`` over
+``mode``), so that ``ds.sel(mode=j)`` is one mode in every variable; ``mode`` in the matrix models
+(whose modes are the ranks) and in the eigenmode sweeps, where ``wp_eig_real`` is the final p_j of
+mode j itself, unsorted, next to ``mode_collapsed``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ TIME = "time"
 EPOCH = "epoch"
 STEP = "step"
 MODE = "mode"
+RANK = "rank"
 ROW = "row"
 COL = "col"
 INPUT = "input"
@@ -36,7 +41,7 @@ COMPONENT = "component"
 #: dimensions along which a result progresses
 AXES = (TIME, EPOCH, STEP)
 #: dimensions with a fixed meaning
-KNOWN_DIMS = (*AXES, MODE, ROW, COL, INPUT, INPUT_COL, COMPONENT)
+KNOWN_DIMS = (*AXES, MODE, RANK, ROW, COL, INPUT, INPUT_COL, COMPONENT)
 
 #: name -> (long name, units). "1" marks a dimensionless quantity.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -223,6 +228,19 @@ CORE_DIMS: dict[str, tuple[str, ...]] = {
 #: variables stored per mode by some models and as one value by others (tau: per mode in the
 #: eigenmode models, <W_a, W>/||W||^2 in the matrix models)
 PER_MODE_OPTIONAL = ("tau",)
+#: sorted spectra: over ``rank`` where the result also has per-mode variables, else ``mode``
+SPECTRA = ("wp_eig_real", "wp_eig_imag", "wp_singular", "wp_sym_eig", "corr_eig", "fhat_eig")
+
+
+def core_dims(name: str, dims: tuple[str, ...]) -> tuple[str, ...]:
+    """The dimensions variable ``name`` with ``dims`` must end with (:data:`CORE_DIMS`, where a
+    per-mode-optional variable may end with ``mode`` and a spectrum with ``rank``)."""
+    core = CORE_DIMS.get(name, ())
+    if name in PER_MODE_OPTIONAL and dims and dims[-1] == MODE:
+        return (MODE,)
+    if name in SPECTRA and dims and dims[-1] == RANK:
+        return (RANK,)
+    return core
 
 
 class SchemaError(ValueError):
@@ -246,9 +264,7 @@ def check(ds: xr.Dataset, extra_dims: tuple[str, ...] = ()) -> None:
         if name not in VARIABLES:
             raise SchemaError(f"variable {name!r} is not in the schema (symbolic.common.schema)")
         dims = var.dims
-        core = CORE_DIMS.get(name, ())
-        if name in PER_MODE_OPTIONAL and dims and dims[-1] == MODE:
-            core = (MODE,)
+        core = core_dims(name, dims)
         if core and tuple(dims[-len(core) :]) != core:
             raise SchemaError(f"variable {name!r} has dims {dims}; it must end with {core}")
         stray = [d for d in dims[: len(dims) - len(core)] if d not in leading]
