@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     made = folders_to_make(out) if info.main else []
     try:
         return _train(args, cfg, info, device, out)
+    except OSError:  # a full disk before the first checkpoint: nothing to resume, nothing kept
+        if out.absolute() in made and not (out / CHECKPOINT).exists():
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:  # a run refused before it wrote anything leaves no empty folder behind
         remove_empty(made)
 

@@ -244,9 +244,24 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         tmp.rename(path)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:  # a full disk: named by its place in ``path``, not in the scratch
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _moved(err, tmp, path) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _moved(err: OSError, tmp: Path, path: Path) -> OSError:
+    """``err`` naming the file under ``path`` that it names under the scratch folder ``tmp``."""
+    name = Path(err.filename) if err.filename else None
+    if name is None:
+        shown = path
+    elif name.is_relative_to(tmp):
+        shown = path / name.relative_to(tmp)
+    else:
+        shown = name
+    return OSError(err.errno, err.strerror, str(shown))
 
 
 def _why_not(folder: Path) -> str:
