@@ -17,11 +17,13 @@ import dataclasses
 import gzip
 import importlib
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from symbolic.common.cli import run_main
 from tests.empirical.conftest import write_idx
@@ -242,6 +244,120 @@ CASES = [
     case("train-epochs", T, ["byol", "--epochs", "x"], "'x'"),
     case("train-config-missing", T, ["--config", "{dir}/none.toml"], "none.toml"),
     case("train-config-no-value", T, ["--config"], "--config"),  # was "train.py: error:"
+    # ------------------------------------------------ hostile configuration files (issue 24)
+    case("sim-config-dim-bool", S, ["linear_byol", "--config", "{cfg_dim_bool}"], "'dim' = true"),
+    case(
+        "sim-config-seed-huge",
+        S,
+        ["linear_byol", "--config", "{cfg_seed_huge}"],
+        "seed=1180591620717411303424 is not allowed: an integer from 0 to 2^63 - 1",
+    ),
+    case(
+        "sim-config-from-run-int",
+        S,
+        ["linear_byol", "--config", "{cfg_from_run_int}"],
+        "'from_run' = 5",
+    ),
+    case("sim-config-non-utf8", S, ["linear_byol", "--config", "{cfg_non_utf8}"], "byte 0xff"),
+    case("sim-config-netcdf", S, ["linear_byol", "--config", "{netcdf}"], "{netcdf}: not a TOML"),
+    case("sim-config-fifo", S, ["linear_byol", "--config", "{fifo}"], "{fifo}: is a named pipe"),
+    case("sim-config-device", S, ["linear_byol", "--config", "/dev/zero"], "character device"),
+    case(
+        "sim-config-other-scenario",
+        S,
+        ["linear_byol", "--config", "{cfg_eigenmodes}"],
+        "written for scenario 'eigenmodes', not linear_byol",
+    ),
+    case(
+        "sim-config-initial",
+        S,
+        ["linear_byol", "--config", "{cfg_initial}"],
+        "'from_run_initial' = 'both'",
+    ),
+    case(
+        "train-config-epochs-bool",
+        T,
+        ["--config", "{cfg_epochs_bool}", "--out", "r"],
+        "'epochs' = true is not allowed: expected an integer",
+    ),
+    case(
+        "train-config-loss-params",
+        T,
+        ["--config", "{cfg_loss_params}", "--out", "r"],
+        "'loss_params' = \"x\" is not allowed: expected a table",
+    ),
+    case("train-config-method-int", T, ["--config", "{cfg_method_int}"], "method = 5"),
+    case("train-config-out-int", T, ["--config", "{cfg_out_int}"], "'out' = 5"),
+    case("train-config-non-utf8", T, ["--config", "{cfg_non_utf8}"], "byte 0xff"),
+    case("train-config-fifo", T, ["--config", "{fifo}"], "{fifo}: is a named pipe"),
+    # ---------------------------------------- --from-run on incomplete or foreign runs (issue 24)
+    case(
+        "from-run-no-eta-step",
+        S,
+        ["linear_byol", "--from-run", "{run_no_eta_step}"],
+        "no variable 'eta_step'",
+    ),
+    case(
+        "from-run-no-flow-time",
+        S,
+        ["linear_byol", "--from-run", "{run_no_flow_time}"],
+        "no variable 'flow_time_step'",
+    ),
+    case(
+        "from-run-no-x-corr",
+        S,
+        ["linear_byol", "--from-run", "{run_no_x_corr}"],
+        "no variable 'x_corr'",
+    ),
+    case(
+        "from-run-moments-other-dim",
+        S,
+        ["linear_byol", "--from-run", "{run_other_dim}"],
+        "x_corr is 4 x 4, expected 6 x 6",
+    ),
+    case(
+        "from-run-params-json",
+        S,
+        ["linear_byol", "--from-run", "{run_bad_json}"],
+        "params_json is not valid JSON",
+    ),
+    case(
+        "from-run-seed-negative",
+        S,
+        ["linear_byol", "--from-run", "{run}", "--initial", "seed", "--seed", "-1"],
+        "seed=-1",
+    ),
+    case(
+        "from-run-mlp-predictor",
+        S,
+        ["linear_byol", "--from-run", "{run_mlp_predictor}"],
+        "train with --predictor linear",
+    ),
+    case(
+        "from-run-other-scenario",
+        S,
+        ["linear_simsiam", "--from-run", "{run}"],
+        "predicted by linear_byol",
+    ),
+    # ------------------------------------------------------- resumed damage (issue 24)
+    case(
+        "train-resume-measurements-truncated",
+        T,
+        ["--config", "{run_truncated}/config.toml", "--out", "{run_truncated}", "--resume"],
+        "{run_truncated}/measurements.nc: 5000 bytes",
+    ),
+    case(
+        "train-resume-checkpoint-changed",
+        T,
+        ["--config", "{run_changed}/config.toml", "--out", "{run_changed}", "--resume"],
+        "{run_changed}/checkpoint.pt: changed since it was written",
+    ),
+    case(
+        "sweep-resume-other-grid",
+        W,
+        ["eigenmodes", "--grid", "eta=0:0.3:13", "--out", "{sweep}/s.nc", "--resume"],
+        "grid: eta = 12 values from 0 to 0.3 stored, eta = 13 values from 0 to 0.3 now",
+    ),
     # ---------------------------------------------------------------- reports.build
     case("build-out-file", B, ["--audit", "none", "--out", "{file}"], "{file}"),
     case("build-out-read-only", B, ["--audit", "none", "--out", f"{READ_ONLY}/rep"], READ_ONLY),
@@ -321,7 +437,95 @@ def places(tmp_path_factory) -> dict[str, Path]:
             (folder / "checkpoint.pt").write_bytes(content)
         else:
             torch.save(content, folder / "checkpoint.pt")
+    configs = {
+        "cfg_dim_bool": "dim = true\n",
+        "cfg_seed_huge": f"seed = {2**70}\n",
+        "cfg_from_run_int": "from_run = 5\n",
+        "cfg_eigenmodes": 'scenario = "eigenmodes"\n',
+        "cfg_initial": 'from_run = "x"\nfrom_run_initial = "both"\n',
+        "cfg_epochs_bool": 'method = "byol"\nepochs = true\n',
+        "cfg_loss_params": 'method = "byol"\nloss_params = "x"\n',
+        "cfg_method_int": "method = 5\n",
+        "cfg_out_int": 'method = "byol"\nout = 5\n',
+    }
+    for name, text in configs.items():
+        paths[name] = root / f"{name}.toml"
+        paths[name].write_text(text)
+    paths["cfg_non_utf8"] = root / "non_utf8.toml"
+    paths["cfg_non_utf8"].write_bytes(b"dim = 3\n\xff\n")
+    paths["netcdf"] = root / "data.nc"
+    xr.Dataset({"x": ("t", np.zeros(3))}).to_netcdf(paths["netcdf"], engine="netcdf4")
+    paths["fifo"] = root / "pipe.toml"
+    os.mkfifo(paths["fifo"])
     return paths
+
+
+#: a tiny linear run (W on PCA coordinates, a linear predictor): what --from-run derives from
+LINEAR_RUN = (
+    "--backbone linear --input-dim 6 --projector none --predictor linear --loss linear_byol "
+    "--optimizer sgd --momentum 0 --lr-schedule constant --no-probes --train-subset 256 "
+    "--moments-images 128 --batch-size 64 --val-size 50 --eval-size 64 --workers 0 --quiet "
+    "--epochs 1"
+).split()
+
+
+def _rewrite(path: Path, change) -> None:
+    """Rewrite the netCDF file ``path`` as ``change(dataset)`` returns it (a damaged copy)."""
+    with xr.open_dataset(path) as ds:
+        changed = change(ds.load())
+    path.unlink()
+    changed.to_netcdf(path, engine="netcdf4")
+
+
+@pytest.fixture(scope="module")
+def runs(places) -> dict[str, Path]:
+    """A tiny linear training run, its damaged and foreign copies, an interrupted sweep."""
+    from dynamics.sweep.run import run_sweep
+    from empirical.train import main as train_main
+
+    root = places["dir"].parent / "runs"
+    run = root / "run"
+    argv = ["byol", "--data", f"fashion-mnist:{places['fashion']}", "--out", str(run)]
+    assert run_main(train_main, [*argv, *LINEAR_RUN]) == 0
+    copies = {"run": run}
+
+    def copy(name: str, file: str | None = None, change=None) -> Path:
+        folder = copies[name] = root / name
+        shutil.copytree(run, folder)
+        if change is not None:
+            _rewrite(folder / file, change)
+        return folder
+
+    copy("run_no_eta_step", "measurements.nc", lambda ds: ds.drop_vars("eta_step"))
+    copy("run_no_flow_time", "measurements.nc", lambda ds: ds.drop_vars("flow_time_step"))
+    copy("run_no_x_corr", "moments.nc", lambda ds: ds.drop_vars("x_corr"))
+    copy("run_other_dim", "moments.nc", lambda ds: ds.isel(input=slice(4), input_col=slice(4)))
+    copy("run_bad_json", "measurements.nc", lambda ds: ds.assign_attrs(params_json="{not json"))
+    copy(
+        "run_mlp_predictor",
+        "measurements.nc",
+        lambda ds: ds.assign_attrs(
+            matched_scenario="none", predictor_kind="mlp", predictor_linear=0
+        ),
+    )  # what a run with the default MLP predictor records (the rest is never read)
+    truncated = copy("run_truncated") / "measurements.nc"
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    changed = copy("run_changed") / "checkpoint.pt"
+    data = bytearray(changed.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped: the size is as recorded, the hash is not
+    changed.write_bytes(bytes(data))
+
+    copies["sweep"] = root / "sweep"
+
+    def stop_after_two(unit, seen=[]):  # noqa: B006 (a counter kept across calls)
+        seen.append(unit)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep("eigenmodes", ["eta=0:0.3:12"], out=copies["sweep"] / "s.nc", chunk=2,
+                  on_unit=stop_after_two)  # fmt: skip
+    return copies
 
 
 def listing(folder: Path) -> dict[str, int]:
@@ -351,9 +555,11 @@ def test_the_table_covers_every_command():
 
 
 @pytest.mark.parametrize("bad", CASES, ids=[c.id for c in CASES])
-def test_bad_input(bad: Case, places, tmp_path, monkeypatch, capsys):
+def test_bad_input(bad: Case, places, tmp_path, monkeypatch, capsys, request):
     monkeypatch.chdir(tmp_path)
     fill = {k: str(v) for k, v in places.items()}
+    if any("{run" in a or "{sweep}" in a for a in bad.argv):  # the training run costs seconds
+        fill.update({k: str(v) for k, v in request.getfixturevalue("runs").items()})
     argv = [a.format(**fill) for a in bad.argv]
     root = places["dir"].parent
     before = listing(root)

@@ -107,7 +107,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On any exception (KeyboardInterrupt included) the temporary file is removed and the
     exception propagates; ``path`` keeps its previous content. An OSError names ``path`` (not
     the temporary file); a writer that fails otherwise on a full disk raises OSError ENOSPC.
-    Ctrl-C is held back while the block runs (:func:`interrupts_deferred`). In a folder with a
+    Ctrl-C is held back while the block runs (:func:`interrupts_deferred`) and raised after it,
+    before the rename: an interrupted write leaves no file. In a folder with a
     manifest (:mod:`symbolic.common.manifest`) the file's size and hash are recorded; inside
     :func:`all_or_nothing` the write is undone if the group fails.
     """
@@ -122,14 +123,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        with interrupts_deferred():
+        with interrupts_deferred():  # an interrupt of the writer is raised here, after it
             yield tmp
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())
-            manifest.record(tmp, path.name)
-            _keep_for_undo(path)
-            os.replace(tmp, path)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        manifest.record(tmp, path.name)
+        _keep_for_undo(path)
+        os.replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         reported = _write_error(err, path)
