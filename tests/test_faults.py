@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from dynamics.simulate import RunSettings
 from dynamics.sweep import run as sweep_run
 from dynamics.sweep.run import run_sweep
 from symbolic.common.cli import run_main
@@ -400,3 +401,248 @@ def test_result_files_get_ordinary_permissions(tmp_path, capsys):
     for name in ("e.nc", "s.nc", "d.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
     assert ours(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------------ issue 24
+def run_in_process(module: str, argv: list[str], capsys) -> tuple[int, list[str]]:
+    """(exit status, non-empty stderr lines) of ``python -m MODULE ARGV`` in this process."""
+    import importlib
+
+    main = importlib.import_module(module).main
+    capsys.readouterr()
+    code = run_main(main, argv, prog=f"python -m {module}")
+    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def files_in(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*")}
+
+
+def mounted(folder: Path, options: str):
+    """Mount a tmpfs at ``folder`` (root only), or skip the test where mounting is refused."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MiB file system filled to about 97 KB free: a full disk."""
+    folder = tmp_path / "full"
+    mounted(folder, "size=2m")
+    try:
+        (folder / "fill").write_bytes(bytes(2_000_000))
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def a_simulation(tmp_path_factory) -> Path:
+    from dynamics.simulate import simulate
+    from symbolic.common.results import write_netcdf
+
+    path = tmp_path_factory.mktemp("sim") / "e.nc"
+    ds = simulate("eigenmodes", RunSettings(t_end=100, n_out=51))
+    write_netcdf(
+        ds,
+        path,
+        undefined=[n.strip() for n in ds.attrs.get("undefined_values", "").split(",") if n.strip()],
+    )
+    return path
+
+
+FULL_DISK_CASES = {
+    "simulate": ("dynamics.simulate", ["linear_byol", "--out", "{full}/x.nc", "--quiet"]),
+    "simulate-plot": (
+        "dynamics.simulate",
+        ["eigenmodes", "--n-out", "51", "--plot", "--out", "{full}/y.nc", "--quiet"],
+    ),
+    "phase": ("dynamics.phase", ["line", "--out", "{full}/ph", "--quiet"]),
+    "build": (
+        "reports.build",
+        ["--audit", "none", "--sim", "{sim}", "--out", "{full}/rep", "--quiet"],
+    ),
+    "train": (
+        "empirical.train",
+        [
+            "byol",
+            "--data",
+            "fashion-mnist:{fashion}",
+            "--epochs",
+            "1",
+            "--out",
+            "{full}/run",
+            *SMALL_RUN,
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", FULL_DISK_CASES)
+def test_a_full_disk_is_one_line_naming_the_path_and_leaves_nothing(
+    name, full_disk, a_simulation, fashion, capsys
+):
+    module, argv = FULL_DISK_CASES[name]
+    fill = {"full": full_disk, "sim": a_simulation, "fashion": fashion}
+    code, lines = run_in_process(module, [a.format(**fill) for a in argv], capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert "no space left on the device" in lines[0] and f"cannot write {full_disk}/" in lines[0]
+    assert files_in(full_disk) == {"fill": 2_000_000}, "a file was left on the full disk"
+
+
+def test_a_read_only_file_system_is_not_called_permission_denied(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    mounted(folder, "size=1m,ro")
+    try:
+        code, lines = run_in_process(
+            "dynamics.simulate", ["eigenmodes", "--out", str(folder / "x.nc")], capsys
+        )
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+    assert code == 2 and len(lines) == 1, lines
+    assert f"cannot write into {folder} (read-only file system)" in lines[0]
+
+
+def test_an_unnamed_writer_failure_on_a_full_disk_is_reported_as_such(
+    tmp_path, monkeypatch, capsys
+):
+    """HDF5 reports ENOSPC as "RuntimeError: NetCDF: HDF error": with no space left in the
+    folder, that is a full disk, named by the result's path (not the temporary file's)."""
+    from symbolic.common import files
+
+    def half_written(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x89HDF half a file")
+        raise RuntimeError("NetCDF: HDF error")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", half_written)
+    monkeypatch.setattr(files, "free_bytes", lambda folder: 0)
+    out = tmp_path / "x.nc"
+    code, lines = run_in_process("dynamics.simulate", ["eigenmodes", "--out", str(out)], capsys)
+    assert code == 2 and lines == [
+        f"python -m dynamics.simulate: error: cannot write {out}: no space left on the device"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_figure_that_cannot_be_written_takes_its_result_back(tmp_path, monkeypatch, capsys):
+    """--plot: the .nc is written first; the figure fails (ENOSPC): the earlier version of the
+    .nc is back in place and no new file stays."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    out = tmp_path / "y.nc"
+    out.write_bytes(b"the previous result")
+
+    def no_space(self, fname, *args, **kwargs):
+        Path(fname).write_bytes(b"%PDF-1.4 cut")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", no_space)
+    argv = ["eigenmodes", "--n-out", "51", "--plot", "--quiet", "--out", str(out)]
+    code, lines = run_in_process("dynamics.simulate", argv, capsys)
+    assert code == 2 and len(lines) == 1 and f"cannot write {tmp_path}/y." in lines[0], lines
+    assert "no space left on the device" in lines[0]
+    assert files_in(tmp_path) == {"y.nc": len(b"the previous result")}
+    assert out.read_bytes() == b"the previous result"
+
+
+WRITER = """
+import sys
+import numpy as np
+import xarray as xr
+from symbolic.common.cli import run_main
+from symbolic.common.results import write_netcdf
+
+def main(argv):
+    wp = np.random.default_rng(0).standard_normal((2000, 100, 100))  # 160 MB
+    ds = xr.Dataset({"wp": (("time", "row", "col"), wp)}, coords={"time": np.arange(2000.0)})
+    write_netcdf(ds, sys.argv[1])
+    return 0
+
+sys.exit(run_main(main, prog="writer"))
+"""
+
+
+def test_sigint_during_a_netcdf_write_neither_hangs_nor_leaves_a_temporary_file(tmp_path):
+    """Ctrl-C pressed again and again while a large result is written: xarray's file lock must
+    not be left held by a KeyboardInterrupt (closing the file then waited on it forever)."""
+    out = tmp_path / "big.nc"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(out)],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # not inherited ignored
+    )
+    try:
+        wait_for(lambda: list(tmp_path.glob(".big.nc.*.tmp")), 120, proc, 0.001)
+        while proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+            if proc.poll() is None and not list(tmp_path.glob(".big.nc.*.tmp")):
+                break  # the write is over: its interrupt follows
+        _, err = proc.communicate(timeout=300)  # a deadlock never ends
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["writer: interrupted"]
+    assert list(tmp_path.iterdir()) == [], "the interrupted write left a file"
+
+
+def test_a_diverging_simulation_says_so_in_one_line_without_warnings(tmp_path):
+    proc = python_m("dynamics.simulate", "linear_byol", "--eta", "1e300", "--quiet",
+                    "--out", str(tmp_path / "x.nc"))  # fmt: skip
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert len(err.strip().splitlines()) == 1 and "run failed: diverged at t=0" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_names_a_damaged_file_and_accepts_its_previous_version(tmp_path):
+    from symbolic.common import manifest
+    from symbolic.common.files import write_text
+
+    write_text(tmp_path / "a.txt", "first version\n")
+    manifest.start(tmp_path, ["a.txt", "absent.txt"])
+    assert manifest.damage(tmp_path) == []
+    write_text(tmp_path / "a.txt", "second version\n")  # recorded by the atomic write itself
+    assert manifest.damage(tmp_path) == []
+    # killed between the record and the rename: the file is the previous version, whole
+    pending = tmp_path / ".a.txt.x.tmp"
+    pending.write_text("third version\n")
+    manifest.record(pending, "a.txt")
+    pending.unlink()
+    assert manifest.damage(tmp_path) == []
+    (tmp_path / "a.txt").write_text("second\n")  # cut short behind the writer's back
+    assert manifest.damage(tmp_path) == [f"{tmp_path}/a.txt: 7 bytes, 14 or 15 when it was written"]
+    (tmp_path / "a.txt").write_text("first Version\n")  # same size as a record, other bytes
+    assert manifest.damage(tmp_path) == [
+        f"{tmp_path}/a.txt: changed since it was written (its SHA-256 differs)"
+    ]
+    (tmp_path / "a.txt").unlink()
+    with pytest.raises(ValueError, match="a.txt: missing"):
+        manifest.verify(tmp_path)
+
+
+def test_eigenmode_results_index_mode_by_the_mode_and_sorted_spectra_by_rank():
+    """ds.sel(mode=j) is mode j in every variable; the sorted spectra have their own dimension
+    (rank 0 = the largest), and the fates are read per mode from p_j (not from the sorted
+    spectrum): a mode ends collapsed exactly where its own p_j ends near 0."""
+    from dynamics.simulate import simulate
+
+    ds = simulate("eigenmodes", RunSettings(t_end=150, n_out=51), eta=0.1)
+    assert ds["p"].dims == ds["s"].dims == ("time", "mode")
+    assert ds["wp_eig_real"].dims == ds["corr_eig"].dims == ("time", "rank")
+    p, s = ds["p"].values, ds["s"].values
+    np.testing.assert_array_equal(ds["wp_eig_real"].values, -np.sort(-p, axis=1))
+    np.testing.assert_allclose(ds["corr_eig"].values, -np.sort(-(1 + 0.5) * s, axis=1))
+    final = np.abs(p[-1])
+    collapsed = ds["mode_collapsed"].values.astype(bool)
+    assert 0 < collapsed.sum() < collapsed.size  # both fates occur: the check can fail
+    assert np.all(final[collapsed] < 0.01) and np.all(final[~collapsed] > 0.1)
+    assert not np.array_equal(p[-1], ds["wp_eig_real"].values[-1])  # the two orders differ
