@@ -30,13 +30,14 @@ import xarray as xr
 
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
-from dynamics.simulate import RunSettings, check_size, simulate
+from dynamics.simulate import RunSettings, memory_needed, simulate
 from dynamics.sweep import run_sweep
 from dynamics.sweep.run import check_sweep
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
 from symbolic.common.files import all_or_nothing, check_output_folder
 from symbolic.common.options import ParameterError
 from symbolic.common.provenance import provenance
+from symbolic.common.resources import check_memory
 from symbolic.common.results import write_netcdf
 from symbolic.common.schema import KNOWN_DIMS
 
@@ -94,7 +95,8 @@ def check_options(args) -> dict[str, list[float]]:
         align = RunSettings(t_end=args.align_t_end)
         for eta in lists["align-eta"]:
             params = LinearBYOLParams(dim=args.dim, input_dim=args.dim, sigma2=args.sigma2, eta=eta)
-        check_size(LinearBYOLModel, params, align.n_out)
+        needed = memory_needed(LinearBYOLModel, params, align.n_out)
+        check_memory(needed, f"--dim {args.dim} (alignment runs of {args.dim} x {args.dim})")
     except ParameterError as err:
         raise UsageError(str(err)) from None
     check_output_folder(args.out)

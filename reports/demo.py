@@ -111,8 +111,12 @@ def validate(args) -> tuple[Path, Path]:
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise UsageError(f"--methods {unknown[0]!r}: unknown; known methods: {', '.join(METHODS)}")
-    if args.epochs < 1 or args.train_subset < 128:
-        raise UsageError("--epochs must be >= 1 and --train-subset >= 128 (one batch)")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs} is not allowed: an integer >= 1")
+    if args.train_subset < 128:
+        raise UsageError(
+            f"--train-subset {args.train_subset} is not allowed: an integer >= 128 (one batch)"
+        )
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: must be >= 0")
     if args.audit not in ("auto", "none") and not Path(args.audit).is_file():

@@ -152,10 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids = [c.strip() for c in args.claims.split(",") if c.strip()]
     unknown = [c for c in ids if c not in claims.CLAIMS]
     if unknown or not ids:
-        raise UsageError(
-            f"--claims {args.claims!r}: unknown claim id {unknown[0] if unknown else '(none)'!r} "
-            f"(known: {', '.join(claims.CLAIMS)})"
-        )
+        what = f"unknown claim id {unknown[0]!r}" if unknown else "names no claim id"
+        raise UsageError(f"--claims {args.claims!r}: {what} (known: {', '.join(claims.CLAIMS)})")
     if not 0 <= args.seed <= MAX_SEED:
         raise UsageError(f"--seed {args.seed} is not allowed: an integer >= 0 and <= {MAX_SEED}")
     if args.out is not None:

@@ -358,6 +358,21 @@ CASES = [
         ["eigenmodes", "--grid", "eta=0:0.3:13", "--out", "{sweep}/s.nc", "--resume"],
         "grid: eta = 12 values from 0 to 0.3 stored, eta = 13 values from 0 to 0.3 now",
     ),
+    # ------------------------------------------ messages that named no value (issue 24)
+    case(
+        "phase-alignment-dim",
+        P,
+        ["alignment", "--dim", "100000", "--out", "ph"],
+        "--dim 100000 (alignment runs of 100000 x 100000)",
+    ),
+    case("audit-claims-empty", A, ["--claims", ","], "--claims ',': names no claim id"),
+    case("demo-epochs-0", M, ["--epochs", "0", "--out", "rep"], "--epochs 0 is not allowed"),
+    case(
+        "demo-train-subset",
+        M,
+        ["--train-subset", "10", "--out", "rep"],
+        "--train-subset 10 is not allowed: an integer >= 128",
+    ),
     # ---------------------------------------------------------------- reports.build
     case("build-out-file", B, ["--audit", "none", "--out", "{file}"], "{file}"),
     case("build-out-read-only", B, ["--audit", "none", "--out", f"{READ_ONLY}/rep"], READ_ONLY),
