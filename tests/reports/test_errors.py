@@ -172,7 +172,7 @@ def test_demo_rejects_bad_options_before_running_anything(tmp_path, capsys):
 
     code = run_main(demo.main, ["--out", str(tmp_path / "r"), "--epochs", "0"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "--epochs must be >= 1" in err[0]
+    assert code == 2 and len(err) == 1 and "--epochs 0 is not allowed: an integer >= 1" in err[0]
     assert list(tmp_path.iterdir()) == []
 
 
