@@ -464,17 +464,13 @@ def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
             f"dynamics.simulate {written_for} --config {args.config}, or remove its line "
             "'scenario')"
         )
+    for key in ("from_run", "moments_file", "init_file"):  # paths: texts in the file
+        if not isinstance(config.get(key, ""), str):
+            raise UsageError(f"{source}: option {key!r} = {config[key]!r} is not allowed: "
+                             f"expected a path in quotes, e.g. {key} = \"runs/x\"")  # fmt: skip
     in_config = config.pop("from_run", None)
     from_run = getattr(args, "from_run", None) or in_config
     initial = config.pop("from_run_initial", getattr(args, "initial", "run"))
-    if from_run is not None and scenario.name not in FROM_RUN:
-        raise UsageError(
-            f"{source}: from_run: {scenario.name} cannot be derived from a run (allowed: "
-            f"{', '.join(FROM_RUN)})"
-        )
-    if not isinstance(from_run, str | Path | None):
-        raise UsageError(f"{source}: option 'from_run' = {from_run!r} is not allowed: expected "
-                         "a path in quotes, e.g. from_run = \"runs/byol\"")  # fmt: skip
     if initial not in INITIAL:
         raise UsageError(f"{source}: option 'from_run_initial' = {initial!r} is not allowed: "
                          f"{' or '.join(map(repr, INITIAL))}")  # fmt: skip
