@@ -34,12 +34,6 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from symbolic.common.cli import UsageError
 
-# torchvision 0.29 marks its image decoders deprecated in favour of TorchCodec, which is not a
-# dependency of this package; decode_jpeg is still the documented libjpeg-turbo / nvJPEG decoder.
-warnings.filterwarnings(
-    "ignore", message="The image decoding and encoding capabilities of TorchVision"
-)
-
 #: the longest side kept, relative to the shorter (4:3, the usual photograph; wider images lose
 #: the ends of their longer side)
 MAX_ASPECT = 4 / 3
@@ -64,10 +58,18 @@ def auto_workers(processes: int) -> int:
     return max(1, (cores or 1) // max(1, processes) - 1)
 
 
+def jpeg_decoded(data, device="cpu"):
+    """``torchvision.io.decode_jpeg`` to RGB. torchvision 0.29 marks its decoders deprecated in
+    favour of TorchCodec, not a dependency here; decode_jpeg is still libjpeg-turbo / nvJPEG."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities")
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+
+
 def decode_bytes(data: torch.Tensor) -> torch.Tensor:
     """RGB uint8 (3, H, W) of an encoded image (a uint8 tensor of the file's bytes)."""
     try:
-        return decode_jpeg(data, mode=ImageReadMode.RGB)
+        return jpeg_decoded(data)
     except RuntimeError:  # not a JPEG libjpeg reads: PIL (raises one of UNREADABLE)
         with Image.open(io.BytesIO(data.numpy().tobytes())) as img:
             rgb = torch.from_numpy(np.asarray(img.convert("RGB")).copy())
@@ -177,7 +179,7 @@ class FolderImages(torch.utils.data.Dataset):
         :meth:`__getitem__`."""
         data = [it[0] for it in items]
         try:
-            images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+            images = jpeg_decoded(data, device)
         except RuntimeError:
             images = [None] * len(items)
         side, canvases, sizes, skipped = canvas_side(self.load_size), [], [], []

@@ -199,3 +199,15 @@ def test_measurements_run_in_fp32_outside_the_training_autocast(fashion_dir, tmp
     assert train("byol", tmp_path / "r", fashion_dir, "--precision", "bf16", "--no-probes") == 0
     assert seen["train"] and all(seen["train"])
     assert seen["measure"] and not any(seen["measure"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_linear_backbone_fits_its_pca_from_device_batches():
+    """The PCA of batches on the GPU equals the one of the same batches on the CPU."""
+    from empirical.backbones import LinearEncoder
+
+    x = torch.randn(4, 64, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    on_cpu, on_gpu = LinearEncoder(36, 5, 3), LinearEncoder(36, 5, 3).cuda()
+    on_cpu.fit(iter(x))
+    on_gpu.fit(iter(x.cuda()))
+    assert torch.allclose(on_gpu.pca_components.cpu(), on_cpu.pca_components, atol=1e-5)
