@@ -65,19 +65,14 @@ def make_views(cfg, normalize: augment.Normalize, generator: torch.Generator):
 def eval_view(images: torch.Tensor, size: int, normalize: augment.Normalize) -> torch.Tensor:
     """The un-augmented input: central ``size`` square (Resize 256 + CenterCrop 224 for folder
     data), resized to ``size`` when smaller, normalised (channels_last on CUDA)."""
-    x = augment.to_unit(images)
-    side = x.shape[-1]
-    if side > size:
-        o = (side - size) // 2
-        x = x[..., o : o + size, o : o + size]
-    x = normalize(augment.center_resize(x, size))
+    x = normalize(augment.center_resize(augment.central_square(images, size), size))
     return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
 
 
 def eval_batches(split: Split, n: int, cfg, view: Callable, device) -> Iterator[torch.Tensor]:
     """Un-augmented, normalised inputs of the first ``n`` images of ``split``."""
     bs = max(256, cfg.batch_size)
-    for images, _ in split.head(n).all_batches(bs, cfg.workers, device):
+    for images, _ in split.head(n).all_batches(bs, device):
         yield view(images)
 
 

@@ -10,8 +10,9 @@ batched tensor would share one draw across the batch).
 
 Conventions and deviations, stated: crops are resampled bilinearly with ``grid_sample`` (no
 antialiasing when a crop is shrunk); for one-channel images (Fashion-MNIST) saturation, hue and
-grayscale are the identity; crops come from the image the loader delivers (for folder data, the
-central square resized to ``load_size``, see :mod:`empirical.data`).
+grayscale are the identity; crops come from the whole image the loader delivers (for folder data,
+its shorter side resized to ``load_size``, on a canvas, see :mod:`empirical.images`). No operation
+synchronises with the host: each runs on the whole batch and is kept where the sample drew it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from empirical.images import MAX_ASPECT
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL and torchvision
 
@@ -58,8 +61,8 @@ def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> t
 
 def sample_crop_boxes(
     n: int,
-    height: int,
-    width: int,
+    height: int | torch.Tensor,
+    width: int | torch.Tensor,
     scale: tuple[float, float],
     ratio: tuple[float, float],
     gen: torch.Generator,
@@ -70,8 +73,12 @@ def sample_crop_boxes(
 
     Area fraction ~ U(scale), log aspect ~ U(log ratio); the first of ``attempts`` draws that fits
     is kept, otherwise the central crop with the aspect clamped to ``ratio``. Offsets are uniform
-    over the positions where the box fits.
+    over the positions where the box fits. ``height`` and ``width`` are the image's, or one per
+    sample (float tensors, for images of different sizes on one canvas, :mod:`empirical.data`).
     """
+    per_sample = isinstance(height, torch.Tensor)
+    if per_sample:
+        height, width = height.view(n, 1), width.view(n, 1)
     area = height * width
     target = area * _uniform(n * attempts, *scale, gen, device).view(n, attempts)
     log_r = _uniform(n * attempts, math.log(ratio[0]), math.log(ratio[1]), gen, device)
@@ -83,18 +90,25 @@ def sample_crop_boxes(
     rows = torch.arange(n, device=device)
     w, h, ok = w[rows, first], h[rows, first], fits.any(dim=1)
     # Fallback: whole image, aspect clamped to the ratio range (torchvision's rule).
-    in_ratio = width / height
-    if in_ratio < ratio[0]:
-        fw, fh = width, round(width / ratio[0])
-    elif in_ratio > ratio[1]:
-        fw, fh = round(height * ratio[1]), height
+    if per_sample:
+        height, width = height.view(n), width.view(n)
+        in_ratio = width / height
+        fw = torch.where(in_ratio > ratio[1], torch.round(height * ratio[1]), width)
+        fh = torch.where(in_ratio < ratio[0], torch.round(width / ratio[0]), height)
+        w, h = torch.where(ok, w, fw), torch.where(ok, h, fh)
     else:
-        fw, fh = width, height
-    w = torch.where(ok, w, torch.full_like(w, fw))
-    h = torch.where(ok, h, torch.full_like(h, fh))
+        in_ratio = width / height
+        if in_ratio < ratio[0]:
+            fw, fh = width, round(width / ratio[0])
+        elif in_ratio > ratio[1]:
+            fw, fh = round(height * ratio[1]), height
+        else:
+            fw, fh = width, height
+        w = torch.where(ok, w, torch.full_like(w, fw))
+        h = torch.where(ok, h, torch.full_like(h, fh))
     u = torch.rand(2, n, generator=gen, device=device)
-    x0 = torch.floor(u[0] * (width - w + 1)).clamp(max=width - w)
-    y0 = torch.floor(u[1] * (height - h + 1)).clamp(max=height - h)
+    x0 = torch.minimum(torch.floor(u[0] * (width - w + 1)), width - w)
+    y0 = torch.minimum(torch.floor(u[1] * (height - h + 1)), height - h)
     return torch.stack([x0, y0, w, h], dim=1)
 
 
@@ -214,22 +228,62 @@ def blur_kernel_size(size: int) -> int:
     return max(3, 2 * int(0.05 * size) + 1)
 
 
-def _apply(x: torch.Tensor, mask: torch.Tensor, fn, *args) -> torch.Tensor:
-    """Apply ``fn`` to the samples where ``mask`` holds, leave the others untouched."""
-    idx = torch.nonzero(mask, as_tuple=True)[0]
-    if idx.numel() == 0:
-        return x
-    x = x.clone()
-    x[idx] = fn(x[idx], *(a[idx] for a in args))
+def _where(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` for the samples where ``mask`` holds, ``old`` for the others (no host sync)."""
+    return torch.where(mask.view(-1, 1, 1, 1), new, old)
+
+
+def _affine_jitter(x, op, active, factor) -> torch.Tensor:
+    """Brightness (op 0), contrast (1) or saturation (2) with each sample's own ``op`` and
+    ``factor`` where ``active``, the identity elsewhere, as one expression:
+    clip(a x + b gray(x) + c mean(gray(x))) with (a, b, c) = (f, 0, 0), (f, 0, 1 - f),
+    (f, 1 - f, 0), or (1, 0, 0) -- each the same arithmetic as the operation alone."""
+    view = (-1, 1, 1, 1)
+    f = torch.where(active, factor, 1.0)
+    b = torch.where(active & (op == 2), 1 - factor, 0.0)
+    c = torch.where(active & (op == 1), 1 - factor, 0.0)
+    gray = grayscale(x)
+    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+    return (f.view(view) * x + b.view(view) * gray + c.view(view) * mean).clamp(0, 1)
+
+
+def color_jitter(x: torch.Tensor, jitter: torch.Tensor, factors, order) -> torch.Tensor:
+    """Brightness, contrast, saturation and hue in each sample's own random ``order`` (n, 4:
+    position -> op 0-3), on the samples where ``jitter`` holds; ``factors``: the four per-sample
+    draws. Without a host sync: the ops before each sample's hue, the hue on every sample, the
+    ops after it (the hue, the costly op, runs once per sample)."""
+    hue_at = torch.argmax((order == 3).int(), dim=1)
+    gathered = torch.stack(factors[:3], dim=1)  # (n, 3)
+
+    def at_position(x, p, active):
+        op = order[:, p]
+        return _affine_jitter(x, op, active, gathered.gather(1, op.clamp(max=2)[:, None])[:, 0])
+
+    for p in range(3):  # the ops before each sample's hue
+        x = at_position(x, p, jitter & (p < hue_at))
+    x = _where(jitter, adjust_hue(x, factors[3]), x)
+    for p in range(1, 4):  # the ops after it
+        x = at_position(x, p, jitter & (p > hue_at))
     return x
 
 
 def augment_view(
-    x: torch.Tensor, params: ViewParams, size: int, gen: torch.Generator
+    x: torch.Tensor,
+    params: ViewParams,
+    size: int,
+    gen: torch.Generator,
+    sizes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One augmented view of a batch ``x`` (float in [0, 1], (n, C, H, W)), before normalisation."""
+    """One augmented view of a batch ``x`` (float in [0, 1], (n, C, H, W)), before normalisation.
+
+    ``sizes`` (n, 2): each image's height and width at the top left of ``x`` (images of
+    different sizes, :mod:`empirical.data`); none: every image fills ``x``. Every operation runs
+    on the whole batch and is kept where the sample drew it (no host synchronisation).
+    """
     n, _, height, width = x.shape
     dev = x.device
+    if sizes is not None:
+        height, width = sizes[:, 0].to(x.dtype), sizes[:, 1].to(x.dtype)
     boxes = sample_crop_boxes(n, height, width, params.crop_scale, params.crop_ratio, gen, dev)
     flip = torch.rand(n, generator=gen, device=dev) < params.flip_prob
     out = resized_crop(x, boxes, size, flip)
@@ -241,21 +295,18 @@ def augment_view(
         _uniform(n, max(0.0, 1 - params.saturation), 1 + params.saturation, gen, dev),
         _uniform(n, -params.hue, params.hue, gen, dev),
     ]
-    ops = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
     order = torch.argsort(torch.rand(n, 4, generator=gen, device=dev), dim=1)
-    for position in range(4):
-        for k, op in enumerate(ops):
-            out = _apply(out, jitter & (order[:, position] == k), op, factors[k])
+    out = color_jitter(out, jitter, factors, order)
 
     gray = torch.rand(n, generator=gen, device=dev) < params.grayscale_prob
-    out = _apply(out, gray, lambda v: grayscale(v).expand_as(v))
+    out = _where(gray, grayscale(out).expand_as(out), out)
 
     blur = torch.rand(n, generator=gen, device=dev) < params.blur_prob
     sigma = _uniform(n, *params.blur_sigma, gen, dev)
-    out = _apply(out, blur, lambda v, s: gaussian_blur(v, s, blur_kernel_size(size)), sigma)
+    out = _where(blur, gaussian_blur(out, sigma, blur_kernel_size(size)), out)
 
     sol = torch.rand(n, generator=gen, device=dev) < params.solarize_prob
-    return _apply(out, sol, solarize)
+    return _where(sol, solarize(out), out)
 
 
 class Normalize:
@@ -293,13 +344,15 @@ class TwoViewAugment:
         self.views = views or byol_views()
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sizes = image_sizes(x)
         x = to_unit(x)
-        v1 = augment_view(x, self.views[0], self.size, self.gen)
-        v2 = augment_view(x, self.views[1], self.size, self.gen)
+        v1 = augment_view(x, self.views[0], self.size, self.gen, sizes)
+        v2 = augment_view(x, self.views[1], self.size, self.gen, sizes)
         return self.normalize(v1), self.normalize(v2)
 
     def view(self, x: torch.Tensor) -> torch.Tensor:
-        return self.normalize(augment_view(to_unit(x), self.views[0], self.size, self.gen))
+        view = augment_view(to_unit(x), self.views[0], self.size, self.gen, image_sizes(x))
+        return self.normalize(view)
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -335,7 +388,7 @@ class ShiftFlipNoise:
         self.shift, self.flip, self.noise = shift, flip, noise
 
     def view(self, x: torch.Tensor) -> torch.Tensor:
-        x = random_shift(to_unit(x), self.shift, self.gen)
+        x = random_shift(central_square(x), self.shift, self.gen)
         if self.flip:
             flipped = torch.rand(x.shape[0], generator=self.gen, device=x.device) < 0.5
             x = torch.where(flipped[:, None, None, None], x.flip(-1), x)
@@ -346,6 +399,33 @@ class ShiftFlipNoise:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.view(x), self.view(x)
+
+
+def image_sizes(x: torch.Tensor) -> torch.Tensor | None:
+    """(n, 2) heights and widths of the images on a canvas batch (:mod:`empirical.images`);
+    None for a batch of whole images."""
+    return getattr(x, "image_sizes", None)
+
+
+def central_square(x: torch.Tensor, side: int | None = None) -> torch.Tensor:
+    """Float [0, 1] central ``side`` squares of the images (default and at most: their shorter
+    side), per sample on a canvas batch, of the whole batch otherwise."""
+    sizes = image_sizes(x)
+    x = to_unit(x)
+    if sizes is None:
+        height, width = x.shape[-2:]
+        side = min(side or height, height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        return x[..., top : top + side, left : left + side]
+    shortest = round(x.shape[-1] / MAX_ASPECT)  # every image's shorter side: load_size
+    side = min(side or shortest, shortest)
+    top, left = (sizes[:, 0] - side) // 2, (sizes[:, 1] - side) // 2
+    steps = torch.arange(side, device=x.device)
+    rows = (top[:, None] + steps)[:, None, :, None]
+    cols = (left[:, None] + steps)[:, None, None, :]
+    batch = torch.arange(len(x), device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return x[batch, channel, rows, cols]
 
 
 def center_resize(x: torch.Tensor, size: int) -> torch.Tensor:

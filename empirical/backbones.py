@@ -76,11 +76,12 @@ def principal_components(
         n += len(x)
     mu = total / n
     cov = (outer - n * torch.outer(mu, mu)) / (n - 1)
-    variances, vectors = (torch.from_numpy(a) for a in np.linalg.eigh(cov.numpy()))  # LAPACK
+    variances, vectors = (torch.from_numpy(a) for a in np.linalg.eigh(cov.cpu().numpy()))  # LAPACK
     order = torch.argsort(variances, descending=True)[:k]
     components = vectors[:, order].T
     signs = torch.sign(components.gather(1, components.abs().argmax(1, keepdim=True)))
-    return mu, components * signs, variances[order]
+    device = mu.device  # the batches' (eigh runs in float64 LAPACK on the CPU)
+    return mu, (components * signs).to(device), variances[order].to(device)
 
 
 class LinearEncoder(nn.Module):

@@ -1,7 +1,8 @@
 """A run's checkpoint: what it holds, written atomically, read with ``weights_only=True``.
 
 A checkpoint holds only tensors and plain containers of numbers and strings: model and optimiser
-state dicts, the augmentation generator's state, every global RNG state (torch, CUDA, numpy,
+state dicts, every rank's augmentation generator state (restored rank by rank: a DDP resume
+draws the views an uninterrupted run draws), every global RNG state (torch, CUDA, numpy,
 python), the epoch and step counters, the per-step record and the measurement history. It is
 written to a temporary file in the same folder and renamed
 (:func:`symbolic.common.files.atomic_path`), so the previous checkpoint survives a crash.
@@ -22,13 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from empirical.distributed import all_ranks
 from empirical.record import from_storable, to_storable
 from symbolic.common import manifest
 from symbolic.common.cli import UsageError
 from symbolic.common.files import atomic_path
 from symbolic.common.options import resume_conflicts
 
-FORMAT = 2
+FORMAT = 3
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -123,7 +125,7 @@ def run_state(run) -> dict[str, Any]:
         "step": run.step,
         "model": run.method.state_dict(),
         "optimizer": run.optimizer.state_dict(),
-        "generator": run.generator.get_state(),
+        "generator": all_ranks(run.generator.get_state()),
         "rng": rng_state(),
         "steps": {k: torch.tensor(v, dtype=torch.float64) for k, v in record.steps.items()},
         "history": [to_storable(e) for e in record.history],
@@ -148,7 +150,12 @@ def resume(run, path: Path) -> None:
     run.epoch, run.step = int(state["epoch"]), int(state["step"])
     run.method.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
-    run.generator.set_state(state["generator"])
+    streams, rank = state["generator"], run.info.rank
+    if len(streams) == run.info.world:
+        run.generator.set_state(streams[rank])
+    else:  # another number of processes: a fresh stream per rank, fixed by (seed, rank, step)
+        seed = np.random.SeedSequence([run.cfg.seed, rank, run.step]).generate_state(1)[0]
+        run.generator.manual_seed(int(seed))
     set_rng_state(state["rng"])
     record = run.recorder
     record.steps = {k: v.tolist() for k, v in state["steps"].items()}

@@ -137,9 +137,11 @@ class TrainConfig:
     moments_images: int = param(
         4000, "linear backbone: images M for X and X' (moments.nc)", at_least=2, at_most=LARGE
     )
-    workers: int = param(
-        4, "image-decoding workers (folder data)", at_least=0, at_most=256, resume_free=True
-    )
+    workers: str = param(
+        "auto", "image-decoding worker processes per training process (folder data): a number, "
+        "or auto (the usable cores over the processes on this machine, less one)",
+        metavar="N|auto", resume_free=True,
+    )  # fmt: skip
     device: str = param(
         "auto", "auto: CUDA when available, else the CPU", choices=("auto", "cpu", "cuda")
     )
@@ -152,6 +154,10 @@ class TrainConfig:
         "on a busy machine)", at_least=1, at_most=1024, resume_free=True,
     )  # fmt: skip
     seed: int = param(0, "random seed", at_least=0, at_most=2**32 - 1)
+    log_every: int = param(
+        50, "the host waits for the device (loss check, progress, TensorBoard) every this many "
+        "steps and at each epoch's end", at_least=1, resume_free=True,
+    )  # fmt: skip
     tensorboard: str | None = param(
         None, "also log the scalars to this TensorBoard folder", resume_free=True
     )
@@ -159,6 +165,10 @@ class TrainConfig:
 
     def __post_init__(self):
         validate(self)
+        if self.workers != "auto" and not (self.workers.isdigit() and int(self.workers) <= 256):
+            raise ParameterError(
+                f"workers={self.workers!r} is not allowed: auto or a whole number from 0 to 256"
+            )
         if self.warmup_epochs is not None and self.warmup_epochs >= self.epochs:
             raise ParameterError(
                 f"warmup_epochs={self.warmup_epochs!r} is not allowed: fewer than the "
@@ -203,7 +213,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "eval_size", "measure_every", "probes", "probe_train", "probe_test", "wp_store_limit",
         "moments_views", "moments_images",
     ),
-    "output": ("out", "tensorboard"),
+    "output": ("out", "log_every", "tensorboard"),
 }  # fmt: skip
 
 

@@ -12,16 +12,16 @@ the training images (probe hyperparameters are selected on it); the *test* split
 the first ``eval_size`` test images, un-augmented, on which the per-epoch measurements are taken.
 Probe-train images are the first ``probe_train`` images of the train pool.
 
-Folder images are decoded with PIL, the shorter side resized to ``load_size`` and the central
-square kept (uint8). An image that cannot be read is skipped: its slot is filled by the next
-readable image of the same split, and the skipped file is counted and reported, so a corrupt file
-never stops an epoch and batches keep their size (which DDP's gathers need).
+Folder images are decoded and batched by :mod:`empirical.images` (the whole image, its shorter
+side resized to ``load_size``, on a canvas; unreadable files skipped, counted and reported), by
+loaders that keep their worker processes from one epoch to the next.
 """
 
 from __future__ import annotations
 
 import gzip
 import math
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
+from empirical.images import UNREADABLE, FolderImages, auto_workers, decode_image, folder_batches
 from symbolic.common.cli import UsageError
 
 FASHION_DEFAULT = Path("/usr/share/datasets/fashion-mnist")
@@ -128,60 +128,6 @@ def scan_folder(root: Path) -> tuple[list[Path], list[int], list[str]]:
     return files, labels, classes
 
 
-def decode_image(path: Path, load_size: int) -> np.ndarray:
-    """RGB uint8 (3, S, S): shorter side resized to S (bicubic), central square kept."""
-    with Image.open(path) as img:
-        img.draft("RGB", (load_size, load_size))  # JPEG: decode at reduced scale when possible
-        img = img.convert("RGB")
-        w, h = img.size
-        scale = load_size / min(w, h)
-        nw, nh = max(load_size, round(w * scale)), max(load_size, round(h * scale))
-        img = img.resize((nw, nh), Image.BICUBIC)
-        left, top = (nw - load_size) // 2, (nh - load_size) // 2
-        img = img.crop((left, top, left + load_size, top + load_size))
-        return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()
-
-
-UNREADABLE = (
-    OSError,
-    UnidentifiedImageError,
-    ValueError,
-    SyntaxError,
-    Image.DecompressionBombError,
-)
-
-
-class FolderImages(torch.utils.data.Dataset):
-    """Images of one split of a folder tree; unreadable files are replaced by the next readable."""
-
-    def __init__(self, files: list[Path], labels: list[int], load_size: int) -> None:
-        self.files = files
-        self.labels = labels
-        self.load_size = load_size
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int):
-        skipped = []
-        for k in range(len(self.files)):
-            i = (index + k) % len(self.files)
-            try:
-                image = decode_image(self.files[i], self.load_size)
-            except UNREADABLE:
-                skipped.append(i)
-                continue
-            return torch.from_numpy(image), self.labels[i], skipped
-        raise UsageError(f"no readable image among the {len(self.files)} files of this split")
-
-
-def collate(items):
-    images = torch.stack([it[0] for it in items])
-    labels = torch.tensor([it[1] for it in items], dtype=torch.long)
-    skipped = sorted({i for it in items for i in it[2]})
-    return images, labels, skipped
-
-
 # ----------------------------------------------------------------------------- splits
 @dataclass
 class Split:
@@ -204,29 +150,24 @@ class Split:
         return Split(folder=self.folder, indices=self.indices[:n], skipped=self.skipped)
 
     def batches(
-        self, positions: np.ndarray, batch_size: int, workers: int, device
+        self, positions: np.ndarray, batch_size: int, device, stream: str = "eval"
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """uint8 images and labels of ``positions`` (rows of this split), in batches."""
+        """uint8 images and labels of ``positions`` (rows of this split), in batches; folder
+        images come from the folder's persistent loader of ``stream`` ("train" or "eval")."""
         if self.images is not None:
             for start in range(0, len(positions), batch_size):
                 sel = torch.as_tensor(positions[start : start + batch_size], device=device)
                 yield self.images[sel], self.labels[sel]
             return
-        subset = torch.utils.data.Subset(self.folder, self.indices[positions].tolist())
-        loader = torch.utils.data.DataLoader(
-            subset,
-            batch_size=batch_size,
-            shuffle=False,
-            num_workers=workers,
-            collate_fn=collate,
-            pin_memory=device.type == "cuda",
-        )
-        for images, labels, skipped in loader:
+        indices = self.indices[positions]
+        for images, labels, skipped in folder_batches(
+            self.folder, indices, batch_size, device, stream
+        ):
             self.skipped.update(skipped)
-            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            yield images, labels
 
-    def all_batches(self, batch_size: int, workers: int, device):
-        return self.batches(np.arange(len(self)), batch_size, workers, device)
+    def all_batches(self, batch_size: int, device):
+        return self.batches(np.arange(len(self)), batch_size, device)
 
 
 @dataclass
@@ -258,10 +199,6 @@ def _array_split(images: np.ndarray, labels: np.ndarray, rows: np.ndarray, devic
     return Split(images=x, labels=y)
 
 
-def _folder_split(files, labels, load_size, rows) -> Split:
-    return Split(folder=FolderImages(files, labels, load_size), indices=np.asarray(rows))
-
-
 def check_readable(files: list[Path], load_size: int, root: Path) -> None:
     """UsageError unless at least one of ``files`` decodes (then every read of the split finds
     an image: an unreadable file is replaced by the next readable one). Decodes files until the
@@ -277,8 +214,12 @@ def check_readable(files: list[Path], load_size: int, root: Path) -> None:
     )
 
 
-def open_dataset(spec: str, val_size: int, load_size: int | None, seed: int, device) -> Dataset:
-    """Open ``--data`` and cut its splits (see the module docstring)."""
+def open_dataset(
+    spec: str, val_size: int, load_size: int | None, seed: int, device, workers: str | int = 0
+) -> Dataset:
+    """Open ``--data`` and cut its splits (see the module docstring); folder images are decoded
+    by ``workers`` processes ("auto": :func:`empirical.images.auto_workers`), on the GPU where
+    ``device`` is CUDA."""
     kind, path = parse_data(spec)
     rng = np.random.default_rng(seed)
     if kind == "fashion-mnist":
@@ -318,9 +259,14 @@ def open_dataset(spec: str, val_size: int, load_size: int | None, seed: int, dev
             raise UsageError(
                 f"{path}/train has too few images ({len(files)}) for a validation split"
             )
-        train = _folder_split(files, labels, load, order[n_val:])
-        val = _folder_split(files, labels, load, order[:n_val])
-        test = _folder_split(test_files, test_labels, load, np.arange(len(test_files)))
+        n = len(files)
+        segments = [(0, n), (n, n + len(test_files))]
+        folder = FolderImages(files + test_files, labels + test_labels, load, segments)
+        rows = {
+            "train": order[n_val:],
+            "val": order[:n_val],
+            "test": n + np.arange(len(test_files)),
+        }
     else:
         files, labels, classes = scan_folder(path)
         check_readable(files, load, path)
@@ -328,20 +274,31 @@ def open_dataset(spec: str, val_size: int, load_size: int | None, seed: int, dev
         n_hold = max(1, len(files) // 10)
         if len(files) < 3 * n_hold or len(files) < 3:
             raise UsageError(f"{path} has too few images ({len(files)}) to split train/val/test")
-        train = _folder_split(files, labels, load, order[2 * n_hold :])
-        val = _folder_split(files, labels, load, order[:n_hold])
-        test = _folder_split(files, labels, load, order[n_hold : 2 * n_hold])
+        folder = FolderImages(files, labels, load)
+        rows = {
+            "train": order[2 * n_hold :],
+            "val": order[:n_hold],
+            "test": order[n_hold : 2 * n_hold],
+        }
+    folder.workers = auto_workers(local_processes()) if workers == "auto" else int(workers)
+    folder.encoded = torch.device(device).type == "cuda"
+    splits = {k: Split(folder=folder, indices=np.asarray(v)) for k, v in rows.items()}
     return Dataset(
         f"{kind}:{path}",
-        train,
-        val,
-        test,
+        splits["train"],
+        splits["val"],
+        splits["test"],
         channels=3,
         native_size=load,
         mean=IMAGENET_STATS[0],
         std=IMAGENET_STATS[1],
         num_classes=len(classes),
     )
+
+
+def local_processes() -> int:
+    """Training processes on this machine (torchrun's LOCAL_WORLD_SIZE; 1 without torchrun)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

@@ -90,6 +90,15 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([_ContiguousGrad.apply(p) for p in parts], dim=0)
 
 
+def all_ranks(value):
+    """``value`` from every rank, in rank order (``[value]`` in one process); a collective."""
+    if not is_distributed():
+        return [value]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
 def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate a detached ``x`` from all ranks (rank order)."""
     if not is_distributed():

@@ -35,18 +35,18 @@ def split_embedding(out) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def extract(
-    encoder: Callable, split, transform: Callable, batch_size: int, workers: int, device
+    encoder: Callable, split, transform: Callable, batch_size: int, device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Backbone features h, embeddings z and labels of a split (CPU float32 tensors).
+    """Backbone features h, embeddings z and labels of a split (float32, on the device).
 
     ``encoder(transform(images))`` gives z or (h, z); the caller sets eval mode.
     """
     hs, zs, ys = [], [], []
-    for images, labels in split.all_batches(batch_size, workers, device):
+    for images, labels in split.all_batches(batch_size, device):
         h, z = split_embedding(encoder(transform(images)))
-        hs.append(h.float().cpu())
-        zs.append(z.float().cpu())
-        ys.append(labels.cpu())
+        hs.append(h.float())
+        zs.append(z.float())
+        ys.append(labels)
     return torch.cat(hs), torch.cat(zs), torch.cat(ys)
 
 
@@ -61,8 +61,8 @@ def network_measurements(
 ) -> dict:
     """Observables of the encoder on the eval subset, W_p's against its input, and the probes.
 
-    ``settings`` holds eval_size, probes, probe_train, probe_test, wp_store_limit, batch_size
-    and workers (:class:`empirical.recorder.Settings`); W_p is stored when d <= wp_store_limit.
+    ``settings`` holds eval_size, probes, probe_train, probe_test, wp_store_limit and
+    batch_size (:class:`empirical.recorder.Settings`); W_p is stored when d <= wp_store_limit.
     """
     s = settings
     bs = max(256, s.batch_size)
@@ -70,13 +70,10 @@ def network_measurements(
     splits = {"test": data.test.head(n_test if s.probes else s.eval_size)}
     if s.probes:
         splits.update(train=data.train.head(s.probe_train), val=data.val)
-    feats = {
-        name: extract(encoder, split, eval_view, bs, s.workers, device)
-        for name, split in splits.items()
-    }
+    feats = {name: extract(encoder, split, eval_view, bs, device) for name, split in splits.items()}
     h_test, z_test, y_test = feats["test"]
-    h_eval = h_test[: s.eval_size].double().numpy()
-    z_eval = z_test[: s.eval_size].double().numpy()
+    h_eval = h_test[: s.eval_size].double().cpu().numpy()
+    z_eval = z_test[: s.eval_size].double().cpu().numpy()
     values = representation_observables(h_eval, z_eval)
     if predictor is not None:
         features = z_eval if predictor_features is None else predictor_features(z_eval)

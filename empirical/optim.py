@@ -80,25 +80,32 @@ class LARS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every group with ``torch._foreach_*`` kernels (a few per group, not
+        per parameter) and no host synchronisation."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if group["lars_adapt"]:
-                    g = g.add(p, alpha=group["weight_decay"])
-                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
-                    trust = torch.where(
-                        (w_norm > 0) & (g_norm > 0), group["eta"] * w_norm / g_norm, 1.0
-                    )
-                    g = g * trust
-                state = self.state[p]
-                if "momentum_buffer" not in state:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            if group["lars_adapt"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+                w_norm = torch.stack(torch._foreach_norm(params))
+                g_norm = torch.stack(torch._foreach_norm(grads))
+                trust = torch.where(
+                    (w_norm > 0) & (g_norm > 0), group["eta"] * w_norm / g_norm, 1.0
+                )
+                grads = torch._foreach_mul(grads, list(trust.unbind()))
+            states = [self.state[p] for p in params]
+            if any("momentum_buffer" not in s for s in states):  # the first step
+                for state, g in zip(states, grads, strict=True):
                     state["momentum_buffer"] = torch.clone(g).detach()
-                else:
-                    state["momentum_buffer"].mul_(group["momentum"]).add_(g)
-                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+            else:
+                buffers = [s["momentum_buffer"] for s in states]
+                torch._foreach_mul_(buffers, group["momentum"])
+                torch._foreach_add_(buffers, grads)
+            buffers = [s["momentum_buffer"] for s in states]
+            torch._foreach_add_(params, buffers, alpha=-group["lr"])
         return loss
 
 

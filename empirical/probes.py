@@ -4,9 +4,11 @@ kNN (Wu et al. 2018, InstDisc; the protocol of solo-learn and lightly): cosine s
 l2-normalised features, the k nearest training samples vote with weight exp(s / T); predicted class
 = largest summed weight. Linear probe: features standardised with the probe-train mean and std,
 multinomial logistic regression with an L2 penalty lam ||W||^2 / 2, fitted by full-batch L-BFGS
-from zero (deterministic). For both, the hyperparameters (k, T) and lam are chosen by accuracy on
-the validation split; the reported accuracy is on the test split with the chosen values. The test
-split never takes part in the choice.
+in float32, the largest penalty from zero and each smaller one from the previous solution (a
+regularisation path; deterministic). For both, the hyperparameters (k, T) and lam are chosen by
+accuracy on the validation split; the reported accuracy is on the test split with the chosen
+values. The test split never takes part in the choice. Both run where the features are (the
+training device): 1000 classes at D = 2048 take seconds on a GPU.
 """
 
 from __future__ import annotations
@@ -48,11 +50,16 @@ def knn_predict(
         q = F.normalize(query_f[start : start + chunk].float(), dim=1)
         sims, idx = (q @ train_n.T).topk(kmax, dim=1)  # (n, kmax), decreasing
         labels = train_y[idx]
-        onehot = F.one_hot(labels, num_classes).to(sims.dtype)  # (n, kmax, C)
         per_t = []
         for t in temperatures:
-            votes = torch.cumsum(torch.exp(sims / t)[..., None] * onehot, dim=1)  # prefix sums
-            per_t.append(torch.stack([votes[:, min(k, kmax) - 1].argmax(dim=1) for k in ks]))
+            weights = torch.exp(sims / t)
+            votes = [
+                sims.new_zeros(len(q), num_classes).scatter_add_(
+                    1, labels[:, : min(k, kmax)], weights[:, : min(k, kmax)]
+                )
+                for k in ks
+            ]  # (n, C) each: no (n, k, C) one-hot
+            per_t.append(torch.stack([v.argmax(dim=1) for v in votes]))
         preds.append(torch.stack(per_t, dim=1))  # (len(ks), len(T), n)
     return torch.cat(preds, dim=2)
 
@@ -73,11 +80,18 @@ def knn_probe(train, val, test, num_classes, ks=KNN_KS, temperatures=KNN_TEMPERA
 
 
 def fit_softmax(
-    x: torch.Tensor, y: torch.Tensor, num_classes: int, penalty: float, max_iter: int = 100
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    penalty: float,
+    max_iter: int = 100,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights and bias minimising mean cross-entropy + penalty ||W||^2 / 2 (L-BFGS from 0)."""
-    w = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
+    """Weights and bias minimising mean cross-entropy + penalty ||W||^2 / 2 (L-BFGS from 0 or
+    from ``start``), in the dtype and on the device of ``x``."""
+    if start is None:
+        start = (x.new_zeros(x.shape[1], num_classes), x.new_zeros(num_classes))
+    w, b = (s.detach().clone().requires_grad_(True) for s in start)
     opt = torch.optim.LBFGS(
         [w, b],
         lr=1,
@@ -115,25 +129,27 @@ def one_thread():
 
 
 def linear_probe(train, val, test, num_classes, penalties=LINEAR_PENALTIES):
-    """Linear-probe accuracy on test with the L2 penalty chosen on val (features on the CPU)."""
-    with one_thread():
+    """Linear-probe accuracy on test with the L2 penalty chosen on val, fitted where the
+    features are (one thread on the CPU)."""
+    with one_thread() if train[0].device.type == "cpu" else contextlib.nullcontext():
         return _linear_probe(train, val, test, num_classes, penalties)
 
 
 def _linear_probe(train, val, test, num_classes, penalties):
-    xtr, ytr = train[0].double().cpu(), train[1].cpu()
+    xtr, ytr = train[0].float(), train[1]
     mean, std = xtr.mean(dim=0), xtr.std(dim=0).clamp(min=1e-8)
 
     def prep(f):
-        return (f.double().cpu() - mean) / std
+        return (f.float().to(mean.device) - mean) / std
 
     xtr, xva, xte = prep(xtr), prep(val[0]), prep(test[0])
-    yva, yte = val[1].cpu(), test[1].cpu()
-    best = None
-    for lam in penalties:
-        w, b = fit_softmax(xtr, ytr, num_classes, lam)
+    yva, yte = val[1].to(mean.device), test[1].to(mean.device)
+    best, fit = None, None
+    for lam in sorted(penalties, reverse=True):  # the path from the strongest penalty
+        fit = fit_softmax(xtr, ytr, num_classes, lam, start=fit)
+        w, b = fit
         acc = float(((xva @ w + b).argmax(dim=1) == yva).double().mean())
-        if best is None or acc > best[0]:
+        if best is None or acc > best[0] or (acc == best[0] and lam < best[1]):
             best = (acc, lam, w, b)
     acc, lam, w, b = best
     test_acc = float(((xte @ w + b).argmax(dim=1) == yte).double().mean())

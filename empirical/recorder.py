@@ -73,7 +73,6 @@ class Settings:
     probe_test: int = 10000
     wp_store_limit: int = 1024
     batch_size: int = 256
-    workers: int = 0
     seed: int = 0
     tensorboard: str | None = None
 
@@ -281,7 +280,7 @@ class Recorder:
                 generator = torch.Generator(device=self.device)
                 generator.manual_seed(s.seed * 1000 + 104729 + step)
                 batches = self.data.test.head(s.eval_size).all_batches(
-                    max(256, s.batch_size), s.workers, self.device
+                    max(256, s.batch_size), self.device
                 )
                 values["aug_ratio"] = augmentation_ratio(
                     encoder, (images for images, _ in batches), self.views(generator)

@@ -145,8 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if device.type == "cuda":
         torch.cuda.set_device(info.local_rank)
         device = torch.device("cuda", info.local_rank)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     out = check_output_folder(cfg.out)
     made = folders_to_make(out) if info.main else []
     try:

@@ -68,7 +68,7 @@ class Run:
         self.info, self.device, self.quiet = info, device, quiet
         torch.manual_seed(cfg.seed)
         self.data: Dataset = open_dataset(
-            cfg.data, cfg.val_size, cfg.load_size or None, cfg.seed, device
+            cfg.data, cfg.val_size, cfg.load_size or None, cfg.seed, device, cfg.workers
         )
         cfg = resolve(cfg, self.data, device.type, info.world)
         self.train_split = self.data.train.head(cfg.train_subset)
@@ -111,39 +111,49 @@ class Run:
 
     # ------------------------------------------------------------------ the loop
     def train_epoch(self) -> None:
-        """One epoch of this rank's batches: views, loss, update, after-step, record, measure."""
-        cfg, method, optimizer, record = self.cfg, self.method, self.optimizer, self.recorder
+        """One epoch of this rank's batches; the host waits for the device only every
+        ``log_every`` steps (loss check, progress, TensorBoard) and at measurements."""
+        cfg, record = self.cfg, self.recorder
         bar = self.progress_bar()
-        check_every = 1 if self.device.type == "cpu" else 10
-        method.train()
+        self.method.train()
         start = time.perf_counter()
         for i, (images, _) in enumerate(self.epoch_batches()):
             lr, tau = self.lr_at(self.step), self.tau_at(self.step)
-            set_learning_rate(optimizer, lr, self.peak_lr)
-            v1, v2 = self.training_views(images)
-            with subnormals_flushed(self.device):
-                loss, terms, out = method.training_loss(v1, v2)
-                if i % check_every == 0:
-                    self.check_finite(loss)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            method.after_step(self.step, tau, out)
-            losses = {"loss": loss.detach(), **{f"loss_{k}": v for k, v in terms.items()}}
-            lr_pred = self.peak_lr if method.predictor_lr_fixed() else lr
-            record.record_step(
-                self.step, lr=lr, wd=cfg.weight_decay, ema=tau, lr_predictor=lr_pred, losses=losses
-            )
+            loss = self.train_step(images, lr, tau)
             self.step += 1
-            record.log_train_scalars(self.step, loss, lr)
             images_s = (i + 1) * cfg.batch_size / (time.perf_counter() - start)
+            if self.step % cfg.log_every == 0 or i == self.steps_per_epoch - 1:
+                self.check_finite(loss)
+                bar.set_postfix(loss=f"{float(loss):.4f}", img_s=f"{images_s:.0f}")
+                record.log_train_scalars(self.step, loss, lr)
             if self.measure_now() and self.info.main:
                 self.check_finite(record.loss_sums["loss"])
                 self.measure(lr, tau, images_s)
-            if bar.n % 10 == 0 or i == self.steps_per_epoch - 1:
-                bar.set_postfix(loss=f"{float(loss.detach()):.4f}", img_s=f"{images_s:.0f}")
             bar.update(1)
         bar.close()
+
+    def train_step(self, images: torch.Tensor, lr: float, tau: float | None) -> torch.Tensor:
+        """One optimiser step on a batch of uint8 images, recorded; no host synchronisation.
+        Returns the loss (detached)."""
+        method, optimizer = self.method, self.optimizer
+        set_learning_rate(optimizer, lr, self.peak_lr)
+        v1, v2 = self.training_views(images)
+        with subnormals_flushed(self.device):
+            loss, terms, out = method.training_loss(v1, v2)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        method.after_step(self.step, tau, out)
+        loss = loss.detach()
+        self.recorder.record_step(
+            self.step,
+            lr=lr,
+            wd=self.cfg.weight_decay,
+            ema=tau,
+            lr_predictor=self.peak_lr if method.predictor_lr_fixed() else lr,
+            losses={"loss": loss, **{f"loss_{k}": v for k, v in terms.items()}},
+        )
+        return loss
 
     def run(self, stop_after: int | None = None) -> int:
         """Train up to ``cfg.epochs`` (or stop after epoch ``stop_after``, schedule unchanged)."""
@@ -164,9 +174,10 @@ class Run:
         while self.epoch < last:
             self.epoch += 1
             self.train_epoch()
+            state = run_state(self)  # every rank: each one's augmentation stream is gathered
             if info.main:
                 self.recorder.write(self.epoch, cfg.epochs)
-                save_checkpoint(run_state(self), self.out / CHECKPOINT)
+                save_checkpoint(state, self.out / CHECKPOINT)
                 self.log(self.epoch_line(self.recorder.history[-1]))
             barrier()
         if info.main:
@@ -181,7 +192,7 @@ class Run:
         order = epoch_order(len(self.train_split), cfg.seed, self.epoch)
         positions = np.concatenate(rank_batches(order, cfg.batch_size, info.rank, info.world))
         per_rank = cfg.batch_size // info.world
-        return self.train_split.batches(positions, per_rank, cfg.workers, self.device)
+        return self.train_split.batches(positions, per_rank, self.device, stream="train")
 
     def training_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         v1, v2 = self.views(images)
@@ -268,9 +279,7 @@ class Run:
         generator.manual_seed(cfg.seed * 1000 + 7919)  # not the training stream
         view = make_views(cfg, self.normalize, generator).view
         n = min(cfg.moments_images, len(self.train_split))
-        batches = self.train_split.head(n).all_batches(
-            max(256, cfg.batch_size), cfg.workers, self.device
-        )
+        batches = self.train_split.head(n).all_batches(max(256, cfg.batch_size), self.device)
         self.recorder.write_moments(
             (images for images, _ in batches),
             view,

@@ -107,13 +107,16 @@ class Online(nn.Module):
         if self.predictor is not None:
             self.predictor(z)
 
-    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
-        h1, z1 = self.encode(x1)
-        h2, z2 = self.encode(x2)
-        out = {"h1": h1, "h2": h2, "z1": z1, "z2": z2}
+    def forward(self, *views: torch.Tensor) -> dict[str, torch.Tensor]:
+        """h, z (and p) of each view given: ``h1, z1, p1`` of the first, ``h2, ...`` of the
+        second."""
+        out = {}
+        for i, x in enumerate(views, start=1):
+            out[f"h{i}"], out[f"z{i}"] = self.encode(x)
         if self.apply_predictor:  # without a predictor module, p = z (the identity)
             head = self.predictor if self.predictor is not None else (lambda z: z)
-            out["p1"], out["p2"] = head(z1), head(z2)
+            for i in range(1, len(views) + 1):
+                out[f"p{i}"] = head(out[f"z{i}"])
         return out
 
 
@@ -203,6 +206,8 @@ class Method(nn.Module):
 
     #: whether the online forward applies the predictor to both views (p1, p2)
     applies_predictor: ClassVar[bool] = False
+    #: the views the online network encodes (MoCo's loss uses only the first view's query)
+    online_views: ClassVar[int] = 2
 
     def build_predictor(self, dim: int) -> nn.Module | None:
         """The predictor head on d-dimensional projections (None: no predictor)."""
@@ -288,7 +293,8 @@ class Method(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
         """(loss, unweighted loss terms (detached), network outputs) for one batch of views."""
         with self.autocast():
-            out = {k: full(v) for k, v in self.forward_online(v1, v2).items()}
+            online = self.forward_online(*(v1, v2)[: self.online_views])
+            out = {k: full(v) for k, v in online.items()}
         args = self.loss_args(out, v1, v2)
         fn = losses.get(self.cfg.loss)
         loss = self.loss_value(fn, args)

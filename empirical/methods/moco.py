@@ -1,7 +1,8 @@
 """MoCo v2 (Chen et al. 2020): a momentum key encoder and a queue of negative keys.
 
-Loss ``infonce`` (SPEC 1.3): query z1 of the online network, positive key the EMA target's
-projection of view 2 (stop-gradient), negatives the queue. After each step the batch's
+Loss ``infonce`` (the InfoNCE loss of Oord et al. 2018 as MoCo uses it): query z1 of the online
+network (which encodes view 1 only), positive key the EMA target's projection of view 2
+(stop-gradient), negatives the queue. After each step the batch's
 l2-normalised keys (gathered over ranks, without gradient) replace the oldest queue entries.
 Defaults: tau 0.2, momentum 0.999 (constant), K 65536, SGD lr 0.03 per 256 images.
 """
@@ -33,6 +34,7 @@ class MoCoV2(Method):
     target = "ema"
     gathered = "keys without gradient, to fill the queue"
     projector_layout = {"layers": 2, "batchnorm": False}
+    online_views = 1  # the query of view 1; view 2 goes through the key encoder only
     options = (EMAOptions, QueueOptions)
     defaults = {
         "optimizer": "sgd",

@@ -87,19 +87,22 @@ def chosen_claims(values: list[str] | None) -> list[Claim]:
 
 
 def chosen_scale(args) -> Scale:
-    """The scale; UsageError for --quick with --scale gpu, or --scale gpu without CUDA."""
+    """The scale; UsageError for --quick with --scale gpu."""
     if args.quick and args.scale == "gpu":
         raise UsageError("--quick and --scale gpu: choose one")
     if args.quick:
         return SCALES["quick"]
-    if args.scale == "gpu":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError(
-                "--scale gpu: no CUDA device is available on this machine (use --scale cpu)"
-            )
     return SCALES[args.scale]
+
+
+def check_cuda(scale_name: str) -> None:
+    """UsageError for --scale gpu without CUDA (checked to train, not to print --plan)."""
+    import torch
+
+    if scale_name == "gpu" and not torch.cuda.is_available():
+        raise UsageError(
+            "--scale gpu: no CUDA device is available on this machine (use --scale cpu)"
+        )
 
 
 def check_data(data: str, scale: Scale) -> None:
@@ -186,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pending = [j for j in plan.jobs if runner.run_state(j.folder) != "done"]
         say(plan_text(plan, pending, jobs))
         return 0
+    check_cuda(args.scale)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out, folder=True):
         return run(plan, args, jobs, say, argv)

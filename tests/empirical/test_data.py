@@ -92,8 +92,9 @@ def test_unreadable_image_is_replaced_by_the_next_and_reported(tmp_path):
     assert classes == ["class0", "class1", "class2"] and len(files) == 26
     dataset = FolderImages(files, labels, 40)
     index = files.index(bad[0])
-    image, label, skipped = dataset[index]
-    assert skipped == [index] and image.shape == (3, 40, 40) and image.dtype == torch.uint8
+    image, label, size, skipped = dataset[index]
+    assert skipped == [index] and image.shape == (3, 53, 53) and image.dtype == torch.uint8
+    assert min(size) == 40 and max(size) <= 53  # shorter side 40, longer cut to 4:3 at most
     assert torch.equal(image, dataset[index + 1][0])
 
 

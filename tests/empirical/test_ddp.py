@@ -96,10 +96,8 @@ def test_ddp_gradients_equal_one_process_on_the_global_batch(ddp_results, name):
             assert got["loss"] == pytest.approx(ref_loss, rel=1e-12)
 
 
-@pytest.mark.slow
-def test_torchrun_trains_with_two_cpu_processes(fashion_dir, tmp_path):
-    """``torchrun --nproc-per-node 2 -m empirical.train``: gloo, synchronised BN, one result."""
-    out = tmp_path / "run"
+def torchrun(fashion_dir, out, *extra: str, epochs: int = 1) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m empirical.train vicreg`` (gloo) on the tiny setting."""
     cmd = [
         sys.executable,
         "-m",
@@ -114,14 +112,41 @@ def test_torchrun_trains_with_two_cpu_processes(fashion_dir, tmp_path):
         "--data",
         f"fashion-mnist:{fashion_dir}",
         "--epochs",
-        "1",
+        str(epochs),
         "--out",
         str(out),
         *tiny("vicreg"),
+        *extra,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_cpu_processes(fashion_dir, tmp_path):
+    """``torchrun --nproc-per-node 2 -m empirical.train``: gloo, synchronised BN, one result."""
+    out = tmp_path / "run"
+    res = torchrun(fashion_dir, out)
     assert res.returncode == 0, res.stderr[-2000:]
     ds = xr.open_dataset(out / "measurements.nc")
     assert ds.attrs["param_world_size"] == 2 and list(ds["epoch"].values) == [0, 1]
     assert int(ds["step_at_measurement"][-1]) == 4  # 256 images / global batch 64
+
+
+@pytest.mark.slow
+def test_torchrun_resume_is_bit_identical_with_random_views(fashion_dir, tmp_path):
+    """2 ranks, BYOL's random views: 2 epochs straight == 1 epoch, stop, --resume, 1 epoch
+    (each rank resumes its own augmentation stream; with rank 0's on both, the weights differed
+    by 2e-2 after 3 steps)."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    for out, extra in ((straight, ()), (split, ("--stop-after", "1")), (split, ("--resume",))):
+        res = torchrun(fashion_dir, out, "--augment", "byol", *extra, epochs=2)
+        assert res.returncode == 0, res.stderr[-2000:]
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(split / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 8 and len(a["generator"]) == 2
+    assert not torch.equal(a["generator"][0], a["generator"][1])  # one stream per rank
+    for x, y in zip(a["generator"], b["generator"], strict=True):
+        assert torch.equal(x, y)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
