@@ -163,6 +163,11 @@ def plan_text(plan: runner.Plan, pending: list[runner.Job], jobs: int) -> str:
         f"{total / 60:.0f} min on an idle machine (cost model of the scale; other work on the "
         "machine slows it)"
     )
+    extra, seconds = runner.refine_estimate(plan, jobs)
+    if extra:
+        lines.append(
+            f"then up to {extra} runs of bisection, round by round: up to {seconds / 60:.0f} min"
+        )
     return "\n".join(lines)
 
 
@@ -205,7 +210,7 @@ def run(plan: runner.Plan, args, jobs: int, say, argv) -> int:
     timings = runner.load_timings(plan.work)
     start = time.perf_counter()
     estimated = sum(j.estimate for j in pending)
-    progress = {"done": 0, "spent": 0.0, "estimated": 0.0}
+    progress = {"done": 0, "spent": 0.0, "estimated": 0.0, "total": len(pending)}
 
     def report(f: runner.Finished) -> None:
         timings[f.job.name] = f.seconds
@@ -217,13 +222,20 @@ def run(plan: runner.Plan, args, jobs: int, say, argv) -> int:
         left = (estimated - progress["estimated"]) * ratio / jobs
         status = "ok" if f.failure is None else f"FAILED ({f.failure})"
         say(
-            f"[{progress['done']:3d}/{len(pending)}] {f.job.spec.label} seed {f.job.seed}: "
+            f"[{progress['done']:3d}/{progress['total']}] {f.job.spec.label} seed {f.job.seed}: "
             f"{f.seconds:.0f} s (estimated {f.job.estimate:.0f} s) {status}; "
             f"{(time.perf_counter() - start) / 60:.1f} min elapsed, about {left / 60:.0f} min left",
             flush=True,
         )
 
     finished = runner.execute(pending, args.data, jobs, report)
+    while added := runner.refine(plan, outputs.measured_for):
+        runner.write_plan(plan, args.data, {"command": command})
+        pending = runner.order([j for j in added if runner.run_state(j.folder) != "done"])
+        say(f"bisection: {len(pending)} more runs", flush=True)
+        progress["total"] += len(pending)
+        estimated += sum(j.estimate for j in pending)
+        finished += runner.execute(pending, args.data, jobs, report)
     wall = time.perf_counter() - start
     records = outputs.evaluate(plan)
     meta = {

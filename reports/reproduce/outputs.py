@@ -93,12 +93,12 @@ def _clean(value: Any) -> Any:
 def measured_for(plan: Plan, claim_id: str) -> Measured:
     """The runs of one claim: loaded measurements of every finished seed, why the others are
     missing (the last line the run wrote to stderr)."""
-    experiment = plan.experiments[claim_id]
+    roles = plan.roles(claim_id)
     datasets: dict[str, dict[int, Any]] = {}
     failed: dict[tuple[str, int], str] = {}
-    for role, spec in experiment.runs.items():
+    for role, (spec, seeds) in roles.items():
         datasets[role] = {}
-        for seed in plan.seeds:
+        for seed in seeds:
             folder = plan.folder(spec, seed)
             if run_state(folder) == "done":
                 datasets[role][seed] = load_run(folder)
@@ -106,7 +106,7 @@ def measured_for(plan: Plan, claim_id: str) -> Measured:
                 err = folder.parent / f"seed{seed}.stderr"
                 lines = err.read_text().strip().splitlines() if err.exists() else []
                 failed[role, seed] = lines[-1] if lines else "did not finish"
-    return Measured(datasets, dict(experiment.runs), failed)
+    return Measured(datasets, {role: spec for role, (spec, _) in roles.items()}, failed)
 
 
 def evaluate(plan: Plan) -> list[ClaimRecord]:
@@ -127,7 +127,7 @@ def evaluate(plan: Plan) -> list[ClaimRecord]:
                 outcome.tests,
                 outcome.panels,
                 outcome.facts,
-                {role: spec.label for role, spec in experiment.runs.items()},
+                {role: spec.label for role, (spec, _) in plan.roles(claim.id).items()},
             )
         )
     return records

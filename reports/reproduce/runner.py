@@ -24,13 +24,17 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xarray as xr
 
-from reports.reproduce.registry import Claim, Experiment, RunSpec
+from reports.reproduce.registry import Claim, Experiment, Refinement, RunSpec
 from reports.reproduce.scale import Scale
 from symbolic.common.cli import UsageError
 from symbolic.common.files import write_text
+
+if TYPE_CHECKING:
+    from reports.reproduce.measured import Measured
 
 PLAN = "plan.json"
 TIMINGS = "timings.json"
@@ -68,9 +72,55 @@ class Plan:
     experiments: dict[str, Experiment]
     jobs: list[Job]
     work: Path
+    #: claim id -> the runs its experiment's ``refine`` asked for so far (role -> spec, seeds)
+    refined: dict[str, Refinement] = dataclasses.field(default_factory=dict)
 
     def folder(self, spec: RunSpec, seed: int) -> Path:
         return self.work / "runs" / spec.key / f"seed{seed}"
+
+    def roles(self, claim_id: str) -> Refinement:
+        """role -> (configuration, seeds) of one claim: its fixed runs over every seed, then
+        the runs its refinement added, over the seeds they were asked for."""
+        fixed = {
+            r: (spec, tuple(self.seeds)) for r, spec in self.experiments[claim_id].runs.items()
+        }
+        return {**fixed, **self.refined.get(claim_id, {})}
+
+
+def refine(plan: Plan, measure: Callable[[Plan, str], Measured]) -> list[Job]:
+    """One round of every adaptive experiment (:attr:`Experiment.refine`) from the measurements
+    so far (``measure(plan, claim_id)``): the runs it asks for that the plan lacks, added to the
+    plan and returned (none: every refinement is done)."""
+    names = {job.name for job in plan.jobs}
+    added = []
+    for claim in plan.claims:
+        experiment = plan.experiments[claim.id]
+        if experiment.refine is None:
+            continue
+        asked = experiment.refine(measure(plan, claim.id))
+        refined = plan.refined.setdefault(claim.id, {})
+        for role, (spec, seeds) in asked.items():
+            before = refined.get(role, (spec, ()))[1]
+            refined[role] = (spec, tuple(sorted(set(before) | set(seeds))))
+            for seed in seeds:
+                job = Job(spec, seed, plan.folder(spec, seed), spec.seconds)
+                if job.name not in names:
+                    names.add(job.name)
+                    plan.jobs.append(job)
+                    added.append(job)
+    return added
+
+
+def refine_estimate(plan: Plan, workers: int) -> tuple[int, float]:
+    """(runs, seconds) the refinements may add at most: each round one run per seed, the
+    rounds one after another."""
+    runs, seconds = 0, 0.0
+    for experiment in plan.experiments.values():
+        rounds = experiment.refine_rounds
+        round_jobs = [experiment.refine_seconds] * len(plan.seeds)
+        runs += rounds * len(round_jobs)
+        seconds += rounds * makespan(round_jobs, workers)
+    return runs, seconds
 
 
 def make_plan(claims: Sequence[Claim], scale: Scale, seeds: int, work: Path) -> Plan:

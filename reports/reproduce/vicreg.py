@@ -80,8 +80,10 @@ def vicreg_terms(scale: Scale) -> Experiment:
 def garrido_width(scale: Scale) -> Experiment:
     """Non-contrastive methods (VICReg; Barlow Twins too at the GPU scale) and SimCLR
     (contrastive, for reference) with projector output widths from the smallest to the largest
-    of the scale (64..4096 on the CPU), hidden width fixed, each trained for ``width_steps``
-    steps.
+    of the scale (64..4096 on the CPU), the projector's hidden width fixed at the largest output
+    width (an output wider than the hidden layer would have rank at most the hidden width: a
+    4096-wide output from a 256-wide layer is a 256-dimensional one), each trained for
+    ``width_steps`` steps.
 
     Statistic: linear-probe accuracy of the backbone features. Tests: for each non-contrastive
     method the smallest width beats the random encoder (a comparison of widths means something
@@ -101,6 +103,7 @@ def garrido_width(scale: Scale) -> Experiment:
                 method,
                 f"{name}, d {width}",
                 proj_dim=width,
+                proj_hidden=max(scale.widths),
                 steps=scale.width_steps,
                 batch=scale.width_batch,
                 measurements=1,
@@ -163,6 +166,6 @@ def garrido_width(scale: Scale) -> Experiment:
 
     sizing = (
         f"{scale.width_steps} steps of {scale.width_batch} images at widths "
-        f"{', '.join(map(str, scale.widths))} (hidden width {scale.proj_hidden})"
+        f"{', '.join(map(str, scale.widths))} (hidden width {max(scale.widths)} for every width)"
     )
     return Experiment(runs, evaluate, sizing)

@@ -8,9 +8,13 @@ import re
 
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import stats
 
-from reports.reproduce import verdict
+from dynamics.observables import sigma_observables
+from reports.reproduce import CLAIMS, liu, runner, tian, verdict
+from reports.reproduce.measured import Measured
+from reports.reproduce.scale import CPU, GPU, QUICK
 from reports.reproduce.verdict import (
     ALPHA,
     INCONCLUSIVE,
@@ -113,3 +117,142 @@ def test_effects_without_spread_are_decided_by_their_side_of_the_threshold():
     assert decide([-12.0, -12.0, -12.0], -1, 0.0) == REPRODUCED
     assert decide([1.0, 1.0, 1.0], -1, 0.0) == NOT_REPRODUCED
     assert decide([0.0, 0.0, 0.0], -1, 0.0) == INCONCLUSIVE
+
+
+# ---------------------------------------------------------------------------- the claims
+def run_dataset(**variables) -> xr.Dataset:
+    """A run's measurements at two entries (random encoder, end): each variable a pair of
+    values, or a pair of rows along ``mode``."""
+    data = {}
+    for name, (first, last) in variables.items():
+        value = np.array([first, last], dtype=float)
+        data[name] = (("epoch", "mode")[: value.ndim], value)
+    data["step_at_measurement"] = ("epoch", np.array([0.0, 100.0]))
+    return xr.Dataset(data)
+
+
+def collapse_run(weight_decay: float, threshold: float) -> xr.Dataset:
+    """A sweep run that collapses (z_std 1e-3, one mode left) above ``threshold`` and not below;
+    sigma^2 0.25 (the prediction: eta* = 1/5), eta = wd / 2 per step."""
+    dead = weight_decay > threshold
+    ds = run_dataset(
+        z_std=(1.0, 1e-3 if dead else 0.9),
+        corr_eig=([1.0, 0.5, 0.2], [1e-6, 0, 0] if dead else [0.8, 0.4, 0.1]),
+        effective_rank=(3.0, 1.0 if dead else 2.8),
+        aug_ratio=(0.25, 0.25),
+    )
+    ds["weight_decay_step"] = ("step", np.full(4, weight_decay))
+    ds["eta_step"] = ("step", np.full(4, weight_decay / 2))
+    return ds
+
+
+def weight_decay_of(spec) -> float:
+    return float(spec.options[spec.options.index("--weight-decay") + 1])
+
+
+def test_tian_collapse_bisects_each_seeds_threshold_to_a_factor_1_25(tmp_path):
+    """Synthetic sweep runs with a known threshold per seed (one below the grid's first step,
+    two inside it): runner.refine's rounds, at most the experiment's refine_rounds, end with a
+    bracket within 1.25 that holds the true threshold in every seed."""
+    truth = {0: 0.13, 1: 0.3, 2: 0.011}
+    plan = runner.make_plan([CLAIMS["tian-collapse"]], CPU, 3, tmp_path)
+
+    def measure(plan, claim_id):
+        datasets = {}
+        specs = {}
+        for role, (spec, seeds) in plan.roles(claim_id).items():
+            specs[role] = spec
+            wd = weight_decay_of(spec) if role.startswith("wd=") else 1.0
+            datasets[role] = {s: collapse_run(wd, truth[s]) for s in seeds}
+        return Measured(datasets, specs)
+
+    rounds = 0
+    while runner.refine(plan, measure):
+        rounds += 1
+    experiment = plan.experiments["tian-collapse"]
+    assert 2 <= rounds <= experiment.refine_rounds
+    outcome = experiment.evaluate(measure(plan, "tian-collapse"))
+    for seed, true in truth.items():
+        outcomes = tian.sweep_outcomes(measure(plan, "tian-collapse"))[seed]
+        lo, hi = tian.bracket(outcomes)
+        assert lo <= true < hi and hi / lo <= 1.25, (seed, lo, hi)
+    context = outcome.tests[-1]
+    assert not context.decides
+    # predicted wd* = eta* wd / eta = (1/5) * 2 = 0.4; seed 1's bracket holds 0.3
+    assert context.effects[1] == pytest.approx(abs(math.log2(0.3 / 0.4)), abs=0.2)
+    assert outcome.tests[3].verdict == REPRODUCED  # the main weight decay does not collapse
+
+
+def test_bisection_stops_at_a_failed_middle_and_without_a_bracket():
+    run = {0.1: (False, 0.5), 0.2: (True, -1.0)}
+    assert tian.next_weight_decay(run) == 0.141
+    assert tian.next_weight_decay({**run, 0.141: (None, math.nan)}) is None
+    assert tian.next_weight_decay({0.1: (False, 0.5), 0.2: (False, 0.4)}) is None
+    assert tian.next_weight_decay({0.1: (False, 0.5), 0.12: (True, -2.0)}) is None
+
+
+def asymmetry_run(first: float, last: float) -> xr.Dataset:
+    ds = run_dataset(wp_asymmetry=(first, last), alignment_cos=([0.0, 0.1], [0.9, 0.95]))
+    ds["eta_step"] = ("step", np.full(4, 1e-3))
+    ds["flow_time_step"] = ("step", np.arange(1.0, 5.0))
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("wd_end", "no_wd_end", "expected"),
+    [
+        ((0.70, 0.705, 0.695), (0.70, 0.71, 0.69), NOT_REPRODUCED),
+        ((0.20, 0.21, 0.19), (0.99, 0.98, 1.0), REPRODUCED),
+    ],
+)
+def test_tian_fig2_is_decided_by_the_same_seed_contrast(wd_end, no_wd_end, expected):
+    """From an asymmetry of 1: both runs fall by the same 0.30 (the audit's --quick case: each
+    run alone 'falls', the contrast log2(0.7 / 0.7) = 0 says NOT REPRODUCED), or weight decay
+    leaves a fifth of what the run without it keeps (log2 0.2 = -2.3 < -1: REPRODUCED)."""
+    specs = {"wd": None, "no_wd": None}
+    datasets = {
+        "wd": {s: asymmetry_run(1.0, e) for s, e in enumerate(wd_end)},
+        "no_wd": {s: asymmetry_run(1.0, e) for s, e in enumerate(no_wd_end)},
+    }
+    outcome = CLAIMS["tian-fig2"].build(QUICK).evaluate(Measured(datasets, specs))
+    contrast = outcome.tests[0]
+    assert contrast.decides and contrast.verdict == expected, contrast.effects
+    alone = [t for t in outcome.tests if not t.decides]
+    if expected == NOT_REPRODUCED:
+        assert [t.mean for t in alone] == pytest.approx([-0.3, -0.3], abs=0.01)
+
+
+def observed(z: np.ndarray) -> xr.Dataset:
+    """The decorrelation variables empirical.measure records, by dynamics.observables."""
+    values = sigma_observables(z)
+    return xr.Dataset({k: ((), float(np.asarray(v))) for k, v in values.items()})
+
+
+def test_liu_statistic_does_not_reward_dying_dimensions():
+    """Rank-4 outputs on 64 dimensions, then the same with 56 dimensions dead: Liu et al.'s
+    total ||Sigma - I||^2 falls from about 1006 to 72 (the audit's numbers), the floor-subtracted
+    mean squared correlation over alive pairs does not fall; independent features sit at 0."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2000, 4)) @ rng.normal(size=(4, 64))
+    dying = z.copy()
+    dying[:, 8:] = 0.0
+    healthy, dead = observed(z), observed(dying)
+    assert healthy["sigma_dist_pearson"] == pytest.approx(1006, rel=0.1)
+    assert dead["sigma_dist_pearson"] == pytest.approx(72, rel=0.2)
+    excess_healthy = float(liu.excess_correlation(healthy))
+    excess_dead = float(liu.excess_correlation(dead))
+    assert excess_dead > 0.8 * excess_healthy > 0.15
+    independent = observed(rng.normal(size=(2000, 64)))
+    assert abs(float(liu.excess_correlation(independent))) < 1e-4
+
+
+@pytest.mark.parametrize("scale", [CPU, QUICK, GPU], ids=lambda s: s.name)
+def test_garrido_width_hidden_layer_is_never_narrower_than_the_output(scale):
+    experiment = CLAIMS["garrido-width"].build(scale)
+    widths = set()
+    for spec in experiment.runs.values():
+        o = spec.options
+        hidden, dim = int(o[o.index("--proj-hidden") + 1]), int(o[o.index("--proj-dim") + 1])
+        assert hidden >= dim, spec.label
+        widths.add(dim)
+    assert widths == set(scale.widths)
