@@ -2,7 +2,9 @@
 
 The plan is every distinct training configuration the chosen claims need (claims that need
 the same configuration share its runs), trained once per seed into
-``OUT/work/runs/KEY/seedS``. Before the first step every run's command line is parsed and
+``OUT/work/runs/KEY/seedS``; an adaptive claim (tian-collapse's bisection of the weight
+decay) adds runs round by round, from the measurements of the runs so far (:func:`refine`).
+Before the first step every run's command line is parsed and
 resolved by ``python -m empirical.train``'s own parser (a bad option is exit status 2 before
 anything runs) and the data is checked for the sizes the plan needs. ``OUT/work/plan.json``
 records the commands; ``--resume`` skips the runs that finished (their ``measurements.nc`` is

@@ -23,9 +23,9 @@ and with t* the one-sided 1 - ALPHA quantile of Student's t with n - 1 degrees o
 The rule is symmetric at the threshold: for normally distributed effects whose true mean is
 exactly theta, each of REPRODUCED and NOT REPRODUCED occurs with probability ALPHA, whatever the
 seed spread (Monte Carlo of this function, 3 seeds, 20 000 draws with spreads over four
-decades: 4.8% and 5.1%, standard error 0.15%). The power (REPRODUCED) for a
-true effect beyond the threshold by k seed standard deviations, 3 seeds: k = 1: 32%, 2: 71%,
-3: 93%, 4: 99%; with 5 seeds k = 2: 97%. (The rule this replaces asked d (m - null) > 2 s and
+decades: 4.8% and 5.1%, standard error 0.15%). The power (REPRODUCED) for a true effect
+beyond the threshold by k seed standard deviations (the noncentral t, noncentrality k sqrt(n)),
+3 seeds: k = 1: 32%, 2: 71%, 3: 93%, 4: 99%; with 5 seeds k = 2: 97%. (The rule this replaces asked d (m - null) > 2 s and
 only d (m - theta) > 0 for REPRODUCED: at a threshold far from the null it said REPRODUCED 50%
 and NOT REPRODUCED 3.7% of the time.) Since the threshold lies beyond the null, an effect
 significantly beyond the threshold is significantly beyond the null too. tests/reports/
