@@ -273,17 +273,18 @@ def tian_collapse(scale: Scale) -> Experiment:
                 f"{pred['eta_star']:.3g}, sigma^2 = {pred['sigma2']:.3g}, tau = 1)",
             )
         )
-        xs, ys = [], []
+        series = {}  # one per seed: the bisection gives every seed its own weight decays
         for seed in seeds:
-            points = sorted(outcomes.get(seed, {}))
-            margins = {wd: margin for wd, (_, margin) in outcomes.get(seed, {}).items()}
-            xs.append(points)
-            ys.append([margins[wd] for wd in points])
+            points = dict(sorted(outcomes.get(seed, {}).items()))
+            series[f"BYOL, linear W_p, seed {seed}"] = (
+                [list(points)],
+                [[margin for _, margin in points.values()]],
+            )
         sweep_panel = Panel(
             "weight-decay sweep and bisection",
             "weight decay",
             "final distance from collapse (decades)",
-            {"BYOL, linear W_p, end of training": (xs, ys)},
+            series,
             hlines=[(0.0, "collapse criterion")],
             vlines=[(pred["wd_star"], "predicted threshold")],
             logx=True,
