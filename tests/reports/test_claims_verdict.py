@@ -256,3 +256,36 @@ def test_garrido_width_hidden_layer_is_never_narrower_than_the_output(scale):
         assert hidden >= dim, spec.label
         widths.add(dim)
     assert widths == set(scale.widths)
+
+
+def test_liu_fig1_decides_on_both_baselines():
+    """Every method's correlation rises from the random encoder's, then falls after the first
+    measurement (the audit's --quick BYOL: 23.7 -> 76 -> 72 in ||Sigma - I||^2): the test from
+    the later baseline is REPRODUCED, the one from the random encoder NOT REPRODUCED, both
+    decide, so the claim is NOT REPRODUCED."""
+    experiment = CLAIMS["liu-fig1"].build(QUICK)
+    floor = 1 / 199
+
+    def run(seed: int) -> xr.Dataset:
+        excess = np.array([0.01, 0.08, 0.05]) + 0.002 * seed
+        return xr.Dataset(
+            {
+                "sigma_corr_mean_sq": ("epoch", excess + floor),
+                "sigma_floor": ("epoch", np.full(3, floor)),
+                "dead_dims": ("epoch", np.zeros(3)),
+                "effective_rank": ("epoch", np.array([10.0, 6.0, 8.0])),
+                "step_at_measurement": ("epoch", np.array([0.0, 16.0, 48.0])),
+            }
+        )
+
+    datasets = {role: {s: run(s) for s in range(3)} for role in experiment.runs}
+    outcome = experiment.evaluate(Measured(datasets, dict(experiment.runs)))
+    deciding = [t for t in outcome.tests if t.decides]
+    assert len(deciding) == 2 * len(experiment.runs)
+    by_baseline = {
+        "random encoder": [t.verdict for t in deciding if "random encoder" in t.name],
+        "step 16": [t.verdict for t in deciding if "step 16" in t.name],
+    }
+    assert by_baseline["random encoder"] == [NOT_REPRODUCED] * len(experiment.runs)
+    assert by_baseline["step 16"] == [REPRODUCED] * len(experiment.runs)
+    assert verdict.claim_verdict(outcome.tests) == NOT_REPRODUCED
