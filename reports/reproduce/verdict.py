@@ -29,7 +29,8 @@ k sqrt(n)), 3 seeds: k = 1: 32%, 2: 71%, 3: 93%, 4: 99%; with 5 seeds k = 2: 97%
 this replaces asked d (m - null) > 2 s and only d (m - theta) > 0 for REPRODUCED: at a
 threshold far from the null it said REPRODUCED 50% and NOT REPRODUCED 3.7% of the time.)
 Since the threshold lies beyond the null, an effect significantly beyond the threshold is
-significantly beyond the null too. tests/reports/test_claims_verdict.py checks these rates by simulation.
+significantly beyond the null too. tests/reports/test_claims_verdict.py checks these rates
+by simulation.
 
 A test over fewer than 3 seeds (MIN_SEEDS), or with an effect that is undefined in some seed
 (NaN: a statistic of a collapsed run), is INCONCLUSIVE: there is never a verdict from one seed.
