@@ -15,7 +15,7 @@ import importlib
 
 from reports.reproduce.registry import CLAIMS, Claim, claim
 
-#: The family modules; importing one registers its claims (in the issue's order).
+#: The family modules; importing one registers its claims (tables list them in this order).
 FAMILIES = ("tian", "liu", "vicreg")
 
 for _family in FAMILIES:

@@ -140,7 +140,7 @@ class Claim:
         return " ".join(doc.split())
 
 
-#: claim id -> registered claim, in the order of registration (the issue's order)
+#: claim id -> registered claim, in the order of registration
 CLAIMS: dict[str, Claim] = {}
 
 
