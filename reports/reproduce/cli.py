@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_data(args.data, scale)
     plan = runner.make_plan(claims, scale, args.seeds, out / "work")
     runner.validate(plan, args.data)
-    say = (lambda *a: None) if args.quiet else print
+    say = (lambda *a, **k: None) if args.quiet else print
     if args.plan:
         runner.check_resume(plan, args.data, resume=True)
         pending = [j for j in plan.jobs if runner.run_state(j.folder) != "done"]

@@ -3,6 +3,7 @@ power beyond it, against Student's t and the noncentral t (scipy.stats), indepen
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -289,3 +290,55 @@ def test_liu_fig1_decides_on_both_baselines():
     assert by_baseline["random encoder"] == [NOT_REPRODUCED] * len(experiment.runs)
     assert by_baseline["step 16"] == [REPRODUCED] * len(experiment.runs)
     assert verdict.claim_verdict(outcome.tests) == NOT_REPRODUCED
+
+
+def test_the_command_bisects_round_by_round_and_resumes_without_training(
+    tmp_path, monkeypatch, capsys
+):
+    """python -m reports.reproduce --quick --claim tian-collapse, with training replaced by
+    synthetic runs that collapse above a known threshold per seed: the command trains the
+    bisection's runs round by round after the sweep, records them in plan.json, brackets every
+    seed's threshold within 1.25, and --resume trains nothing."""
+    from reports.reproduce import cli
+    from tests.empirical.conftest import _fashion_arrays, write_idx
+
+    data = tmp_path / "fashion"
+    data.mkdir()
+    for name, array in _fashion_arrays(1000, 300).items():
+        write_idx(data / f"{name}.gz", array)
+    truth = {0: 0.05, 1: 0.3, 2: 0.011}
+    trained = []
+
+    def fake_execute(jobs, data, workers, report):
+        done = []
+        for job in jobs:
+            wd = weight_decay_of(job.spec)
+            ds = collapse_run(wd, truth[job.seed])
+            ds.attrs["partial"] = 0
+            job.folder.mkdir(parents=True, exist_ok=True)
+            ds.to_netcdf(job.folder / "measurements.nc")
+            trained.append((job.spec.key, job.seed, wd))
+            finished = runner.Finished(job, 0.0)
+            report(finished)
+            done.append(finished)
+        return done
+
+    monkeypatch.setattr(runner, "execute", fake_execute)
+    out = tmp_path / "out"
+    argv = ["--quick", "--claim", "tian-collapse", "--data", f"fashion-mnist:{data}"]
+    assert cli.main([*argv, "--out", str(out), "--quiet"]) == 0
+    experiment = CLAIMS["tian-collapse"].build(QUICK)
+    fixed = len(experiment.runs) * 3
+    assert fixed < len(trained) <= fixed + 3 * experiment.refine_rounds
+    commands = json.loads((out / "work" / "plan.json").read_text())["commands"]
+    assert len(commands) == len(trained)
+    record = json.loads((out / "claims.json").read_text())["claims"][0]
+    brackets = record["facts"]["measured threshold wd (per seed, bracket)"]
+    found = re.findall(r"seed \d: ([\d.e-]+) to ([\d.e-]+)", brackets)
+    assert len(found) == 3, brackets
+    for seed, (lo, hi) in enumerate(found):
+        lo, hi = float(lo), float(hi)
+        assert lo <= truth[seed] < hi and hi / lo <= 1.25, brackets
+    before = len(trained)
+    assert cli.main([*argv, "--out", str(out), "--resume", "--quiet"]) == 0
+    assert len(trained) == before
