@@ -504,7 +504,9 @@ def parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m reports.bridge", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="report_bridge", help="folder of the bridge report")
     p.add_argument("--work", default=None, help="runs and simulations (default: OUT/work)")
-    p.add_argument("--rungs", default="all", help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6)")
+    p.add_argument(
+        "--rungs", default="all", help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6,collapse)"
+    )
     p.add_argument("--seeds", type=int, default=None, help="seeds per rung (default 3; quick 2)")
     p.add_argument("--quick", action="store_true", help="small sizes for tests and CI (minutes)")
     p.add_argument("--no-scaling", action="store_true", help="skip the lr / batch study")
@@ -527,9 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     everything = ladder(size)
     known = [r.key for r in everything]
     chosen = known if args.rungs == "all" else [k.strip() for k in args.rungs.split(",")]
-    bad = [k for k in chosen if k not in known]
+    bad = [k for k in chosen if k not in (*known, "collapse")]
     if bad:
-        raise UsageError(f"--rungs {bad[0]!r}: unknown; the rungs are {', '.join(known)}")
+        raise UsageError(f"--rungs {bad[0]!r}: unknown; the rungs are {', '.join(known)}, collapse")
     rungs = [r for r in everything if r.key in chosen]
     if args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: at least 1")
@@ -538,6 +540,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_folder(work, "--work")
     if work.exists() and any(work.iterdir()) and not (work / WORK_MARKER).exists():
         raise UsageError(f"--work {work}: not empty and not a bridge work folder; not replacing")
+    if "collapse" in chosen:  # the collapse map checked by training (reports.collapse_check)
+        from reports.collapse_check import write_rung
+
+        shutil.rmtree(work / "collapse", ignore_errors=True)
+        (work / "collapse").mkdir(parents=True)
+        (work / WORK_MARKER).write_text("python -m reports.bridge owns this folder\n")
+        write_rung(out / "collapse", work / "collapse", seeds, args.jobs, args.quiet)
+        if chosen == ["collapse"]:
+            return 0
     p = plan(rungs, size, seeds, not args.no_scaling, work)
     if work.exists():
         shutil.rmtree(work)
