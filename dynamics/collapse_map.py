@@ -41,6 +41,11 @@ integration and the thresholds of several surviving modes, which the non-orthogo
 ``offdiagonal_ratio``, the share of ||X'||_F off the diagonal in the eigenbasis of X; the
 thresholds from that diagonal (the first-order estimate) are stored beside the pencil's.
 
+Other losses. DirectPred sets W_p from the features' correlation instead of training it; a
+non-collapsed fixed point still needs p_j (x_j - p_j lam_j) = eta, so its thresholds are the same
+eta*_j, but its dynamics (and basin) are not integrated here. The cosine loss has no per-mode
+reduction (the normalisation by ||W_p f|| ||f'|| couples every mode). The map refuses both.
+
 Time: flow time t (``empirical.flow``): eta = weight_decay / D, one step of learning rate lr is
 dt = dt_run lr / lr_run, beta = -ln(ema) / dt, horizon = dt times the run's steps. The run's
 initial weights give each mode's u_j(0), p_j(0) (Rayleigh quotient of W_p(0)) and tau_j(0). A
@@ -80,6 +85,11 @@ ALIVE_FRACTION = 0.25
 RTOL, ATOL, BLOWUP = 1e-6, 1e-10, 1e8
 #: points of the scan of p in (0, 1] before each mode's maximiser is refined
 P_SCAN = 400
+#: why the map covers one loss
+ONLY_EQ1 = (
+    "the map covers Tian's eq. 1 loss (--loss linear_byol): the cosine loss has no per-mode "
+    "reduction (its normalisation couples the modes), and DirectPred's W_p rule is not integrated"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +251,8 @@ def problem_from_run(run: str | Path) -> Problem:
     path = Path(run) / "measurements.nc" if Path(run).is_dir() else Path(run)
     with xr.open_dataset(path, engine="netcdf4") as ds:
         attrs = dict(ds.attrs)
+        if attrs.get("loss_name") != "linear_byol":
+            raise UsageError(f"--from-run {run}: its loss is {attrs.get('loss_name')}; {ONLY_EQ1}")
         steps = int(ds["step_at_measurement"].values[-1])
         ema = float(np.mean(ds["ema_momentum_step"].values[:steps]))
     params = json.loads(attrs["params_json"])
@@ -262,6 +274,8 @@ def problem_from_run(run: str | Path) -> Problem:
 
 def parse_grid(specs: Sequence[str]) -> Grid:
     """The grid of ``--grid`` options (dynamics.grid), every value checked; UsageError."""
+    if any(spec.partition("=")[0].strip() == "loss" for spec in specs):
+        raise UsageError(f"--grid loss: not an axis; {ONLY_EQ1}")
     try:
         grid = Grid.parse(list(specs), MapAxes)
     except ParameterError as err:

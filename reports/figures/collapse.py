@@ -16,8 +16,8 @@ from reports import style
 from reports.figures.base import Drawn, Inputs, absent, figure, headline
 from reports.inputs import Result
 
-#: at most this many threshold lines are labelled
-LABELLED = 8
+#: a threshold line is numbered when this fraction of the axis away from the last numbered one
+LABEL_GAP = 0.04
 
 
 def _map_file(inputs: Inputs) -> Result | None:
@@ -33,12 +33,16 @@ def _at_run(res: Result, keep: tuple[str, ...]):
 
 
 def _thresholds(ax, res: Result, lo: float, hi: float, color: str) -> None:
-    shown = [(j, v) for j, v in enumerate(res.ds["threshold_weight_decay"].values) if lo <= v <= hi]
-    for n, (j, value) in enumerate(shown):
+    """Dashed lines at the modes' thresholds in [lo, hi], numbered where there is room."""
+    last = -np.inf
+    for j, value in enumerate(res.ds["threshold_weight_decay"].values):
+        if not lo <= value <= hi:
+            continue
         ax.axvline(value, color=color, ls="--", lw=0.8)
-        if n < LABELLED:
+        if abs(last - value) >= LABEL_GAP * (hi - lo):
             ax.text(value, 1.0, f" {j + 1}", transform=ax.get_xaxis_transform(), rotation=90,
                     va="top", ha="right", fontsize=6, color=color)  # fmt: skip
+            last = value
 
 
 @figure("collapse_map", "Collapse map of a run: surviving modes", section="phase")
@@ -62,7 +66,9 @@ def collapse_map(inputs: Inputs) -> Drawn:
         norm = BoundaryNorm(np.arange(-0.5, n_modes + 1.5), 256)
         mesh = left.pcolormesh(wd, ys, counts, norm=norm, cmap=style.SEQUENTIAL_CMAP,
                                shading="nearest")  # fmt: skip
-        fig.colorbar(mesh, ax=left, label="modes alive at the horizon")
+        step = max(1, round(n_modes / 8))
+        fig.colorbar(mesh, ax=left, label="modes alive at the horizon",
+                     ticks=np.arange(0, n_modes + 1, step))  # fmt: skip
         _thresholds(left, res, wd.min(), wd.max(), "white")
         left.plot(run["weight_decay"], run[other], marker="*", ms=11, color="#d62728",
                   mec="white", ls="none", label="the run's setting")  # fmt: skip

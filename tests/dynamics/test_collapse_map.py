@@ -259,6 +259,7 @@ def test_the_command_writes_the_map_with_its_provenance(linear_run, tmp_path):
         ("temperature=1,2", "temperature"),
         ("weight_decay=1:0", "weight_decay"),
         ("weight_decay=0.1,0.1", "repeated"),
+        ("loss=eq1,cosine", "cosine"),
     ],
 )
 def test_a_bad_grid_exits_2_with_one_line_and_writes_nothing(grid, named, tmp_path, capsys):
