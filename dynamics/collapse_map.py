@@ -51,8 +51,10 @@ dt = dt_run lr / lr_run, beta = -ln(ema) / dt, horizon = dt times the run's step
 initial weights give each mode's u_j(0), p_j(0) (Rayleigh quotient of W_p(0)) and tau_j(0). A
 mode is alive at the horizon when u_j >= 1/4 of the smallest non-collapsed fixed point,
 (x_j / (2 lam_j))^2 / alpha_p (:data:`ALIVE_FRACTION`); the training check applies the same rule
-to the measured W. The predictor's decay is eta (Tian's flow); a run with one SGD weight decay
-has alpha_p eta (the same for alpha_p = 1).
+to the measured W. W has d rows, so at most d modes are alive: where more pass, the d
+strongest are kept (largest u_j; for the closed-form count, largest threshold). The predictor's
+decay is eta (Tian's flow); a run with one SGD weight decay has alpha_p eta (the same for
+alpha_p = 1).
 """
 
 from __future__ import annotations
@@ -316,6 +318,17 @@ def integrate_modes(modes: Modes, start: dict, rates: dict) -> np.ndarray:
     return u_final
 
 
+def at_most(alive: np.ndarray, strength: np.ndarray, width: int) -> np.ndarray:
+    """``alive`` (points, modes) with at most ``width`` modes per point, the strongest kept:
+    W has ``width`` rows, so no more modes can be alive."""
+    if alive.shape[1] <= width:
+        return alive
+    order = np.argsort(-np.where(alive, np.broadcast_to(strength, alive.shape), -np.inf), axis=1)
+    keep = np.zeros_like(alive)
+    np.put_along_axis(keep, order[:, :width], True, axis=1)
+    return alive & keep
+
+
 def collapse_map(problem: Problem, grid: Grid) -> xr.Dataset:
     """The map over ``grid`` (module docstring) as a Dataset with one dimension per axis."""
     start_time = time.perf_counter()
@@ -329,8 +342,11 @@ def collapse_map(problem: Problem, grid: Grid) -> xr.Dataset:
     columns.update(grid.columns(np.arange(grid.size)))
     rates = setting.rates({k: np.asarray(v, float) for k, v in columns.items()})
     u_final = integrate_modes(modes, start, rates)
-    alive = u_final >= alive_weight(modes, rates["alpha_p"])
-    closed = rates["eta"][:, None] < modes.threshold[None, :]
+    width = problem.w0.shape[0]
+    alive = at_most(u_final >= alive_weight(modes, rates["alpha_p"]), u_final, width)
+    closed = at_most(
+        rates["eta"][:, None] < modes.threshold[None, :], -np.arange(modes.x.size), width
+    )
     dims, shape = (*grid.names, MODE), (*grid.shape, modes.x.size)
     coords = dict(zip(grid.names, grid.values, strict=True))
     coords[MODE] = np.arange(modes.x.size)
@@ -364,7 +380,7 @@ def collapse_map(problem: Problem, grid: Grid) -> xr.Dataset:
             **problem.attrs, swept=list(grid.names), grid=grid.describe(), points=grid.size,
             **{f"run_{k}": v for k, v in run_axes.items()},
             run_steps=setting.steps, run_flow_time_per_step=setting.dt,
-            loss_directions=d, loss="Tian eq. 1 (unnormalised); predictor decay eta",
+            loss_directions=d, width=width, loss="Tian eq. 1 (unnormalised); predictor decay eta",
             commutator_ratio=commutator_ratio(problem.x_corr, problem.aug_cov),
             offdiagonal_ratio=offdiagonal_ratio(problem.x_corr, problem.aug_cov),
             alive_fraction=ALIVE_FRACTION, rtol=RTOL, atol=ATOL,

@@ -23,6 +23,7 @@ from dynamics.collapse_map import (
     Modes,
     Problem,
     RunSetting,
+    at_most,
     closed_form_threshold,
     collapse_map,
     integrate_modes,
@@ -282,3 +283,10 @@ def test_a_missing_run_exits_2(tmp_path, capsys):
     ]
     assert run_main(main, argv) == 2
     assert "measurements.nc" in capsys.readouterr().err
+
+
+def test_no_more_modes_alive_than_rows_of_w():
+    alive = np.array([[True, True, True, False], [False, True, False, False]])
+    strength = np.array([[3.0, 1.0, 2.0, 5.0], [0.0, 1.0, 0.0, 0.0]])
+    kept = at_most(alive, strength, 2)
+    assert kept.tolist() == [[True, False, True, False], [False, True, False, False]]
