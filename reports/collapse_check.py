@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +132,12 @@ class Outcome:
         return float(np.max(np.abs(ratio - 1))) if both.any() else float("nan")
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def away_from_thresholds(thresholds: np.ndarray) -> np.ndarray:
     """Weight decays between the bracketed thresholds (geometric means of neighbours) and
     ABOVE times the largest: where the count of alive modes is not a bracket's."""
@@ -139,7 +147,7 @@ def away_from_thresholds(thresholds: np.ndarray) -> np.ndarray:
 
 def run_check(work: Path, seeds: int, jobs: int, size: CheckSize = SIZE) -> dict:
     """Train the pilot and the bracketing runs under ``work``; return every number."""
-    start = time.perf_counter()
+    start, cpu, load = time.perf_counter(), children_cpu(), os.getloadavg()[0]
     pilot = work / "pilot"
     run_command(train_command(size, 0.0, 0, 1, pilot))
     with xr.open_dataset(pilot / "moments.nc", engine="netcdf4") as m:
@@ -160,6 +168,8 @@ def run_check(work: Path, seeds: int, jobs: int, size: CheckSize = SIZE) -> dict
         "decays": decays,
         "outcomes": collect(runs),
         "wall_seconds": time.perf_counter() - start,
+        "cpu_seconds": children_cpu() - cpu,
+        "load": [load, os.getloadavg()[0]],
         "size": dataclasses.asdict(size),
         "seeds": seeds,
     }
@@ -267,7 +277,9 @@ def write_rung(out: Path, work: Path, seeds: int, jobs: int, quiet: bool) -> Non
     lines = [
         "# The collapse map checked by training",
         "",
-        f"{len(result['outcomes'])} runs ({seeds} seeds), wall {result['wall_seconds']:.0f} s; "
+        f"{len(result['outcomes'])} runs ({seeds} seeds), wall {result['wall_seconds']:.0f} s, "
+        f"CPU {result['cpu_seconds']:.0f} s (load average {result['load'][0]:.1f} at the start, "
+        f"{result['load'][1]:.1f} at the end); "
         f"sizes {result['size']}; git {git_revision()}.",
     ]
     for table in tables:
@@ -285,7 +297,8 @@ def write_rung(out: Path, work: Path, seeds: int, jobs: int, quiet: bool) -> Non
              "weight_measured": o.weight_measured.tolist()}
             for o in result["outcomes"]
         ],
-        "wall_seconds": result["wall_seconds"], "git_revision": git_revision(),
+        "wall_seconds": result["wall_seconds"], "cpu_seconds": result["cpu_seconds"],
+        "load_average": result["load"], "git_revision": git_revision(),
     }  # fmt: skip
     write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
     if not quiet:
