@@ -7,7 +7,7 @@
 2. Linear-encoder BYOL runs (Tian's eq. 1 loss, SGD, constant lr, constant EMA) are trained at
    weight decays bracketing the thresholds of the :data:`BRACKETED` strongest modes, at
    (1 -+ :data:`BRACKET`) times each threshold, and away from them (between neighbouring
-   thresholds, and above the largest), for every seed.
+   thresholds), for every seed.
 3. Each run gets its own map at its own setting (its X, X' and initial weights) and is measured
    with the same rule: mode j is alive when u_j = ||W v_j||^2 at the end is at least
    :data:`dynamics.collapse_map.ALIVE_FRACTION` of its smallest non-collapsed fixed point.
@@ -50,8 +50,6 @@ BRACKETED = 3
 BRACKET = 0.15
 #: a run is near a threshold when a mode's own threshold is within this fraction of its decay
 NEAR = 0.2
-#: a run above every bracketed threshold, at this factor times the largest
-ABOVE = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +137,11 @@ def children_cpu() -> float:
 
 
 def away_from_thresholds(thresholds: np.ndarray) -> np.ndarray:
-    """Weight decays between the bracketed thresholds (geometric means of neighbours) and
-    ABOVE times the largest: where the count of alive modes is not a bracket's."""
+    """Weight decays between neighbouring bracketed thresholds (their geometric means), where
+    the count of alive modes is not a bracket's. (Not above the largest: there a run's W decays
+    to exactly 0 within the run, and the trainer cannot write its measurements.)"""
     ordered = np.sort(thresholds)
-    return np.concatenate([np.sqrt(ordered[1:] * ordered[:-1]), [ABOVE * ordered[-1]]])
+    return np.sqrt(ordered[1:] * ordered[:-1])
 
 
 def run_check(work: Path, seeds: int, jobs: int, size: CheckSize = SIZE) -> dict:
