@@ -8,25 +8,25 @@ training options give them, the EMA momentum ``ema`` per step, the predictor's r
 ``alpha_p``; the others stay at the run's values) the map gives the number of modes alive at the
 run's horizon, which ones, and each mode's threshold in closed form.
 
-The per-mode reduction (Tian, Chen & Ganguli 2021, eqs. 11-13, with the data moments of
-their Lemma 1). When X and X' commute, with common unit eigenvectors v_j (X v_j = x_j v_j,
-X' v_j = x'_j v_j, lam_j = x_j + x'_j), the weights W = sum_j a_j v_j^T, W_p = sum_j p_j a_j
-a_j^T / |a_j|^2, W_a = tau_j W on each v_j (orthogonal a_j) stay of that form, and each mode,
-u_j = |a_j|^2, follows
+The per-mode reduction (docs/theory.md (D7), Tian et al.'s eqs. 11-13, with the data moments of the
+flow docs/theory.md (D1)). When X and X' commute, with common unit eigenvectors v_j (X v_j = x_j
+v_j, X' v_j = x'_j v_j, lam_j = x_j + x'_j), the weights W = sum_j a_j v_j^T, W_p = sum_j p_j a_j
+a_j^T / |a_j|^2, W_a = tau_j W on each v_j (orthogonal a_j) stay of that form, and each mode, u_j =
+|a_j|^2, follows
 
     dp_j/dt   = alpha_p u_j (tau_j x_j - p_j lam_j) - eta p_j
     du_j/dt   = 2 u_j p_j (tau_j x_j - p_j lam_j) - 2 eta u_j
     dtau_j/dt = beta (1 - tau_j) - tau_j (p_j (tau_j x_j - p_j lam_j) - eta)
 
-which is Tian's per-mode system (``dynamics.models.eigenmodes``, s_j = u_j) with sigma^2 =
+which is Tian's per-mode system (docs/theory.md (D7), s_j = u_j) with sigma^2 =
 x'_j/x_j, eta/x_j and beta/x_j, in the time x_j t: the map integrates it with the vectorised
 per-mode sweep (:func:`dynamics.sweep.modes.run_mode_points`). A non-collapsed fixed point
 needs p_j (x_j - p_j lam_j) = eta (tau_j = 1 there), so it exists iff
 
     eta <= eta*_j = x_j^2 / (4 (x_j + x'_j))         (weight decay D eta*_j)
 
-(Tian's tau^2/(4(1+sigma^2)) for X = I; DirectSet's tau^2 c_j^2 / (4 (c_j + s_j^2))). The
-threshold holds at any EMA rate and alpha_p; these move the collapse basin p_j < p*_- and the
+(docs/theory.md (D9), tau^2/(4(1+sigma^2)), for X = I; DirectSet's tau^2 c_j^2 / (4 (c_j + s_j^2))).
+The threshold holds at any EMA rate and alpha_p; these move the collapse basin p_j < p*_- and the
 time a mode takes, which is what the integration to the run's horizon adds.
 
 When X and X' do not commute. The modes are the branches of the symmetric pencil X - p S,
@@ -46,16 +46,14 @@ non-collapsed fixed point still needs p_j (x_j - p_j lam_j) = eta, so its thresh
 eta*_j, but its dynamics (and basin) are not integrated here. The cosine loss has no per-mode
 reduction (the normalisation by ||W_p f|| ||f'|| couples every mode). The map refuses both.
 
-Time: flow time t (``empirical.flow``): eta = weight_decay / D, one step of learning rate lr is
-dt = dt_run lr / lr_run, beta = -ln(ema) / dt, horizon = dt times the run's steps. The run's
-initial weights give each mode's u_j(0), p_j(0) (Rayleigh quotient of W_p(0)) and tau_j(0). A
-mode is alive at the horizon when u_j >= 1/4 of the smallest non-collapsed fixed point,
-(x_j / (2 lam_j))^2 / alpha_p (:data:`ALIVE_FRACTION`); the training check applies the same rule
-to the measured W. W has d rows, so at most d modes are alive: where more pass, the d
-strongest are kept (largest u_j; for the closed-form count, largest threshold). The predictor's
-decay is eta (Tian's flow); a run with one SGD weight decay has alpha_p eta (the same for
-alpha_p = 1).
-"""
+Time: flow time t (docs/theory.md (D3), ``empirical.flow``): eta = weight_decay / D, one step of
+learning rate lr is dt = dt_run lr / lr_run, beta = -ln(ema) / dt, horizon = dt times the run's
+steps. The run's initial weights give each mode's u_j(0), p_j(0) (Rayleigh quotient of W_p(0)) and
+tau_j(0). A mode is alive at the horizon when u_j >= 1/4 of the smallest non-collapsed fixed point,
+(x_j / (2 lam_j))^2 / alpha_p (:data:`ALIVE_FRACTION`); the training check applies the same rule to
+the measured W. W has d rows, so at most d modes are alive: where more pass, the d strongest are
+kept (largest u_j; for the closed-form count, largest threshold). The predictor's decay is eta
+(Tian's flow); a run with one SGD weight decay has alpha_p eta (the same for alpha_p = 1)."""
 
 from __future__ import annotations
 
@@ -72,6 +70,7 @@ from scipy.optimize import minimize_scalar
 
 from dynamics.from_run import derive
 from dynamics.grid import Grid
+from dynamics.integrate import SaveAt, SolverSettings
 from dynamics.models.eigenmodes import EigenmodeParams
 from dynamics.sweep.modes import run_mode_points
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
@@ -84,7 +83,7 @@ from symbolic.common.schema import INPUT, MODE
 #: a mode is alive when u_j >= this fraction of its smallest non-collapsed fixed point
 ALIVE_FRACTION = 0.25
 #: integration of the per-mode ODE (a survival decision, not a trajectory)
-RTOL, ATOL, BLOWUP = 1e-6, 1e-10, 1e8
+SOLVER = SolverSettings(method="DOP853", rtol=1e-6, atol=1e-10, blowup=1e8)
 #: points of the scan of p in (0, 1] before each mode's maximiser is refined
 P_SCAN = 400
 #: why the map covers one loss
@@ -311,9 +310,8 @@ def integrate_modes(modes: Modes, start: dict, rates: dict) -> np.ndarray:
                 "beta": rates["beta"][at] / x,
                 "alpha_p": rates["alpha_p"][at],
             }
-            out = run_mode_points(
-                base, columns, at.size, float(x * horizon), "DOP853", RTOL, ATOL, BLOWUP, 1e-12
-            )
+            saveat = SaveAt.final(float(x * horizon))
+            out = run_mode_points(base, columns, at.size, saveat, SOLVER, 1e-12)
             u_final[at, j] = out["s"][:, 0]
     return u_final
 
@@ -383,7 +381,7 @@ def collapse_map(problem: Problem, grid: Grid) -> xr.Dataset:
             loss_directions=d, width=width, loss="Tian eq. 1 (unnormalised); predictor decay eta",
             commutator_ratio=commutator_ratio(problem.x_corr, problem.aug_cov),
             offdiagonal_ratio=offdiagonal_ratio(problem.x_corr, problem.aug_cov),
-            alive_fraction=ALIVE_FRACTION, rtol=RTOL, atol=ATOL,
+            alive_fraction=ALIVE_FRACTION, rtol=SOLVER.rtol, atol=SOLVER.atol,
             exact=("the thresholds and the per-mode ODE when X and X' commute; the threshold of "
                    "a single surviving mode for any X, X'"),
             approximate=("the per-mode integration and the thresholds of several surviving "
@@ -414,7 +412,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m dynamics.collapse_map", description=__doc__.splitlines()[0])
     p.add_argument("--from-run", required=True, help="folder of a linear-encoder BYOL run")
     p.add_argument(
-        "--grid", action="append", required=True, metavar="NAME=SPEC",
+        "--grid", action="append", required=True, metavar="NAME=VALUES",
         help="an axis: weight_decay, ema, lr or alpha_p as NAME=a:b:n or NAME=v1,v2,...",
     )  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("results") / "collapse_map.nc")
