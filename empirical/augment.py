@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from empirical.images import MAX_ASPECT
+from empirical.images import MAX_SIDE_RATIO
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL and torchvision
 
@@ -417,7 +417,7 @@ def central_square(x: torch.Tensor, side: int | None = None) -> torch.Tensor:
         side = min(side or height, height, width)
         top, left = (height - side) // 2, (width - side) // 2
         return x[..., top : top + side, left : left + side]
-    shortest = round(x.shape[-1] / MAX_ASPECT)  # every image's shorter side: load_size
+    shortest = round(x.shape[-1] / MAX_SIDE_RATIO)  # every image's shorter side: load_size
     side = min(side or shortest, shortest)
     top, left = (sizes[:, 0] - side) // 2, (sizes[:, 1] - side) // 2
     steps = torch.arange(side, device=x.device)

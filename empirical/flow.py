@@ -1,10 +1,10 @@
-"""What one optimiser step is in the flow time of the linear theory (SPEC section 2).
+"""What one optimiser step is in the flow time of the linear theory (docs/theory.md (D3)).
 
-SPEC section 2 maps plain SGD to gradient flow: learning rate alpha is flow time alpha per step,
-the predictor's learning rate alpha alpha_p, EMA 1 - tau = alpha beta, weight decay alpha eta. A
-training run records per step k (0-based) the encoder learning rate lr_k, the predictor's
-lr^p_k, the EMA momentum tau_k, the weight decay wd and the heavy-ball momentum mu, and from them
-the parameters of the flow it follows, so that a simulation can be built from the run
+docs/theory.md (D3) maps plain SGD to gradient flow: learning rate alpha is flow time alpha per
+step, the predictor's learning rate alpha alpha_p, EMA 1 - tau = alpha beta, weight decay alpha eta.
+A training run records per step k (0-based) the encoder learning rate lr_k, the predictor's lr^p_k,
+the EMA momentum tau_k, the weight decay wd and the heavy-ball momentum mu, and from them the
+parameters of the flow it follows, so that a simulation can be built from the run
 (``dynamics.simulate ... --from-run``) without re-deriving anything:
 
 - heavy-ball SGD (torch's: v_k = mu v_{k-1} + g_k, v_{-1} = 0, w_{k+1} = w_k - lr_k v_k) moves the
@@ -21,7 +21,7 @@ the parameters of the flow it follows, so that a simulation can be built from th
   ``dynamics.models.linear_byol``);
 - the EMA update W_a <- tau_k W_a + (1 - tau_k) W after step k is, for a W that moves slowly,
   dW_a/dt = beta (W - W_a) with e^{-beta_k dt_k} = tau_k: beta_k = -ln(tau_k) / dt_k (to first
-  order (1 - tau_k)/dt_k, SPEC's 1 - gamma = alpha beta).
+  order (1 - tau_k)/dt_k, (D3)'s 1 - gamma = alpha beta).
 
 LARS rescales every layer's step by its own trust ratio, so a LARS run has no single flow time:
 its dt, eta, alpha_p and beta are NaN, and :data:`LARS_REASON` says why.

@@ -9,7 +9,7 @@ is counted and reported, so a corrupt file never stops an epoch and batches keep
 (which DDP's gathers need).
 
 The canvas: each image is resized (bilinear, antialiased) so that its shorter side is
-``load_size``, its longer side cut centrally to at most ``MAX_ASPECT`` times that, and placed at
+``load_size``, its longer side cut centrally to at most ``MAX_SIDE_RATIO`` times that, and placed at
 the top left of a square uint8 canvas of side ``canvas_side(load_size)``; the batch carries the
 images' heights and widths as ``images.image_sizes`` (n, 2). The random resized crop then draws
 from the whole image, as torchvision's RandomResizedCrop does (:mod:`empirical.augment`), and the
@@ -36,7 +36,7 @@ from symbolic.common.cli import UsageError
 
 #: the longest side kept, relative to the shorter (4:3, the usual photograph; wider images lose
 #: the ends of their longer side)
-MAX_ASPECT = 4 / 3
+MAX_SIDE_RATIO = 4 / 3
 UNREADABLE = (
     OSError,
     UnidentifiedImageError,
@@ -48,7 +48,7 @@ UNREADABLE = (
 
 
 def canvas_side(load_size: int) -> int:
-    return round(load_size * MAX_ASPECT)
+    return round(load_size * MAX_SIDE_RATIO)
 
 
 def auto_workers(processes: int) -> int:

@@ -1,6 +1,6 @@
 """The data moments of the linear theory, measured through a run's own augmentation pipeline.
 
-Tian et al. 2021, Lemma 1 (SPEC section 2): X = E_x[xbar xbar^T] with xbar = E[x'|x] (the
+Tian et al. 2021, Lemma 1 (docs/theory.md (D1)): X = E_x[xbar xbar^T] with xbar = E[x'|x] (the
 augmentation-averaged data correlation) and X' = E_x[Cov(x'|x)] (the augmentation covariance),
 for x' an augmented view in the encoder's input coordinates (for the linear backbone: its PCA
 coordinates). Monte Carlo with K views x'_{i1..iK} of each of M images x_i:

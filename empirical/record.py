@@ -1,4 +1,4 @@
-"""The history of a run and its netCDF form (the result schema of DESIGN.md).
+"""The history of a run and its netCDF form (docs/conventions.md, "Result files").
 
 Dimensions: ``epoch`` (one entry per measurement: 0 = the randomly initialised encoder before
 any step, then the end of each epoch, or every ``--measure-every`` steps; the coordinate holds

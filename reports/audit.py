@@ -1,4 +1,4 @@
-"""The symbolic claims audit (SPEC section 4) as the report's audit table.
+"""The symbolic claims audit (docs/theory.md section 4) as the report's audit table.
 
 The audit is produced by ``python -m symbolic.audit --format json``: a JSON list of objects with
 the keys ``id``, ``claim``, ``verdict``, ``corrected_statement``, ``method`` and ``evidence``. The

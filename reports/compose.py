@@ -1,6 +1,6 @@
 """Assemble the report: pair runs with simulations, draw figures, write tables, tell the story.
 
-The story follows the issue's order: set-up, predictions, measurements, agreement, where theory
+The story runs in this order: set-up, predictions, measurements, agreement, where theory
 and practice disagree; then the claims audit and the provenance of every input. Every figure and
 table lists its sources (id, kind, name, key parameters, seed, git revision, file); the complete
 parameters are in the appendix table and in ``provenance.json``.

@@ -1,4 +1,4 @@
-"""Read and check the result files a report is built from (DESIGN.md, "Result schema").
+"""Read and check the result files a report is built from (docs/conventions.md, "Result files").
 
 A simulation file has the dimension ``time`` (flow time t); a training run has ``epoch`` with a
 ``time`` coordinate along it: the flow time the run recorded (``empirical.flow``), NaN for a run

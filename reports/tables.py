@@ -347,7 +347,7 @@ AUDIT_COLUMNS = [
 
 
 def audit_table(entries: Sequence[dict[str, Any]]) -> Table | None:
-    """The symbolic claims audit (SPEC section 4): one row per claim."""
+    """The symbolic claims audit (docs/theory.md section 4): one row per claim."""
     if not entries:
         return None
     rows = [{c.key: str(e.get(c.key, "")) for c in AUDIT_COLUMNS} for e in entries]
@@ -358,9 +358,10 @@ def audit_table(entries: Sequence[dict[str, Any]]) -> Table | None:
         name="audit",
         title="Claims audit",
         caption=(
-            "The claims of SPEC section 4 as decided by `python -m symbolic.audit`: verdict "
-            "(true, false, or true_if with its condition), the exact corrected statement, and "
-            "the computation that decided it. The evidence of each verdict is in audit.json."
+            "The claims of docs/theory.md section 4 as decided by `python -m symbolic.audit`: "
+            "verdict (true, false, or true_if with its condition), the exact corrected "
+            "statement, and the computation that decided it. The evidence of each verdict is in "
+            "audit.json."
         ),
         frame=table_frame(rows, AUDIT_COLUMNS),
         columns=list(AUDIT_COLUMNS),

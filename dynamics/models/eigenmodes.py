@@ -10,7 +10,7 @@ eigenbasis with F = W X W^T) each eigenmode j evolves on its own:
 
 with one tau_j per mode (the paper's Assumption 1 has a single tau; its per-mode analysis needs
 one per mode). SimSiam is tau_j = 1 with no tau equation. The closed forms of the module (fixed
-points, threshold, invariant) are the ones of SPEC section 2; the sign of c_j follows the
+points, threshold, invariant) are those of docs/theory.md (D7)-(D9); the sign of c_j follows the
 appendix of Tian et al., not the misprinted eq. 14 of the main text.
 """
 
@@ -80,8 +80,8 @@ def mode_rhs(p, s, tau, eta, alpha_p, beta, sigma2, simsiam=False, out=None):
 def mode_rhs_on_invariant(p, tau, decay, eta, lam, beta, simsiam=False):
     """(dp/dt, dtau/dt) of eqs. 11 and 13 with s_j eliminated by the exact invariant.
 
-    alpha_p s_j = p_j^2 + decay, decay = alpha_p c_j e^{-2 eta t} (SPEC 2), so that, with
-    lam = 1 + sigma^2 and g = p_j [tau_j - lam p_j] (= (ds_j/dt)/(2 s_j) + eta),
+    alpha_p s_j = p_j^2 + decay, decay = alpha_p c_j e^{-2 eta t} (docs/theory.md (D8)), so that,
+    with lam = 1 + sigma^2 and g = p_j [tau_j - lam p_j] (= (ds_j/dt)/(2 s_j) + eta),
 
         dp_j/dt   = (p_j^2 + decay) [tau_j - lam p_j] - eta p_j
                   = p_j (g - eta) + decay [tau_j - lam p_j]
@@ -114,9 +114,9 @@ def mode_fates(p, p_plus, p_minus, sigma2, tau=1.0) -> tuple[np.ndarray, np.ndar
     """(collapsed, converged) boolean arrays for final eigenvalues p; broadcasts all arguments.
 
     Converged: |p - p*_+| <= 2% of p*_+ (only where p*_+ > 0); collapsed: inside the collapse
-    basin |p| < p*_-, where p -> 0 (SPEC 2, Tian B.2), or collapsed by the toolkit's criterion
-    (:func:`dynamics.observables.collapsed`) relative to tau/(1+sigma^2), the eta = 0 fixed point
-    (the basin is empty at eta = 0).
+    basin |p| < p*_-, where p -> 0 (docs/theory.md (D9), Tian B.2), or collapsed by the toolkit's
+    criterion (:func:`dynamics.observables.collapsed`) relative to tau/(1+sigma^2), the eta = 0
+    fixed point (the basin is empty at eta = 0).
     """
     p, p_plus, p_minus = (np.asarray(v) for v in (p, p_plus, p_minus))
     scale = np.asarray(tau) / (1.0 + np.asarray(sigma2))
@@ -127,7 +127,7 @@ def mode_fates(p, p_plus, p_minus, sigma2, tau=1.0) -> tuple[np.ndarray, np.ndar
 
 
 def classify_modes(p, p_plus, p_minus, sigma2, tau=1.0) -> np.ndarray:
-    """Each mode's fate from its final eigenvalue p (complex allowed; SPEC 2, Tian et al. B.2).
+    """Each mode's fate from its final eigenvalue p (complex allowed; docs/theory.md (D9)).
 
     'converged' if |p - p*_+| <= 2% of p*_+; 'collapsed' if |p| < max(p*_-, 2% of
     tau/(1+sigma^2)), i.e. inside the collapse basin, where p -> 0; else 'in transit'.

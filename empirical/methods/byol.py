@@ -1,7 +1,7 @@
 """BYOL (Grill et al. 2020): an EMA target, a predictor on the online branch, no negatives.
 
-Loss ``byol`` (SPEC 1.4): per direction 2 - 2 cos(p_theta(z), sg(z'_xi)), the two directions
-summed; or ``linear_byol`` (Tian et al. 2021 eq. 1, unnormalised, for the linear-theory
+Loss ``byol`` (docs/theory.md (L4)): per direction 2 - 2 cos(p_theta(z), sg(z'_xi)), the two
+directions summed; or ``linear_byol`` (Tian et al. 2021 eq. 1, unnormalised, for the linear-theory
 experiments), also summed over the two directions: L = l(W_p, f1, f2') + l(W_p, f2, f1') with f'
 the target's features. Either way each step moves the weights as two steps of Tian's
 one-direction flow, so the run's flow time counts 2 per unit learning rate

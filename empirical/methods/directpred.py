@@ -77,7 +77,7 @@ def update_correlation(
 class DirectCopy(Method):
     name = "directcopy"
     summary = "DirectCopy: linear predictor W_p = F_hat + eps I"
-    reference = "Wang, Chen, Du, Tian 2021 (DirectCopy); SPEC 1.10"
+    reference = "Wang, Chen, Du, Tian 2021 (DirectCopy); docs/theory.md (L10)"
     losses = ("byol",)
     predictor = "set"
     target = "ema"

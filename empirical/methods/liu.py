@@ -1,11 +1,12 @@
 """Liu, Suganuma, Okatani 2022: a linear predictor, no stop-gradient, standardised features.
 
-Loss ``liu`` (their eq. 17-19, SPEC 1.9) takes W_p and both views' projector outputs; no branch is
-detached and there is no EMA target. As in the paper (section 4, "and the other way") and the
-authors' code, the loss is applied in both directions and summed, L = l(W_p, z1, z2) +
-l(W_p, z2, z1); ``--one-way`` keeps only the first. Under DDP the projections are gathered with
-gradients so that the k parts of eq. 19 are those of the global batch. Defaults: their best
-ImageNet setting (projector 8192^3, k = 8, c_inv = 25, c_cov = 1; LARS lr 0.3 per 256 images).
+Loss ``liu`` (their eq. 17-19, docs/theory.md (L9)) takes W_p and both views' projector outputs; no
+branch is detached and there is no EMA target. As in the paper (section 4, "and the other way") and
+the authors' code, the loss is applied in both directions and summed,
+L = l(W_p, z1, z2) + l(W_p, z2, z1); ``--one-way`` keeps only the first. Under DDP the projections
+are gathered with gradients so that the k parts of eq. 19 are those of the global batch. Defaults:
+their best ImageNet setting (projector 8192^3, k = 8, c_inv = 25, c_cov = 1; LARS lr 0.3 per 256
+images).
 """
 
 from __future__ import annotations

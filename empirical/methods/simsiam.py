@@ -1,12 +1,13 @@
 """SimSiam (Chen & He 2021): shared weights, stop-gradient on the target branch, a predictor.
 
-Loss ``simsiam`` (SPEC 1.5): 1/2 D(h(z1), sg z2) + 1/2 D(h(z2), sg z1), D the negative cosine; or
-``linear_byol`` (Tian et al. 2021 eq. 1 with W_a = W), averaged over the two directions like
-SimSiam's, so one unit of learning rate is one unit of Tian's flow time (``loss_directions = 1``).
-The predictor keeps the peak learning rate (the official ``--fix-pred-lr``) unless
-``--no-fix-pred-lr``; the run then records alpha_p(t) = lr_peak / lr(t). Defaults: the official
-ImageNet recipe (SGD, lr 0.05 per 256 images, weight decay 1e-4, projector 2048-2048 ending in a
-non-affine BN, bottleneck predictor 512), MoCo v2's augmentation as the official code.
+Loss ``simsiam`` (docs/theory.md (L5)): 1/2 D(h(z1), sg z2) + 1/2 D(h(z2), sg z1), D the negative
+cosine; or ``linear_byol`` (Tian et al. 2021 eq. 1 with W_a = W), averaged over the two directions
+like SimSiam's, so one unit of learning rate is one unit of Tian's flow time
+(``loss_directions = 1``). The predictor keeps the peak learning rate (the official
+``--fix-pred-lr``) unless ``--no-fix-pred-lr``; the run then records alpha_p(t) = lr_peak / lr(t).
+Defaults: the official ImageNet recipe (SGD, lr 0.05 per 256 images, weight decay 1e-4, projector
+2048-2048 ending in a non-affine BN, bottleneck predictor 512), MoCo v2's augmentation as the
+official code.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ axis without knowing who wrote the file) and, in :data:`CORE_DIMS`, the dimensio
 its other dimensions must be axes or declared extra dimensions. :func:`check` refuses anything
 else, so a misspelt variable or a transposed array fails when it is written, not when it is read.
 
-Eigenvalue order, decided here once: a spectrum (:data:`SPECTRA`: ``wp_eig_real``/
+Eigenvalue order, decided here once: a spectrum (:data:`RANKED_VARIABLES`: ``wp_eig_real``/
 ``wp_eig_imag``, ``corr_eig``, ...) is sorted by decreasing real part, ties by decreasing
 imaginary part (:func:`dynamics.observables.sort_spectrum`), so for the real, non-negative spectra
 of the theory the order is by decreasing magnitude and readers never re-sort. Its dimension says
@@ -259,7 +259,14 @@ CORE_DIMS: dict[str, tuple[str, ...]] = {
 #: eigenmode models, <W_a, W>/||W||^2 in the matrix models)
 PER_MODE_OPTIONAL = ("tau",)
 #: sorted spectra: over ``rank`` where the result also has per-mode variables, else ``mode``
-SPECTRA = ("wp_eig_real", "wp_eig_imag", "wp_singular", "wp_sym_eig", "corr_eig", "fhat_eig")
+RANKED_VARIABLES = (
+    "wp_eig_real",
+    "wp_eig_imag",
+    "wp_singular",
+    "wp_sym_eig",
+    "corr_eig",
+    "fhat_eig",
+)
 
 
 def core_dims(name: str, dims: tuple[str, ...]) -> tuple[str, ...]:
@@ -268,7 +275,7 @@ def core_dims(name: str, dims: tuple[str, ...]) -> tuple[str, ...]:
     core = CORE_DIMS.get(name, ())
     if name in PER_MODE_OPTIONAL and dims and dims[-1] == MODE:
         return (MODE,)
-    if name in SPECTRA and dims and dims[-1] == RANK:
+    if name in RANKED_VARIABLES and dims and dims[-1] == RANK:
         return (RANK,)
     return core
 
