@@ -17,6 +17,19 @@ import xarray as xr
 from symbolic.common.options import ParameterError, require
 
 
+def positive_numbers(text: str, name: str, example: str = "4,2,1,0.5") -> np.ndarray:
+    """Comma-separated finite numbers > 0 (e.g. ``example``); ParameterError naming ``name``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ParameterError(
+            f"{name}={text!r} is not allowed: comma-separated finite numbers > 0, e.g. '{example}'"
+        )
+    return np.array(values)
+
+
 def parse_spectrum(text: str, n: int, name: str) -> str:
     """Validate a spectrum option: 'isotropic', 'random', n comma-separated positive numbers, or
     'measured' (a matrix measured by a training run, set by ``--from-run``)."""

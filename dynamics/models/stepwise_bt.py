@@ -28,27 +28,18 @@ independent check, exact here (docs/theory.md (D13)).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import Model, StateLayout
-from symbolic.common.options import ParameterError, param, validate
+from dynamics.models.base import Model, StateLayout, positive_numbers
+from symbolic.common.options import param, validate
 from symbolic.common.schema import MODE, TIME
 
 
 def parse_gamma(text: str) -> tuple[float, ...]:
     """The eigenvalues gamma_j of Gamma from 'g1,g2,...' (each finite and > 0), largest first."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise ParameterError(
-            f"gamma={text!r} is not allowed: comma-separated positive numbers, e.g. '1,0.5,0.25'"
-        ) from None
-    if not values or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ParameterError(f"gamma={text!r} is not allowed: every eigenvalue finite and > 0")
-    return tuple(sorted(values, reverse=True))
+    return tuple(sorted(positive_numbers(text, "gamma", "1,0.5,0.25").tolist(), reverse=True))
 
 
 def squared_scale(t: np.ndarray, gamma: np.ndarray, s0_sq: np.ndarray) -> np.ndarray:

@@ -37,28 +37,14 @@ covariance weight nu = 1 does not prevent.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import xarray as xr
 
-from dynamics.models.base import Model, StateLayout
+from dynamics.models.base import Model, StateLayout, positive_numbers
 from symbolic import losses
-from symbolic.common.options import ParameterError, param, require, validate
+from symbolic.common.options import param, require, validate
 from symbolic.common.schema import MODE, TIME
-
-
-def parse_positive_list(text: str, name: str) -> np.ndarray:
-    """Comma-separated finite positive numbers, e.g. '4,2,1,0.5'."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ParameterError(
-            f"{name}={text!r} is not allowed: comma-separated finite numbers > 0, e.g. '4,2,1,0.5'"
-        )
-    return np.array(values)
 
 
 def std_closed_form(t, std0, std_star, rate):
@@ -112,7 +98,7 @@ class VICRegAlignedParams:
         require(
             self.sim_coeff > 0, "sim_coeff", self.sim_coeff, "sim_coeff > 0 (std* divides by it)"
         )
-        parse_positive_list(self.x_spectrum, "x_spectrum")
+        positive_numbers(self.x_spectrum, "x_spectrum")
 
 
 class VICRegAlignedModel(Model):
@@ -123,7 +109,7 @@ class VICRegAlignedModel(Model):
 
     def __init__(self, params: VICRegAlignedParams):
         q = params
-        self.c = np.sort(parse_positive_list(q.x_spectrum, "x_spectrum"))[::-1]  # mode order
+        self.c = np.sort(positive_numbers(q.x_spectrum, "x_spectrum"))[::-1]  # mode order
         d = self.c.size
         self.view_corr = np.diag(self.c + q.sigma2)  # X + X'
         if q.init == "aligned":
