@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -89,6 +91,10 @@ def run_main(
         print(f"{prog}: run failed: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt as err:  # a command may say how to continue: KeyboardInterrupt(text)
+        if threading.current_thread() is threading.main_thread():
+            # the command is over: a Ctrl-C pressed again while it exits must not turn the exit
+            # status 130 into a death by SIGINT (an uncaught KeyboardInterrupt at shutdown)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         detail = f": {err}" if str(err) else ""
         print(f"{prog}: interrupted{detail}", file=sys.stderr)
         return EXIT_INTERRUPTED
