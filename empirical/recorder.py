@@ -120,11 +120,8 @@ class Recorder:
         self.loss_scale = loss_scale
         self.eval_view = eval_view or (lambda images: images.float() / 255)
         self.views = views
-        self.describe = {
-            "loss_directions": loss_directions,
-            "loss_scale": loss_scale,
-            **dict(describe or {}),
-        }
+        conventions = {"loss_directions": loss_directions, "loss_scale": loss_scale}
+        self.describe = {**conventions, **dict(describe or {})}
         self.device = torch.device(device)
         self.main, self.quiet = main, quiet
         self.steps: dict[str, list[float]] = {}
@@ -138,13 +135,7 @@ class Recorder:
     def start(self, notes: Iterable[str] = ()) -> None:
         """The TensorBoard writer (``tensorboard`` in the configuration) and ``config.toml``."""
         if self.settings.tensorboard and self.main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise UsageError(
-                    "--tensorboard needs the tensorboard package (pip install tensorboard)"
-                ) from None
-            self.writer = SummaryWriter(self.settings.tensorboard)
+            self.writer = tensorboard_writer(self.settings.tensorboard)
         if not self.main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
@@ -338,6 +329,17 @@ class Recorder:
     def skipped_files(self) -> list[str]:
         """Every unreadable image met by this run (and the runs it resumes)."""
         return sorted(self.skipped_before | {str(p) for p in self.data.skipped_files()})
+
+
+def tensorboard_writer(folder: str):
+    """A TensorBoard ``SummaryWriter`` into ``folder``; UsageError without the package."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UsageError(
+            "--tensorboard needs the tensorboard package (pip install tensorboard)"
+        ) from None
+    return SummaryWriter(folder)
 
 
 @contextlib.contextmanager

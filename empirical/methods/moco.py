@@ -1,10 +1,9 @@
 """MoCo v2 (Chen et al. 2020): a momentum key encoder and a queue of negative keys.
 
-Loss ``infonce`` (the InfoNCE loss of Oord et al. 2018 as MoCo uses it): query z1 of the online
-network (which encodes view 1 only), positive key the EMA target's projection of view 2
-(stop-gradient), negatives the queue. After each step the batch's
-l2-normalised keys (gathered over ranks, without gradient) replace the oldest queue entries.
-Defaults: tau 0.2, momentum 0.999 (constant), K 65536, SGD lr 0.03 per 256 images.
+Loss ``infonce`` (docs/theory.md (L3)): query z1 of the online network (which encodes view 1 only),
+positive key the EMA target's projection of view 2 (stop-gradient), negatives the queue. After each
+step the batch's l2-normalised keys (gathered over ranks, without gradient) replace the oldest queue
+entries. Defaults: tau 0.2, momentum 0.999 (constant), K 65536, SGD lr 0.03 per 256 images.
 """
 
 from __future__ import annotations
