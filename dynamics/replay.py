@@ -27,9 +27,11 @@ Its population loss is D times eq. 1, whose gradients are those of Lemma 1 (Tian
   T_m (and fixed flow time; the test checks the error falling with lr), while the first-order
   flow is not: at fixed lr/(1 - mu) the flow time of one step stays fixed, so that limit has
   no continuum; fixing the inertia time lr/(1 - mu)^2 does.
-- :data:`INGREDIENTS`: the physics a prediction rests on, each removable (the ablation nulls
-  of ``reports.compare``): the augmentation (X' = 0), the weight decay (wd = 0), the EMA lag
-  (W_a = W), the two-direction clock (D = 1) and the momentum (the first-order flow).
+- :data:`INGREDIENTS`: the physics a prediction rests on, each removed or made wrong (the
+  ablation nulls of ``reports.compare``): the augmentation (X' = 0, and X' wrong by a factor 2
+  either way: a prediction must resolve X' to better than a factor 2), the weight decay
+  (wd = 0), the EMA lag (W_a = W), the two-direction clock (D = 1) and the momentum (the
+  first-order flow).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ MOMENTS_FILE = "moments.nc"
 #: ingredient -> what its ablation null changes
 INGREDIENTS = {
     "augmentation": "X' = 0 (no augmentation)",
+    "X' x2": "X' doubled (the augmentation wrong by a factor 2)",
+    "X' x0.5": "X' halved (the augmentation wrong by a factor 2)",
     "weight decay": "wd = 0 (no weight decay)",
     "EMA lag": "W_a = W (no EMA lag)",
     "clock D": "D = 1 (the one-direction clock: flow time lr per step, eta = wd)",
@@ -78,6 +82,7 @@ class Problem:
     steps: np.ndarray  # (T,) the steps after which the run measured (0: the initial network)
     times: np.ndarray  # (T,) the run's flow time at those measurements
     augmented: bool = True  # the run trained with augmentation
+    exact_loss: bool = True  # the run's loss is eq. 1 (else the replay is not its optimiser)
 
     @property
     def n_steps(self) -> int:
@@ -88,6 +93,8 @@ class Problem:
         null changes; from the run's configuration, not from its measured inputs."""
         present = {
             "augmentation": self.augmented,
+            "X' x2": self.augmented,
+            "X' x0.5": self.augmented,
             "weight decay": self.weight_decay > 0,
             "EMA lag": self.tau is not None,
             "clock D": self.directions != 1,
@@ -96,9 +103,12 @@ class Problem:
         return {k: INGREDIENTS[k] for k, on in present.items() if on}
 
     def without(self, ingredient: str) -> Problem:
-        """The same problem with one ingredient removed (the momentum: see :func:`flow`)."""
+        """The same problem with one ingredient removed or wrong (the momentum: see
+        :func:`flow`)."""
         changes = {
             "augmentation": {"xp": np.zeros_like(self.xp), "augmented": False},
+            "X' x2": {"xp": 2 * self.xp},
+            "X' x0.5": {"xp": 0.5 * self.xp},
             "weight decay": {"weight_decay": 0.0},
             "EMA lag": {"tau": None, "wa0": self.w0},
             "clock D": {"directions": 1.0},
@@ -127,7 +137,9 @@ def _open(path: Path) -> xr.Dataset:
 
 def load_problem(run: str | Path) -> Problem:
     """The population problem of a run folder (or its measurements.nc); NotReplayable when the
-    run has no linear encoder, no flow time or another loss than eq. 1."""
+    run has no linear encoder or no flow time. For a run with another loss than eq. 1 (the
+    cosine loss) ``exact_loss`` is False: eq. 1's flows still give the ablation nulls of an
+    eq. 1 prediction, but the replay is not the run's optimiser."""
     run = Path(run)
     path = run / RUN_FILE if run.is_dir() else run
     ds = _open(path)
@@ -136,8 +148,6 @@ def load_problem(run: str | Path) -> Problem:
         raise NotReplayable(str(attrs["flow_time_undefined"]))
     if "w" not in ds or "wp" not in ds:
         raise NotReplayable("the run stored no linear encoder W or no W_p")
-    if str(attrs.get("loss_name")) != "linear_byol":
-        raise NotReplayable(f"its loss is {attrs.get('loss_name')}, not Tian's eq. 1")
     moments = path.parent / MOMENTS_FILE
     if not moments.is_file():
         raise NotReplayable(f"no {MOMENTS_FILE} beside {path.name}")
@@ -169,6 +179,7 @@ def load_problem(run: str | Path) -> Problem:
         steps=steps,
         times=np.asarray(ds["time"].values, dtype=float),
         augmented=str(params.get("augment", "none")) != "none",
+        exact_loss=str(attrs.get("loss_name")) == "linear_byol",
     )
 
 
