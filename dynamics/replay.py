@@ -81,7 +81,7 @@ class Problem:
     stop_gradient: bool
     steps: np.ndarray  # (T,) the steps after which the run measured (0: the initial network)
     times: np.ndarray  # (T,) the run's flow time at those measurements
-    augmented: bool = True  # the run trained with augmentation
+    configured: frozenset[str] = frozenset(INGREDIENTS)  # those the run's configuration has
     exact_loss: bool = True  # the run's loss is eq. 1 (else the replay is not its optimiser)
 
     @property
@@ -90,23 +90,15 @@ class Problem:
 
     def applicable(self) -> dict[str, str]:
         """The ingredients this run trained with (each ablation null applies), with what the
-        null changes; from the run's configuration, not from its measured inputs."""
-        present = {
-            "augmentation": self.augmented,
-            "X' x2": self.augmented,
-            "X' x0.5": self.augmented,
-            "weight decay": self.weight_decay > 0,
-            "EMA lag": self.tau is not None,
-            "clock D": self.directions != 1,
-            "momentum": self.momentum > 0,
-        }
-        return {k: INGREDIENTS[k] for k, on in present.items() if on}
+        null changes; from the run's configuration (options), not from its recorded values,
+        so that a record edited to remove an ingredient still meets that ingredient's null."""
+        return {k: v for k, v in INGREDIENTS.items() if k in self.configured}
 
     def without(self, ingredient: str) -> Problem:
         """The same problem with one ingredient removed or wrong (the momentum: see
         :func:`flow`)."""
         changes = {
-            "augmentation": {"xp": np.zeros_like(self.xp), "augmented": False},
+            "augmentation": {"xp": np.zeros_like(self.xp)},
             "X' x2": {"xp": 2 * self.xp},
             "X' x0.5": {"xp": 0.5 * self.xp},
             "weight decay": {"weight_decay": 0.0},
@@ -135,11 +127,16 @@ def _open(path: Path) -> xr.Dataset:
         return ds.load()
 
 
-def load_problem(run: str | Path) -> Problem:
+def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
     """The population problem of a run folder (or its measurements.nc); NotReplayable when the
     run has no linear encoder or no flow time. For a run with another loss than eq. 1 (the
     cosine loss) ``exact_loss`` is False: eq. 1's flows still give the ablation nulls of an
-    eq. 1 prediction, but the replay is not the run's optimiser."""
+    eq. 1 prediction, but the replay is not the run's optimiser.
+
+    ``source``: where the weight decay comes from: ``'optimiser'``, the optimiser's record
+    (``weight_decay_step``: the replay), or ``'flow'``, the flow's record that a simulation
+    derived from the run reads (wd = D ``eta_step``: the prediction and its ablation nulls).
+    """
     run = Path(run)
     path = run / RUN_FILE if run.is_dir() else run
     ds = _open(path)
@@ -154,8 +151,10 @@ def load_problem(run: str | Path) -> Problem:
     m = _open(moments)
     params = json.loads(attrs.get("params_json", "{}"))
     loss_params = params.get("loss_params") or {}
+    directions = float(attrs.get("loss_directions", 1))
     momentum = np.asarray(ds["momentum_step"].values, dtype=float)
-    wd = np.asarray(ds["weight_decay_step"].values, dtype=float)
+    record = "weight_decay_step" if source == "optimiser" else "eta_step"
+    wd = np.asarray(ds[record].values, dtype=float) * (directions if source == "flow" else 1)
     if np.ptp(momentum) > 0 or np.ptp(wd) > 0:
         raise NotReplayable("its momentum or weight decay changes during the run")
     tau = np.asarray(ds["ema_momentum_step"].values, dtype=float)
@@ -163,6 +162,14 @@ def load_problem(run: str | Path) -> Problem:
     steps_per_epoch = float(attrs["steps_per_epoch"])
     steps = np.rint(np.asarray(ds["epoch"].values, dtype=float) * steps_per_epoch).astype(int)
     w0 = np.asarray(ds["w"].values[0], dtype=float)
+    configured = {
+        "augmentation": str(params.get("augment", "none")) != "none",
+        "weight decay": float(params.get("weight_decay", 0)) > 0,
+        "EMA lag": ema,
+        "clock D": directions != 1,
+        "momentum": float(params.get("momentum", 0)) > 0,
+    }
+    configured["X' x2"] = configured["X' x0.5"] = configured["augmentation"]
     return Problem(
         x=np.asarray(m["x_corr"].values, dtype=float),
         xp=np.asarray(m["aug_cov"].values, dtype=float),
@@ -174,11 +181,11 @@ def load_problem(run: str | Path) -> Problem:
         tau=tau if ema and np.all(np.isfinite(tau)) else None,
         momentum=float(momentum[0]),
         weight_decay=float(wd[0]),
-        directions=float(attrs.get("loss_directions", 1)),
+        directions=directions,
         stop_gradient=bool(loss_params.get("stop_gradient", True)),
         steps=steps,
         times=np.asarray(ds["time"].values, dtype=float),
-        augmented=str(params.get("augment", "none")) != "none",
+        configured=frozenset(k for k, on in configured.items() if on),
         exact_loss=str(attrs.get("loss_name")) == "linear_byol",
     )
 

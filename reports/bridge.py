@@ -12,8 +12,8 @@ eta, alpha_p(t), beta(t) and measurement times) and the other-seed null of it (`
 seed``); the statistics of :mod:`reports.compare` then say, against the nulls (the frozen
 network, the other seed, and the ablation nulls: the prediction without X', weight decay, EMA
 lag, the two-direction clock or the momentum, and with X' wrong by a factor 2), whether the
-run follows its prediction and which ingredients it tested; the tolerance is twice the noise
-floor, the largest distance over the seeds between a run and its deterministic replay
+run follows its prediction and which ingredients it tested; the tolerance is three times
+the noise floor, the largest distance over the seeds between a run and its deterministic replay
 (:mod:`dynamics.replay`). Where no input-space prediction exists (the MLP and ConvNet encoders,
 rungs 5-6) the run is tested on what the theory predicts without X and X': W_p becomes
 symmetric and aligns with the eigenvectors of the feature correlation (Tian et al. 2021, Sec. 5
@@ -512,8 +512,8 @@ def ladder_table(summaries: Sequence[Summary], seeds: int, quick: bool = False) 
             "the ablation nulls (the prediction without X', weight decay, EMA lag, the "
             "two-direction clock or momentum, and with X' wrong by a factor 2); run vs replay: "
             "the run's distance from its deterministic replay (minibatch noise); replay vs "
-            "prediction: what the flow leaves out of the optimiser. Tolerance: twice the "
-            "largest noise floor over the seeds, capped at the fixed tolerance (rung 4's loss "
+            "prediction: what the flow leaves out of the optimiser. Tolerance: three "
+            "times the largest noise floor over the seeds, capped at the fixed tolerance (rung 4's loss "
             "is not eq. 1: no replay, fixed tolerance). Feature-space rungs (5-6): the run's "
             "own asymmetry and misalignment of W_p at the end, which the theory predicts to "
             "vanish, next to the initial network's, with the alive modes and RankMe; no "

@@ -207,8 +207,8 @@ def _findings(c: Composer, pairings: Sequence[Pairing], rows: list) -> None:
             Paragraph(
                 f"{len(rows)} comparisons of a prediction with the run it was derived from: "
                 + ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n)
-                + ". A comparison agrees only when its error is within the tolerance (twice the "
-                "run's noise floor, its distance from its own noise-free replay, where there is "
+                + ". A comparison agrees only when its error is within the tolerance (three "
+                "times the run's noise floor, its distance from its own noise-free replay, where there is "
                 f"one) and at least {compare.NULL_MARGIN:g} times below every null (the frozen "
                 "initial network; a simulation started from another seed's weights; the same "
                 "prediction with one ingredient removed: X' = 0, no weight decay, W_a = W, "

@@ -28,9 +28,15 @@ class References:
 
 
 def references(run: Result) -> References:
-    """The :class:`References` of a run; empty with a note for a run that has none."""
+    """The :class:`References` of a run; empty with a note for a run that has none.
+
+    The replay reads the optimiser's record (its weight decay ``weight_decay_step``); the
+    inertial prediction and the ablation nulls read what a simulation derived from the run
+    reads (wd = D ``eta_step``), so that they are the prediction's own physics; which
+    ablations apply follows the run's configuration."""
     try:
-        problem = replay.load_problem(run.path)
+        problem = replay.load_problem(run.path)  # the optimiser's record: the replay
+        flow = replay.load_problem(run.path, source="flow")  # what the prediction reads
     except replay.NotReplayable as err:
         return References(notes=[f"no replay and no ablation nulls: {err}"])
     eta, alpha_p = run.eta(), run.alpha_p()
@@ -47,10 +53,10 @@ def references(run: Result) -> References:
                 "no noise floor: the run's loss is not eq. 1, so replaying eq. 1 is not its "
                 "optimiser (fixed tolerances)"
             )
-        if problem.momentum > 0:
-            out.inertial = traj(replay.flow(problem, inertial=True))
-        for ingredient in problem.applicable():
-            out.ablations[ingredient] = traj(replay.ablation(problem, ingredient))
+        if flow.momentum > 0:
+            out.inertial = traj(replay.flow(flow, inertial=True))
+        for ingredient in flow.applicable():
+            out.ablations[ingredient] = traj(replay.ablation(flow, ingredient))
     except FloatingPointError as err:
         out.notes.append(f"replay or ablation failed ({err}): fixed tolerances, no ablations")
         return References(notes=out.notes)

@@ -354,7 +354,7 @@ def findings_table(
             "seed's initial weights (n/a where the prediction does not depend on the start), "
             "and the ablation nulls, the same prediction with one ingredient removed (X' = 0, "
             "no weight decay, W_a = W, the one-direction clock D = 1, no momentum). Tolerance: "
-            "twice the run's noise floor (its distance from its noise-free replay), capped at "
+            "three times the run's noise floor (its distance from its noise-free replay), capped at "
             "the fixed tolerance. 'agrees': within the tolerance and at least "
             f"{NULL_MARGIN:g} times below every null, with the ingredients it tested; 'not "
             "tested': an ablation null not that far above (the ingredient is named with its "

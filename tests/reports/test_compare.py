@@ -110,14 +110,14 @@ def test_an_ablation_null_within_3x_means_not_tested_never_agrees():
     assert row.verdict == "not tested"
 
 
-def test_the_tolerance_is_twice_the_noise_floor_of_the_replay(sims):
-    """A replay 0.004 from the run sets the W_p tolerance to 2 x that floor (capped at 0.1):
+def test_the_tolerance_is_three_times_the_noise_floor_of_the_replay(sims):
+    """A replay 0.004 from the run sets the W_p tolerance to 3 x that floor (capped at 0.1):
     a prediction 0.01 off then disagrees, one as close as the replay agrees."""
     run = noisy(sims[0], 0.003, seed=1)
     replay = noisy(sims[0], 0.003, seed=2)
     floor = compare.relative_error(replay.wp, run.wp)
     rows = by_key(compare.compare(sims[0], run, sims[1], replay=replay))
-    assert rows["wp_error"].tolerance == pytest.approx(2 * floor)
+    assert rows["wp_error"].tolerance == pytest.approx(3 * floor)
     assert rows["wp_error"].verdict == "agrees"
     off = by_key(compare.compare(noisy(sims[0], 0.05, seed=3), run, sims[1], replay=replay))
     assert off["wp_error"].verdict == "disagrees"
