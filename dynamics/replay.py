@@ -4,8 +4,10 @@ A run of ``python -m empirical.train`` with a linear encoder W (n2 x n1), a line
 and the loss of Tian et al. 2021, eq. 1 records its optimiser step by step (``empirical.flow``):
 the learning rates lr_k and lr^p_k, the EMA momentum tau_k, the weight decay wd, torch's
 heavy-ball momentum mu (v_k = mu v_{k-1} + g_k, P_{k+1} = P_k - lr_k v_k, g_k holding wd P_k)
-and D, the number of one-direction losses the training loss sums; ``moments.nc`` holds X and X'.
-Its population loss is D times eq. 1, whose gradients are those of Lemma 1 (Tian et al. 2021):
+and D, the number of one-direction losses the training loss sums times the loss's factor
+(``empirical.flow``: loss_directions x loss_scale); ``moments.nc`` holds X and X'.
+Its population loss is D times eq. 1, whose gradients are those of Lemma 1 (Tian et al. 2021;
+docs/theory.md (D1), the step-to-flow-time map (D3)):
 
     R = W_a X - W_p W (X + X'),   g_W = -D W_p^T R + wd W,   g_P = -D R W^T + wd W_p
 
@@ -151,7 +153,8 @@ def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
     m = _open(moments)
     params = json.loads(attrs.get("params_json", "{}"))
     loss_params = params.get("loss_params") or {}
-    directions = float(attrs.get("loss_directions", 1))
+    # D of empirical.flow: the one-direction losses summed, times the loss's factor s
+    directions = float(attrs.get("loss_directions", 1)) * float(attrs.get("loss_scale", 1.0))
     momentum = np.asarray(ds["momentum_step"].values, dtype=float)
     record = "weight_decay_step" if source == "optimiser" else "eta_step"
     wd = np.asarray(ds[record].values, dtype=float) * (directions if source == "flow" else 1)
