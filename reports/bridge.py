@@ -144,7 +144,7 @@ def ladder(size: Size) -> list[Rung]:
             "byol",
             (*lin, *l2, *heavy, *ema),
             "linear_byol",
-            "exact flow (momentum map)",
+            "inertial (heavy-ball) flow",
             0.1,
         ),
         Rung(
