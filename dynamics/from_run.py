@@ -16,8 +16,10 @@ and :class:`~dynamics.models.linear_byol.MeasuredInputs`:
 - the output times: the run's measurement times.
 
 Whatever the run cannot supply is listed in the attribute ``not_matched`` (and stays at the
-scenario's parameters), what it supplied in ``matched``; ``from_run`` names the run, so the
-pairing of a prediction with its run is explicit.
+scenario's parameters), what it supplied in ``matched``; ``from_run`` names the run and
+``from_run_file_sha256`` / ``from_run_moments_sha256`` hash every file the simulation was
+derived from, so the pairing of a prediction with its run is explicit (an edited moments.nc
+does not pair).
 """
 
 from __future__ import annotations
@@ -180,6 +182,7 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
         inputs["beta"] = None if beta.is_constant else beta
         matched.append("beta(t)")
     rng = np.random.default_rng(seed)
+    hashes: dict[str, str] = {}  # of every file besides the measurements the simulation read
     if "w" in ds:
         w0 = np.asarray(ds["w"].values[0], dtype=float)
         if w0.ndim != 2 or w0.shape[0] != d:
@@ -205,6 +208,7 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
         wa0 = np.asarray(ds["w_target"].values[0], dtype=float) if "w_target" in ds else w0
         if wa0.shape != w0.shape:
             raise UsageError(f"--from-run {path}: W_a(0) and W(0) differ in shape")
+        hashes[f"from_run_{MOMENTS_FILE.removesuffix('.nc')}_sha256"] = _sha256(moments)
     else:
         params.update(input_dim=d)
         not_matched.append(
@@ -227,6 +231,7 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
     derived_attrs = {
         "from_run": str(run),
         "from_run_file_sha256": _sha256(path),
+        **hashes,
         "from_run_method": str(attrs.get("name")),
         "from_run_partial": int(attrs.get("partial", 0)),
         "initial": "the run's initial weights" if initial == "run" else f"seed {seed}",

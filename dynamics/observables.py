@@ -23,6 +23,8 @@ COLLAPSE_FRACTION = 0.02
 #: the embedding has collapsed when the std of its l2-normalised rows times sqrt(d) is below this
 #: fraction of the value of an isotropic spread (z_std ~ 1 when spread, 0 at complete collapse)
 COLLAPSED_Z_STD = 0.05
+#: the embedding has collapsed onto a line when its centred effective rank is below this
+COLLAPSED_RANK = 2.0
 #: a quantity below this fraction of the largest value it reached is numerically zero: for weights
 #: of order 1 its entries are then within a factor 1000 of the solvers' default absolute tolerance
 #: (atol 1e-12), which stops resolving their direction as they shrink further, so the ratios it
@@ -160,12 +162,15 @@ def normalised_second_moment(z: np.ndarray) -> np.ndarray:
 
 
 def alive_dimensions(z: np.ndarray) -> np.ndarray:
-    """Dimensions whose std over the samples has not collapsed (:func:`collapsed`) relative to
-    the largest root-mean-square value of any dimension, sqrt(mean_i z_ij^2): all are dead for an
-    embedding that is constant, whatever its value."""
+    """Dimensions whose CENTRED std over the samples has not collapsed (:func:`collapsed`)
+    relative to the largest centred std of any dimension: a common offset, however large, kills
+    no dimension. A std below NUMERICAL_ZERO of the largest root-mean-square value of a
+    dimension is rounding, not spread: all are dead for an embedding that is constant, whatever
+    its value."""
     std = np.std(z, axis=-2)
-    top = np.max(np.sqrt(np.mean(z * z, axis=-2)), axis=-1, keepdims=True)
-    return (std > 0) & ~collapsed(std, top)
+    top = np.max(std, axis=-1, keepdims=True)
+    rms = np.max(np.sqrt(np.mean(z * z, axis=-2)), axis=-1, keepdims=True)
+    return (std > NUMERICAL_ZERO * rms) & ~collapsed(std, top)
 
 
 def pearson_correlation(z: np.ndarray) -> np.ndarray:
@@ -247,6 +252,13 @@ def effective_rank(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.sum(p * np.log(p), axis=-1))
 
 
+def centred_effective_rank(z: np.ndarray) -> np.ndarray:
+    """RankMe of the centred embedding z - mean(z): the number of directions the samples vary
+    along. RankMe itself (:func:`effective_rank`, Garrido et al.'s definition, uncentred)
+    counts a common offset as a direction."""
+    return effective_rank(z - np.mean(z, axis=-2, keepdims=True))
+
+
 def z_std(z: np.ndarray) -> np.ndarray:
     """SimSiam's collapse monitor (Chen & He 2021, Fig. 2): mean_j std_i(z_i/||z_i||)_j sqrt(d).
 
@@ -258,9 +270,15 @@ def z_std(z: np.ndarray) -> np.ndarray:
 
 
 def representation_collapsed(z: np.ndarray) -> np.ndarray:
-    """Whether the embedding z (..., N, d) has collapsed: z_std below COLLAPSED_Z_STD, or every
-    dimension dead (:func:`alive_dimensions`)."""
-    return (z_std(z) < COLLAPSED_Z_STD) | ~np.any(alive_dimensions(z), axis=-1)
+    """The toolkit's one criterion of a collapsed embedding z (..., N, d): its spread z_std is
+    below COLLAPSED_Z_STD (complete collapse onto one point of the sphere), or its centred
+    effective rank is below COLLAPSED_RANK (every sample on one line, either sign: rank-1
+    collapse, which z_std misses), or no dimension is alive (:func:`alive_dimensions`)."""
+    return (
+        (z_std(z) < COLLAPSED_Z_STD)
+        | (centred_effective_rank(z) < COLLAPSED_RANK)
+        | ~np.any(alive_dimensions(z), axis=-1)
+    )
 
 
 def predictor_observables(wp: np.ndarray, corr: np.ndarray) -> dict[str, np.ndarray]:

@@ -275,11 +275,14 @@ def from_run_setup(
     initial: str,
     given: dict,
     settings: dict,
+    explicit: set[str] | None = None,
 ) -> Setup:
     """The simulation of ``scenario`` derived from the training run ``run`` (dynamics.from_run).
 
     ``given``: the parameters the user set (only seed and sigma2 may be: the rest comes from the
-    run); ``settings``: solver settings (t_end and n_out come from the run's times).
+    run); ``settings``: solver settings (t_end and n_out come from the run's times);
+    ``explicit``: the ones the user chose now (default: all of ``given``; the rest came from a
+    stored --config). --sigma2 chosen for a linear run is refused: its X' is measured.
     """
     if scenario.name not in FROM_RUN:
         raise UsageError(
@@ -293,6 +296,16 @@ def from_run_setup(
             "--from-run: --seed, --sigma2 and the solver options)"
         )
     derived = derive(scenario.name, run, initial, given.get("seed", 0))
+    explicit = set(given) if explicit is None else explicit
+    if "sigma2" in given and derived.inputs.aug_cov is not None:
+        if "sigma2" not in explicit:  # a stored config's value, unused for a linear run
+            given = {k: v for k, v in given.items() if k != "sigma2"}
+        else:
+            raise UsageError(
+                f"--sigma2 {given['sigma2']}: not allowed with --from-run {run}: the run is "
+                "linear, so X' comes from its moments.nc (--sigma2 applies to a run without a "
+                "linear encoder)"
+            )
     params = build(scenario.params, {**derived.params, **given})
     saveat = SaveAt(derived.t_eval)
     settings = build(RunSettings, {**settings, "t_end": saveat.t_end, "n_out": saveat.times.size})
@@ -485,11 +498,12 @@ def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
         # parameters and settings the user may choose are taken from it
         in_file = from_mapping(scenario.params, model_part, source)
         given = {k: v for k, v in in_file.items() if k in FROM_RUN_FREE}
-        given.update(options_given(args, scenario.params))
+        explicit = options_given(args, scenario.params)
+        given.update(explicit)
         in_file = from_mapping(RunSettings, run_part, source)
         chosen = {k: v for k, v in in_file.items() if k not in ("t_end", "n_out")}
         chosen.update(options_given(args, RunSettings))
-        return from_run_setup(scenario, Path(from_run), initial, given, chosen)
+        return from_run_setup(scenario, Path(from_run), initial, given, chosen, set(explicit))
     files = {
         o: getattr(args, o, None) or run_part.pop(f"{o}_file", None) for o in ("moments", "init")
     }

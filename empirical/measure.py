@@ -4,7 +4,8 @@ Every observable is computed by :mod:`dynamics.observables` (the implementation 
 use) on float64 numpy copies of the online network's outputs for the fixed, un-augmented eval
 subset (eval mode): projector outputs z (N, d) and backbone features h (N, D).
 
-* ``sigma_*``, ``dead_dims``, ``effective_rank``, ``z_std`` on z, the same with suffix
+* ``sigma_*``, ``dead_dims`` (centred std), ``effective_rank`` (RankMe),
+  ``effective_rank_centred``, ``z_std``, ``collapsed`` on z, the same with suffix
   ``_backbone`` on h; the headline decorrelation statistic is ``sigma_corr_mean_sq`` (the mean
   squared off-diagonal Pearson correlation, floor ``sigma_floor`` = 1/(N-1));
 * ``corr_eig`` (mode): eigenvalues of the feature correlation F1 F1^T = z^T z / N;
@@ -89,20 +90,29 @@ def network_measurements(
 
 @torch.no_grad()
 def augmentation_ratio(encoder: Callable, batches, views: Callable) -> float:
-    """sigma^2 in feature space: tr(E[z z^T] - E[z1 z2^T]) / tr(E[z1 z2^T]) on two augmented
-    views (``views(images)`` -> v1, v2) of the uint8 image ``batches`` (uncentred; in the linear
-    theory tr(W X' W^T) / tr(W X W^T), the sigma^2 of the collapse threshold
+    """sigma^2 in feature space: tr(Cov(z) - Cov(z1, z2)) / tr(Cov(z1, z2)) on two augmented
+    views (``views(images)`` -> v1, v2) of the uint8 image ``batches`` (centred, so that a
+    common offset of z is not counted as signal; in the linear theory with centred inputs
+    tr(W X' W^T) / tr(W X W^T), the sigma^2 of the collapse threshold
     eta* = tau^2 / (4 (1 + sigma^2)), Tian et al. 2021). ``views`` should draw from a generator
     of its own, so that measuring leaves the training's random stream as it is.
     """
     single = two = 0.0
+    sums, n = [0.0, 0.0], 0
     for images in batches:
         v1, v2 = views(images)
         z1 = split_embedding(encoder(v1))[1].double()
         z2 = split_embedding(encoder(v2))[1].double()
         single += float((z1 * z1).sum() + (z2 * z2).sum()) / 2
         two += float((z1 * z2).sum())
-    return (single - two) / two if two > 0 else float("nan")
+        sums = [sums[0] + z1.sum(0), sums[1] + z2.sum(0)]
+        n += len(z1)
+    if n == 0:
+        return float("nan")
+    m1, m2 = sums[0] / n, sums[1] / n
+    cov_single = single / n - float((m1 * m1).sum() + (m2 * m2).sum()) / 2
+    cov_two = two / n - float((m1 * m2).sum())
+    return (cov_single - cov_two) / cov_two if cov_two > 0 else float("nan")
 
 
 @torch.no_grad()
@@ -137,13 +147,17 @@ def fill_batchnorm(module: nn.Module, forward: Callable, batches) -> int:
 
 
 def representation_observables(h: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
-    """sigma_*, dead_dims, effective_rank, z_std of z and (suffix _backbone) of h; corr_eig."""
+    """sigma_*, dead_dims, effective_rank (RankMe) and effective_rank_centred, z_std of z and
+    (suffix _backbone) of h; corr_eig; collapsed (the one criterion,
+    :func:`dynamics.observables.representation_collapsed`)."""
     out = dict(obs.sigma_observables(z))
     out["effective_rank"] = obs.effective_rank(z)
+    out["effective_rank_centred"] = obs.centred_effective_rank(z)
     out["z_std"] = obs.z_std(z)
     for name, value in obs.sigma_observables(h).items():
         out[f"{name}_backbone"] = value
     out["effective_rank_backbone"] = obs.effective_rank(h)
+    out["effective_rank_centred_backbone"] = obs.centred_effective_rank(h)
     out["z_std_backbone"] = obs.z_std(h)
     out["corr_eig"] = obs.correlation_eigh(obs.feature_correlation(z))[0]
     out["collapsed"] = float(obs.representation_collapsed(z))
@@ -179,9 +193,10 @@ def collapse_warnings(values: dict) -> list[str]:
     msgs = []
     if values.get("collapsed"):
         msgs.append(
-            f"collapse warning: z_std = {float(values['z_std']):.4f}, "
+            f"collapse warning: z_std = {float(values['z_std']):.4f}, centred effective rank "
+            f"{float(values['effective_rank_centred']):.2f}, "
             f"{int(values['dead_dims'])} dead dimensions"
         )
     elif values.get("dead_dims", 0) > 0:
-        msgs.append(f"{int(values['dead_dims'])} dead dimensions (std < 2% of the largest)")
+        msgs.append(f"{int(values['dead_dims'])} dead dimensions (centred std < 2% of the largest)")
     return msgs

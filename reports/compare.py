@@ -1,43 +1,71 @@
 """Agreement between a prediction and a measurement, each statistic next to its nulls.
 
 A prediction is a simulation derived from a run (``dynamics.simulate ... --from-run RUN``), so
-both live on the run's measurement times and in the run's coordinates. Every statistic is an
-error (0 = identical, lower is better), computed by a function whose docstring is its definition
-(the report prints them). Each is also computed for the nulls that apply to it:
+both live on the run's measurement times and in the run's coordinates; for a run with heavy-ball
+momentum the prediction is the inertial flow of :mod:`dynamics.replay` (the first-order
+simulation is then a null). Every statistic is an error (0 = identical, lower is better),
+computed by a function whose docstring is its definition (the report prints them). Each is also
+computed for the nulls that apply to it:
 
 - ``other seed``: a simulation of the same run started from another seed's initial weights
   (``--from-run RUN --initial seed``); it applies to statistics whose prediction depends on the
   initial weights (trajectories), not to those the theory predicts whatever the start;
 - ``frozen``: the run's own initial network, held fixed (every quantity stays at its first
-  measurement): it applies to every statistic.
+  measurement);
+- the **ablation nulls** (:data:`dynamics.replay.INGREDIENTS`): the same prediction with one
+  ingredient of the physics removed (X' = 0, no weight decay, W_a = W, the one-direction clock
+  D = 1, the momentum-free flow), for each ingredient the run trained with.
 
-A comparison **agrees** only when the statistic is within its tolerance AND at least
-:data:`NULL_MARGIN` (3) times smaller than the best null that applies; within tolerance but not
-that far below a null it is **not distinguishable from the null**; outside the tolerance it
-**disagrees**. Modes are paired by eigenvector overlap (the Hungarian assignment on
-|<u_i, v_j>|), never by sorted rank.
+**Tolerance from the noise floor.** The noise floor of a statistic is its value between the run
+and its deterministic replay (:func:`dynamics.replay.replay`: the run's exact optimiser on the
+population loss, i.e. the run without its minibatch noise), the largest over the seeds given
+(one run: its own). The tolerance is :data:`NOISE_FACTOR` (3) times the noise floor, capped at
+the statistic's fixed tolerance: a prediction agrees only when it is no further from the run
+than three times the run's own minibatch noise (run - flow lies between |(run - replay) -
+(replay - flow)| and their sum, so the flow's own error, the finite step it leaves out, is then
+at most about twice the noise; the W_p asymmetry's finite-step error is 1-2x its noise floor in
+the runs of the tests, which a factor 2 would call disagreement). Without a replay (another loss
+than eq. 1, no linear encoder) the fixed tolerance applies, and the finding says so.
 
-The asymptotic predictions are tested only on a run long enough for them to be due
-(:func:`untested`): Theorem 1's decay at rate 2 eta once 2 eta t >= 1 (the residual has fallen
-to e^{-1}), the end state (W_p symmetric and aligned with F) once the transient e^{-2 eta t} is
-below the statistic's tolerance; a shorter run says which were not computed and why.
+A comparison **agrees** only when the statistic is within its tolerance, at least
+:data:`NULL_MARGIN` (3) times smaller than the frozen and other-seed nulls AND at least 3 times
+smaller than every ablation null; within tolerance and 3x below the frozen and other-seed nulls
+but not 3x below an ablation null, that ingredient was **not tested** by this run (the finding
+gives the numbers); within tolerance but not 3x below the frozen or other-seed null it is **not
+distinguishable from the null**; outside the tolerance it **disagrees**. Modes are paired by
+eigenvector overlap (the Hungarian assignment on |<u_i, v_j>|), never by sorted rank.
+
+Properties of the run (Theorem 1's decay, the end state) do not read the prediction: they are
+reported as properties, each against a null where the property fails (the frozen network; the
+run's flow without weight decay). The asymptotic ones are tested only on a run long enough for
+them to be due (:func:`untested`); the end-state ones only with at least :data:`MIN_ALIVE` (3)
+alive feature modes, each stated with the alive modes and RankMe.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from dynamics.observables import asymmetry, collapsed
+from reports.finding import NULL_MARGIN, VERDICTS, Row
 
-#: how much smaller than the best null a statistic must be to count as agreement
-NULL_MARGIN = 3.0
-VERDICTS = ("agrees", "disagrees", "not distinguishable from the null", "not computed")
+__all__ = ["NULL_MARGIN", "VERDICTS", "Row"]  # the verdict, defined in reports.finding
+
+#: the tolerance in units of the noise floor (run against its replay)
+NOISE_FACTOR = 3.0
+#: the fewest alive feature modes on which an end-state verdict is given
+MIN_ALIVE = 3
+
+
+class ShortPrediction(ValueError):
+    """A prediction that does not cover the run's measurement times (it is never extrapolated)."""
 
 
 @dataclass
@@ -55,9 +83,19 @@ class Trajectory:
     alpha_p: float | None = None
     alignment: np.ndarray | None = None  # cos(W_p u_j, u_j) (T, d), u_j of the features' F
     corr_eig: np.ndarray | None = None  # eigenvalues of the features' correlation (T, d)
+    rankme: np.ndarray | None = None  # RankMe of the features (T,)
 
     def at(self, times: np.ndarray) -> Trajectory:
-        """This trajectory linearly interpolated onto ``times`` (entrywise)."""
+        """This trajectory linearly interpolated onto ``times`` (entrywise); ShortPrediction
+        when ``times`` reach outside it (a prediction shorter than its run is refused)."""
+        times = np.asarray(times, dtype=float)
+        span = max(abs(self.t[-1] - self.t[0]), 1e-300)
+        slack = 1e-9 * span
+        if times.size and (times[0] < self.t[0] - slack or times[-1] > self.t[-1] + slack):
+            raise ShortPrediction(
+                f"the prediction covers t = {self.t[0]:.6g}..{self.t[-1]:.6g}, the run "
+                f"t = {times[0]:.6g}..{times[-1]:.6g}; a prediction is never extrapolated"
+            )
         out = {}
         for name in ("wp", "w"):
             values = getattr(self, name)
@@ -70,7 +108,7 @@ class Trajectory:
     def frozen(self) -> Trajectory:
         """The null of the initial network held fixed: every entry at its first value."""
         out = {}
-        for name in ("wp", "w", "alignment", "corr_eig"):
+        for name in ("wp", "w", "alignment", "corr_eig", "rankme"):
             values = getattr(self, name)
             if values is not None:
                 out[name] = np.broadcast_to(values[:1], values.shape).copy()
@@ -119,14 +157,25 @@ def asymmetry_error(predicted: np.ndarray, measured: np.ndarray) -> float:
     return float(np.sqrt(np.mean((asymmetry(measured) - asymmetry(predicted)) ** 2)))
 
 
+def collapsed_at_end(x: np.ndarray) -> np.ndarray:
+    """Which modes of the symmetric part of W_p have collapsed at the last time, by the
+    toolkit's one criterion (``dynamics.observables.collapsed``) against the largest such
+    eigenvalue magnitude of the trajectory."""
+    scale = np.max(np.abs(np.linalg.eigvalsh((x + np.swapaxes(x, -1, -2)) / 2)))
+    return collapsed(np.linalg.eigvalsh((x[-1] + x[-1].T) / 2), scale)
+
+
 def collapse_error(predicted: np.ndarray, measured: np.ndarray) -> float:
-    """Fraction of modes whose collapse the prediction gets wrong, at the last time.
+    """Fraction of modes whose collapse the prediction gets wrong, at the last time; computed
+    only where the prediction has a collapsed mode by the run's end (its collapse is due).
 
     Modes are the eigenvalues of the symmetric part of W_p at the last time, paired by
     eigenvector overlap (:func:`paired_spectra`); a mode is collapsed by the toolkit's one
     criterion (``dynamics.observables.collapsed``: below 2% of a reference scale), the scale
     being the largest such eigenvalue magnitude of the trajectory.
     """
+    if not np.any(collapsed_at_end(predicted)):
+        return float("nan")
     sim, run = paired_spectra(predicted[-1], measured[-1])
     scales = [
         np.max(np.abs(np.linalg.eigvalsh((x + np.swapaxes(x, -1, -2)) / 2)))
@@ -201,36 +250,47 @@ class Statistic:
 
     key: str
     quantity: str
-    tolerance: float
+    tolerance: float  # fixed; with a replay the noise floor sets it (capped at this)
     compute: Callable[..., float]
     needs: tuple[str, ...]
     initial_dependent: bool  # the other-seed null applies
-    pairwise: bool = True  # compare(prediction, measurement); False: a property of one trajectory
+    pairwise: bool = True  # compare(prediction, measurement); False: a property of the run
     decay_needed: float = 0.0  # the 2 eta t a run must reach for the prediction to be due
     limit: bool = False  # a t -> inf prediction: only for a run no simulation predicts
+    noise_floor: bool = False  # its tolerance comes from the run's replay where there is one
+    features: bool = False  # an end-state property of the features: needs MIN_ALIVE modes
 
     @property
     def definition(self) -> str:
         return " ".join(inspect.getdoc(self.compute).split())
 
+    @property
+    def kind(self) -> str:
+        """'prediction' (prediction against run) or 'property' (of the run alone)."""
+        return "prediction" if self.pairwise else "property"
+
+
+def _trajectory_statistic(key: str, quantity: str, compute: Callable) -> Statistic:
+    return Statistic(key, quantity, 0.1, compute, ("wp",) if key != "w_error" else ("w",), True,
+                     noise_floor=True)  # fmt: skip
+
 
 STATISTICS: dict[str, Statistic] = {
     s.key: s
     for s in (
-        Statistic("wp_error", "W_p trajectory", 0.1, relative_error, ("wp",), True),
-        Statistic("w_error", "W trajectory", 0.1, relative_error, ("w",), True),
-        Statistic(
-            "spectrum_error", "W_p eigenvalues over time", 0.1, spectrum_error, ("wp",), True
-        ),
-        Statistic(
-            "asymmetry_error", "W_p asymmetry over time", 0.05, asymmetry_error, ("wp",), True
+        _trajectory_statistic("wp_error", "W_p trajectory", relative_error),
+        _trajectory_statistic("w_error", "W trajectory", relative_error),
+        _trajectory_statistic("spectrum_error", "W_p eigenvalues over time", spectrum_error),
+        dataclasses.replace(
+            _trajectory_statistic("asymmetry_error", "W_p asymmetry over time", asymmetry_error),
+            tolerance=0.05,
         ),
         Statistic(
             "collapse_error", "collapsed modes at the end", 0.1, collapse_error, ("wp",), True
         ),
         Statistic(
             "conservation_error",
-            "decay of W W^T - W_p^T W_p/alpha_p at 2 eta (Theorem 1)",
+            "decay of W W^T - W_p^T W_p/alpha_p at 2 eta (Theorem 1; property of the run)",
             0.2,
             conservation_error,
             ("w", "wp"),
@@ -240,7 +300,7 @@ STATISTICS: dict[str, Statistic] = {
         ),
         Statistic(
             "final_asymmetry",
-            "asymmetry of W_p at the end (predicted 0)",
+            "asymmetry of W_p at the end (predicted 0; property of the run)",
             0.1,
             final_asymmetry,
             ("wp",),
@@ -248,10 +308,11 @@ STATISTICS: dict[str, Statistic] = {
             pairwise=False,
             decay_needed=END_STATE_DECAY,
             limit=True,
+            features=True,
         ),
         Statistic(
             "final_misalignment",
-            "misalignment of W_p with F at the end (predicted 0)",
+            "misalignment of W_p with F at the end (predicted 0; property of the run)",
             0.1,
             final_misalignment,
             ("alignment", "corr_eig"),
@@ -259,6 +320,7 @@ STATISTICS: dict[str, Statistic] = {
             pairwise=False,
             decay_needed=END_STATE_DECAY,
             limit=True,
+            features=True,
         ),
     )
 }
@@ -280,36 +342,18 @@ def untested(traj: Trajectory, predicted: bool = False) -> dict[str, str]:
     }
 
 
-@dataclass
-class Row:
-    """One statistic for one run: its value, the nulls' values and the verdict."""
-
-    key: str
-    quantity: str
-    value: float
-    tolerance: float
-    nulls: dict[str, float] = field(default_factory=dict)
-    not_applicable: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def best_null(self) -> float:
-        finite = [v for v in self.nulls.values() if np.isfinite(v)]
-        return min(finite) if finite else float("nan")
-
-    @property
-    def verdict(self) -> str:
-        """agrees / disagrees / not distinguishable from the null / not computed (see module)."""
-        if not np.isfinite(self.value):
-            return "not computed"
-        if self.value > self.tolerance:
-            return "disagrees"
-        null = self.best_null
-        if np.isfinite(null) and null > self.value and NULL_MARGIN * self.value <= null:
-            return "agrees"
-        return "not distinguishable from the null"
+def alive_modes(traj: Trajectory) -> tuple[int, int] | None:
+    """(alive, d): the feature-correlation modes at the end that have not collapsed
+    (``dynamics.observables.collapsed`` against the largest), None without ``corr_eig``."""
+    if traj.corr_eig is None:
+        return None
+    eig = np.abs(traj.corr_eig[-1])
+    return int(np.sum(~collapsed(eig, np.max(eig)))), int(eig.size)
 
 
-def _compute(stat: Statistic, predicted: Trajectory | None, measured: Trajectory) -> float:
+def statistic_between(stat: Statistic, predicted: Trajectory | None, measured: Trajectory) -> float:
+    """``stat`` of ``measured`` against ``predicted`` (a property: of ``measured`` alone); NaN
+    where either lacks what it needs."""
     if not all(getattr(measured, n) is not None for n in stat.needs):
         return float("nan")
     if not stat.pairwise:
@@ -320,39 +364,82 @@ def _compute(stat: Statistic, predicted: Trajectory | None, measured: Trajectory
     return stat.compute(getattr(predicted, name), getattr(measured, name))
 
 
+def noise_floor(replay: Trajectory, measurement: Trajectory) -> dict[str, float]:
+    """Each noise-floor statistic between the run and its replay (the minibatch noise)."""
+    return {
+        s.key: statistic_between(s, replay, measurement)
+        for s in STATISTICS.values()
+        if s.noise_floor
+    }
+
+
+def _context(stat: Statistic, predicted: Trajectory | None, measured: Trajectory, row: Row):
+    if stat.key == "collapse_error" and predicted is not None:
+        d = predicted.wp.shape[-1]
+        row.context = (
+            f"predicted {int(np.sum(collapsed_at_end(predicted.wp)))} of {d} modes collapsed, "
+            f"the run {int(np.sum(collapsed_at_end(measured.wp)))}"
+        )
+    if stat.features and (alive := alive_modes(measured)) is not None:
+        rank = f", RankMe {measured.rankme[-1]:.3g}" if measured.rankme is not None else ""
+        row.context = f"alive modes {alive[0]} of {alive[1]}{rank}"
+        if alive[0] < MIN_ALIVE:
+            row.undecided = f"fewer than {MIN_ALIVE} alive modes: no verdict"
+
+
 def compare(
     prediction: Trajectory | None,
     measurement: Trajectory,
     other_seed: Trajectory | None = None,
+    ablations: dict[str, Trajectory] | None = None,
+    replay: Trajectory | None = None,
+    floor: dict[str, float] | None = None,
 ) -> list[Row]:
     """Every statistic the trajectories allow, each with its nulls (see the module docstring).
 
-    ``prediction`` and ``other_seed`` are interpolated onto the measurement's times; without a
-    prediction only the statistics of the run alone (the theory's predictions that need no
-    simulation) are computed.
+    ``prediction`` and ``other_seed`` are interpolated onto the measurement's times (a
+    prediction that does not cover them raises ShortPrediction); ``ablations``: ingredient ->
+    the prediction without it, on the measurement's times; ``replay``: the run's deterministic
+    replay, whose distance from the run is the noise floor; ``floor``: the noise floor per
+    statistic measured over several seeds (overrides the replay's). Without a prediction only
+    the properties of the run are computed.
     """
     times = measurement.t
     predicted = prediction.at(times) if prediction is not None else None
     seeded = other_seed.at(times) if other_seed is not None else None
     frozen = measurement.frozen()
+    if floor is None and replay is not None:
+        floor = noise_floor(replay, measurement)
     too_short = untested(measurement, predicted=prediction is not None)
     rows = []
     for stat in STATISTICS.values():
         if stat.key in too_short or (stat.limit and prediction is not None):
             continue
-        value = _compute(stat, predicted, measurement)
+        value = statistic_between(stat, predicted, measurement)
         if not np.isfinite(value):
             continue
-        row = Row(stat.key, stat.quantity, value, stat.tolerance)
+        row = Row(stat.key, stat.quantity, value, stat.tolerance, kind=stat.kind)
+        if stat.noise_floor and floor and np.isfinite(floor.get(stat.key, np.nan)):
+            row.tolerance = min(NOISE_FACTOR * floor[stat.key], stat.tolerance)
+            row.tolerance_rule = f"{NOISE_FACTOR:g} x noise floor {floor[stat.key]:.3g}"
+        elif stat.noise_floor:
+            row.tolerance_rule = "fixed (no replay of the run)"
+        _context(stat, predicted, measurement, row)
         if stat.pairwise:
-            row.nulls["frozen"] = _compute(stat, frozen, measurement)
+            row.nulls["frozen"] = statistic_between(stat, frozen, measurement)
+            for ingredient, traj in (ablations or {}).items():
+                row.ablations[ingredient] = statistic_between(stat, traj, measurement)
         else:  # a property of the run: the frozen network measured the same way
-            row.nulls["frozen"] = _compute(stat, predicted, frozen)
+            row.nulls["frozen"] = statistic_between(stat, predicted, frozen)
+            if stat.key == "conservation_error" and "weight decay" in (ablations or {}):
+                flow = dataclasses.replace(ablations["weight decay"], eta=measurement.eta,
+                                           alpha_p=measurement.alpha_p)  # fmt: skip
+                row.nulls["no weight decay"] = statistic_between(stat, None, flow)
         if not stat.initial_dependent:
             row.not_applicable["other seed"] = "the prediction does not depend on the start"
         elif seeded is None:
             row.not_applicable["other seed"] = "no other-seed simulation given"
         else:
-            row.nulls["other seed"] = _compute(stat, seeded, measurement)
+            row.nulls["other seed"] = statistic_between(stat, seeded, measurement)
         rows.append(row)
     return rows

@@ -19,6 +19,7 @@ from reports import compare, figures, style
 from reports.audit import Audit
 from reports.document import Block, Bullets, FigureBlock, Heading, Paragraph, TableBlock
 from reports.inputs import Result, short_revision
+from reports.references import References, references
 from reports.tables import (
     Table,
     audit_table,
@@ -39,14 +40,42 @@ class Pairing:
     predictions: list[Result] = field(default_factory=list)
     nulls: list[Result] = field(default_factory=list)
     changed: list[Result] = field(default_factory=list)  # derived from another version of it
+    refused: list[tuple[Result, str]] = field(default_factory=list)  # and why
+    notes: list[str] = field(default_factory=list)  # about its replay and ablation nulls
+
+
+def _covers(sim: Result, run: Result) -> str:
+    """Why ``sim`` cannot predict ``run`` on its times ('' when it covers them)."""
+    t_sim, t_run = sim.flow_time(), run.flow_time()
+    if run.has_flow_time and t_sim[-1] < t_run[-1] * (1 - 1e-9):
+        return (
+            f"it ends at t = {t_sim[-1]:.6g}, before the run's last measurement at "
+            f"t = {t_run[-1]:.6g} (a prediction is never extrapolated)"
+        )
+    return ""
+
+
+def _same_files(sim: Result, run: Result) -> bool:
+    """Whether every file ``sim`` was derived from has the hash it recorded: the run's
+    measurements (``from_run_file_sha256``) and its companions (``from_run_moments_sha256``)."""
+    if sim.attrs.get("from_run_file_sha256") != run.sha256:
+        return False
+    companions = run.companion_sha256()
+    for name in ("moments.nc",):
+        key = f"from_run_{name.removesuffix('.nc')}_sha256"
+        if key in sim.attrs and sim.attrs[key] != companions.get(name):
+            return False
+    return True
 
 
 def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[Pairing]:
     """Each run with the simulations derived from it (``--from-run``), by their attributes.
 
-    A simulation belongs to a run when its ``from_run_file_sha256`` is the run file's hash (or,
-    marked as derived from another version of the run, when only its ``from_run`` path names
-    the run's folder). No other pairing is made: a simulation that names no run predicts none.
+    A simulation belongs to a run when every file it was derived from has the hash it recorded
+    (:func:`_same_files`: an edited moments.nc does not pair); marked as derived from another
+    version of the run when only its ``from_run`` path names the run's folder. A prediction
+    shorter than its run is refused. No other pairing is made: a simulation that names no run
+    predicts none.
     """
     out = []
     for run in runs:
@@ -54,13 +83,15 @@ def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[Pairing]:
         for sim in sims:
             if sim.derived_from is None:
                 continue
-            same_file = sim.attrs.get("from_run_file_sha256") == run.sha256
             same_path = Path(sim.derived_from).resolve() in (
                 run.path.resolve(),
                 run.path.parent.resolve(),
             )
-            if same_file:
-                (pairing.nulls if sim.is_null else pairing.predictions).append(sim)
+            if _same_files(sim, run):
+                if why := _covers(sim, run):
+                    pairing.refused.append((sim, why))
+                else:
+                    (pairing.nulls if sim.is_null else pairing.predictions).append(sim)
             elif same_path:
                 pairing.changed.append(sim)
         out.append(pairing)
@@ -68,12 +99,25 @@ def pair_runs(runs: Sequence[Result], sims: Sequence[Result]) -> list[Pairing]:
 
 
 def findings(pairings: Sequence[Pairing]) -> list[tuple[Result, Result, compare.Row]]:
-    """Every statistic of every run against each prediction, with the nulls that apply."""
+    """Every statistic of every run against each prediction, with the nulls that apply: the
+    other-seed simulation, the frozen network and the ablation nulls; tolerances from the
+    run's noise floor (:mod:`reports.references`). A run with momentum is predicted by the
+    inertial flow; its first-order simulation is then the 'momentum' ablation null."""
     rows = []
     for p in pairings:
         null = p.nulls[0].trajectory() if p.nulls else None
+        refs = references(p.run) if p.predictions else References()
+        p.notes = list(refs.notes)
+        if refs.inertial is not None:
+            p.notes.append(
+                "predicted by the inertial (heavy-ball) flow of dynamics.replay; the "
+                "first-order simulation is its 'momentum' ablation null"
+            )
         for sim in p.predictions:
-            for row in compare.compare(sim.trajectory(), p.run.trajectory(), null):
+            prediction = refs.inertial if refs.inertial is not None else sim.trajectory()
+            for row in compare.compare(
+                prediction, p.run.trajectory(), null, refs.ablations, refs.replay
+            ):
                 rows.append((p.run, sim, row))
     return rows
 
@@ -163,12 +207,19 @@ def _findings(c: Composer, pairings: Sequence[Pairing], rows: list) -> None:
             Paragraph(
                 f"{len(rows)} comparisons of a prediction with the run it was derived from: "
                 + ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n)
-                + ". A comparison agrees only when its error is within the tolerance and at "
-                f"least {compare.NULL_MARGIN:g} times below the best null (the frozen initial "
-                "network; a simulation started from another seed's weights)."
+                + ". A comparison agrees only when its error is within the tolerance (three "
+                "times the run's noise floor, its distance from its own noise-free replay, "
+                f"where there is one) and at least {compare.NULL_MARGIN:g} times below every "
+                "null (the frozen initial network; a simulation started from another seed's "
+                "weights; the same prediction with one ingredient removed: X' = 0, no weight "
+                "decay, W_a = W, "
+                "D = 1, no momentum). An ingredient whose ablation null is not that far above "
+                "is 'not tested' by the run. Properties of the run (Theorem 1's decay, the end "
+                "state) do not read the prediction and are listed apart."
             )
         )
     c.table(findings_table(rows))
+    c.table(findings_table(rows, kind="property"))
     notes = []
     for p in pairings:
         run = p.run
@@ -199,8 +250,11 @@ def _findings(c: Composer, pairings: Sequence[Pairing], rows: list) -> None:
         for sim in p.changed:
             notes.append(
                 f"{sim.ident} names {run.ident}'s folder but was derived from another version of "
-                "its measurements (the file changed since): not compared."
+                "its files (measurements.nc or moments.nc changed since): not compared."
             )
+        for sim, why in p.refused:
+            notes.append(f"{sim.ident} is refused as a prediction of {run.ident}: {why}.")
+        notes += [f"{run.ident} {run.label}: {note}." for note in p.notes]
         for sim in p.predictions:
             if sim.attrs.get("not_matched"):
                 notes.append(f"{sim.ident} not matched: {sim.attrs['not_matched']}.")
@@ -352,7 +406,13 @@ def compose(
     rows = findings(pairings)
     inputs = figures.Inputs(sims, runs, pairings)
     manifest.findings = [
-        {"run": run.ident, "prediction": sim.ident, **row.__dict__, "verdict": row.verdict}
+        {
+            "run": run.ident,
+            "prediction": sim.ident,
+            **row.__dict__,
+            "verdict": row.verdict,
+            "detail": row.detail,
+        }
         for run, sim, row in rows
     ]
     steps = (

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from dynamics import replay
 from reports.compare import Trajectory
 from symbolic.common.cli import UsageError
 from symbolic.common.schema import EPOCH, TIME, VARIABLES, core_dims
@@ -138,7 +139,16 @@ class Result:
             self.alpha_p(),
             self.values("alignment_cos") if self.has("alignment_cos") else None,
             self.values("corr_eig") if self.has("corr_eig") else None,
+            self.values("effective_rank") if self.has("effective_rank") else None,
         )
+
+    def companion_sha256(self) -> dict[str, str]:
+        """SHA-256 of the files beside a run's measurements that a prediction is derived from
+        (``moments.nc``: X and X'), by file name; empty for a simulation."""
+        if self.kind != "training":
+            return {}
+        path = self.path.parent / replay.MOMENTS_FILE
+        return {replay.MOMENTS_FILE: _sha256(path)} if path.is_file() else {}
 
     def last(self, name: str) -> np.ndarray | float:
         """The last finite value of a series, or the row of a (axis, mode) variable at the end."""

@@ -288,48 +288,78 @@ FINDING_COLUMNS = [
     Column("prediction", "prediction", "prediction"),
     Column("quantity", "quantity", "quantity"),
     Column("value", "error", "error"),
-    Column("tolerance", "tolerance", "tolerance"),
+    Column("tolerance", "tolerance (rule)", "tolerance (rule)"),
     Column("frozen", "null: frozen initial network", "null: frozen init."),
     Column("other_seed", "null: other seed", "null: other seed"),
-    Column("verdict", "verdict", "verdict"),
+    Column("ablations", "ablation nulls", "ablation nulls"),
+    Column("verdict", "verdict (what it rests on)", "verdict"),
 ]
 
 
-def findings_table(rows: Sequence[tuple[Result, Result, Row]]) -> Table | None:
-    """Each prediction against its run: the error statistic, its nulls, the verdict."""
+def _nulls_text(values: dict[str, float]) -> str:
+    return "; ".join(f"{k} {v:.3g}" for k, v in values.items()) or "none"
+
+
+def findings_table(
+    rows: Sequence[tuple[Result, Result, Row]], kind: str = "prediction"
+) -> Table | None:
+    """Each prediction against its run (``kind='prediction'``: the error statistic, its nulls
+    and ablation nulls, the verdict), or the properties of each run (``'property'``)."""
+    rows = [r for r in rows if r[2].kind == kind]
     if not rows:
         return None
     records = []
     for run, sim, row in rows:
         other = row.nulls.get("other seed", float("nan"))
+        extra = {k: v for k, v in row.nulls.items() if k not in ("frozen", "other seed")}
         records.append(
             {
                 "run": f"{run.ident} {run.label}",
                 "prediction": f"{sim.ident} {sim.label}",
                 "quantity": row.quantity,
                 "value": row.value,
-                "tolerance": row.tolerance,
+                "tolerance": f"{row.tolerance:.3g} ({row.tolerance_rule})",
                 "frozen": row.nulls.get("frozen", float("nan")),
                 "other_seed": other if "other seed" in row.nulls else "n/a",
-                "verdict": row.verdict,
+                "ablations": _nulls_text({**row.ablations, **extra}),
+                "verdict": row.detail,
             }
         )
     sources: list[Result] = []
     for run, sim, _ in rows:
         sources += [r for r in (run, sim) if r not in sources]
+    if kind == "property":
+        return Table(
+            name="properties",
+            title="Properties of the runs the theory predicts (they do not read a prediction)",
+            caption=(
+                "Theorem 1's decay of W W^T - W_p^T W_p/alpha_p at rate 2 eta, a property of "
+                "the run alone, against the frozen network and the run's flow without weight "
+                "decay (where the property fails). The prediction column names the simulation "
+                "the run was compared with elsewhere; the value does not depend on it."
+            ),
+            frame=table_frame(records, FINDING_COLUMNS),
+            columns=list(FINDING_COLUMNS),
+            sources=sources,
+        )
     return Table(
         name="findings",
         title="Findings: predictions against measurements, with their nulls",
         caption=(
             "Each run against the simulation derived from it (python -m dynamics.simulate "
-            "--from-run), on the run's measurement times. Every statistic is an error (0: "
-            "identical; definitions in the section 'Agreement statistics'), computed also for "
-            "the nulls: the run's initial network held frozen, and a simulation of the same run "
-            "started from another seed's initial weights (n/a where the prediction does not "
-            "depend on the start). 'agrees': within the tolerance and at least "
-            f"{NULL_MARGIN:g} times below the best null; 'not distinguishable from the null': "
-            "within the tolerance but not that far below a null; 'disagrees': outside the "
-            "tolerance."
+            "--from-run; a run with momentum: the inertial flow of dynamics.replay), on the "
+            "run's measurement times. Every statistic is an error (0: identical; definitions in "
+            "the section 'Agreement statistics'), computed also for the nulls: the run's "
+            "initial network held frozen, a simulation of the same run started from another "
+            "seed's initial weights (n/a where the prediction does not depend on the start), "
+            "and the ablation nulls, the same prediction with one ingredient removed (X' = 0, "
+            "no weight decay, W_a = W, the one-direction clock D = 1, no momentum). Tolerance: "
+            "three times the run's noise floor (its distance from its noise-free replay), "
+            "capped at the fixed tolerance. 'agrees': within the tolerance and at least "
+            f"{NULL_MARGIN:g} times below every null, with the ingredients it tested; 'not "
+            "tested': an ablation null not that far above (the ingredient is named with its "
+            "numbers); 'not distinguishable from the null': the frozen or other-seed null not "
+            "that far above; 'disagrees': outside the tolerance."
         ),
         frame=table_frame(records, FINDING_COLUMNS),
         columns=list(FINDING_COLUMNS),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dynamics.observables import COLLAPSE_FRACTION, COLLAPSED_Z_STD
+from dynamics.observables import COLLAPSE_FRACTION, COLLAPSED_RANK, COLLAPSED_Z_STD
 from reports.reproduce.registry import RunSpec
 from symbolic.common.cli import UsageError
 
@@ -54,10 +54,6 @@ def offdiagonal_mass(ds: xr.Dataset) -> np.ndarray:
     return np.where(total > 0, off / np.where(total > 0, total, 1.0), np.nan)
 
 
-#: complete dimensional collapse: the projections' effective rank below this (one direction)
-COLLAPSED_RANK = 2.0
-
-
 def collapse_margin(ds: xr.Dataset) -> np.ndarray:
     """How far a run is from collapse, in decades (< 0: collapsed), by the toolkit's criteria.
 
@@ -67,7 +63,7 @@ def collapse_margin(ds: xr.Dataset) -> np.ndarray:
     when it falls below COLLAPSE_FRACTION of the initial largest eigenvalue (the ablations'
     convention, :func:`dynamics.models.ablations.collapse_summary`): a representation that
     shrinks to zero keeps its directions (z_std stays up) but loses every mode. A representation
-    squeezed into one direction (RankMe effective rank below COLLAPSED_RANK = 2) has collapsed
+    squeezed into one direction (centred effective rank below COLLAPSED_RANK = 2) has collapsed
     too. Per entry: log10 min(z_std / COLLAPSED_Z_STD, s_1 / (COLLAPSE_FRACTION s_1(0)),
     rank / COLLAPSED_RANK), s_1 the largest eigenvalue of F1 F1^T (``corr_eig``).
     """
@@ -75,7 +71,10 @@ def collapse_margin(ds: xr.Dataset) -> np.ndarray:
     top = ds["corr_eig"].values.max(axis=-1)
     scale = COLLAPSE_FRACTION * top[0]
     shrink = top / scale if scale > 0 else np.zeros_like(top)
-    rank = ds["effective_rank"].values / COLLAPSED_RANK
+    # the centred rank of the one criterion (dynamics.observables.representation_collapsed);
+    # runs recorded before it was measured have RankMe only
+    name = "effective_rank_centred" if "effective_rank_centred" in ds else "effective_rank"
+    rank = ds[name].values / COLLAPSED_RANK
     return np.log10(np.maximum(np.minimum(np.minimum(spread, shrink), rank), 1e-12))
 
 

@@ -68,10 +68,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "1",
     ),
     "sigma_floor": ("estimator floor 1/(N-1) of sigma_corr_mean_sq (independent features)", "1"),
-    "dead_dims": ("dimensions with std below 2% of the largest (dead units)", "1"),
-    "collapsed": ("1 where the embedding collapsed (z_std < 0.05 or no live dimension)", "1"),
+    "dead_dims": ("dimensions with centred std below 2% of the largest (dead units)", "1"),
+    "collapsed": (
+        "1 where the embedding collapsed (z_std < 0.05, centred effective rank < 2, or no live "
+        "dimension)",
+        "1",
+    ),
     "aug_ratio": (
-        "sigma^2 in feature space: tr(E[z z^T] - E[z1 z2^T]) / tr(E[z1 z2^T]) on two views",
+        "sigma^2 in feature space: tr(Cov(z) - Cov(z1, z2)) / tr(Cov(z1, z2)) on two views "
+        "(centred)",
         "1",
     ),
     "sigma_dist_pearson": ("||Sigma - I||_F^2, Sigma the Pearson correlation of outputs", "1"),
@@ -84,6 +89,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "sigma_offdiag_pearson": ("squared Frobenius norm of the off-diagonal of Sigma (Pearson)", "1"),
     "sigma_offdiag_moment": ("squared Frobenius norm of the off-diagonal of Sigma (moment)", "1"),
     "effective_rank": ("RankMe effective rank exp(H(sigma / ||sigma||_1))", "1"),
+    "effective_rank_centred": ("RankMe of the centred outputs z - mean(z)", "1"),
     "z_std": ("mean over dims of the std of l2-normalised embeddings, times sqrt(d)", "1"),
     "loss": ("training loss", "1"),
     "ema_gap": ("||W_a - W||_F, the lag of the EMA target behind the online weights", "1"),
@@ -193,6 +199,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "sigma_offdiag_pearson_backbone": ("off-diagonal ||Sigma||_F^2, backbone, Pearson", "1"),
     "sigma_offdiag_moment_backbone": ("off-diagonal ||Sigma||_F^2, backbone, moment", "1"),
     "effective_rank_backbone": ("RankMe effective rank of backbone features", "1"),
+    "effective_rank_centred_backbone": ("RankMe of the centred backbone features", "1"),
     "z_std_backbone": ("z_std of backbone features", "1"),
     # Closed forms of the literature (dynamics.models.stepwise_bt, dynamics.models.isoloss).
     "lambda_mode": ("eigenvalue gamma_j s_j^2 of W Gamma W^T per mode (Simon et al. 2023)", "1"),

@@ -96,3 +96,33 @@ def test_conservation_residual_is_zero_on_the_law():
     assert obs.conservation_residual(wp, corr) == pytest.approx(0.0, abs=1e-12)
     # F1 = [f_1 ... f_n]/sqrt(n): rows-as-samples embeddings z = sqrt(n) F1^T
     assert obs.feature_correlation(np.sqrt(10) * f.T) == pytest.approx(corr)
+
+
+def test_a_common_offset_kills_no_dimension_and_is_not_collapse():
+    """iid N(0, I_64) with an offset of 60 on one coordinate: every dimension alive (centred
+    std), not collapsed, mean squared correlation at its floor 1/(N - 1) (the uncentred rule
+    marked all 64 dead)."""
+    z = np.random.default_rng(4).standard_normal((2000, 64))
+    z[:, 0] += 60.0
+    assert obs.alive_dimensions(z).all()
+    assert not obs.representation_collapsed(z)
+    assert obs.mean_squared_correlation(z) == pytest.approx(1 / 1999, rel=0.1)
+
+
+def test_rank_one_collapse_with_both_signs_is_collapse():
+    """z = s 1^T + 1e-3 noise, s = +-1: z_std stays near 1 (it misses it), the centred
+    effective rank is about 1, and the one criterion says collapsed."""
+    gen = np.random.default_rng(5)
+    s = gen.choice([-1.0, 1.0], 500)
+    z = np.outer(s, np.ones(16)) + 1e-3 * gen.standard_normal((500, 16))
+    assert obs.z_std(z) > 0.9
+    assert obs.centred_effective_rank(z) < 1.1
+    assert obs.representation_collapsed(z)
+    assert not obs.representation_collapsed(gen.standard_normal((500, 16)))
+
+
+def test_the_centred_rank_does_not_count_an_offset():
+    z = np.random.default_rng(6).standard_normal((2000, 64))
+    shifted = z + 5.0
+    assert obs.centred_effective_rank(shifted) == pytest.approx(obs.centred_effective_rank(z))
+    assert obs.effective_rank(z) - obs.effective_rank(shifted) > 10  # RankMe counts it

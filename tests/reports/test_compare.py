@@ -48,15 +48,16 @@ def by_key(rows: list[Row]) -> dict[str, Row]:
 def test_a_run_built_to_agree_agrees_on_every_statistic(sims):
     rows = by_key(compare.compare(sims[0], noisy(sims[0], 0.005), other_seed=sims[1]))
     limits = {"final_asymmetry", "final_misalignment"}  # not with a simulation's prediction
-    assert set(rows) == set(compare.STATISTICS) - limits
+    # no mode collapses in the prediction: collapse agreement is not due, not computed
+    assert set(rows) == set(compare.STATISTICS) - limits - {"collapse_error"}
     for key, row in rows.items():
-        if key == "collapse_error":  # no mode collapses from either start: the null is as good
-            assert row.value == 0 and row.verdict == "not distinguishable from the null"
-            continue
         assert row.verdict == "agrees", (key, row)
         assert row.value * compare.NULL_MARGIN <= row.best_null
     assert rows["wp_error"].value < 0.01
+    assert rows["wp_error"].tolerance_rule.startswith("fixed")  # no replay given
     assert "other seed" in rows["conservation_error"].not_applicable
+    assert rows["conservation_error"].kind == "property"
+    assert {r.kind for k, r in rows.items() if k != "conservation_error"} == {"prediction"}
 
 
 @pytest.mark.parametrize("case", ["other seed", "frozen"])
@@ -66,7 +67,7 @@ def test_a_run_built_to_disagree_never_agrees(sims, case):
     a run from another seed obeys it (it agrees, rightly); a frozen run does not."""
     run = sims[1] if case == "other seed" else sims[0].frozen()
     rows = by_key(compare.compare(sims[0], run, other_seed=sims[2]))
-    conservation = rows.pop("conservation_error")
+    conservation = rows.pop("conservation_error")  # a property of the run, not of the prediction
     assert conservation.verdict == ("agrees" if case == "other seed" else "disagrees")
     assert rows and not any(r.verdict == "agrees" for r in rows.values()), rows
     assert rows["wp_error"].verdict == "disagrees"
@@ -93,6 +94,72 @@ def test_paired_spectra_follow_eigenvectors_not_ranks():
     la, lb = compare.paired_spectra(a, b)
     assert np.allclose(np.sort(la), [1, 2, 3, 4, 5])
     assert np.allclose(la + lb, 6.0)  # eigenvector j carries 6 - j in a and j in b
+
+
+def test_an_ablation_null_within_3x_means_not_tested_never_agrees():
+    """Within tolerance and far below the frozen and other-seed nulls, but an ablation null
+    only 2x above: that ingredient is 'not tested', named with its numbers."""
+    row = Row("x", "x", 0.01, 0.1, nulls={"frozen": 0.5, "other seed": 0.9})
+    row.ablations = {"augmentation": 0.02, "weight decay": 0.3}
+    assert row.verdict == "not tested"
+    assert list(row.untested) == ["augmentation"] and row.tested == ["weight decay"]
+    assert "augmentation (its null 0.02 is not 3x the error 0.01)" in row.detail
+    row.ablations["augmentation"] = 0.03
+    assert row.verdict == "agrees" and "tested: augmentation, weight decay" in row.detail
+    row.ablations["augmentation"] = float("nan")  # a null that could not be computed
+    assert row.verdict == "not tested"
+
+
+def test_the_tolerance_is_three_times_the_noise_floor_of_the_replay(sims):
+    """A replay 0.004 from the run sets the W_p tolerance to 3 x that floor (capped at 0.1):
+    a prediction 0.01 off then disagrees, one as close as the replay agrees."""
+    run = noisy(sims[0], 0.003, seed=1)
+    replay = noisy(sims[0], 0.003, seed=2)
+    floor = compare.relative_error(replay.wp, run.wp)
+    rows = by_key(compare.compare(sims[0], run, sims[1], replay=replay))
+    assert rows["wp_error"].tolerance == pytest.approx(3 * floor)
+    assert rows["wp_error"].verdict == "agrees"
+    off = by_key(compare.compare(noisy(sims[0], 0.05, seed=3), run, sims[1], replay=replay))
+    assert off["wp_error"].verdict == "disagrees"
+    huge = by_key(compare.compare(sims[0], run, sims[1], floor={"wp_error": 1.0}))
+    assert huge["wp_error"].tolerance == 0.1  # capped at the fixed tolerance
+
+
+def test_collapse_is_judged_only_where_the_prediction_collapses_with_the_mode_count(sims):
+    """A prediction whose last W_p has two of six modes at zero (by hand): collapse_error is
+    computed, counts the modes, and flags a run that keeps them."""
+    q, _ = np.linalg.qr(np.random.default_rng(1).standard_normal((6, 6)))
+    spectrum = np.array([1.0, 0.8, 0.6, 0.5, 0.0, 0.0])
+    wp = np.stack([q @ np.diag(np.where(spectrum > 0, spectrum, 1 - k / 30)) @ q.T
+                   for k in range(31)])  # fmt: skip
+    predicted = Trajectory(sims[0].t, wp, None, ETA, 1.0)
+    keeps = Trajectory(sims[0].t, np.broadcast_to(wp[:1], wp.shape).copy(), None, ETA, 1.0)
+    row = by_key(compare.compare(predicted, keeps))["collapse_error"]
+    assert row.value == pytest.approx(2 / 6)
+    assert row.context == "predicted 2 of 6 modes collapsed, the run 0"
+    assert row.verdict == "disagrees"
+    assert by_key(compare.compare(predicted, predicted))["collapse_error"].value == 0
+
+
+def test_an_end_state_verdict_needs_three_alive_modes(sims):
+    """The end-state properties carry the alive modes and RankMe; with 2 alive modes of 6 no
+    verdict is given."""
+    t = sims[0].t
+    wp = np.broadcast_to(np.eye(6), (len(t), 6, 6)).copy()
+    eig = np.broadcast_to([1.0, 0.5, 0.001, 0, 0, 0], (len(t), 6)).copy()
+    run = Trajectory(t, wp, None, 1.0, 1.0, np.ones((len(t), 6)), eig, np.full(len(t), 1.7))
+    rows = by_key(compare.compare(None, run))
+    for key in ("final_asymmetry", "final_misalignment"):
+        assert rows[key].verdict == "not decided"
+        assert "alive modes 2 of 6, RankMe 1.7" in rows[key].detail
+    eig[:, 2] = 0.3
+    assert by_key(compare.compare(None, run))["final_asymmetry"].verdict != "not decided"
+
+
+def test_a_prediction_shorter_than_its_run_is_refused(sims):
+    short = Trajectory(sims[0].t[:20], sims[0].wp[:20], sims[0].w[:20], ETA, 1.0)
+    with pytest.raises(compare.ShortPrediction, match="never extrapolated"):
+        compare.compare(short, sims[0])
 
 
 def test_verdict_logic():

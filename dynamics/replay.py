@@ -1,0 +1,288 @@
+"""A training run replayed on its population loss, and the flows that predict it.
+
+A run of ``python -m empirical.train`` with a linear encoder W (n2 x n1), a linear predictor W_p
+and the loss of Tian et al. 2021, eq. 1 records its optimiser step by step (``empirical.flow``):
+the learning rates lr_k and lr^p_k, the EMA momentum tau_k, the weight decay wd, torch's
+heavy-ball momentum mu (v_k = mu v_{k-1} + g_k, P_{k+1} = P_k - lr_k v_k, g_k holding wd P_k)
+and D, the number of one-direction losses the training loss sums times the loss's factor
+(``empirical.flow``: loss_directions x loss_scale); ``moments.nc`` holds X and X'.
+Its population loss is D times eq. 1, whose gradients are those of Lemma 1 (Tian et al. 2021;
+docs/theory.md (D1), the step-to-flow-time map (D3)):
+
+    R = W_a X - W_p W (X + X'),   g_W = -D W_p^T R + wd W,   g_P = -D R W^T + wd W_p
+
+(SimSiam: W_a = W; without the stop-gradient g_W also gets -D (W_p W X - W (X + X'))).
+
+- :func:`replay`: the run's exact optimiser on this loss from the run's W(0), W_p(0), W_a(0),
+  i.e. the run without its minibatch noise. run - replay is the minibatch noise (the noise
+  floor of the comparison); replay - flow is what the flow leaves out of the optimiser (the
+  finite step and, for the first-order flow, the momentum).
+- :func:`flow`: the continuous limit in the step index kappa (step k covers [k, k + 1), with its
+  recorded lr_k, lr^p_k, tau_k):
+  first order, ``dP/dkappa = -c_k g(P)``, c_k = lr_k (1 - mu^(k+1))/(1 - mu) (lr_k for mu = 0):
+  the gradient flow of ``dynamics.simulate --from-run`` in flow time t (dt = D c_k per step);
+  inertial (heavy ball), ``dP/dkappa = -lr_k v``, ``dv/dkappa = lambda (g(P)/(1 - mu) - v)``,
+  lambda = -ln mu, v(0) = 0; for both ``dW_a/dkappa = -ln(tau_k) (W - W_a)``.
+  In flow time the inertial flow is the first-order one plus an inertia of relaxation time
+  T_m = D lr/(1 - mu)^2 (at mu = 0.9, lr = 0.001, D = 2: T_m = 0.2, against 1/eta = 20: the
+  first-order flow misses it by about 5%). It is the limit of the replay as lr -> 0 at fixed
+  T_m (and fixed flow time; the test checks the error falling with lr), while the first-order
+  flow is not: at fixed lr/(1 - mu) the flow time of one step stays fixed, so that limit has
+  no continuum; fixing the inertia time lr/(1 - mu)^2 does.
+- :data:`INGREDIENTS`: the physics a prediction rests on, each removed or made wrong (the
+  ablation nulls of ``reports.compare``): the augmentation (X' = 0, and X' wrong by a factor 2
+  either way: a prediction must resolve X' to better than a factor 2), the weight decay
+  (wd = 0), the EMA lag (W_a = W), the two-direction clock (D = 1) and the momentum (the
+  first-order flow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+RUN_FILE = "measurements.nc"
+MOMENTS_FILE = "moments.nc"
+
+#: ingredient -> what its ablation null changes
+INGREDIENTS = {
+    "augmentation": "X' = 0 (no augmentation)",
+    "X' x2": "X' doubled (the augmentation wrong by a factor 2)",
+    "X' x0.5": "X' halved (the augmentation wrong by a factor 2)",
+    "weight decay": "wd = 0 (no weight decay)",
+    "EMA lag": "W_a = W (no EMA lag)",
+    "clock D": "D = 1 (the one-direction clock: flow time lr per step, eta = wd)",
+    "momentum": "the momentum-free (first-order) flow",
+}
+
+
+class NotReplayable(ValueError):
+    """The run cannot be replayed (no linear encoder, no flow time, another loss)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A run's population problem and optimiser, step by step."""
+
+    x: np.ndarray  # X (n1 x n1)
+    xp: np.ndarray  # X' (n1 x n1)
+    w0: np.ndarray
+    wp0: np.ndarray
+    wa0: np.ndarray
+    lr: np.ndarray  # (S,) encoder learning rate of each step
+    lr_p: np.ndarray  # (S,) predictor learning rate of each step
+    tau: np.ndarray | None  # (S,) EMA momentum of each step; None: W_a = W (SimSiam)
+    momentum: float
+    weight_decay: float
+    directions: float  # D
+    stop_gradient: bool
+    steps: np.ndarray  # (T,) the steps after which the run measured (0: the initial network)
+    times: np.ndarray  # (T,) the run's flow time at those measurements
+    configured: frozenset[str] = frozenset(INGREDIENTS)  # those the run's configuration has
+    exact_loss: bool = True  # the run's loss is eq. 1 (else the replay is not its optimiser)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.lr.size)
+
+    def applicable(self) -> dict[str, str]:
+        """The ingredients this run trained with (each ablation null applies), with what the
+        null changes; from the run's configuration (options), not from its recorded values,
+        so that a record edited to remove an ingredient still meets that ingredient's null."""
+        return {k: v for k, v in INGREDIENTS.items() if k in self.configured}
+
+    def without(self, ingredient: str) -> Problem:
+        """The same problem with one ingredient removed or wrong (the momentum: see
+        :func:`flow`)."""
+        changes = {
+            "augmentation": {"xp": np.zeros_like(self.xp)},
+            "X' x2": {"xp": 2 * self.xp},
+            "X' x0.5": {"xp": 0.5 * self.xp},
+            "weight decay": {"weight_decay": 0.0},
+            "EMA lag": {"tau": None, "wa0": self.w0},
+            "clock D": {"directions": 1.0},
+            "momentum": {"momentum": 0.0},
+        }
+        if ingredient not in changes:
+            raise ValueError(f"unknown ingredient {ingredient!r}: {', '.join(INGREDIENTS)}")
+        return dataclasses.replace(self, **changes[ingredient])
+
+    def gradients(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
+        """(g_W, g_P): the gradients of D x eq. 1 plus the weight decay (module docstring)."""
+        view = self.x + self.xp
+        target = wa if self.tau is not None else w
+        residual = target @ self.x - wp @ w @ view
+        g_w = -self.directions * (wp.T @ residual)
+        if not self.stop_gradient:
+            g_w = g_w - self.directions * (wp @ w @ self.x - w @ view)
+        g_p = -self.directions * (residual @ w.T)
+        return g_w + self.weight_decay * w, g_p + self.weight_decay * wp
+
+
+def _open(path: Path) -> xr.Dataset:
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return ds.load()
+
+
+def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
+    """The population problem of a run folder (or its measurements.nc); NotReplayable when the
+    run has no linear encoder or no flow time. For a run with another loss than eq. 1 (the
+    cosine loss) ``exact_loss`` is False: eq. 1's flows still give the ablation nulls of an
+    eq. 1 prediction, but the replay is not the run's optimiser.
+
+    ``source``: where the weight decay comes from: ``'optimiser'``, the optimiser's record
+    (``weight_decay_step``: the replay), or ``'flow'``, the flow's record that a simulation
+    derived from the run reads (wd = D ``eta_step``: the prediction and its ablation nulls).
+    """
+    run = Path(run)
+    path = run / RUN_FILE if run.is_dir() else run
+    ds = _open(path)
+    attrs = ds.attrs
+    if "flow_time_undefined" in attrs:
+        raise NotReplayable(str(attrs["flow_time_undefined"]))
+    if "w" not in ds or "wp" not in ds:
+        raise NotReplayable("the run stored no linear encoder W or no W_p")
+    moments = path.parent / MOMENTS_FILE
+    if not moments.is_file():
+        raise NotReplayable(f"no {MOMENTS_FILE} beside {path.name}")
+    m = _open(moments)
+    params = json.loads(attrs.get("params_json", "{}"))
+    loss_params = params.get("loss_params") or {}
+    # D of empirical.flow: the one-direction losses summed, times the loss's factor s
+    directions = float(attrs.get("loss_directions", 1)) * float(attrs.get("loss_scale", 1.0))
+    momentum = np.asarray(ds["momentum_step"].values, dtype=float)
+    record = "weight_decay_step" if source == "optimiser" else "eta_step"
+    wd = np.asarray(ds[record].values, dtype=float) * (directions if source == "flow" else 1)
+    if np.ptp(momentum) > 0 or np.ptp(wd) > 0:
+        raise NotReplayable("its momentum or weight decay changes during the run")
+    tau = np.asarray(ds["ema_momentum_step"].values, dtype=float)
+    ema = str(attrs.get("target")) == "ema" and bool(loss_params.get("stop_gradient", True))
+    steps_per_epoch = float(attrs["steps_per_epoch"])
+    steps = np.rint(np.asarray(ds["epoch"].values, dtype=float) * steps_per_epoch).astype(int)
+    w0 = np.asarray(ds["w"].values[0], dtype=float)
+    configured = {
+        "augmentation": str(params.get("augment", "none")) != "none",
+        "weight decay": float(params.get("weight_decay", 0)) > 0,
+        "EMA lag": ema,
+        "clock D": directions != 1,
+        "momentum": float(params.get("momentum", 0)) > 0,
+    }
+    configured["X' x2"] = configured["X' x0.5"] = configured["augmentation"]
+    return Problem(
+        x=np.asarray(m["x_corr"].values, dtype=float),
+        xp=np.asarray(m["aug_cov"].values, dtype=float),
+        w0=w0,
+        wp0=np.asarray(ds["wp"].values[0], dtype=float),
+        wa0=np.asarray(ds["w_target"].values[0], dtype=float) if "w_target" in ds else w0,
+        lr=np.asarray(ds["lr_step"].values, dtype=float),
+        lr_p=np.asarray(ds["lr_predictor_step"].values, dtype=float),
+        tau=tau if ema and np.all(np.isfinite(tau)) else None,
+        momentum=float(momentum[0]),
+        weight_decay=float(wd[0]),
+        directions=directions,
+        stop_gradient=bool(loss_params.get("stop_gradient", True)),
+        steps=steps,
+        times=np.asarray(ds["time"].values, dtype=float),
+        configured=frozenset(k for k, on in configured.items() if on),
+        exact_loss=str(attrs.get("loss_name")) == "linear_byol",
+    )
+
+
+@dataclasses.dataclass
+class Path_:
+    """W_p and W of a replay or flow at the run's measurements (times ``t``)."""
+
+    t: np.ndarray
+    wp: np.ndarray
+    w: np.ndarray
+
+
+def replay(p: Problem) -> Path_:
+    """The run's optimiser (heavy-ball SGD with its recorded steps) on the population loss."""
+    w, wp, wa = p.w0.copy(), p.wp0.copy(), p.wa0.copy()
+    v_w, v_p = np.zeros_like(w), np.zeros_like(wp)
+    keep = {0: (wp.copy(), w.copy())}
+    wanted = set(p.steps.tolist())
+    for k in range(p.n_steps):
+        g_w, g_p = p.gradients(w, wp, wa)
+        v_w, v_p = p.momentum * v_w + g_w, p.momentum * v_p + g_p
+        w, wp = w - p.lr[k] * v_w, wp - p.lr_p[k] * v_p
+        if p.tau is not None:
+            wa = p.tau[k] * wa + (1 - p.tau[k]) * w
+        if not np.all(np.isfinite(w)) or not np.all(np.isfinite(wp)):
+            raise FloatingPointError(f"the replay diverged at step {k + 1}")
+        if k + 1 in wanted:
+            keep[k + 1] = (wp.copy(), w.copy())
+    return _stacked(p, keep)
+
+
+def _stacked(p: Problem, keep: dict[int, tuple[np.ndarray, np.ndarray]]) -> Path_:
+    wp = np.stack([keep[int(s)][0] for s in p.steps])
+    w = np.stack([keep[int(s)][1] for s in p.steps])
+    return Path_(p.times.copy(), wp, w)
+
+
+def flow(p: Problem, inertial: bool | None = None, substeps: int = 4) -> Path_:
+    """The first-order or the inertial flow of ``p`` (module docstring), at the run's
+    measurements. ``inertial`` None: inertial when the run has momentum.
+
+    Integrated by the classical Runge-Kutta method with ``substeps`` steps per optimiser step
+    (each step's schedule is constant over its interval [k, k + 1), so no step straddles a
+    jump); the flow's time scales are hundreds of optimiser steps, so the integration error is
+    below 1e-8 of the trajectory (the first-order flow equals ``dynamics.simulate --from-run``'s
+    adaptive DOP853 solution to that; tested).
+    """
+    inertial = p.momentum > 0 if inertial is None else inertial
+    mu = p.momentum
+    warm = (1 - mu ** (np.arange(p.n_steps) + 1)) / (1 - mu) if mu > 0 else np.ones(p.n_steps)
+    rate = -math.log(mu) if mu > 0 else math.inf
+
+    def rhs(k: int, state: list[np.ndarray]) -> list[np.ndarray]:
+        w, wp, wa = state[:3]
+        g_w, g_p = p.gradients(w, wp, wa)
+        ema = -math.log(p.tau[k]) * (w - wa) if p.tau is not None else np.zeros_like(wa)
+        if not inertial:
+            return [-p.lr[k] * warm[k] * g_w, -p.lr_p[k] * warm[k] * g_p, ema]
+        v_w, v_p = state[3:]
+        return [
+            -p.lr[k] * v_w,
+            -p.lr_p[k] * v_p,
+            ema,
+            rate * (g_w / (1 - mu) - v_w),
+            rate * (g_p / (1 - mu) - v_p),
+        ]
+
+    state = [p.w0.copy(), p.wp0.copy(), p.wa0.copy()]
+    if inertial:
+        state += [np.zeros_like(p.w0), np.zeros_like(p.wp0)]
+    h = 1.0 / substeps
+    keep = {0: (state[1].copy(), state[0].copy())}
+    wanted = set(p.steps.tolist())
+    for k in range(p.n_steps):
+        for _ in range(substeps):
+            k1 = rhs(k, state)
+            k2 = rhs(k, [s + 0.5 * h * d for s, d in zip(state, k1, strict=True)])
+            k3 = rhs(k, [s + 0.5 * h * d for s, d in zip(state, k2, strict=True)])
+            k4 = rhs(k, [s + h * d for s, d in zip(state, k3, strict=True)])
+            state = [
+                s + h / 6 * (a + 2 * b + 2 * c + d)
+                for s, a, b, c, d in zip(state, k1, k2, k3, k4, strict=True)
+            ]
+        if not all(np.all(np.isfinite(s)) for s in state):
+            raise FloatingPointError(f"the flow diverged at step {k + 1}")
+        if k + 1 in wanted:
+            keep[k + 1] = (state[1].copy(), state[0].copy())
+    return _stacked(p, keep)
+
+
+def ablation(p: Problem, ingredient: str) -> Path_:
+    """The prediction's flow (inertial for a run with momentum) with ``ingredient`` removed;
+    removing the momentum gives the first-order flow with the run's flow-time map."""
+    if ingredient == "momentum":
+        return flow(p, inertial=False)
+    return flow(p.without(ingredient), inertial=p.momentum > 0)
