@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from dynamics.engine import RunSettings
 from dynamics.integrate import SaveAt, SolverSettings, integrate
 from dynamics.models.directpred import paper_fixed_point
 from dynamics.models.eigenmodes import fixed_points
@@ -28,7 +29,7 @@ from dynamics.models.linear_byol import (
     LinearSimSiamModel,
     LinearSimSiamParams,
 )
-from dynamics.simulate import RunSettings, simulate
+from dynamics.simulate import simulate
 
 #: (c_cov, STD, I-PRED, StopGrad) -> the paper's ImageNet top-1 (k = 1, c_inv = 1, 2048^3)
 TABLE3 = [

@@ -40,9 +40,9 @@ from scipy.integrate import solve_ivp
 
 from dynamics.array_backend import backend
 from dynamics.batch_integrate import integrate_batch
+from dynamics.engine import RunSettings
 from dynamics.integrate import SaveAt, SolverSettings
 from dynamics.models.eigenmodes import EigenmodeModel, EigenmodeParams, mode_rhs
-from dynamics.simulate import RunSettings
 from dynamics.sweep import modes as sweep_modes
 from dynamics.sweep import run_sweep
 from dynamics.sweep.execution import THREAD_VARS
@@ -341,7 +341,7 @@ def matrix_models(args) -> None:
 LINEAR_BYOL_256 = """
 import time
 from dynamics import scenarios
-from dynamics.simulate import RunSettings, run_model, to_dataset
+from dynamics.engine import RunSettings, run_model, to_dataset
 scenario = scenarios.get("linear_byol")
 model = scenario.model(scenario.params(dim=256))
 settings = RunSettings(t_end=100.0)

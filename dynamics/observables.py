@@ -96,7 +96,7 @@ def asymmetry(wp: np.ndarray) -> np.ndarray:
 
     Where W_p + W_p^T = 0 the ratio has no denominator; its value there is stated: inf for a
     nonzero skew-symmetric W_p (the limit of the ratio), 0 for W_p = 0 (no skew part). A reader
-    that must not count a collapsed W_p as symmetric masks it (``dynamics.simulate.
+    that must not count a collapsed W_p as symmetric masks it (``dynamics.engine.
     mark_undefined`` sets the ratio to NaN where ||W_p|| is numerically zero).
     """
     skew = _fro(wp - _transpose(wp))

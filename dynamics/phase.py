@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from dynamics.engine import RunSettings, memory_needed
 from dynamics.models.eigenmodes import collapse_threshold, fixed_points, mode_rhs
 from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
-from dynamics.simulate import RunSettings, memory_needed, simulate
+from dynamics.simulate import simulate
 from dynamics.sweep import run_sweep
 from dynamics.sweep.run import check_sweep
 from symbolic.common.cli import ArgumentParser, UsageError, run_main

@@ -16,7 +16,7 @@ import xarray as xr
 from dynamics import scenarios
 from dynamics.array_backend import BACKENDS
 from dynamics.batch_integrate import METHODS as VECTORISED_METHODS
-from dynamics.simulate import RunSettings
+from dynamics.engine import RunSettings
 from dynamics.sweep.run import MODE_CHUNK, SWEEP_ATOL, SWEEP_RTOL, VECTORISED, run_sweep
 from symbolic.common.cli import ArgumentParser, UsageError
 from symbolic.common.files import check_output_file

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from dynamics import scenarios
+from dynamics.engine import RunSettings, run_model
 from dynamics.fates import final_fates
-from dynamics.simulate import RunSettings, run_model
 
 
 def convergence_time(t: np.ndarray, rate: np.ndarray, tol: float) -> float:

@@ -29,11 +29,11 @@ from tqdm import tqdm
 from dynamics import scenarios
 from dynamics.array_backend import backend as array_backend
 from dynamics.batch_integrate import METHODS as VECTORISED_METHODS
+from dynamics.engine import SIZE_FIELDS, RunSettings
+from dynamics.engine import memory_needed as point_memory
 from dynamics.grid import Grid
 from dynamics.integrate import SaveAt
 from dynamics.models.eigenmodes import EigenmodeModel
-from dynamics.simulate import SIZE_FIELDS, RunSettings
-from dynamics.simulate import memory_needed as point_memory
 from dynamics.sweep.execution import execute
 from dynamics.sweep.matrix import run_point
 from dynamics.sweep.modes import run_mode_points
@@ -141,7 +141,7 @@ def memory_needed(name: str, base, grid: Grid, settings, chunk: int, workers: in
     """Bytes a sweep needs, roughly: the assembled result (its parts, the arrays and the Dataset:
     three copies of about six numbers per point and mode) plus what the running units hold (a
     vectorised unit: about 50 numbers per point and mode; a point of a matrix model: a whole
-    simulation, :func:`dynamics.simulate.memory_needed`) times the workers."""
+    simulation, :func:`dynamics.engine.memory_needed`) times the workers."""
     d = float(getattr(base, "dim", 1))
     result = float_bytes(3 * grid.size * (6 * d + 8))
     if name in VECTORISED:
