@@ -6,7 +6,7 @@ from __future__ import annotations
 from reports.reproduce import configs
 from reports.reproduce.common import collapse_panel, collapse_test, main_size, trajectories
 from reports.reproduce.measured import Measured, offdiagonal_mass
-from reports.reproduce.registry import Experiment, Outcome, claim
+from reports.reproduce.registry import Experiment, Outcome, empirical_claim
 from reports.reproduce.scale import Scale
 from reports.reproduce.verdict import Test
 
@@ -14,7 +14,7 @@ PAPER = "Liu, Suganuma, Okatani 2022"
 SIGMA = "sigma_dist_pearson"
 
 
-@claim(
+@empirical_claim(
     "liu-fig1",
     "||Sigma - I||^2 of the projector outputs decreases with training for every method",
     paper=PAPER,
@@ -91,7 +91,7 @@ def liu_fig1(scale: Scale) -> Experiment:
     return Experiment(runs, evaluate, main_size(scale))
 
 
-@claim(
+@empirical_claim(
     "liu-fig3",
     "BYOL's linear predictor W_p approaches a diagonal matrix",
     paper=PAPER,
@@ -128,7 +128,7 @@ def liu_fig3(scale: Scale) -> Experiment:
     return Experiment({"byol_linear": run}, evaluate, main_size(scale))
 
 
-@claim(
+@empirical_claim(
     "liu-table3",
     "Liu et al.'s method collapses without standardisation; the full method does not",
     paper=PAPER,
