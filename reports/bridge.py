@@ -33,6 +33,9 @@ predicted decay e^{-2 eta t} falls to e^{-4.8} within every constant-lr run, als
 For rung 1 the error is also measured against the learning rate and the batch size at a fixed
 flow time, and power laws error ~ lr^a, error ~ batch^b are fitted (finite steps and minibatch
 noise are what the flow leaves out).
+
+``--rungs collapse`` (not part of "all") adds the collapse map checked by training
+(:mod:`reports.collapse_check`), written to OUT/collapse/.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from reports.bridge_results import (
 from reports.experiments import Workspace, add_runner_options, check_range, validate
 from reports.experiments import commands as cmd
 from reports.experiments.commands import Command
+from reports.experiments.markers import remove
 from reports.experiments.options import (
     MAX_JOBS,
     MAX_SEEDS,
@@ -68,6 +72,8 @@ from symbolic.common.cli import ArgumentParser, UsageError, run_main
 from symbolic.common.files import check_output_folder
 
 PROG = "python -m reports.bridge"
+#: the rung of reports.collapse_check (the collapse map checked by training), not in "all"
+COLLAPSE = "collapse"
 #: options of every bridge run: the linear predictor without a projector, SGD, no probes
 COMMON = (
     "--projector", "none", "--predictor", "linear", "--optimizer", "sgd", "--no-probes",
@@ -312,7 +318,9 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--out", default="report_bridge", help="folder of the bridge report")
     p.add_argument("--work", default=None, help="runs and simulations (default: OUT/work)")
-    p.add_argument("--rungs", default="all", help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6)")
+    p.add_argument(
+        "--rungs", default="all", help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6,collapse)"
+    )
     p.add_argument(
         "--seeds",
         type=int,
@@ -328,14 +336,17 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def chosen_rungs(value: str, everything: list[Rung]) -> list[Rung]:
-    """The rungs named by --rungs; UsageError naming an unknown one."""
+def chosen_rungs(value: str, everything: list[Rung]) -> tuple[list[Rung], bool]:
+    """The ladder's rungs named by --rungs ("all": the whole ladder) and whether the collapse
+    rung is named; UsageError naming an unknown one."""
     known = [r.key for r in everything]
     chosen = known if value == "all" else [k.strip() for k in value.split(",")]
-    bad = [k for k in chosen if k not in known]
+    bad = [k for k in chosen if k not in (*known, COLLAPSE)]
     if bad:
-        raise UsageError(f"--rungs {bad[0]!r}: unknown; the rungs are {', '.join(known)}")
-    return [r for r in everything if r.key in chosen]
+        raise UsageError(
+            f"--rungs {bad[0]!r}: unknown; the rungs are {', '.join(known)}, {COLLAPSE}"
+        )
+    return [r for r in everything if r.key in chosen], COLLAPSE in chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -344,13 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeds = size.seeds if args.seeds is None else args.seeds
     check_range("--seeds", seeds, 2, MAX_SEEDS, "no verdict from one seed")
     check_range("--jobs", args.jobs, 1, MAX_JOBS)
-    rungs = chosen_rungs(args.rungs, ladder(size))
+    rungs, collapse = chosen_rungs(args.rungs, ladder(size))
     out = check_output_folder(Path(args.out))
     work = Path(args.work) if args.work else out / "work"
     check_output_folder(work, "--work")
     check_device(args.device)
     device = device_options(args.device, args.precision)
-    runs = plan(rungs, size, seeds, not args.no_scaling, work, device)
+    runs = plan(rungs, size, seeds, not args.no_scaling, work, device) if rungs else LadderRuns()
     validate([*runs.trainings, *runs.simulations])  # before anything runs
     workspace = Workspace(work, PROG, "--work", [(out, "--out"), (work, "--work")])
     settings = {"sizes": "quick" if args.quick else "full"}
@@ -358,6 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     workspace.check(everything, settings, args.resume, "replace", options="--quick")
     with workspace:
         workspace.begin(everything, settings, args.resume, "replace", options="--quick")
+        if collapse:  # the collapse map checked by training: its own runs, always afresh
+            from reports.collapse_check import write_rung
+
+            remove(work / COLLAPSE)
+            (work / COLLAPSE).mkdir(parents=True)
+            write_rung(out / COLLAPSE, work / COLLAPSE, seeds, args.jobs, args.quiet)
+            if not rungs:
+                return 0
         start = time.perf_counter()
         execute(workspace, runs, args)
         summaries = collect(rungs, runs, seeds)

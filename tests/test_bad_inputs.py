@@ -25,6 +25,7 @@ import pytest
 import torch
 import xarray as xr
 
+from empirical import checkpoint
 from symbolic.common.cli import run_main
 from tests.empirical.conftest import write_idx
 
@@ -447,7 +448,7 @@ def places(tmp_path_factory) -> dict[str, Path]:
     for kind, content in (
         ("empty", None),
         ("list", [1, 2]),
-        ("keys", {"format": 2, "epoch": 1}),
+        ("keys", {"format": checkpoint.FORMAT, "epoch": 1}),
         ("junk", b"junk" * 100),
     ):
         folder = paths[f"ck_{kind}"] = root / f"ck_{kind}"

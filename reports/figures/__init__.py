@@ -39,7 +39,15 @@ from reports.figures.base import (
 )
 
 #: Imported in this order: within a section, figures come in the order of registration.
-MODULES = ("phase", "representation", "agreement", "predictor", "conservation", "simulation")
+MODULES = (
+    "phase",
+    "representation",
+    "agreement",
+    "predictor",
+    "conservation",
+    "simulation",
+    "collapse",
+)
 for _module in MODULES:
     importlib.import_module(f"reports.figures.{_module}")
 

@@ -16,7 +16,7 @@ import importlib
 
 from reports.reproduce.registry import EMPIRICAL_CLAIMS, EmpiricalClaim, empirical_claim
 
-#: The family modules; importing one registers its claims (in the issue's order).
+#: The family modules; importing one registers its claims (tables list them in this order).
 FAMILIES = ("tian", "liu", "vicreg")
 
 for _family in FAMILIES:

@@ -28,7 +28,7 @@ from pathlib import Path
 from reports.experiments import Finished, Workspace, add_runner_options, check_range, validate
 from reports.experiments.options import MAX_JOBS, MAX_SEEDS
 from reports.reproduce import outputs
-from reports.reproduce.plan import ClaimSet, claim_set, plan_text
+from reports.reproduce.plan import ClaimSet, claim_set, plan_text, refine
 from reports.reproduce.registry import EMPIRICAL_CLAIMS, EmpiricalClaim
 from reports.reproduce.scale import SCALES, Scale
 from reports.reproduce.verdict import MIN_SEEDS
@@ -173,14 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(claimed, workspace, args, jobs, say, argv)
 
 
-def run(claimed: ClaimSet, workspace: Workspace, args, jobs: int, say, argv) -> int:
-    """Train what is left of the plan, decide the claims, write the outputs."""
-    commands = claimed.commands
-    command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+def record_plan(workspace: Workspace, claimed: ClaimSet, resume: bool, command: str) -> None:
+    """plan.json of the set: its scale, seeds, claims, the command, every run planned so far
+    (again after each round of a refinement, with ``resume``: the earlier runs kept)."""
     workspace.begin(
-        commands,
+        claimed.commands,
         {"scale": claimed.scale.name},
-        args.resume,
+        resume,
         fresh="refuse",
         extra={
             "seeds": claimed.seeds,
@@ -189,6 +188,13 @@ def run(claimed: ClaimSet, workspace: Workspace, args, jobs: int, say, argv) -> 
         },
         options=SIZE_OPTIONS,
     )
+
+
+def run(claimed: ClaimSet, workspace: Workspace, args, jobs: int, say, argv) -> int:
+    """Train what is left of the plan, decide the claims, write the outputs."""
+    commands = claimed.commands
+    command = " ".join([PROG, *(sys.argv[1:] if argv is None else argv)])
+    record_plan(workspace, claimed, args.resume, command)
     states = [(c, *workspace.state(c)) for c in commands]
     pending = [(c, state) for c, state, _ in states if state != "done"]
     say(plan_text(claimed, [c for c, _ in pending], jobs))
@@ -197,7 +203,7 @@ def run(claimed: ClaimSet, workspace: Workspace, args, jobs: int, say, argv) -> 
             say(f"{c.name}: {why}")
     start = time.perf_counter()
     estimated = sum(c.estimate for c, _ in pending)
-    progress = {"done": 0, "spent": 0.0, "estimated": 0.0}
+    progress = {"done": 0, "spent": 0.0, "estimated": 0.0, "total": len(pending)}
 
     def report(f: Finished) -> None:
         progress["done"] += 1
@@ -207,13 +213,21 @@ def run(claimed: ClaimSet, workspace: Workspace, args, jobs: int, say, argv) -> 
         left = (estimated - progress["estimated"]) * ratio / jobs
         status = "ok" if f.failure is None else f"FAILED ({f.failure})"
         say(
-            f"[{progress['done']:3d}/{len(pending)}] {f.command.label}: "
+            f"[{progress['done']:3d}/{progress['total']}] {f.command.label}: "
             f"{f.seconds:.0f} s (estimated {f.command.estimate:.0f} s) {status}; "
             f"{(time.perf_counter() - start) / 60:.1f} min elapsed, about {left / 60:.0f} min left",
             flush=True,
         )
 
     finished = workspace.run(pending, jobs, keep_going=True, report=report)
+    while added := refine(claimed, lambda c, i: outputs.measured_for(c, workspace, i)):
+        validate(added)  # the next round's command lines, before they start
+        record_plan(workspace, claimed, True, command)
+        left = [(c, state) for c in added if (state := workspace.state(c)[0]) != "done"]
+        say(f"bisection: {len(left)} more runs", flush=True)
+        progress["total"] += len(left)
+        estimated += sum(c.estimate for c, _ in left)
+        finished += workspace.run(left, jobs, keep_going=True, report=report)
     wall = time.perf_counter() - start
     records = outputs.evaluate(claimed, workspace)
     timings = workspace.timings()
@@ -221,9 +235,9 @@ def run(claimed: ClaimSet, workspace: Workspace, args, jobs: int, say, argv) -> 
         "scale": claimed.scale.name,
         "scale_description": claimed.scale.description,
         "seeds": claimed.seeds,
-        "runs": len(commands),
+        "runs": len(claimed.commands),
         "wall_seconds": wall,
-        "run_seconds": sum(timings.get(c.name, 0.0) for c in commands),
+        "run_seconds": sum(timings.get(c.name, 0.0) for c in claimed.commands),
         "resumed": bool(args.resume),
         "jobs": jobs,
         "machine": f"{platform.machine()} with {os.cpu_count()} CPU cores",

@@ -59,21 +59,24 @@ def training(
     *extra: str,
     weight_decay: float | None = None,
     proj_dim: int | None = None,
+    proj_hidden: int | None = None,
     steps: int | None = None,
     batch: int | None = None,
     probes: bool = True,
     measurements: int | None = None,
 ) -> RunSpec:
     """A run of ``method`` at ``scale`` with the method's own ``extra`` options; the main runs'
-    weight decay, output width, length, batch and number of measurements unless given."""
+    weight decay, output and hidden width, length, batch and number of measurements unless
+    given."""
     steps = scale.steps if steps is None else steps
     batch = scale.batch if batch is None else batch
     dim = scale.proj_dim if proj_dim is None else proj_dim
+    hidden = scale.proj_hidden if proj_hidden is None else proj_hidden
     wd = scale.weight_decay if weight_decay is None else weight_decay
     lr = scale.lr * LR_FACTOR.get(method, 1.0)
     options = (
         *scale.backbone, "--augment", scale.augment,
-        "--proj-hidden", str(scale.proj_hidden), "--proj-dim", str(dim),
+        "--proj-hidden", str(hidden), "--proj-dim", str(dim),
         "--optimizer", "sgd", "--lr", f"{lr:g}", "--momentum", f"{scale.momentum:g}",
         "--lr-schedule", "constant", "--weight-decay", f"{wd:g}",
         "--batch-size", str(batch), "--epochs", str(scale.epochs(steps, batch)),
@@ -85,7 +88,7 @@ def training(
     options += (*extra, *measurement_options(scale, steps, probes, count), *device_options(scale))
     total = scale.epochs(steps, batch) * scale.steps_per_epoch(batch)
     products = PRODUCTS.get(method, 0.0)
-    step = scale.step_seconds(scale.features, scale.proj_hidden, dim, products, batch)
+    step = scale.step_seconds(scale.features, hidden, dim, products, batch)
     seconds = scale.run_seconds(total, step, probes, count, dim)
     return RunSpec(method, options, label, total, seconds)
 

@@ -3,7 +3,8 @@
 The figure holds the claim's panels (its statistic over training for every configuration: each
 seed a thin line, the mean over seeds with markers; or a sweep), one legend above them, and,
 last, its tests: for each test the per-seed effects (dots), their
-mean with K seed standard deviations (bar), the claim's threshold (vertical tick) and the null
+mean with its one-sided confidence half-width t* s / sqrt(n) (bar: one that crosses the
+threshold is INCONCLUSIVE), the claim's threshold (vertical tick) and the null
 (thin line), each row scaled to its own range so that tests in other units share the panel; the
 verdict is written at the right. ``python -m reports.reproduce`` and ``python -m reports.build
 --claims`` draw it from the same record (``claims.json``).
@@ -21,7 +22,14 @@ from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 from reports import style
 from reports.figures.base import Drawn, grid, log_axis, log_if_wide
 from reports.reproduce.registry import Panel
-from reports.reproduce.verdict import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, K, Test
+from reports.reproduce.verdict import (
+    ALPHA,
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Test,
+    half_width,
+)
 
 VERDICT_COLOR = {REPRODUCED: style.color(2), NOT_REPRODUCED: style.color(1), INCONCLUSIVE: "0.45"}
 PANEL_HEIGHT_IN = 2.0
@@ -90,7 +98,8 @@ def shared_legend(fig, axes: list[Axes]) -> None:
 
 def _row_scale(test: Test) -> float:
     finite = [abs(e - test.null) for e in test.effects if math.isfinite(e)]
-    candidates = [abs(test.threshold - test.null), K * (test.sd if math.isfinite(test.sd) else 0)]
+    half = half_width(test.effects)
+    candidates = [abs(test.threshold - test.null), half if math.isfinite(half) else 0.0]
     scale = max([*candidates, *finite, 1e-12])
     return scale
 
@@ -105,7 +114,8 @@ def draw_tests(ax: Axes, tests: list[Test]) -> None:
         ax.plot(effects, [y] * len(effects), "o", ms=3, mfc="none", color=color)
         if math.isfinite(test.mean):
             m = (test.mean - test.null) / scale
-            half = K * test.sd / scale
+            half = half_width(test.effects) / scale
+            half = half if math.isfinite(half) else 0.0
             ax.errorbar(m, y, xerr=half, fmt="s", ms=3.5, color=color, capsize=2, lw=1)
         t = (test.threshold - test.null) / scale
         ax.plot([t, t], [y - 0.35, y + 0.35], color=style.PREDICTION_COLOR, lw=1.2)
@@ -117,7 +127,7 @@ def draw_tests(ax: Axes, tests: list[Test]) -> None:
     ax.set_xlim(-1.3, 1.3)
     ax.set_xticks([-1, 0, 1], ["-1", "null", "+1"])
     ax.set_xlabel("effect - null, in units of each row's range")
-    ax.set_title(f"tests (bar: mean +- {K:g} sd over seeds; tick: threshold)")
+    ax.set_title(f"tests (bar: mean +- t* s/sqrt(n), one-sided {ALPHA:g}; tick: threshold)")
 
 
 def claim_figure(record) -> Drawn:
@@ -143,8 +153,9 @@ def claim_figure(record) -> Drawn:
     caption = (
         f'{record.source}: "{record.quote}" Panels: the claim\'s statistics over training '
         "(one line per seed; step = optimiser step) or across its sweep. Bottom: each test's "
-        f"per-seed effects (circles), their mean with {K:g} standard deviations over the seeds "
-        "(square and bar) and the claim's threshold (tick), each row scaled to its own range; "
+        "per-seed effects (circles), their mean with t* s / sqrt(n) (square and bar: a bar "
+        f"that crosses the threshold is INCONCLUSIVE; t* Student's one-sided {1 - ALPHA:g} "
+        "quantile) and the claim's threshold (tick), each row scaled to its own range; "
         f"verdict {record.verdict}. {record.sizing}."
     )
     return Drawn(caption, figure=fig, width="double", name=name, title=title)

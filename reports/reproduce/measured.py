@@ -130,13 +130,20 @@ class Measured:
             return [b - a for a, b in zip(first, last, strict=True)]
         return [(b - a) / a if a else np.nan for a, b in zip(first, last, strict=True)]
 
-    def contrast(self, role_a: str, role_b: str, stat: Statistic) -> tuple[list[int], list[float]]:
-        """(seeds, final of ``role_a`` minus final of ``role_b``) over the seeds of both: runs of
-        one seed share their initial weights, data order and augmentations."""
+    def contrast(
+        self, role_a: str, role_b: str, stat: Statistic, log2_ratio: bool = False
+    ) -> tuple[list[int], list[float]]:
+        """(seeds, final of ``role_a`` minus final of ``role_b``, or log2 of their ratio) over the
+        seeds of both: runs of one seed share their initial weights, data order and
+        augmentations. A ratio of values that are not both positive is NaN."""
         a = dict(zip(self.seeds(role_a), self.final(role_a, stat), strict=True))
         b = dict(zip(self.seeds(role_b), self.final(role_b, stat), strict=True))
         seeds = sorted(set(a) & set(b))
-        return seeds, [a[s] - b[s] for s in seeds]
+        if not log2_ratio:
+            return seeds, [a[s] - b[s] for s in seeds]
+        return seeds, [
+            float(np.log2(a[s] / b[s])) if a[s] > 0 and b[s] > 0 else np.nan for s in seeds
+        ]
 
     def steps(self, role: str) -> dict[int, np.ndarray]:
         """seed -> the optimiser step of every measurement."""

@@ -93,21 +93,22 @@ def _clean(value: Any) -> Any:
 
 
 def measured_for(claimed: ClaimSet, workspace: Workspace, claim_id: str) -> Measured:
-    """The runs of one claim: loaded measurements of every finished seed (its files as they
-    were written), why the others are missing (the last line the run wrote to stderr)."""
-    experiment = claimed.experiments[claim_id]
+    """The runs of one claim (its fixed runs and those its refinement added): loaded
+    measurements of every finished seed (its files as they were written), why the others are
+    missing (the last line the run wrote to stderr)."""
+    roles = claimed.roles(claim_id)
     datasets: dict[str, dict[int, Any]] = {}
     failed: dict[tuple[str, int], str] = {}
-    for role, spec in experiment.runs.items():
+    for role, (spec, seeds) in roles.items():
         datasets[role] = {}
-        for seed in claimed.seeds:
+        for seed in seeds:
             command = claimed.command(spec, seed)
             if workspace.state(command)[0] == "done":
                 datasets[role][seed] = load_run(command.output)
             else:
                 log = workspace.log(command)
                 failed[role, seed] = last_line(log) if log.exists() else "did not finish"
-    return Measured(datasets, dict(experiment.runs), failed)
+    return Measured(datasets, {role: spec for role, (spec, _) in roles.items()}, failed)
 
 
 def evaluate(claimed: ClaimSet, workspace: Workspace) -> list[ClaimRecord]:
@@ -128,7 +129,7 @@ def evaluate(claimed: ClaimSet, workspace: Workspace) -> list[ClaimRecord]:
                 outcome.tests,
                 outcome.panels,
                 outcome.facts,
-                {role: spec.label for role, spec in experiment.runs.items()},
+                {role: spec.label for role, (spec, _) in claimed.roles(claim.id).items()},
             )
         )
     return records

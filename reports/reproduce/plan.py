@@ -2,20 +2,26 @@
 
 The runs are every distinct training configuration the chosen claims need (claims that need
 the same configuration share its runs), trained once per seed into ``OUT/work/runs/KEY/seedS``
-by the real ``python -m empirical.train``. :mod:`reports.experiments` checks every command line
-before the first run starts, records the plan, runs ``--jobs`` at a time and resumes.
+by the real ``python -m empirical.train``; an adaptive claim (tian-collapse's bisection of the
+weight decay) adds runs round by round, from the measurements of the runs so far
+(:func:`refine`). :mod:`reports.experiments` checks every command line before it starts,
+records the plan, runs ``--jobs`` at a time and resumes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reports.experiments import commands
 from reports.experiments.commands import Command
-from reports.reproduce.registry import EmpiricalClaim, Experiment, RunSpec
+from reports.reproduce.registry import EmpiricalClaim, Experiment, Refinement, RunSpec
 from reports.reproduce.scale import Scale
+
+if TYPE_CHECKING:
+    from reports.reproduce.measured import Measured
 
 
 @dataclasses.dataclass
@@ -30,6 +36,8 @@ class ClaimSet:
     specs: list[RunSpec]
     work: Path
     data: str
+    #: claim id -> the runs its experiment's ``refine`` asked for so far (role -> spec, seeds)
+    refined: dict[str, Refinement] = dataclasses.field(default_factory=dict)
 
     def folder(self, spec: RunSpec, seed: int) -> Path:
         return self.work / "runs" / spec.key / f"seed{seed}"
@@ -47,9 +55,24 @@ class ClaimSet:
 
     @property
     def commands(self) -> list[Command]:
-        """Every run, longest first (the schedule :func:`makespan` estimates), seeds together."""
+        """Every run, longest first (the schedule :func:`makespan` estimates), seeds together;
+        then the runs the refinements added, in the order they were asked for."""
         ordered = sorted(self.specs, key=lambda s: (-s.seconds, s.key))
-        return [self.command(spec, seed) for spec in ordered for seed in self.seeds]
+        fixed = [self.command(spec, seed) for spec in ordered for seed in self.seeds]
+        added = [
+            self.command(spec, seed)
+            for refinement in self.refined.values()
+            for spec, seeds in refinement.values()
+            for seed in seeds
+        ]
+        return list({c.name: c for c in [*fixed, *added]}.values())
+
+    def roles(self, claim_id: str) -> Refinement:
+        """role -> (configuration, seeds) of one claim: its fixed runs over every seed, then
+        the runs its refinement added, over the seeds they were asked for."""
+        experiment = self.experiments[claim_id]
+        fixed = {r: (spec, tuple(self.seeds)) for r, spec in experiment.runs.items()}
+        return {**fixed, **self.refined.get(claim_id, {})}
 
 
 def claim_set(
@@ -64,6 +87,41 @@ def claim_set(
     return ClaimSet(
         scale, list(range(seeds)), list(claims), experiments, list(specs.values()), work, data
     )
+
+
+def refine(claims: ClaimSet, measure: Callable[[ClaimSet, str], Measured]) -> list[Command]:
+    """One round of every adaptive experiment (:attr:`Experiment.refine`) from the measurements
+    so far (``measure(claims, claim_id)``): the runs it asks for that the set lacks, added to
+    ``claims.refined`` and returned (none: every refinement is done)."""
+    names = {c.name for c in claims.commands}
+    added = []
+    for claim in claims.claims:
+        experiment = claims.experiments[claim.id]
+        if experiment.refine is None:
+            continue
+        asked = experiment.refine(measure(claims, claim.id))
+        refined = claims.refined.setdefault(claim.id, {})
+        for role, (spec, seeds) in asked.items():
+            before = refined.get(role, (spec, ()))[1]
+            refined[role] = (spec, tuple(sorted(set(before) | set(seeds))))
+            for seed in seeds:
+                command = claims.command(spec, seed)
+                if command.name not in names:
+                    names.add(command.name)
+                    added.append(command)
+    return added
+
+
+def refine_estimate(claims: ClaimSet, workers: int) -> tuple[int, float]:
+    """(runs, seconds) the refinements may add at most: each round one run per seed, the
+    rounds one after another."""
+    runs, seconds = 0, 0.0
+    for experiment in claims.experiments.values():
+        rounds = experiment.refine_rounds
+        round_runs = [experiment.refine_seconds] * len(claims.seeds)
+        runs += rounds * len(round_runs)
+        seconds += rounds * makespan(round_runs, workers)
+    return runs, seconds
 
 
 def makespan(durations: Sequence[float], workers: int) -> float:
@@ -102,4 +160,9 @@ def plan_text(claims: ClaimSet, pending: Sequence[Command], jobs: int) -> str:
         f"{total / 60:.0f} min on an idle machine (cost model of the scale; other work on the "
         "machine slows it)"
     )
+    extra, seconds = refine_estimate(claims, jobs)
+    if extra:
+        lines.append(
+            f"then up to {extra} runs of bisection, round by round: up to {seconds / 60:.0f} min"
+        )
     return "\n".join(lines)

@@ -96,14 +96,27 @@ class Outcome:
     facts: dict[str, float | str] = dataclasses.field(default_factory=dict)
 
 
+#: runs an experiment asks for after reading its measurements: role -> (configuration, seeds)
+Refinement = dict[str, tuple[RunSpec, tuple[int, ...]]]
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """A claim at one scale: the runs it needs (role -> configuration), its sizing argument,
-    and the evaluation of the runs' measurements."""
+    and the evaluation of the runs' measurements.
+
+    An adaptive experiment (a bisection) also has ``refine(measured) -> Refinement``: the runs
+    to train next, given the measurements of every run so far (the empty dict when it is done;
+    a function of the measurements only, so that ``--resume`` asks for the same runs), and at
+    most ``refine_rounds`` rounds of one run per seed, ``refine_seconds`` each, for the plan's
+    estimate."""
 
     runs: dict[str, RunSpec]
     evaluate: Callable[[Measured], Outcome]
     sizing: str
+    refine: Callable[[Measured], Refinement] | None = None
+    refine_rounds: int = 0
+    refine_seconds: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from reports.reproduce.common import (
     trajectories,
 )
 from reports.reproduce.measured import Measured, collapse_margin, mean_over_modes
-from reports.reproduce.registry import Experiment, Outcome, Panel, empirical_claim
+from reports.reproduce.registry import Experiment, Outcome, Panel, Refinement, empirical_claim
 from reports.reproduce.scale import Scale
 from reports.reproduce.verdict import Test
 
@@ -35,33 +35,38 @@ ALIGNMENT = mean_over_modes("alignment_cos")
     "this integral reveals that the initial condition encoded in c_j is never forgotten.",
 )
 def tian_fig2(scale: Scale) -> Experiment:
-    """BYOL with a bias-free linear predictor, trained with and without weight decay.
+    """BYOL with a bias-free linear predictor, trained with and without weight decay from the
+    same seed (same W_p(0), encoder, data order and views): Tian et al.'s point is the contrast.
 
     Statistics: the asymmetry ||W_p - W_p^T||_F / ||W_p + W_p^T||_F and the mean over modes of
     cos(W_p u_j, u_j), u_j the eigenvectors of the predictor input's correlation F
-    (``wp_asymmetry``, ``alignment_cos``). Tests: with weight decay the asymmetry falls below
-    half its initial value (relative change < -0.5) and the mean cosine rises by more than 0.5
-    (from about 0 for the random W_p towards 1); without weight decay the asymmetry keeps more
-    than half its initial value (relative change > -0.5). Size: the weight decay, learning rate
-    and length of the main runs give eta t of about 3 at their end (the sizing line states the
-    value), so e^{-2 eta t} << 1 and the random, asymmetric W_p(0) is forgotten; Tian et al.'s
-    STL-10 runs reach eta t = 10 (wd 4e-4, lr 0.03, momentum 0.9, 82 000 steps). The asymmetric
-    part of W_p has no fixed point of its own to go to: without weight decay it keeps the part
-    of W_p(0) that the gradient does not change."""
+    (``wp_asymmetry``, ``alignment_cos``). Tests: the same-seed contrast of the final
+    asymmetry, log2(asymmetry with weight decay / asymmetry without), is below -1 (weight decay
+    leaves at most half the asymmetry that the run without it keeps); with weight decay the mean
+    cosine rises by more than 0.5 (from about 0 for the random W_p towards 1). Context: the
+    relative change of the asymmetry in each run alone, which also falls when only the symmetric
+    part of W_p grows (the ratio's denominator), with or without weight decay alike: it cannot
+    tell the two apart, the contrast can. Size: the weight decay, learning rate and length of
+    the main runs give eta t of about 3 at their end (the sizing line states the value), so
+    e^{-2 eta t} << 1 and the random, asymmetric W_p(0) is forgotten; Tian et al.'s STL-10 runs
+    reach eta t = 10 (wd 4e-4, lr 0.03, momentum 0.9, 82 000 steps). The asymmetric part of W_p
+    has no fixed point of its own to go to: without weight decay it keeps the part of W_p(0)
+    that the gradient does not change."""
     wd = configs.byol_linear(scale)
     no_wd = configs.byol_linear(scale, weight_decay=0.0)
 
     def evaluate(m: Measured) -> Outcome:
         asym = "wp_asymmetry"
+        seeds, ratio = m.contrast("wd", "no_wd", asym, log2_ratio=True)
         tests = [
             Test(
-                "asymmetry falls with weight decay",
-                "relative change of ||W_p - W_p^T|| / ||W_p + W_p^T||",
+                "weight decay leaves at most half the asymmetry (same seed)",
+                "log2(final asymmetry with weight decay / without), same seed",
                 -1,
-                -0.5,
-                m.change("wd", asym, relative=True),
-                m.seeds("wd"),
-                note=m.failures("wd"),
+                -1.0,
+                ratio,
+                seeds,
+                note=m.failures("wd", "no_wd"),
             ),
             Test(
                 "W_p aligns with the eigenvectors of F",
@@ -72,17 +77,20 @@ def tian_fig2(scale: Scale) -> Experiment:
                 m.seeds("wd"),
                 note=m.failures("wd"),
             ),
-            Test(
-                "asymmetry stays without weight decay",
-                "relative change of ||W_p - W_p^T|| / ||W_p + W_p^T|| (wd 0)",
-                1,
-                -0.5,
-                m.change("no_wd", asym, relative=True),
-                m.seeds("no_wd"),
-                null=-0.5,
-                note=m.failures("no_wd"),
-            ),
         ]
+        for role, label in (("wd", f"wd {scale.weight_decay:g}"), ("no_wd", "wd 0")):
+            tests.append(
+                Test(
+                    f"asymmetry falls by half, {label} alone",
+                    f"relative change of ||W_p - W_p^T|| / ||W_p + W_p^T|| ({label})",
+                    -1,
+                    -0.5,
+                    m.change(role, asym, relative=True),
+                    m.seeds(role),
+                    decides=False,
+                    note=m.failures(role),
+                )
+            )
         roles = {f"wd {scale.weight_decay:g}": "wd", "wd 0": "no_wd"}
         panels = [
             trajectories(m, roles, asym, "asymmetry of W_p", "asymmetry"),
@@ -191,17 +199,21 @@ def threshold_prediction(m: Measured, main: str) -> dict[str, float]:
 )
 def tian_collapse(scale: Scale) -> Experiment:
     """BYOL without a predictor, SimSiam without the stop-gradient, and the main BYOL run with a
-    linear predictor at weight decays from the main one up (the sweep).
+    linear predictor at weight decays from the main one up (the sweep), refined by bisection.
 
     Statistic: the distance of the final network from the toolkit's collapse criteria, in
     decades (measured.collapse_margin: z_std below 0.05, or every eigenvalue of the feature
-    correlation below 2% of the largest it reached). Tests: the two ablations end collapsed
-    (< 0); the largest swept weight decay collapses, the main one does not. The measured
-    threshold (per seed, the smallest swept weight decay that collapsed) is put next to the
-    prediction wd* = eta* wd / eta, eta* = tau^2 / (4 (1 + sigma^2)) with sigma^2 measured and
-    tau = 1 (tian.threshold_prediction), as a context test: within a factor 2. Size: the main
-    runs' length; the sweep reaches eta t far above 1 at every point, so a mode without a
-    non-collapsed fixed point has decayed by e^{-eta t} (its decay rate at small p is eta)."""
+    correlation below 2% of the largest it reached, or RankMe below 2). Tests: the two ablations
+    end collapsed (< 0); the largest swept weight decay collapses, the main one does not. The
+    threshold: per seed, the smallest swept weight decay that collapsed and the largest below it
+    that did not bracket it; the bracket is bisected (geometric midpoint, 3 significant digits)
+    until it is within a factor BRACKET = 1.25, and its geometric middle is the seed's
+    threshold. It is put next to the prediction wd* = eta* wd / eta, eta* = tau^2 / (4 (1 +
+    sigma^2)) with sigma^2 measured and tau = 1 (tian.threshold_prediction), as a context
+    test: within a factor 2 (the prediction's tau = 1 and its linear theory are cruder than the
+    bracket). Size: the main runs' length; the sweep reaches eta t far above 1 at every point,
+    so a mode without a non-collapsed fixed point has decayed by e^{-eta t} (its decay rate at
+    small p is eta); a factor-2 grid needs 2 rounds of bisection, one run per seed each."""
     runs = {
         "no_predictor": configs.training(
             scale, "byol", "BYOL without predictor", "--predictor", "none", probes=False
@@ -215,26 +227,38 @@ def tian_collapse(scale: Scale) -> Experiment:
         ),
     }
     wds = [scale.weight_decay, *scale.sweep_weight_decays]
-    sweep = {f"wd{i}": configs.sweep_run(scale, wd) for i, wd in enumerate(wds)}
-    runs.update(sweep)
+    runs.update({sweep_role(wd): configs.sweep_run(scale, wd) for wd in wds})
+    widest = max(b / a for a, b in zip(wds, wds[1:], strict=False))
+    rounds = max(0, math.ceil(math.log2(math.log(widest) / math.log(BRACKET))))
+
+    def refine(m: Measured) -> Refinement:
+        asked: dict[float, list[int]] = {}
+        for seed, outcomes in sweep_outcomes(m).items():
+            wd = next_weight_decay(outcomes)
+            if wd is not None:
+                asked.setdefault(wd, []).append(seed)
+        return {
+            sweep_role(wd): (configs.sweep_run(scale, wd), tuple(seeds))
+            for wd, seeds in asked.items()
+        }
 
     def evaluate(m: Measured) -> Outcome:
-        roles = list(sweep)
+        main, top = sweep_role(wds[0]), sweep_role(wds[-1])
         tests = [
             collapse_test(m, "no_predictor", True, "BYOL without predictor collapses"),
             collapse_test(m, "no_stop_gradient", True, "SimSiam without stop-gradient collapses"),
-            collapse_test(m, roles[-1], True, f"weight decay {wds[-1]:g} collapses"),
-            collapse_test(m, roles[0], False, f"weight decay {wds[0]:g} does not collapse"),
+            collapse_test(m, top, True, f"weight decay {wds[-1]:g} collapses"),
+            collapse_test(m, main, False, f"weight decay {wds[0]:g} does not collapse"),
         ]
-        margins = {
-            r: dict(zip(m.seeds(r), m.final(r, collapse_margin), strict=True)) for r in roles
-        }
-        seeds = m.seeds(roles[0])
-        measured = []
-        for seed in seeds:
-            hit = [wd for wd, r in zip(wds, roles, strict=True) if margins[r].get(seed, 1.0) < 0]
-            measured.append(min(hit) if hit else math.nan)
-        pred = threshold_prediction(m, roles[0])
+        outcomes = sweep_outcomes(m)
+        seeds = m.seeds(main)
+        brackets = {seed: bracket(outcomes.get(seed, {})) for seed in seeds}
+        measured = [math.sqrt(b[0] * b[1]) if b else math.nan for b in brackets.values()]
+        pred = threshold_prediction(m, main)
+        text = "; ".join(
+            f"seed {seed}: " + (f"{b[0]:g} to {b[1]:g} (x{b[1] / b[0]:.3g})" if b else "none")
+            for seed, b in brackets.items()
+        )
         tests.append(
             Test(
                 "measured threshold within a factor 2 of tau^2/(4(1+sigma^2))",
@@ -245,22 +269,26 @@ def tian_collapse(scale: Scale) -> Experiment:
                 seeds,
                 null=1.0,
                 decides=False,
-                note=f"measured per seed {', '.join(f'{w:g}' for w in measured)}; predicted "
-                f"wd* = {pred['wd_star']:.3g} (eta* = {pred['eta_star']:.3g}, sigma^2 = "
-                f"{pred['sigma2']:.3g}, tau = 1)",
+                note=f"brackets {text}; predicted wd* = {pred['wd_star']:.3g} (eta* = "
+                f"{pred['eta_star']:.3g}, sigma^2 = {pred['sigma2']:.3g}, tau = 1)",
             )
         )
+        series = {}  # one per seed: the bisection gives every seed its own weight decays
+        for seed in seeds:
+            points = dict(sorted(outcomes.get(seed, {}).items()))
+            series[f"BYOL, linear W_p, seed {seed}"] = (
+                [list(points)],
+                [[margin for _, margin in points.values()]],
+            )
         sweep_panel = Panel(
-            "weight-decay sweep",
+            "weight-decay sweep and bisection",
             "weight decay",
             "final distance from collapse (decades)",
-            {"BYOL, linear W_p, end of training": (
-                [wds for _ in seeds], [[margins[r].get(s, math.nan) for r in roles] for s in seeds]
-            )},
+            series,
             hlines=[(0.0, "collapse criterion")],
             vlines=[(pred["wd_star"], "predicted threshold")],
             logx=True,
-        )  # fmt: skip
+        )
         ablations = collapse_panel(
             m, {"no predictor": "no_predictor", "no stop-gradient": "no_stop_gradient"}
         )
@@ -268,10 +296,10 @@ def tian_collapse(scale: Scale) -> Experiment:
         facts = {
             "sigma^2 (aug_ratio of the random encoder)": pred["sigma2"],
             "sigma^2 (aug_ratio at the end of the main runs)": finite_mean(
-                m.final(roles[0], "aug_ratio")
+                m.final(main, "aug_ratio")
             ),
             "predicted threshold wd*": pred["wd_star"],
-            "measured threshold wd (per seed)": ", ".join(f"{w:g}" for w in measured),
+            "measured threshold wd (per seed, bracket)": text,
             "measured threshold wd (geometric mean)": float(np.exp(np.mean(np.log(finite))))
             if finite
             else math.nan,
@@ -281,6 +309,53 @@ def tian_collapse(scale: Scale) -> Experiment:
     eta_t = [scale.eta_t(wd, scale.steps, scale.lr, scale.momentum) for wd in wds]
     sizing = (
         f"{main_size(scale)}; sweep of the weight decay over {', '.join(f'{w:g}' for w in wds)}: "
-        f"eta t = {eta_t[0]:.2g} to {eta_t[-1]:.3g} at the end"
+        f"eta t = {eta_t[0]:.2g} to {eta_t[-1]:.3g} at the end, then up to {rounds} rounds of "
+        f"bisection per seed to a factor {BRACKET:g}"
     )
-    return Experiment(runs, evaluate, sizing)
+    probe_free = configs.sweep_run(scale, wds[-1])
+    return Experiment(runs, evaluate, sizing, refine, rounds, probe_free.seconds)
+
+
+#: the bisection of tian-collapse stops when the threshold is bracketed within this factor
+BRACKET = 1.25
+
+
+def sweep_role(weight_decay: float) -> str:
+    """The role of a point of tian-collapse's weight-decay sweep (its weight decay in it)."""
+    return f"wd={weight_decay:g}"
+
+
+def sweep_outcomes(m: Measured) -> dict[int, dict[float, tuple[bool | None, float]]]:
+    """seed -> weight decay -> (collapsed: True, False, or None for a failed run; the final
+    distance from collapse) over every sweep and bisection run measured so far."""
+    out: dict[int, dict[float, tuple[bool | None, float]]] = {}
+    for role in m.specs:
+        if not role.startswith("wd="):
+            continue
+        wd = float(role[3:])
+        for seed, margin in zip(m.seeds(role), m.final(role, collapse_margin), strict=True):
+            state = None if not math.isfinite(margin) else bool(margin < 0)
+            out.setdefault(seed, {})[wd] = (state, margin)
+    return out
+
+
+def bracket(outcomes: dict[float, tuple[bool | None, float]]) -> tuple[float, float] | None:
+    """(lo, hi): hi the smallest weight decay that collapsed, lo the largest below it that did
+    not; None when either is missing (the threshold lies outside the sweep)."""
+    collapsed = [wd for wd, (state, _) in outcomes.items() if state is True]
+    if not collapsed:
+        return None
+    hi = min(collapsed)
+    below = [wd for wd, (state, _) in outcomes.items() if state is False and wd < hi]
+    return (max(below), hi) if below else None
+
+
+def next_weight_decay(outcomes: dict[float, tuple[bool | None, float]]) -> float | None:
+    """The next bisection point of one seed: the geometric middle of its bracket (3
+    significant digits), or None when the bracket is within BRACKET, missing, or its middle was
+    run already (and failed: the bracket cannot shrink)."""
+    b = bracket(outcomes)
+    if b is None or b[1] / b[0] <= BRACKET:
+        return None
+    middle = float(f"{math.sqrt(b[0] * b[1]):.3g}")
+    return None if middle in outcomes else middle

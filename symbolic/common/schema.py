@@ -137,6 +137,24 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "fixed_stability": ("stability of each fixed point (flag_meanings; NaN: none)", "1"),
     "fixed_line_p": ("p of the line of stable fixed points at eta = 0 (NaN: none)", "1"),
     "axis_stability": ("stability of the fixed points (p, 0) at eta = 0 (NaN: none)", "1"),
+    # The collapse map of a run (dynamics.collapse_map): per grid point and mode.
+    "surviving_modes": ("modes alive at the run's horizon (per-mode ODE)", "1"),
+    "surviving_modes_closed_form": ("modes whose threshold exceeds the weight decay", "1"),
+    "mode_survives": ("1 where the mode is alive at the run's horizon (per-mode ODE)", "1"),
+    "mode_weight": ("u_j = ||W v_j||^2 at the run's horizon (per-mode ODE)", "1"),
+    "mode_weight_initial": ("u_j(0) = ||W(0) v_j||^2, the run's initial weights", "1"),
+    "mode_p_initial": ("p_j(0) = w_j^T W_p(0) w_j, w_j = W(0) v_j / ||W(0) v_j||", "1"),
+    "mode_tau_initial": ("tau_j(0) = <W_a(0) v_j, W(0) v_j> / u_j(0)", "1"),
+    "mode_x": ("x_j = v_j^T X v_j, the mode's data correlation", "1"),
+    "mode_x_aug": ("x'_j = v_j^T X' v_j, the mode's augmentation variance", "1"),
+    "mode_p_critical": ("p at which the mode's threshold is reached (x_j / (2 (x_j + x'_j)))", "1"),
+    "threshold_eta": ("largest eta with a non-collapsed fixed point of the mode", "1"),
+    "threshold_weight_decay": ("the mode's threshold as an SGD weight decay (D eta*_j)", "1"),
+    "threshold_weight_decay_diagonal": (
+        "the threshold from the diagonal of X' in the eigenbasis of X (D x_j^2 / (4 (x_j + x'_j)))",
+        "1",
+    ),
+    "mode_direction": ("unit input direction v_j of the mode (X and X' coordinates)", "1"),
     # Training runs (empirical.train); added by the empirical package.
     "flow_time_step": ("flow time t after each optimiser step (empirical.flow)", "flow time t"),
     "lr_step": ("encoder learning rate of each step", "1"),
@@ -207,6 +225,17 @@ _MODE_VARIABLES = (
     "corr_eig_closed_form",
     "feature_std",
     "feature_std_closed_form",
+    "mode_survives",
+    "mode_weight",
+    "mode_weight_initial",
+    "mode_p_initial",
+    "mode_tau_initial",
+    "mode_x",
+    "mode_x_aug",
+    "mode_p_critical",
+    "threshold_eta",
+    "threshold_weight_decay",
+    "threshold_weight_decay_diagonal",
 )
 
 #: name -> the dimensions the variable ends with (absent: none, a value per axis point)
@@ -222,6 +251,7 @@ CORE_DIMS: dict[str, tuple[str, ...]] = {
     "x_corr_se": (INPUT, INPUT_COL),
     "pca_variance": (INPUT,),
     "aug_cov_se": (INPUT, INPUT_COL),
+    "mode_direction": (MODE, INPUT),
     "delta": (COMPONENT,),
     "delta_predicted": (COMPONENT,),
 }

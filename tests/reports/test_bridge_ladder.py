@@ -55,3 +55,28 @@ def test_every_bridge_command_is_parsed_by_its_own_command_and_stays_on_the_cpu(
             assert args[args.index("--precision") + 1] == "fp32", c.name
         names = [c.name for c in [*runs.trainings, *runs.simulations]]
         assert len(set(names)) == len(names)
+
+
+def test_the_collapse_rung_runs_alone_in_the_locked_work_folder(tmp_path, monkeypatch):
+    """--rungs collapse: reports.collapse_check's rung gets OUT/collapse and WORK/collapse and
+    the seeds, no ladder run is planned or started; an unknown rung's message names it."""
+    from reports import collapse_check
+    from reports.experiments import Workspace
+
+    calls = []
+
+    def fake_rung(out, work, seeds, jobs, quiet):
+        assert work.is_dir() and (work.parent / ".owner").is_file()  # inside the bridge's folder
+        calls.append((out, work, seeds, jobs))
+
+    def no_ladder(*args, **kwargs):
+        raise AssertionError("a ladder run started")
+
+    monkeypatch.setattr(collapse_check, "write_rung", fake_rung)
+    monkeypatch.setattr(Workspace, "run_stage", no_ladder)
+    out = tmp_path / "report"
+    argv = ["--quick", "--rungs", "collapse", "--seeds", "3", "--jobs", "1", "--quiet"]
+    assert bridge.main([*argv, "--out", str(out)]) == 0
+    assert calls == [(out / "collapse", out / "work" / "collapse", 3, 1)]
+    with pytest.raises(bridge.UsageError, match="collapse"):
+        bridge.main(["--rungs", "1,nope", "--out", str(tmp_path / "other")])

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from PIL import Image
+from scipy import stats
 
 from reports.experiments import validate
 from reports.reproduce import EMPIRICAL_CLAIMS as CLAIMS
@@ -27,7 +28,6 @@ from reports.reproduce.verdict import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
-    K,
     claim_verdict,
     decide,
 )
@@ -54,8 +54,8 @@ def test_a_clear_effect_beyond_the_threshold_is_reproduced(sign):
 
 @pytest.mark.parametrize("sign", [1, -1])
 def test_an_effect_inside_the_seed_spread_is_inconclusive(sign):
-    # the mean is beyond the threshold, but within K standard deviations of no effect
-    effects = seeds_of(sign * 0.6, 0.6 / K * 1.5)
+    # the mean is beyond the threshold, but by less than t* s / sqrt(3) (t* = 2.92)
+    effects = seeds_of(sign * 0.6, 0.45)
     assert decide(effects, sign, sign * 0.5) == INCONCLUSIVE
 
 
@@ -95,17 +95,19 @@ def test_never_a_verdict_from_fewer_than_three_seeds_or_an_undefined_effect():
 
 
 def test_the_rule_matches_its_definition_on_random_inputs():
-    """Against the docstring's rule written independently: mean and sd with numpy."""
+    """Against the docstring's rule computed independently: scipy's one-sample t-test of the
+    effects against the threshold, one-sided on each side at level 0.05."""
     rng = np.random.default_rng(1)
     for _ in range(500):
         e = rng.normal(rng.normal(0, 1), abs(rng.normal(0, 0.5)), size=int(rng.integers(3, 7)))
         sign = int(rng.choice([-1, 1]))
         theta = sign * abs(rng.normal(0, 0.5))
-        m, s = float(np.mean(e)), float(np.std(e, ddof=1))
+        beyond = "greater" if sign > 0 else "less"
+        short = "less" if sign > 0 else "greater"
         expected = INCONCLUSIVE
-        if sign * m > K * s and sign * (m - theta) > 0:
+        if stats.ttest_1samp(e, theta, alternative=beyond).pvalue < 0.05:
             expected = REPRODUCED
-        elif sign * (m - theta) < -K * s:
+        elif stats.ttest_1samp(e, theta, alternative=short).pvalue < 0.05:
             expected = NOT_REPRODUCED
         assert decide(list(e), sign, theta) == expected
 
