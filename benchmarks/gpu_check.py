@@ -245,18 +245,18 @@ def part_reproduce(out: Path, args) -> None:
 
     from reports.reproduce.cli import chosen_claims
     from reports.reproduce.configs import PRODUCTS
-    from reports.reproduce.runner import make_plan
+    from reports.reproduce.plan import claim_set
     from reports.reproduce.scale import SCALES
 
     scale = SCALES["quick" if args.dry else "gpu"]
-    plan = make_plan(chosen_claims(None), scale, 1, out / "reproduce_work")
-    job = next(j for j in plan.jobs if j.spec.method == "byol")
+    claimed = claim_set(chosen_claims(None), scale, 1, out / "reproduce_work", args.data)
+    command = next(c for c in claimed.commands if c.args[0] == "byol")
     model = scale.step_seconds(
         scale.features, scale.proj_hidden, scale.proj_dim, PRODUCTS.get("byol", 0), scale.batch
     )
     folder = out / "reproduce_run"
-    argv = job.command(args.data)
-    argv = argv[: argv.index("--out")] if "--out" in argv else argv
+    argv = command.argv()
+    argv = [a for a in argv[: argv.index("--out")] if a != "--quiet"]
     steps = args.steps
     argv += ["--out", str(folder), "--epochs", "1", "--train-subset", str(steps * scale.batch)]
     argv += ["--measure-every", str(10 * steps), "--no-probes", "--quiet"]

@@ -12,15 +12,14 @@
 3. Builds the report from these files with :func:`reports.build.build`.
 
 Everything goes to ``--work`` (default: a ``demo_work`` folder beside ``--out``), which the demo
-owns: a rerun replaces it. Every option is checked before the first step. Each step runs the real
-command line as a subprocess, so the demo exercises exactly what a user runs.
+owns: a rerun replaces it, ``--resume`` continues it. Every option and every command line is
+checked before the first step (:mod:`reports.experiments`). Each step runs the real command line
+as a subprocess, so the demo exercises exactly what a user runs; the training runs stay on the
+CPU in fp32 unless ``--device``/``--precision`` say otherwise.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -32,18 +31,29 @@ from tqdm import tqdm
 from empirical.methods import METHODS
 from reports import audit as audit_mod
 from reports.build import build, check_out
-from symbolic.common.cli import ArgumentParser, UsageError, run_command, run_main
+from reports.experiments import (
+    OWNER_FILE,
+    Finished,
+    Workspace,
+    add_runner_options,
+    check_range,
+)
+from reports.experiments import commands as cmd
+from reports.experiments import validate as validate_commands
+from reports.experiments.commands import Command
+from reports.experiments.options import MAX_JOBS, add_device_options, check_device, device_options
+from symbolic.common.cli import ArgumentParser, UsageError, run_main
 from symbolic.common.files import check_output_folder
-from symbolic.common.lock import exclusive
 
+PROG = "python -m reports.demo"
 DEFAULT_METHODS = ("byol", "simsiam", "directpred", "barlow_twins", "vicreg")
 #: marks a work folder as the demo's own (a rerun may replace it)
-WORK_MARKER = ".reports-demo"
+WORK_MARKER = OWNER_FILE
 #: Options of every ConvNet run: small and fast on 2 CPU cores.
 TRAIN_COMMON = (
     "--data", "fashion-mnist", "--backbone", "convnet", "--batch-size", "128",
     "--val-size", "500", "--probe-train", "1000", "--probe-test", "1000", "--eval-size", "500",
-    "--proj-hidden", "256", "--proj-dim", "32", "--threads", "1", "--quiet",
+    "--proj-hidden", "256", "--proj-dim", "32", "--threads", "1",
 )  # fmt: skip
 #: Per-method options: a linear predictor trained by SGD (Tian et al.'s STL-10 settings: lr 0.06
 #: per 256 images, weight decay 4e-4) where the linear theory should apply.
@@ -70,7 +80,6 @@ LINEAR_RUN = (
     "--lr", "0.02", "--lr-schedule", "constant", "--weight-decay", "0.4", "--ema-base", "0.99",
     "--ema-final", "0.99", "--batch-size", "256", "--measure-every", "10", "--no-probes",
     "--eval-size", "500", "--val-size", "500", "--moments-images", "1000", "--threads", "1",
-    "--quiet",
 )  # fmt: skip
 #: Eigenmode simulations for the phase portrait: eta below, near and above the collapse
 #: threshold 1/(4 (1 + sigma^2)) = 1/6 at sigma^2 = 0.5, tau = 1.
@@ -78,9 +87,9 @@ EIGENMODE_ETAS = (0.01, 0.1, 0.2)
 EIGENMODE_COMMON = ("--dim", "8", "--p0=-0.05:0.6", "--s0=0.02:0.45", "--t-end", "150")
 
 
-def parser() -> ArgumentParser:
+def build_parser() -> ArgumentParser:
     p = ArgumentParser(
-        prog="python -m reports.demo",
+        prog=PROG,
         description="Train briefly on the CPU, derive the simulations, build the report.",
     )
     p.add_argument("--out", default="report", help="report folder")
@@ -99,12 +108,14 @@ def parser() -> ArgumentParser:
     p.add_argument("--train-subset", type=int, default=1536, help="training images per epoch")
     p.add_argument("--audit", default="auto", metavar="auto|none|FILE", help="claims audit")
     p.add_argument("--seed", type=int, default=0, help="seed of every run and simulation")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    add_device_options(p)
+    add_runner_options(p, 1, "commands run at once, one thread each")
     return p
 
 
-def validate(args) -> tuple[Path, Path]:
-    """Check every option before the first step; returns (out, work)."""
+def validate(args) -> tuple[Path, Path, DemoRuns]:
+    """Check every option and every command line before the first step; returns (out, work,
+    the commands)."""
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not args.methods:
         raise UsageError("--methods: give at least one method")
@@ -119,18 +130,66 @@ def validate(args) -> tuple[Path, Path]:
         )
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: must be >= 0")
+    check_range("--jobs", args.jobs, 1, MAX_JOBS)
+    check_device(args.device)
     if args.audit not in ("auto", "none") and not Path(args.audit).is_file():
         raise UsageError(f"--audit {args.audit}: no such file (or give auto or none)")
-    for name, command in train_commands(args).items():
-        check_train(name, command)
     out = Path(args.out)
     check_out(out)
     check_output_folder(out)
     work = Path(args.work) if args.work else out.resolve().parent / "demo_work"
     check_output_folder(work, "--work")
-    if work.exists() and any(work.iterdir()) and not (work / WORK_MARKER).exists():
-        raise UsageError(f"--work {work}: not empty and not a demo work folder; not replacing")
-    return out, work
+    runs = DemoRuns(args, work)
+    validate_commands([*runs.first, *runs.possible_derived()])
+    workspace(work).check(runs.first, {}, args.resume, fresh="replace")
+    return out, work, runs
+
+
+def workspace(work: Path) -> Workspace:
+    """The demo's work folder, locked while it runs."""
+    return Workspace(work, PROG, "--work", [(work, "--work")])
+
+
+class DemoRuns:
+    """The demo's commands: the trainings and the eigenmode simulations, then the simulations
+    derived from the finished runs (the predictions and the other-seed nulls)."""
+
+    def __init__(self, args, work: Path):
+        self.work = work
+        self.seed = args.seed
+        device = device_options(args.device, args.precision)
+        self.trainings = {
+            name: cmd.train(f"train_{name}", (*argv, *device), work / "runs" / name)
+            for name, argv in train_commands(args).items()
+        }
+        self.eigenmodes = [
+            cmd.simulate(
+                f"eigenmodes_eta{eta:g}",
+                ("eigenmodes", *EIGENMODE_COMMON, "--eta", f"{eta:g}"),
+                work / "results" / f"eigenmodes_eta{eta:g}.nc",
+            )
+            for eta in EIGENMODE_ETAS
+        ]
+
+    @property
+    def first(self) -> list[Command]:
+        return [*self.trainings.values(), *self.eigenmodes]
+
+    def derived(self, name: str, scenario: str) -> list[Command]:
+        """The prediction and the other-seed null of the run ``name`` by ``scenario``."""
+        stem = self.work / "results" / f"{name}_{scenario}"
+        run = self.trainings[name].output
+        return list(cmd.prediction_and_null(stem, scenario, run, self.seed + 1, self.seed + 1))
+
+    def possible_derived(self) -> list[Command]:
+        """The derived simulations of every run whose method has a scenario (checked before
+        anything runs; which are run depends on what each run records)."""
+        return [
+            c
+            for name, train in self.trainings.items()
+            if METHODS[train.args[0]].scenario
+            for c in self.derived(name, METHODS[train.args[0]].scenario)
+        ]
 
 
 def train_commands(args) -> dict[str, list[str]]:
@@ -145,94 +204,51 @@ def train_commands(args) -> dict[str, list[str]]:
     return runs
 
 
-def check_train(name: str, command: list[str]) -> None:
-    """The options of one training step, checked as ``python -m empirical.train`` checks them
-    (every bound of its options), so that a bad one stops the demo before its first step."""
-    from empirical.train import build_parser as train_parser
-    from empirical.train import configuration
-
-    message = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(message):
-            parsed = train_parser().parse_args(command)
-        configuration(parsed)
-    except SystemExit:
-        reason = (message.getvalue().strip().splitlines() or ["bad options"])[-1]
-        raise UsageError(f"training step {name}: {reason}") from None
-    except UsageError as err:
-        raise UsageError(f"training step {name}: {err}") from None
-
-
 def matched_scenario(run: Path) -> str:
     with xr.open_dataset(run / "measurements.nc") as ds:
         return str(ds.attrs.get("matched_scenario", "none"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    out, work = validate(args)
-    with exclusive(work, folder=False, what="--work"):  # one demo at a time in a work folder
-        return run_demo(args, argv, out, work)
+    args = build_parser().parse_args(argv)
+    out, work, runs = validate(args)
+    with workspace(work) as ws:
+        return run_demo(args, argv, out, ws, runs)
 
 
-def run_demo(args, argv: Sequence[str] | None, out: Path, work: Path) -> int:
-    """The demo's steps into ``work`` and the report into ``out`` (options already checked)."""
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    (work / WORK_MARKER).write_text("python -m reports.demo owns this folder\n")
-    py = [sys.executable, "-m"]
-    runs = {name: [*py, "empirical.train", *argv] for name, argv in train_commands(args).items()}
-    sims = []
-    steps: list[tuple[str, object]] = []
-    for name, command in runs.items():
-        steps.append((f"train {name}", [*command, "--out", str(work / "runs" / name)]))
-    for eta in EIGENMODE_ETAS:
-        target = work / "results" / f"eigenmodes_eta{eta:g}.nc"
-        sims.append(target)
-        command = [
-            *py, "dynamics.simulate", "eigenmodes", *EIGENMODE_COMMON, "--eta", f"{eta:g}",
-            "--quiet", "--out", str(target),
-        ]  # fmt: skip
-        steps.append((f"simulate eigenmodes eta={eta:g}", command))
+def run_demo(args, argv: Sequence[str] | None, out: Path, ws: Workspace, runs: DemoRuns) -> int:
+    """The demo's steps into its work folder and the report into ``out`` (options checked)."""
+    ws.begin(runs.first, {}, args.resume, fresh="replace")
     timings: list[tuple[str, float]] = []
     start = time.perf_counter()
     quiet = args.quiet or not sys.stderr.isatty()
-    with tqdm(total=len(steps) + 2 * len(runs) + 1, desc="demo", disable=quiet) as bar:
+    with tqdm(
+        total=len(runs.first) + 2 * len(runs.trainings) + 1, desc="demo", disable=quiet
+    ) as bar:
 
-        def timed(name: str, action) -> None:
-            bar.set_postfix_str(name)
-            t0 = time.perf_counter()
-            action()
-            timings.append((name, time.perf_counter() - t0))
+        def report(f: Finished) -> None:
+            timings.append((f.command.name, f.seconds))
+            bar.set_postfix_str(f.command.name)
             bar.update(1)
 
-        for name, command in steps:
-            timed(name, lambda command=command: run_command(command))
-        for name in runs:  # after training: a simulation is derived from a finished run
-            folder = work / "runs" / name
-            scenario = matched_scenario(folder)
-            if scenario == "none":
-                continue
-            for initial, suffix in (("run", ""), ("seed", "_null")):
-                target = work / "results" / f"{name}_{scenario}{suffix}.nc"
-                sims.append(target)
-                command = [*py, "dynamics.simulate", scenario, "--from-run", str(folder),
-                           "--initial", initial, "--seed", str(args.seed + 1), "--quiet",
-                           "--out", str(target)]  # fmt: skip
-                timed(f"simulate {scenario} from {name} ({initial})",
-                      lambda command=command: run_command(command))  # fmt: skip
-        timed(
-            "build report",
-            lambda: build(
-                [str(p) for p in sims],
-                [str(work / "runs" / m) for m in runs],
-                out,
-                audit=args.audit,
-                audit_timeout=audit_mod.DEFAULT_TIMEOUT_S,
-                command=" ".join(["python -m reports.demo", *(argv or sys.argv[1:])]),
-            ),
+        bar.update(ws.run_stage(runs.first, args.jobs, report))
+        derived = []
+        for name, train in runs.trainings.items():  # after training: what each run records
+            scenario = matched_scenario(train.output)
+            if scenario != "none":
+                derived += runs.derived(name, scenario)
+        bar.update(ws.run_stage(derived, args.jobs, report))
+        t0 = time.perf_counter()
+        build(
+            [str(c.output) for c in [*runs.eigenmodes, *derived]],
+            [str(c.output) for c in runs.trainings.values()],
+            out,
+            audit=args.audit,
+            audit_timeout=audit_mod.DEFAULT_TIMEOUT_S,
+            command=" ".join([PROG, *(argv or sys.argv[1:])]),
         )
+        timings.append(("build report", time.perf_counter() - t0))
+        bar.update(1)
     if not args.quiet:
         for name, seconds in timings:
             print(f"  {name:48s} {seconds:7.1f} s")
@@ -241,4 +257,4 @@ def run_demo(args, argv: Sequence[str] | None, out: Path, work: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m reports.demo"))
+    sys.exit(run_main(main, prog=PROG))

@@ -3,7 +3,8 @@
 Blocks are headings, paragraphs, bullet lists, figures and tables. The HTML embeds every figure as
 a base64 PNG and carries its own stylesheet, so the file opens anywhere without its folder; the
 Markdown refers to ``figures/`` and ``tables/`` next to it. Both renderings hold the same text.
-Inline ``code`` in paragraphs is the only markup.
+Inline ``code`` in paragraphs is the only markup. The drivers' documents (``bridge.md`` of
+``reports.bridge``, ``claims.md`` of ``reports.reproduce``) are written from the same blocks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from reports.style import DOUBLE_COLUMN_IN, SINGLE_COLUMN_IN
 from reports.tables import Table, format_value, to_markdown
+from symbolic.common.files import write_text
 
 #: On screen a figure is shown this many CSS pixels per inch of its paper width.
 SCREEN_PX_PER_IN = 140
@@ -47,6 +49,15 @@ class FigureBlock:
     pdf: Path
     width: str
     provenance: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, number: int, drawn, files: list[Path], provenance=()) -> FigureBlock:
+        """The block of a drawn figure (:class:`reports.figures.base.Drawn`) saved as
+        ``files`` (its PDF and PNG)."""
+        pdf, png = files
+        return cls(
+            number, drawn.name, drawn.title, drawn.caption, png, pdf, drawn.width, list(provenance)
+        )
 
 
 @dataclass
@@ -81,7 +92,8 @@ def to_markdown_text(blocks: list[Block], root: Path) -> str:
                 f"**Figure {b.number}. {b.title}.** {b.caption} "
                 f"Files: [{pdf}]({pdf}), [{png}]({png}).\n"
             )
-            out.append("Provenance:\n\n" + "\n".join(f"- {p}" for p in b.provenance) + "\n")
+            if b.provenance:
+                out.append("Provenance:\n\n" + "\n".join(f"- {p}" for p in b.provenance) + "\n")
         elif isinstance(b, TableBlock):
             files = ", ".join(f"[{_rel(f, root)}]({_rel(f, root)})" for f in b.files)
             out.append(
@@ -91,6 +103,11 @@ def to_markdown_text(blocks: list[Block], root: Path) -> str:
             if b.provenance:
                 out.append("Provenance:\n\n" + "\n".join(f"- {p}" for p in b.provenance) + "\n")
     return "\n".join(out)
+
+
+def write_markdown(path: Path, blocks: list[Block]) -> Path:
+    """``path`` (Markdown) from ``blocks``, atomically; files are linked relative to its folder."""
+    return write_text(path, to_markdown_text(blocks, path.parent))
 
 
 CSS = """

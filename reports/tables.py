@@ -20,6 +20,7 @@ import pandas as pd
 from dynamics.observables import collapsed_modes
 from reports.compare import NULL_MARGIN, Row, decay_rate
 from reports.inputs import Result
+from symbolic.common.files import write_text
 from symbolic.common.latex import latex_escape
 
 SIGNIFICANT = 4
@@ -103,14 +104,19 @@ def to_latex(table: Table) -> str:
     )
 
 
-def write_table(table: Table, folder: Path) -> list[Path]:
-    """Write ``name.tex``, ``name.md`` and ``name.csv`` (full precision) into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{table.name}.{ext}" for ext in ("tex", "md", "csv")]
-    paths[0].write_text(to_latex(table), encoding="utf-8")
-    paths[1].write_text(to_markdown(table), encoding="utf-8")
-    table.frame.to_csv(paths[2], index=False)
-    return paths
+#: the formats a table is written in, by file extension
+TABLE_FORMATS = ("tex", "md", "csv")
+
+
+def write_table(table: Table, folder: Path, formats: Sequence[str] = TABLE_FORMATS) -> list[Path]:
+    """Write ``name.tex`` (LaTeX), ``name.md`` (Markdown) and ``name.csv`` (full precision), or
+    the ``formats`` asked for, into ``folder``, each file atomically."""
+    render = {
+        "tex": lambda: to_latex(table),
+        "md": lambda: to_markdown(table),
+        "csv": lambda: table.frame.to_csv(index=False),
+    }
+    return [write_text(folder / f"{table.name}.{ext}", render[ext]()) for ext in formats]
 
 
 def table_frame(rows: list[dict[str, Any]], columns: Sequence[Column]) -> pd.DataFrame:

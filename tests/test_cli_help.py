@@ -12,8 +12,10 @@ PARSERS = [
     ("symbolic.derive", "build_parser"),
     ("symbolic.audit", "build_parser"),
     ("empirical.train", "build_parser"),
-    ("reports.demo", "parser"),
+    ("reports.demo", "build_parser"),
     ("reports.build", "build_parser"),
+    ("reports.bridge", "build_parser"),
+    ("reports.reproduce.cli", "build_parser"),
 ]
 
 

@@ -369,7 +369,7 @@ def test_summary_and_report_count_the_same_collapsed_modes(argv, collapsed, tmp_
 
 def test_the_demo_can_run_again_into_its_own_folders(tmp_path):
     """validate() accepts a report folder and a work folder a previous demo wrote."""
-    from reports.demo import WORK_MARKER, parser, validate
+    from reports.demo import WORK_MARKER, build_parser, validate
 
     out, work = tmp_path / "report", tmp_path / "demo_work"
     out.mkdir()
@@ -377,11 +377,11 @@ def test_the_demo_can_run_again_into_its_own_folders(tmp_path):
     work.mkdir()
     (work / WORK_MARKER).write_text("python -m reports.demo owns this folder\n")
     (work / "runs").mkdir()
-    args = parser().parse_args(["--out", str(out), "--work", str(work), "--audit", "none"])
-    assert validate(args) == (out, work)
+    args = build_parser().parse_args(["--out", str(out), "--work", str(work), "--audit", "none"])
+    assert validate(args)[:2] == (out, work)
     (work / WORK_MARKER).unlink()
-    args = parser().parse_args(["--out", str(out), "--work", str(work), "--audit", "none"])
-    with pytest.raises(Exception, match="not a demo work folder"):
+    args = build_parser().parse_args(["--out", str(out), "--work", str(work), "--audit", "none"])
+    with pytest.raises(Exception, match="not a work folder of python -m reports.demo"):
         validate(args)
 
 

@@ -11,6 +11,8 @@ same runs.
 
 from __future__ import annotations
 
+from empirical.methods import METHODS
+from reports.experiments import device_options as pinned_device
 from reports.reproduce.registry import RunSpec
 from reports.reproduce.scale import Scale
 
@@ -18,8 +20,6 @@ from reports.reproduce.scale import Scale
 #: own, and again in each loss term the run records (one more forward pass per term, a third of
 #: a forward and backward pass each; VICReg records 3 terms, Barlow Twins and Liu et al. 2)
 PRODUCTS = {"barlow_twins": 1 * (1 + 2 / 3), "vicreg": 2 * (1 + 3 / 3), "liu": 2 * (1 + 2 / 3)}
-#: methods with an EMA target
-EMA = ("byol", "directpred", "directcopy", "moco_v2")
 #: learning rate of a method relative to the scale's: VICReg's and Liu et al.'s losses are not
 #: normalised (VICReg's terms weigh 25, Liu's covariance term is quartic in W_p and the
 #: features); on the CPU scale SGD at lr 0.05 gave a NaN loss within 20 steps for both, VICReg
@@ -45,10 +45,10 @@ def measurement_options(scale: Scale, steps: int, probes: bool, count: int) -> t
 
 
 def device_options(scale: Scale) -> tuple[str, ...]:
-    """One torch thread on the CPU (torch with 2 threads on a busy 2-core machine is far slower
-    on small models); the CUDA device otherwise."""
+    """On the CPU in fp32 with one torch thread (torch with 2 threads on a busy 2-core machine
+    is far slower on small models), also on a machine with a GPU; the CUDA device otherwise."""
     if scale.device == "cpu":
-        return ("--device", "cpu", "--threads", "1")
+        return (*pinned_device("cpu", "fp32"), "--threads", "1")
     return ("--device", "cuda")
 
 
@@ -82,7 +82,7 @@ def training(
         "--batch-size", str(batch), "--epochs", str(scale.epochs(steps, batch)),
         "--train-subset", str(scale.train_subset),
     )  # fmt: skip
-    if method in EMA:
+    if METHODS[method].target == "ema":  # the method says whether it has an EMA target
         options += ("--ema-base", f"{scale.ema:g}", "--ema-final", f"{scale.ema:g}")
     count = scale.measurements if measurements is None else measurements
     options += (*extra, *measurement_options(scale, steps, probes, count), *device_options(scale))

@@ -8,14 +8,14 @@ import numpy as np
 from reports.reproduce import configs
 from reports.reproduce.common import collapse_panel, collapse_test, main_size, trajectories
 from reports.reproduce.measured import Measured, offdiagonal_mass
-from reports.reproduce.registry import Experiment, Outcome, claim
+from reports.reproduce.registry import Experiment, Outcome, empirical_claim
 from reports.reproduce.scale import Scale
 from reports.reproduce.verdict import Test
 
 PAPER = "Liu, Suganuma, Okatani 2022"
 
 
-@claim(
+@empirical_claim(
     "liu-fig1",
     "The projector outputs decorrelate with training for every method",
     paper=PAPER,
@@ -100,7 +100,7 @@ def excess_correlation(ds) -> np.ndarray:
     return ds["sigma_corr_mean_sq"].values - ds["sigma_floor"].values
 
 
-@claim(
+@empirical_claim(
     "liu-fig3",
     "BYOL's linear predictor W_p approaches a diagonal matrix",
     paper=PAPER,
@@ -137,7 +137,7 @@ def liu_fig3(scale: Scale) -> Experiment:
     return Experiment({"byol_linear": run}, evaluate, main_size(scale))
 
 
-@claim(
+@empirical_claim(
     "liu-table3",
     "Liu et al.'s method collapses without standardisation; the full method does not",
     paper=PAPER,

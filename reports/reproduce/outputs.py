@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from reports import style
-from reports.figures.base import Drawn
+from reports.document import Block, FigureBlock, Heading, Paragraph, TableBlock, write_markdown
+from reports.experiments import Workspace
+from reports.experiments.pool import last_line
 from reports.reproduce import verdict as verdict_mod
 from reports.reproduce.figures import claim_figure
 from reports.reproduce.measured import Measured, load_run
+from reports.reproduce.plan import ClaimSet
 from reports.reproduce.registry import Outcome, Panel
-from reports.reproduce.runner import Plan, run_state
 from reports.reproduce.verdict import Test, claim_verdict
-from reports.tables import Column, Table, table_frame, to_latex, to_markdown
+from reports.tables import Column, Table, table_frame, write_table
 from symbolic.common.cli import UsageError
 from symbolic.common.files import atomic_folder, write_text
 
@@ -90,31 +92,31 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def measured_for(plan: Plan, claim_id: str) -> Measured:
-    """The runs of one claim: loaded measurements of every finished seed, why the others are
+def measured_for(claimed: ClaimSet, workspace: Workspace, claim_id: str) -> Measured:
+    """The runs of one claim (its fixed runs and those its refinement added): loaded
+    measurements of every finished seed (its files as they were written), why the others are
     missing (the last line the run wrote to stderr)."""
-    roles = plan.roles(claim_id)
+    roles = claimed.roles(claim_id)
     datasets: dict[str, dict[int, Any]] = {}
     failed: dict[tuple[str, int], str] = {}
     for role, (spec, seeds) in roles.items():
         datasets[role] = {}
         for seed in seeds:
-            folder = plan.folder(spec, seed)
-            if run_state(folder) == "done":
-                datasets[role][seed] = load_run(folder)
+            command = claimed.command(spec, seed)
+            if workspace.state(command)[0] == "done":
+                datasets[role][seed] = load_run(command.output)
             else:
-                err = folder.parent / f"seed{seed}.stderr"
-                lines = err.read_text().strip().splitlines() if err.exists() else []
-                failed[role, seed] = lines[-1] if lines else "did not finish"
+                log = workspace.log(command)
+                failed[role, seed] = last_line(log) if log.exists() else "did not finish"
     return Measured(datasets, {role: spec for role, (spec, _) in roles.items()}, failed)
 
 
-def evaluate(plan: Plan) -> list[ClaimRecord]:
-    """Every claim of the plan decided from its runs' measurements."""
+def evaluate(claimed: ClaimSet, workspace: Workspace) -> list[ClaimRecord]:
+    """Every claim of the set decided from its runs' measurements."""
     records = []
-    for claim in plan.claims:
-        experiment = plan.experiments[claim.id]
-        outcome: Outcome = experiment.evaluate(measured_for(plan, claim.id))
+    for claim in claimed.claims:
+        experiment = claimed.experiments[claim.id]
+        outcome: Outcome = experiment.evaluate(measured_for(claimed, workspace, claim.id))
         records.append(
             ClaimRecord(
                 claim.id,
@@ -127,7 +129,7 @@ def evaluate(plan: Plan) -> list[ClaimRecord]:
                 outcome.tests,
                 outcome.panels,
                 outcome.facts,
-                {role: spec.label for role, (spec, _) in plan.roles(claim.id).items()},
+                {role: spec.label for role, (spec, _) in claimed.roles(claim.id).items()},
             )
         )
     return records
@@ -168,7 +170,7 @@ TEST_COLUMNS = [
 
 def _tests_summary(tests: Sequence[Test]) -> str:
     deciding = [t.verdict for t in tests if t.decides]
-    counts = {v: deciding.count(v) for v in verdict_mod.VERDICTS if deciding.count(v)}
+    counts = {v: deciding.count(v) for v in verdict_mod.CLAIM_VERDICTS if deciding.count(v)}
     text = ", ".join(f"{n} {v.lower()}" for v, n in counts.items())
     context = sum(1 for t in tests if not t.decides)
     return f"{len(deciding)}: {text}" + (f" (+{context} context)" if context else "")
@@ -233,40 +235,38 @@ def tests_table(records: Sequence[ClaimRecord]) -> Table:
     )
 
 
-def document(records: Sequence[ClaimRecord], meta: dict[str, Any], figures: dict[str, str]) -> str:
-    """claims.md: what was run, the claims table, then each claim with its figure."""
-    seeds = len(meta["seeds"])
-    lines = [
-        "# Reproduced claims",
-        "",
-        f"Scale `{meta['scale']}` ({meta['scale_description']}), {seeds} seeds, "
-        f"{meta['runs']} runs, {meta['jobs']} at a time; {wall_text(meta)} on {meta['machine']}. "
-        f"Git {meta['git_revision']}. Command: `{meta['command']}`.",
-        "",
-        "## How a verdict is reached",
-        "",
-        verdict_mod.definition(),
-        "",
-        to_markdown(claims_table(records, seeds)),
-        "",
-        to_markdown(tests_table(records)),
+def document(
+    records: Sequence[ClaimRecord],
+    meta: dict[str, Any],
+    tables: list[TableBlock],
+    figures: dict[str, FigureBlock],
+) -> list[Block]:
+    """claims.md: what was run, how a verdict is reached, the tables, then each claim with its
+    figure."""
+    blocks: list[Block] = [
+        Heading(1, "Reproduced claims"),
+        Paragraph(
+            f"Scale `{meta['scale']}` ({meta['scale_description']}), {len(meta['seeds'])} seeds, "
+            f"{meta['runs']} runs, {meta['jobs']} at a time; {wall_text(meta)} on "
+            f"{meta['machine']}. Git {meta['git_revision']}. Command: `{meta['command']}`."
+        ),
+        Heading(2, "How a verdict is reached"),
+        Paragraph(verdict_mod.definition()),
+        *tables,
     ]
     for r in records:
-        lines += [
-            "",
-            f"## {r.id}: {r.title}",
-            "",
-            f'**Source.** {r.source}: "{r.quote}"',
-            "",
-            f"**Test.** {r.definition}",
-            "",
-            f"**Size.** {r.sizing}." + "".join(f" {k}: {_fmt(v)}." for k, v in r.facts.items()),
-            "",
-            f"**Verdict: {r.verdict}.** " + "; ".join(f"{t.name}: {t.verdict}" for t in r.tests),
+        facts = "".join(f" {k}: {_fmt(v)}." for k, v in r.facts.items())
+        verdicts = "; ".join(f"{t.name}: {t.verdict}" for t in r.tests)
+        blocks += [
+            Heading(2, f"{r.id}: {r.title}"),
+            Paragraph(f'**Source.** {r.source}: "{r.quote}"'),
+            Paragraph(f"**Test.** {r.definition}"),
+            Paragraph(f"**Size.** {r.sizing}.{facts}"),
+            Paragraph(f"**Verdict: {r.verdict}.** {verdicts}"),
         ]
         if r.id in figures:
-            lines += ["", f"![{r.id}]({figures[r.id]})"]
-    return "\n".join(lines) + "\n"
+            blocks.append(figures[r.id])
+    return blocks
 
 
 def wall_text(meta: dict[str, Any]) -> str:
@@ -285,23 +285,22 @@ def _fmt(value: Any) -> str:
 
 def write(out: Path, records: Sequence[ClaimRecord], meta: dict[str, Any]) -> list[Path]:
     """Every output into ``out`` (figures in one atomic folder, each file atomically,
-    ``claims.json`` last)."""
-    figures: dict[str, str] = {}
+    ``claims.json`` last): the tables as LaTeX and CSV, claims.md from the document's blocks."""
+    figures: dict[str, FigureBlock] = {}
     with style.paper_style(), atomic_folder(out / "figures") as tmp:
         for r in records:
-            drawn: Drawn = claim_figure(r)
+            drawn = claim_figure(r)
             if drawn.figure is not None:
-                style.save_figure(drawn.figure, tmp, drawn.name, {"title": drawn.title})
-                figures[r.id] = f"figures/{drawn.name}.png"
+                saved = style.save_figure(drawn.figure, tmp, drawn.name, {"title": drawn.title})
+                files = [out / "figures" / p.name for p in saved]
+                figures[r.id] = FigureBlock.of(len(figures) + 1, drawn, files)
     seeds = len(meta["seeds"])
-    claims, tests = claims_table(records, seeds), tests_table(records)
-    written = [
-        write_text(out / "claims.md", document(records, meta, figures)),
-        write_text(out / "claims.tex", to_latex(claims)),
-        write_text(out / "tests.tex", to_latex(tests)),
-    ]
-    for table, name in ((claims, "claims.csv"), (tests, "tests.csv")):
-        written.append(write_text(out / name, table.frame.to_csv(index=False)))
+    tables, written = [], []
+    for number, table in enumerate((claims_table(records, seeds), tests_table(records)), 1):
+        files = write_table(table, out, formats=("tex", "csv"))
+        tables.append(TableBlock(number, table, files))
+        written += files
+    written.append(write_markdown(out / "claims.md", document(records, meta, tables, figures)))
     result = {**meta, "claims": [r.as_dict() for r in records]}
     written.append(write_text(out / RESULT, json.dumps(_clean(result), indent=1) + "\n"))
     return written

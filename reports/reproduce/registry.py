@@ -1,8 +1,10 @@
 """What a claim is: its source, the runs it needs, and how their measurements decide it.
 
-A claim is one function in a family module, registered with :func:`claim`::
+An empirical claim is one function in a family module, registered with
+:func:`empirical_claim` (the symbolic audit's claims, :mod:`symbolic.claims`, are another kind:
+identities checked on the equations)::
 
-    @claim("tian-fig2", "W_p becomes symmetric and aligns with F under weight decay",
+    @empirical_claim("tian-fig2", "W_p becomes symmetric and aligns with F under weight decay",
            paper="Tian, Chen, Ganguli 2021", where="Fig. 2, Sec. 5",
            quote="...the sentence it tests...")
     def tian_fig2(scale: Scale) -> Experiment:
@@ -118,9 +120,9 @@ class Experiment:
 
 
 @dataclasses.dataclass(frozen=True)
-class Claim:
-    """A registered claim: id, title, source (paper, figure or table, the sentence it tests),
-    and the function that builds its experiment at a scale."""
+class EmpiricalClaim:
+    """A registered empirical claim: id, title, source (paper, figure or table, the sentence it
+    tests), and the function that builds its experiment at a scale."""
 
     id: str
     title: str
@@ -140,11 +142,11 @@ class Claim:
         return " ".join(doc.split())
 
 
-#: claim id -> registered claim, in the order of registration
-CLAIMS: dict[str, Claim] = {}
+#: claim id -> registered empirical claim, in the order of registration
+EMPIRICAL_CLAIMS: dict[str, EmpiricalClaim] = {}
 
 
-def claim(
+def empirical_claim(
     claim_id: str, title: str, *, paper: str, where: str, quote: str
 ) -> Callable[[Callable[[Scale], Experiment]], Callable[[Scale], Experiment]]:
     """Register ``build(scale) -> Experiment`` as the claim ``claim_id``.
@@ -154,15 +156,15 @@ def claim(
     """
 
     def register(build: Callable[[Scale], Experiment]) -> Callable[[Scale], Experiment]:
-        if claim_id in CLAIMS:
-            first = CLAIMS[claim_id].build
+        if claim_id in EMPIRICAL_CLAIMS:
+            first = EMPIRICAL_CLAIMS[claim_id].build
             raise ValueError(
                 f"claim {claim_id!r} is registered twice: by {first.__module__}."
                 f"{first.__qualname__} and by {build.__module__}.{build.__qualname__}"
             )
         if not build.__doc__:
             raise ValueError(f"claim {claim_id!r}: {build.__qualname__} has no docstring")
-        CLAIMS[claim_id] = Claim(claim_id, title, paper, where, quote, build)
+        EMPIRICAL_CLAIMS[claim_id] = EmpiricalClaim(claim_id, title, paper, where, quote, build)
         return build
 
     return register

@@ -17,7 +17,7 @@ from reports.reproduce.common import (
     trajectories,
 )
 from reports.reproduce.measured import Measured, collapse_margin, mean_over_modes
-from reports.reproduce.registry import Experiment, Outcome, Panel, Refinement, claim
+from reports.reproduce.registry import Experiment, Outcome, Panel, Refinement, empirical_claim
 from reports.reproduce.scale import Scale
 from reports.reproduce.verdict import Test
 
@@ -25,7 +25,7 @@ PAPER = "Tian, Chen, Ganguli 2021"
 ALIGNMENT = mean_over_modes("alignment_cos")
 
 
-@claim(
+@empirical_claim(
     "tian-fig2",
     "With weight decay W_p becomes symmetric and aligns with F; without it the asymmetry stays",
     paper=PAPER,
@@ -103,7 +103,7 @@ def tian_fig2(scale: Scale) -> Experiment:
     return Experiment({"wd": wd, "no_wd": no_wd}, evaluate, main_size(scale))
 
 
-@claim(
+@empirical_claim(
     "tian-directpred",
     "DirectPred and DirectCopy learn as well as BYOL with a trained linear predictor",
     paper=PAPER,
@@ -187,7 +187,7 @@ def threshold_prediction(m: Measured, main: str) -> dict[str, float]:
     return {"sigma2": sigma2, "eta_star": eta_star, "wd_star": eta_star * per_wd}
 
 
-@claim(
+@empirical_claim(
     "tian-collapse",
     "No predictor or no stop-gradient collapses; so does too large a weight decay",
     paper=PAPER,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from reports.reproduce import configs
 from reports.reproduce.common import MARGIN, collapse_panel, collapse_test, main_size, trajectories
 from reports.reproduce.measured import Measured
-from reports.reproduce.registry import Experiment, Outcome, Panel, claim
+from reports.reproduce.registry import Experiment, Outcome, Panel, empirical_claim
 from reports.reproduce.scale import Scale
 from reports.reproduce.verdict import Test
 
 
-@claim(
+@empirical_claim(
     "vicreg-terms",
     "VICReg collapses without its variance term; without its covariance term the rank is lower",
     paper="Bardes, Ponce, LeCun 2022",
@@ -69,7 +69,7 @@ def vicreg_terms(scale: Scale) -> Experiment:
     return Experiment(runs, evaluate, main_size(scale))
 
 
-@claim(
+@empirical_claim(
     "garrido-width",
     "Non-contrastive methods do not need a large projector output",
     paper="Garrido, Chen, Bardes, Najman, LeCun 2022",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports import bridge
+from reports import bridge, bridge_results
 
 
 def summary(verdicts, exponents=(4.8, 4.8, 4.8)):
     rung = bridge.ladder(bridge.QUICK)[0]
     values = [0.01] * len(verdicts)
     nulls = {"frozen": [0.8] * len(verdicts)}
-    return bridge.Summary(
+    return bridge_results.Summary(
         rung, "wp_error", "W_p trajectory", values, nulls, 0.1, verdicts, list(exponents)
     )
 
@@ -27,13 +27,56 @@ def test_the_fitted_exponent_recovers_a_known_power_law():
     """error = c * lr^a exactly (two seeds each, a common factor per seed): the slope is a."""
     lr = np.array([0.002, 0.0063, 0.02])
     errors = [[0.3 * v**0.5, 0.36 * v**0.5] for v in lr]
-    assert bridge.Scaling("lr", list(lr), errors).slope == pytest.approx(0.5, rel=1e-10)
+    assert bridge_results.Scaling("lr", list(lr), errors).slope == pytest.approx(0.5, rel=1e-10)
     batch = [64, 256, 1024]
     errors = [[2.0 * b**-0.25] * 2 for b in batch]
-    assert bridge.Scaling("batch", batch, errors).slope == pytest.approx(-0.25, rel=1e-10)
+    assert bridge_results.Scaling("batch", batch, errors).slope == pytest.approx(-0.25, rel=1e-10)
 
 
 def test_the_ladder_table_states_the_shortest_run_of_each_rung():
-    frame = bridge.ladder_table([summary(["agrees"] * 3, (4.8, 2.39, 4.8))], 3).frame
+    frame = bridge_results.ladder_table([summary(["agrees"] * 3, (4.8, 2.39, 4.8))], 3).frame
     assert list(frame["exponent"]) == ["2.4"]
     assert list(frame["verdict"]) == ["agrees"]
+
+
+def test_every_bridge_command_is_parsed_by_its_own_command_and_stays_on_the_cpu(tmp_path):
+    """The whole ladder's command lines (trainings, predictions, nulls, the scaling runs) pass
+    empirical.train's and dynamics.simulate's own parsers, and every training is pinned to the
+    CPU in fp32 (on a GPU machine --device auto would pick CUDA and bf16)."""
+    from reports.experiments import validate
+
+    for size in (bridge.QUICK, bridge.FULL):
+        runs = bridge.plan(bridge.ladder(size), size, 2, True, tmp_path)
+        validate([*runs.trainings, *runs.simulations])
+        assert len(runs.trainings) == 8 * 2 + 6 * size.scaling_seeds
+        for c in runs.trainings:
+            args = list(c.args)
+            assert args[args.index("--device") + 1] == "cpu", c.name
+            assert args[args.index("--precision") + 1] == "fp32", c.name
+        names = [c.name for c in [*runs.trainings, *runs.simulations]]
+        assert len(set(names)) == len(names)
+
+
+def test_the_collapse_rung_runs_alone_in_the_locked_work_folder(tmp_path, monkeypatch):
+    """--rungs collapse: reports.collapse_check's rung gets OUT/collapse and WORK/collapse and
+    the seeds, no ladder run is planned or started; an unknown rung's message names it."""
+    from reports import collapse_check
+    from reports.experiments import Workspace
+
+    calls = []
+
+    def fake_rung(out, work, seeds, jobs, quiet):
+        assert work.is_dir() and (work.parent / ".owner").is_file()  # inside the bridge's folder
+        calls.append((out, work, seeds, jobs))
+
+    def no_ladder(*args, **kwargs):
+        raise AssertionError("a ladder run started")
+
+    monkeypatch.setattr(collapse_check, "write_rung", fake_rung)
+    monkeypatch.setattr(Workspace, "run_stage", no_ladder)
+    out = tmp_path / "report"
+    argv = ["--quick", "--rungs", "collapse", "--seeds", "3", "--jobs", "1", "--quiet"]
+    assert bridge.main([*argv, "--out", str(out)]) == 0
+    assert calls == [(out / "collapse", out / "work" / "collapse", 3, 1)]
+    with pytest.raises(bridge.UsageError, match="collapse"):
+        bridge.main(["--rungs", "1,nope", "--out", str(tmp_path / "other")])

@@ -13,7 +13,8 @@ import xarray as xr
 from scipy import stats
 
 from dynamics.observables import sigma_observables
-from reports.reproduce import CLAIMS, liu, runner, tian, verdict
+from reports.experiments import Finished, Workspace
+from reports.reproduce import EMPIRICAL_CLAIMS, liu, plan, tian, verdict
 from reports.reproduce.measured import Measured
 from reports.reproduce.scale import CPU, GPU, QUICK
 from reports.reproduce.verdict import (
@@ -147,34 +148,35 @@ def collapse_run(weight_decay: float, threshold: float) -> xr.Dataset:
     return ds
 
 
-def weight_decay_of(spec) -> float:
-    return float(spec.options[spec.options.index("--weight-decay") + 1])
+def weight_decay_of(options) -> float:
+    """The value of --weight-decay in a run's options or command line."""
+    return float(options[options.index("--weight-decay") + 1])
 
 
 def test_tian_collapse_bisects_each_seeds_threshold_to_a_factor_1_25(tmp_path):
     """Synthetic sweep runs with a known threshold per seed (one below the grid's first step,
-    two inside it): runner.refine's rounds, at most the experiment's refine_rounds, end with a
+    two inside it): plan.refine's rounds, at most the experiment's refine_rounds, end with a
     bracket within 1.25 that holds the true threshold in every seed."""
     truth = {0: 0.13, 1: 0.3, 2: 0.011}
-    plan = runner.make_plan([CLAIMS["tian-collapse"]], CPU, 3, tmp_path)
+    claimed = plan.claim_set([EMPIRICAL_CLAIMS["tian-collapse"]], CPU, 3, tmp_path, "fashion-mnist")
 
-    def measure(plan, claim_id):
+    def measure(claimed, claim_id):
         datasets = {}
         specs = {}
-        for role, (spec, seeds) in plan.roles(claim_id).items():
+        for role, (spec, seeds) in claimed.roles(claim_id).items():
             specs[role] = spec
-            wd = weight_decay_of(spec) if role.startswith("wd=") else 1.0
+            wd = weight_decay_of(spec.options) if role.startswith("wd=") else 1.0
             datasets[role] = {s: collapse_run(wd, truth[s]) for s in seeds}
         return Measured(datasets, specs)
 
     rounds = 0
-    while runner.refine(plan, measure):
+    while plan.refine(claimed, measure):
         rounds += 1
-    experiment = plan.experiments["tian-collapse"]
+    experiment = claimed.experiments["tian-collapse"]
     assert 2 <= rounds <= experiment.refine_rounds
-    outcome = experiment.evaluate(measure(plan, "tian-collapse"))
+    outcome = experiment.evaluate(measure(claimed, "tian-collapse"))
     for seed, true in truth.items():
-        outcomes = tian.sweep_outcomes(measure(plan, "tian-collapse"))[seed]
+        outcomes = tian.sweep_outcomes(measure(claimed, "tian-collapse"))[seed]
         lo, hi = tian.bracket(outcomes)
         assert lo <= true < hi and hi / lo <= 1.25, (seed, lo, hi)
     context = outcome.tests[-1]
@@ -215,7 +217,7 @@ def test_tian_fig2_is_decided_by_the_same_seed_contrast(wd_end, no_wd_end, expec
         "wd": {s: asymmetry_run(1.0, e) for s, e in enumerate(wd_end)},
         "no_wd": {s: asymmetry_run(1.0, e) for s, e in enumerate(no_wd_end)},
     }
-    outcome = CLAIMS["tian-fig2"].build(QUICK).evaluate(Measured(datasets, specs))
+    outcome = EMPIRICAL_CLAIMS["tian-fig2"].build(QUICK).evaluate(Measured(datasets, specs))
     contrast = outcome.tests[0]
     assert contrast.decides and contrast.verdict == expected, contrast.effects
     alone = [t for t in outcome.tests if not t.decides]
@@ -249,7 +251,7 @@ def test_liu_statistic_does_not_reward_dying_dimensions():
 
 @pytest.mark.parametrize("scale", [CPU, QUICK, GPU], ids=lambda s: s.name)
 def test_garrido_width_hidden_layer_is_never_narrower_than_the_output(scale):
-    experiment = CLAIMS["garrido-width"].build(scale)
+    experiment = EMPIRICAL_CLAIMS["garrido-width"].build(scale)
     widths = set()
     for spec in experiment.runs.values():
         o = spec.options
@@ -264,7 +266,7 @@ def test_liu_fig1_decides_on_both_baselines():
     measurement (the audit's --quick BYOL: 23.7 -> 76 -> 72 in ||Sigma - I||^2): the test from
     the later baseline is REPRODUCED, the one from the random encoder NOT REPRODUCED, both
     decide, so the claim is NOT REPRODUCED."""
-    experiment = CLAIMS["liu-fig1"].build(QUICK)
+    experiment = EMPIRICAL_CLAIMS["liu-fig1"].build(QUICK)
     floor = 1 / 199
 
     def run(seed: int) -> xr.Dataset:
@@ -309,25 +311,27 @@ def test_the_command_bisects_round_by_round_and_resumes_without_training(
     truth = {0: 0.05, 1: 0.3, 2: 0.011}
     trained = []
 
-    def fake_execute(jobs, data, workers, report):
+    def fake_run(workspace, commands, jobs, keep_going, report):
         done = []
-        for job in jobs:
-            wd = weight_decay_of(job.spec)
-            ds = collapse_run(wd, truth[job.seed])
+        for command, _state in commands:
+            wd = weight_decay_of(command.args)
+            seed = int(command.args[command.args.index("--seed") + 1])
+            ds = collapse_run(wd, truth[seed])
             ds.attrs["partial"] = 0
-            job.folder.mkdir(parents=True, exist_ok=True)
-            ds.to_netcdf(job.folder / "measurements.nc")
-            trained.append((job.spec.key, job.seed, wd))
-            finished = runner.Finished(job, 0.0)
+            command.output.mkdir(parents=True, exist_ok=True)
+            ds.to_netcdf(command.output / "measurements.nc")
+            trained.append((command.name, seed, wd))
+            workspace.markers.finish(command, 0.0)
+            finished = Finished(command, 0.0)
             report(finished)
             done.append(finished)
         return done
 
-    monkeypatch.setattr(runner, "execute", fake_execute)
+    monkeypatch.setattr(Workspace, "run", fake_run)
     out = tmp_path / "out"
     argv = ["--quick", "--claim", "tian-collapse", "--data", f"fashion-mnist:{data}"]
     assert cli.main([*argv, "--out", str(out), "--quiet"]) == 0
-    experiment = CLAIMS["tian-collapse"].build(QUICK)
+    experiment = EMPIRICAL_CLAIMS["tian-collapse"].build(QUICK)
     fixed = len(experiment.runs) * 3
     assert fixed < len(trained) <= fixed + 3 * experiment.refine_rounds
     commands = json.loads((out / "work" / "plan.json").read_text())["commands"]

@@ -18,20 +18,21 @@ import xarray as xr
 from PIL import Image
 from scipy import stats
 
-from reports.reproduce import CLAIMS, runner
+from reports.experiments import validate
+from reports.reproduce import EMPIRICAL_CLAIMS as CLAIMS
 from reports.reproduce.measured import collapse_margin, offdiagonal_mass
+from reports.reproduce.plan import claim_set, makespan
 from reports.reproduce.scale import CPU, GPU, QUICK
 from reports.reproduce.verdict import (
+    CLAIM_VERDICTS,
     INCONCLUSIVE,
     NOT_REPRODUCED,
     REPRODUCED,
-    VERDICTS,
     claim_verdict,
     decide,
 )
 from reports.reproduce.verdict import Test as VerdictTest
 from tests.empirical.conftest import _fashion_arrays, write_idx
-from tests.test_cli_help import test_every_option_shows_its_default as check_defaults
 
 REPO = Path(__file__).resolve().parents[2]
 DPI = 300
@@ -186,7 +187,7 @@ def test_makespan_of_the_longest_first_schedule_is_within_lpt_bound():
             max(sum(d for d, w in zip(durations, a, strict=True) if w == i) for i in range(2))
             for a in itertools.product(range(2), repeat=len(durations))
         )
-        assert best - 1e-9 <= runner.makespan(durations, 2) <= best * (4 / 3 - 1 / 6) + 1e-9
+        assert best - 1e-9 <= makespan(durations, 2) <= best * (4 / 3 - 1 / 6) + 1e-9
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -198,11 +199,11 @@ def test_every_claim_names_its_source_and_sentence_and_states_its_test():
 
 
 def test_claims_that_need_the_same_configuration_share_its_runs(tmp_path):
-    plan = runner.make_plan(list(CLAIMS.values()), CPU, 3, tmp_path)
-    keys = [j.spec.key for j in plan.jobs]
-    assert len(keys) == len(set(j.name for j in plan.jobs))
+    claimed = claim_set(list(CLAIMS.values()), CPU, 3, tmp_path, "fashion-mnist")
+    keys = [c.name.split("/")[0] for c in claimed.commands]
+    assert len(keys) == len(set(c.name for c in claimed.commands))
     users = {}
-    for claim_id, experiment in plan.experiments.items():
+    for claim_id, experiment in claimed.experiments.items():
         for spec in experiment.runs.values():
             users.setdefault(spec.key, set()).add(claim_id)
     shared = max(users.values(), key=len)
@@ -212,8 +213,8 @@ def test_claims_that_need_the_same_configuration_share_its_runs(tmp_path):
 
 def test_the_default_plan_fits_the_cpu_budget_and_quick_is_minutes(tmp_path):
     for scale, budget in ((CPU, 90 * 60), (QUICK, 4 * 60)):
-        plan = runner.make_plan(list(CLAIMS.values()), scale, 3, tmp_path)
-        assert runner.makespan([j.estimate for j in plan.jobs], scale.jobs) < budget, scale.name
+        claimed = claim_set(list(CLAIMS.values()), scale, 3, tmp_path, "fashion-mnist")
+        assert makespan([c.estimate for c in claimed.commands], scale.jobs) < budget, scale.name
 
 
 def test_main_runs_forget_the_initial_condition_on_the_cpu():
@@ -224,11 +225,11 @@ def test_main_runs_forget_the_initial_condition_on_the_cpu():
 
 def test_the_gpu_plan_is_a_set_of_valid_cuda_commands(tmp_path):
     """No CUDA here: every command of the GPU scale is still parsed and resolved by
-    empirical.train (runner.validate raises UsageError on a bad one)."""
-    plan = runner.make_plan(list(CLAIMS.values()), GPU, 3, tmp_path)
-    runner.validate(plan, "fashion-mnist")
-    for job in plan.jobs:
-        argv = job.command("fashion-mnist")
+    empirical.train (validate raises UsageError on a bad one)."""
+    claimed = claim_set(list(CLAIMS.values()), GPU, 3, tmp_path, "fashion-mnist")
+    validate(claimed.commands)
+    for command in claimed.commands:
+        argv = command.argv()
         assert argv[argv.index("--device") + 1] == "cuda" and "resnet18" in argv
         assert "--threads" not in argv
 
@@ -241,18 +242,11 @@ def test_plan_prints_the_estimate_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_every_option_of_the_command_shows_its_default():
-    check_defaults("reports.reproduce.cli", "parser")
-
-
 # ---------------------------------------------------------------------------- bad input
-def reproduce(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def reproduce(*args: str) -> subprocess.CompletedProcess:
+    """The command line as a user runs it (no time limit: a loaded machine is only slower)."""
     return subprocess.run(
-        [sys.executable, "-m", "reports.reproduce", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        [sys.executable, "-m", "reports.reproduce", *args], cwd=REPO, capture_output=True, text=True
     )
 
 
@@ -260,8 +254,8 @@ def reproduce(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     "args,expected",
     [
         (["--claim", "tian-fig9"], "--claim 'tian-fig9': unknown"),
-        (["--seeds", "2"], "--seeds 2: at least 3"),
-        (["--jobs", "0"], "--jobs 0: at least 1"),
+        (["--seeds", "2"], "--seeds 2: allowed 3 to 100"),
+        (["--jobs", "0"], "--jobs 0: allowed 1 to 256"),
         (["--quick", "--scale", "gpu"], "--quick and --scale gpu"),
         (["--data", "imagenet:/nowhere"], "--data imagenet:/nowhere"),
     ],
@@ -298,6 +292,15 @@ def test_gpu_scale_without_cuda_is_a_clear_error(tmp_path):
         "python -m reports.reproduce: error: --scale gpu: no CUDA device is available on this "
         "machine (use --scale cpu)"
     ]
+
+
+def test_the_gpu_plan_needs_no_gpu(tmp_path):
+    """--plan of the GPU scale runs nothing, so it is printed on a machine without CUDA too."""
+    out = tmp_path / "out"
+    proc = reproduce("--scale", "gpu", "--plan", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "scale gpu" in proc.stdout and "runs to train, 4 at a time" in proc.stdout
+    assert not out.exists()
 
 
 def test_list_names_every_claim_and_its_source():
@@ -343,7 +346,7 @@ def test_quick_tables_hold_one_row_a_claim_and_every_test(quick):
     out, _ = quick
     claims = pd.read_csv(out / "claims.csv")
     assert list(claims["claim"]) == list(CLAIMS)
-    assert set(claims["verdict"]) <= set(VERDICTS)
+    assert set(claims["verdict"]) <= set(CLAIM_VERDICTS)
     assert claims["source"].str.len().min() > 10
     result = json.loads((out / "claims.json").read_text())
     tests = pd.read_csv(out / "tests.csv", keep_default_na=False)
@@ -399,7 +402,7 @@ def test_quick_claims_get_a_section_in_the_main_report(quick, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "reports.build", "--claims", str(out), "--out", str(report),
          "--audit", "none", "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     md = (report / "report.md").read_text()
@@ -414,7 +417,7 @@ def test_build_refuses_a_folder_without_claims(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "reports.build", "--claims", str(tmp_path), "--out",
          str(tmp_path / "report"), "--audit", "none"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 2
     assert "no claims.json" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,140 @@
+"""Child processes ``--jobs`` at a time, which never outlive the driver.
+
+Each child is started from the driver's main thread in its own process group, with the Linux
+parent-death signal set (``prctl(PR_SET_PDEATHSIG, SIGKILL)``): when the driver dies, however it
+dies (kill -9 included), the kernel kills the child. On Ctrl-C or SIGTERM the driver kills the
+process group of every running child (the child and what it started) before it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from reports.experiments.commands import Command
+
+#: prctl option: the signal a process gets when its parent dies (linux/prctl.h)
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+#: seconds between two looks at the running children
+POLL_S = 0.2
+#: seconds a stopped child gets to exit after SIGTERM before SIGKILL
+GRACE_S = 10.0
+
+
+@dataclasses.dataclass
+class Finished:
+    """A command that ended: its wall time and, if it failed, its exit status and the reason
+    (its last line of error output)."""
+
+    command: Command
+    seconds: float
+    returncode: int = 0
+    failure: str | None = None
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """The child's set-up between fork and exec: die with ``parent``."""
+
+    def setup() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return setup
+
+
+def start(argv: Sequence[str], log: Path) -> subprocess.Popen:
+    """``argv`` as a child in its own process group that dies with this process; its standard
+    error into ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as fh:
+        return subprocess.Popen(
+            list(argv),
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with(os.getpid()),
+        )
+
+
+def stop(procs: Sequence[subprocess.Popen]) -> None:
+    """Kill the process group of every child still running: SIGTERM, then SIGKILL after
+    :data:`GRACE_S`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        alive = [p for p in procs if p.poll() is None]
+        for proc in alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + GRACE_S
+        while any(p.poll() is None for p in alive) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the block (as Ctrl-C does), so that the children are
+    stopped on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"stopped by signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def last_line(path: Path) -> str:
+    """The last line of a child's error output."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "no message"
+    return lines[-1] if lines else "no message"
+
+
+#: one child to start: the command, its command line, its log
+Item = tuple[Command, list[str], Path]
+
+
+def execute(items: Sequence[Item], jobs: int, ended: Callable[[Item, int, float], object]) -> None:
+    """Run each item ``jobs`` at a time, in order. ``ended(item, exit status, seconds)`` is
+    called as each ends: it returns True (go on), False (start nothing more: the running
+    children are stopped) or an item to start next (a retry). Every child is stopped when this
+    returns or raises."""
+    pending = list(items)
+    running: dict[subprocess.Popen, tuple[Item, float]] = {}
+    go_on = True
+    with terminated_as_interrupt():
+        try:
+            while go_on and (pending or running):
+                while pending and len(running) < max(1, jobs):
+                    item = pending.pop(0)
+                    running[start(item[1], item[2])] = (item, time.perf_counter())
+                time.sleep(POLL_S)
+                for proc in [p for p in running if p.poll() is not None]:
+                    item, began = running.pop(proc)
+                    outcome = ended(item, proc.returncode, time.perf_counter() - began)
+                    if outcome is False:
+                        go_on = False
+                        break
+                    if outcome is not True:
+                        pending.insert(0, outcome)
+        finally:
+            stop(list(running))
