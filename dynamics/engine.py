@@ -19,6 +19,7 @@ from dynamics import observables as obs
 from dynamics.fates import final_fates
 from dynamics.integrate import SaveAt, Solution, SolverSettings, integrate
 from dynamics.models.base import Model
+from dynamics.predicted_sigma import add_predicted_sigma
 from symbolic.common.options import param, to_toml
 from symbolic.common.provenance import provenance
 from symbolic.common.resources import check_memory, float_bytes
@@ -228,6 +229,8 @@ class Setup:
     settings: RunSettings
     saveat: SaveAt | None = None
     attrs: dict = dataclasses.field(default_factory=dict)
+    #: a derived simulation's held-out image moments: the run's Sigma statistics are predicted
+    moments: xr.Dataset | None = None
 
     def run(self, progress: bool = False) -> tuple[Solution, float]:
         start = time.perf_counter()
@@ -239,7 +242,8 @@ class Setup:
         return traj, time.perf_counter() - start
 
     def dataset(self, traj: Solution, wall_s: float) -> xr.Dataset:
-        return to_dataset(self.model, self.settings, traj, wall_s, self.attrs)
+        ds = to_dataset(self.model, self.settings, traj, wall_s, self.attrs)
+        return ds if self.moments is None else add_predicted_sigma(ds, self.moments)
 
 
 def config_toml(model: Model, settings: RunSettings, extra: dict) -> str:

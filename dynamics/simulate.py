@@ -2,6 +2,7 @@
 
     python -m dynamics.simulate linear_byol [--eta 0.04 --alpha-p 1 ... --out X.nc --plot]
     python -m dynamics.simulate linear_byol --moments MOMENTS.nc --init INIT.nc [...]
+    python -m dynamics.simulate --from-run RUN [--out X.nc]   (the scenario follows from the run)
     python -m dynamics.simulate --list
 
 Python: ``simulate("linear_byol", eta=0.1)`` returns the result Dataset; a run trained by other
@@ -29,6 +30,7 @@ from dynamics.engine import (
     undefined_of,
 )
 from dynamics.from_run import INITIAL, derive
+from dynamics.from_run_methods import EQ1_KIND, derive_general, moments_of, scenario_of
 from dynamics.integrate import SaveAt
 from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
 from symbolic.common.files import all_or_nothing, check_output_file
@@ -45,8 +47,11 @@ from symbolic.common.results import write_netcdf
 
 #: scenarios that a training run can set up (``--from-run``), and the parameters the user may
 #: still choose then (the others come from the run)
-FROM_RUN = ("linear_byol", "linear_simsiam")
+FROM_RUN = ("linear_byol", "linear_simsiam", "general")
 FROM_RUN_FREE = ("seed", "sigma2")
+#: solver tolerances of a derived ``general`` simulation (its right-hand side is autograd over
+#: the minibatches; the run it predicts is noisy at the 1e-2 level) unless chosen
+GENERAL_SOLVER = {"method": "RK45", "rtol": 1e-7, "atol": 1e-10}
 
 
 def from_run_setup(
@@ -75,9 +80,15 @@ def from_run_setup(
             f"--from-run: {', '.join(taken)} come from the run; leave them out (allowed with "
             "--from-run: --seed, --sigma2 and the solver options)"
         )
-    derived = derive(scenario.name, run, initial, given.get("seed", 0))
+    if scenario.name == "general":
+        derived = derive_general(run, initial, given.get("seed", 0))
+        settings = {**GENERAL_SOLVER, **settings}
+    else:
+        derived = derive(scenario.name, run, initial, given.get("seed", 0))
+        derived.attrs["prediction_kind"] = EQ1_KIND
     explicit = set(given) if explicit is None else explicit
-    if "sigma2" in given and derived.inputs.aug_cov is not None:
+    linear = scenario.name == "general" or derived.inputs.aug_cov is not None
+    if "sigma2" in given and linear:
         if "sigma2" not in explicit:  # a stored config's value, unused for a linear run
             given = {k: v for k, v in given.items() if k != "sigma2"}
         else:
@@ -94,7 +105,8 @@ def from_run_setup(
         model = scenario.model(params, derived.inputs)
     except ParameterError as err:
         raise UsageError(str(err)) from None
-    return Setup(model, settings, saveat, {**derived.attrs, "from_run_initial": initial})
+    attrs = {**derived.attrs, "from_run_initial": initial}
+    return Setup(model, settings, saveat, attrs, moments_of(run))
 
 
 def simulate(
@@ -206,9 +218,23 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def with_run_scenario(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the scenario of ``--from-run RUN`` put first when none is named (the scenario
+    follows from the run's method: :func:`dynamics.from_run_methods.scenario_of`)."""
+    argv = list(argv)
+    if any(a in scenarios.SCENARIOS for a in argv) or not argv or argv[0] in ("-h", "--help"):
+        return argv
+    for i, a in enumerate(argv):
+        if a == "--from-run" and i + 1 < len(argv):
+            return [scenario_of(argv[i + 1]), *argv]
+        if a.startswith("--from-run="):
+            return [scenario_of(a.split("=", 1)[1]), *argv]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_run_scenario(sys.argv[1:] if argv is None else argv))
     if args.list:
         width = max(map(len, scenarios.SCENARIOS))
         for scenario in scenarios.SCENARIOS.values():

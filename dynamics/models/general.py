@@ -4,7 +4,17 @@ Full-batch gradient flow on the fixed synthetic data set of :mod:`dynamics.model
 (n points, two sampled views each), with the right-hand side computed by torch autograd of the
 loss's torch back end (float64):
 
-    dW/dt = -dL/dW - eta W,   dW_p/dt = -alpha_p dL/dW_p - eta W_p,   dW_a/dt = beta (W - W_a)
+    dW/dt = -dL/dW / D - eta W,   dW_p/dt = -alpha_p (dL/dW_p / D + e_p W_p),
+    dW_a/dt = beta (W - W_a)
+
+with L the mean of the loss over the n // B consecutive blocks of B pairs (``batch_size`` B, 0: one
+block of n; the expected minibatch loss at batch size B over the fixed sample), D
+(``directions``) the loss convention of a run (``loss_directions`` x ``loss_scale``: the flow time
+of one unit of learning rate, empirical.flow; 1: the loss itself), e_p = eta / alpha_p
+(``predictor_decay='eta'``) or eta (``'alpha_p_eta'``, a run's one weight decay for both parameter
+groups). A deep linear encoder (``depth`` L > 1) is the product W = W_L ... W_2 W_1 of L layers
+(W_1: d x n1, the others d x d), each trained by the flow of the same loss (the deep-linear flow,
+Saxe et al. 2014; Arora et al. 2018: dW_l/dt = -dL/dW_l / D - eta W_l).
 
 This is how a user simulates a loss no one has written an ODE for. The loss's argument roles
 (``loss.args``) decide what it is given, with Z_v = X_v W^T the online embeddings, T_v the target
@@ -28,11 +38,14 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
+from dynamics.schedules import PiecewiseConstant
 from symbolic import losses
 from symbolic.common.options import ParameterError, param, require
+from symbolic.common.schema import COL, INPUT, ROW, TIME
 from symbolic.registry import loss_params_option
 
 ROLES = {
@@ -45,6 +58,27 @@ ROLES = {
 }
 EMA_BY_DEFAULT = ("byol", "infonce", "linear_byol")
 TARGETS = ("auto", "online", "ema")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInputs:
+    """What a run supplies (``--from-run``, :mod:`dynamics.from_run_methods`): its fixed sample
+    of augmented pairs ``x1``, ``x2`` (n, n1) in the encoder's input coordinates, its initial
+    weights (``w_up0``: the layers above the first of a deep encoder) and its schedules."""
+
+    x1: np.ndarray | None
+    x2: np.ndarray | None
+    w0: np.ndarray | None = None
+    wp0: np.ndarray | None = None
+    wa0: np.ndarray | None = None
+    w_up0: np.ndarray | None = None
+    alpha_p: PiecewiseConstant | None = None
+    beta: PiecewiseConstant | None = None
+
+    def breakpoints(self) -> np.ndarray:
+        """Where a schedule jumps (the integrator restarts there)."""
+        parts = [s.breakpoints() for s in (self.alpha_p, self.beta) if s is not None]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +102,20 @@ class GeneralParams(EncoderParams):
     alpha_p: float = param(1.0, "relative learning rate of the predictor alpha_p", above=0)
     beta: float = param(0.4, "EMA rate beta of the target: dW_a/dt = beta (W - W_a)", above=0)
     queue_size: int = param(64, "number K of queue views for infonce", at_least=1)
+    batch_size: int = param(
+        0, "minibatch size B: L is the mean loss over n // B blocks of B pairs (0: B = n)",
+        at_least=0,
+    )  # fmt: skip
+    directions: float = param(
+        1.0, "loss convention D: the flow is that of L / D (a run's loss_directions x loss_scale)",
+        above=0,
+    )  # fmt: skip
+    predictor_decay: str = param(
+        "eta", "decay of W_p per unit time: eta, or alpha_p eta (a run's)",
+        choices=("eta", "alpha_p_eta"),
+    )  # fmt: skip
+    symmetrize: bool = param(False, "add the loss with the two views swapped (Liu et al.'s run)")
+    depth: int = param(1, "layers L of the deep linear encoder W = W_L ... W_1", at_least=1)
 
     def __post_init__(self):
         super().__post_init__()
@@ -77,7 +125,10 @@ class GeneralParams(EncoderParams):
             raise ParameterError(f"loss={self.loss!r} is not allowed: {err}") from None
         usable = [n for n in losses.names() if tuple(losses.get(n).args) in ROLES]
         require(tuple(loss.args) in ROLES, "loss", self.loss, "one of " + ", ".join(usable))
-        require(self.n_samples >= loss.min_n, "n_samples", self.n_samples, f">= {loss.min_n}")
+        block = self.batch_size or self.n_samples
+        require(block <= self.n_samples, "batch_size", block, f"<= n_samples {self.n_samples}")
+        require(block >= loss.min_n, "batch_size", block, f">= {loss.min_n}")
+        require(self.depth == 1 or not self.ema_target, "depth", self.depth, "1 with an EMA target")
         try:  # the loss's own parser and checks (the one NAME=VALUE syntax of every command)
             resolved = loss.resolve({**loss.defaults, **loss.parse(dict(self.loss_params))})
         except (TypeError, ValueError) as err:
@@ -101,13 +152,17 @@ class GeneralModel(EncoderModel):
     name = "general"
     description = "any loss of symbolic.losses on a linear encoder (+ predictor), by autograd"
 
-    def __init__(self, params: GeneralParams):
+    def __init__(self, params: GeneralParams, inputs: RunInputs | None = None):
         import torch  # only this model needs torch
 
         self.torch = torch
         self.loss = losses.get(params.loss)
         self.hyper = dict(params.loss_params)
+        #: what a run supplies (its pairs, weights and schedules), or None
+        self.inputs = inputs
         super().__init__(params)
+        if inputs is not None:  # the run's fixed sample of augmented pairs replaces the data
+            self.data = SyntheticViews(inputs.x1, inputs.x1, inputs.x2)
         rng = np.random.default_rng(np.random.SeedSequence(params.seed).spawn(7)[6])
         queue = SyntheticViews.sample(self.x_corr, self.aug_cov, params.queue_size, rng)
         #: the infonce queue's input views
@@ -116,30 +171,75 @@ class GeneralModel(EncoderModel):
             k: torch.from_numpy(v)
             for k, v in (("x1", self.data.x1), ("x2", self.data.x2), ("q", self.queue_inputs))
         }
+        bound = 1 / np.sqrt(params.dim)  # torch's nn.Linear(d, d) initialisation
+        self._w_up0 = rng.uniform(-bound, bound, (params.depth - 1, params.dim, params.dim))
 
     @property
     def has_predictor(self) -> bool:
         return self.params.role in ("predict", "linear_predictor", "predictor_pair")
 
     def make_layout(self) -> StateLayout:
+        q = self.params
         layout = super().make_layout()
-        if self.params.ema_target:
-            layout = StateLayout(
-                [*layout.blocks, ("W_a", (self.params.dim, self.params.input_dim))]
-            )
-        return layout
+        extra = [("W_up", (q.depth - 1, q.dim, q.dim))] if q.depth > 1 else []
+        if q.ema_target:
+            extra.append(("W_a", (q.dim, q.input_dim)))
+        return StateLayout([*layout.blocks, *extra])
 
     def initial_state(self, w0=None, wp0=None, wa0=None) -> np.ndarray:
-        blocks = {"W": self._w0 if w0 is None else w0}
+        given = self.inputs or RunInputs(None, None)
+        w0 = next(w for w in (w0, given.w0, self._w0) if w is not None)
+        blocks = {"W": w0}
         if self.predictor_trained:
-            blocks["W_p"] = self._wp0 if wp0 is None else wp0
+            blocks["W_p"] = next(w for w in (wp0, given.wp0, self._wp0) if w is not None)
+        if self.params.depth > 1:
+            blocks["W_up"] = self._w_up0 if given.w_up0 is None else given.w_up0
         if self.params.ema_target:
-            blocks["W_a"] = blocks["W"] if wa0 is None else wa0
+            blocks["W_a"] = next(w for w in (wa0, given.wa0, w0) if w is not None)
         return self.layout.pack(**blocks)
+
+    @staticmethod
+    def encoder_matrix(blocks: dict[str, Any]) -> Any:
+        """W = W_L ... W_2 W_1 (W_1 = ``W``, the others ``W_up``), numpy or torch, any leading
+        (time) axes; W itself for one layer."""
+        w = blocks["W"]
+        if "W_up" in blocks:
+            for layer in range(blocks["W_up"].shape[-3]):
+                w = blocks["W_up"][..., layer, :, :] @ w
+        return w
+
+    def views(self, blocks):
+        return self.embeddings(self.encoder_matrix(blocks))
+
+    def eval_embeddings(self, blocks):
+        return self.data.xbar @ np.swapaxes(self.encoder_matrix(blocks), -1, -2)
+
+    def rates(self, t: float) -> tuple[float, float]:
+        """(alpha_p, beta) at flow time t: the run's schedules where given, else the params."""
+        q, given = self.params, self.inputs
+        alpha_p = q.alpha_p if given is None or given.alpha_p is None else given.alpha_p(t)
+        beta = q.beta if given is None or given.beta is None else given.beta(t)
+        return float(alpha_p), float(beta)
+
+    def minibatch_loss(self, blocks: dict[str, Any], x: dict[str, Any]) -> Any:
+        """The mean of the loss over the n // B consecutive blocks of B pairs (the views
+        swapped and added with ``symmetrize``)."""
+        n = x["x1"].shape[0]
+        size = self.params.batch_size or n
+        parts = n // size
+        total = 0.0
+        for k in range(parts):
+            part = {**x, "x1": x["x1"][k * size : (k + 1) * size]}
+            part["x2"] = x["x2"][k * size : (k + 1) * size]
+            total = total + self.loss(*self.loss_arguments(blocks, part), **self.hyper)
+            if self.params.symmetrize:
+                swapped = {**part, "x1": part["x2"], "x2": part["x1"]}
+                total = total + self.loss(*self.loss_arguments(blocks, swapped), **self.hyper)
+        return total / parts
 
     def loss_arguments(self, blocks: dict[str, Any], x: dict[str, Any]) -> tuple:
         """The loss's arrays from the state ``blocks`` and inputs ``x`` (numpy or torch alike)."""
-        w = blocks["W"]
+        w = self.encoder_matrix(blocks)
         wa = blocks.get("W_a", w)
         z1, z2 = x["x1"] @ w.T, x["x2"] @ w.T
         t1, t2 = (x["x1"] @ wa.T, x["x2"] @ wa.T) if "W_a" in blocks else (z1, z2)
@@ -169,7 +269,7 @@ class GeneralModel(EncoderModel):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            value = self.loss(*self.loss_arguments(tensors, self._tensors), **self.hyper)
+            value = self.minibatch_loss(tensors, self._tensors)
             grads = torch.autograd.grad(value, [tensors[k] for k in trained], allow_unused=True)
         finally:
             torch.set_num_threads(threads)
@@ -182,16 +282,30 @@ class GeneralModel(EncoderModel):
         q = self.params
         b = self.layout.unpack(y)
         grads = self.gradients(b)
-        out = {"W": -grads["W"] - q.eta * b["W"]}
+        alpha_p, beta = self.rates(t)
+        out = {k: -grads[k] / q.directions - q.eta * b[k] for k in ("W", "W_up") if k in b}
         if self.predictor_trained:
-            out["W_p"] = -q.alpha_p * grads["W_p"] - q.eta * b["W_p"]
+            decay = q.eta * (alpha_p if q.predictor_decay == "alpha_p_eta" else 1.0)
+            out["W_p"] = -alpha_p * grads["W_p"] / q.directions - decay * b["W_p"]
         if q.ema_target:
-            out["W_a"] = q.beta * (b["W"] - b["W_a"])
+            out["W_a"] = beta * (b["W"] - b["W_a"])
         return self.layout.pack(**out)
 
     def loss_value(self, blocks) -> float:
         x = {"x1": self.data.x1, "x2": self.data.x2, "q": self.queue_inputs}
-        return float(self.loss(*self.loss_arguments(blocks, x), **self.hyper))
+        return float(self.minibatch_loss(blocks, x))
+
+    def observables(self, t: np.ndarray, y: np.ndarray) -> xr.Dataset:
+        """The encoder model's observables, with the weights: W (the product for a deep
+        encoder) and W_p, W_a where trained."""
+        ds = super().observables(t, y)
+        b = self.layout.unpack(y)
+        ds["w"] = ((TIME, ROW, INPUT), self.encoder_matrix(b))
+        if "W_p" in b:
+            ds["wp"] = ((TIME, ROW, COL), b["W_p"])
+        if "W_a" in b:
+            ds["w_target"] = ((TIME, ROW, INPUT), b["W_a"])
+        return ds
 
     def summary(self, ds):
         q = self.params

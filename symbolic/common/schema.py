@@ -37,11 +37,12 @@ COL = "col"
 INPUT = "input"
 INPUT_COL = "input_col"
 COMPONENT = "component"
+PAIR = "pair"
 
 #: dimensions along which a result progresses
 AXES = (TIME, EPOCH, STEP)
 #: dimensions with a fixed meaning
-KNOWN_DIMS = (*AXES, MODE, RANK, ROW, COL, INPUT, INPUT_COL, COMPONENT)
+KNOWN_DIMS = (*AXES, MODE, RANK, ROW, COL, INPUT, INPUT_COL, COMPONENT, PAIR)
 
 #: name -> (long name, units). "1" marks a dimensionless quantity.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -137,6 +138,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "x_corr_se": ("standard error of each entry of x_corr", "1"),
     "pca_variance": ("variance of the training images along each principal component", "1"),
     "aug_cov_se": ("standard error of each entry of aug_cov", "1"),
+    "eval_mean": ("mean of the held-out clean images (input coordinates)", "1"),
+    "eval_second_moment": ("uncentred second moment of the held-out clean images", "1"),
+    "x1": ("first augmented view of each pair (input coordinates)", "1"),
+    "x2": ("second augmented view of each pair (input coordinates)", "1"),
     "ds_dt": ("ds_j/dt of the per-mode system at fixed tau (phase diagrams)", "1"),
     "fixed_p": ("p of each isolated fixed point at fixed tau (NaN: none; phase diagrams)", "1"),
     "fixed_s": ("s of each isolated fixed point at fixed tau (NaN: none; phase diagrams)", "1"),
@@ -259,6 +264,10 @@ CORE_DIMS: dict[str, tuple[str, ...]] = {
     "pca_variance": (INPUT,),
     "aug_cov_se": (INPUT, INPUT_COL),
     "mode_direction": (MODE, INPUT),
+    "eval_mean": (INPUT,),
+    "eval_second_moment": (INPUT, INPUT_COL),
+    "x1": (PAIR, INPUT),
+    "x2": (PAIR, INPUT),
     "delta": (COMPONENT,),
     "delta_predicted": (COMPONENT,),
 }
