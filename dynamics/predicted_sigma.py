@@ -4,9 +4,10 @@ A run (``empirical.train``, :mod:`empirical.measure`) measures the decorrelation
 z = W x on N un-augmented held-out images: the Pearson correlation Sigma of z, its mean squared
 off-diagonal entry over alive dimensions ``sigma_corr_mean_sq`` (floor 1/(N-1)), the total
 ||Sigma - I||_F^2 ``sigma_dist_pearson``, and RankMe ``effective_rank`` (Garrido et al. 2023,
-eq. 1), and the moment convention ``sigma_dist_moment`` (M d / tr M, M = E[z z^T]) and the feature
-scale ``z_norm`` = ||Z||_F / sqrt(N). For a linear encoder every one is a function of the images' mean m and uncentred second
-moment S = (1/N) sum_i x_i x_i^T (``moments.nc``: ``eval_mean``, ``eval_second_moment``):
+eq. 1), the moment convention ``sigma_dist_moment`` (M d / tr M, M = E[z z^T]) and the feature
+scale ``z_norm`` = ||Z||_F / sqrt(N). For a linear encoder every one is a function of the images'
+mean m and uncentred second moment S = (1/N) sum_i x_i x_i^T (``moments.nc``: ``eval_mean``,
+``eval_second_moment``):
 
     Cov(z) = W (S - m m^T) W^T,   E[z z^T] = W S W^T,
     Sigma_ij = Cov_ij / sqrt(Cov_ii Cov_jj),   singular values of Z = sqrt(N eig(W S W^T)),
@@ -71,10 +72,12 @@ def held_out_sigma(
 
 
 def add_predicted_sigma(ds: xr.Dataset, moments: xr.Dataset) -> xr.Dataset:
-    """``ds`` (a simulation with ``w`` over time) with the run's Sigma statistics predicted from
-    its W(t) and the held-out moments of ``moments.nc``; the model's own feature statistics on
-    its synthetic evaluation set, which a run does not measure, are dropped. Unchanged when
-    ``moments.nc`` has no held-out moments (a run recorded before they were)."""
+    """``ds`` (a simulation derived from a run, ``w`` over time) with the run's Sigma statistics
+    predicted from its W(t) and the held-out moments of ``moments.nc``. The model's own feature
+    statistics (on its synthetic evaluation set, which the run never saw) are dropped; nothing is
+    predicted when ``moments.nc`` holds no held-out moments (a run recorded before they were)."""
+    own = [k for k in ds.data_vars if k.startswith("sigma_") or k in (*PREDICTED, "z_std")]
+    ds = ds.drop_vars(own)
     if "w" not in ds or "eval_second_moment" not in moments or "n_eval" not in moments.attrs:
         return ds
     n = int(moments.attrs["n_eval"])
@@ -84,8 +87,6 @@ def add_predicted_sigma(ds: xr.Dataset, moments: xr.Dataset) -> xr.Dataset:
         np.asarray(moments["eval_second_moment"].values, dtype=float),
         n,
     )
-    own = [k for k in ds.data_vars if k.startswith("sigma_") or k in (*PREDICTED, "z_std")]
-    ds = ds.drop_vars(own)
     for name, value in values.items():
         ds[name] = ((TIME,), value)
     ds.attrs["sigma_prediction"] = (

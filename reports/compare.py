@@ -55,6 +55,7 @@ from scipy.optimize import linear_sum_assignment
 
 from dynamics.observables import asymmetry, collapsed
 from reports.finding import NULL_MARGIN, VERDICTS, Row
+from reports.sigma_stat import sigma_error
 
 __all__ = ["NULL_MARGIN", "VERDICTS", "Row"]  # the verdict, defined in reports.finding
 
@@ -84,6 +85,7 @@ class Trajectory:
     alignment: np.ndarray | None = None  # cos(W_p u_j, u_j) (T, d), u_j of the features' F
     corr_eig: np.ndarray | None = None  # eigenvalues of the features' correlation (T, d)
     rankme: np.ndarray | None = None  # RankMe of the features (T,)
+    sigma: np.ndarray | None = None  # mean squared correlation on held-out images (T,)
 
     def at(self, times: np.ndarray) -> Trajectory:
         """This trajectory linearly interpolated onto ``times`` (entrywise); ShortPrediction
@@ -97,7 +99,7 @@ class Trajectory:
                 f"t = {times[0]:.6g}..{times[-1]:.6g}; a prediction is never extrapolated"
             )
         out = {}
-        for name in ("wp", "w"):
+        for name in ("wp", "w", "sigma"):
             values = getattr(self, name)
             if values is not None:
                 flat = values.reshape(len(self.t), -1)
@@ -108,7 +110,7 @@ class Trajectory:
     def frozen(self) -> Trajectory:
         """The null of the initial network held fixed: every entry at its first value."""
         out = {}
-        for name in ("wp", "w", "alignment", "corr_eig", "rankme"):
+        for name in ("wp", "w", "alignment", "corr_eig", "rankme", "sigma"):
             values = getattr(self, name)
             if values is not None:
                 out[name] = np.broadcast_to(values[:1], values.shape).copy()
@@ -280,6 +282,7 @@ STATISTICS: dict[str, Statistic] = {
     for s in (
         _trajectory_statistic("wp_error", "W_p trajectory", relative_error),
         _trajectory_statistic("w_error", "W trajectory", relative_error),
+        Statistic("sigma_error", "||Sigma - I|| over time", 0.1, sigma_error, ("sigma",), True),
         _trajectory_statistic("spectrum_error", "W_p eigenvalues over time", spectrum_error),
         dataclasses.replace(
             _trajectory_statistic("asymmetry_error", "W_p asymmetry over time", asymmetry_error),

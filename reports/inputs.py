@@ -24,6 +24,7 @@ import xarray as xr
 
 from dynamics import replay
 from reports.compare import Trajectory
+from reports.sigma_stat import SIGMA_VARIABLE
 from symbolic.common.cli import UsageError
 from symbolic.common.schema import EPOCH, TIME, VARIABLES, core_dims
 
@@ -140,6 +141,7 @@ class Result:
             self.values("alignment_cos") if self.has("alignment_cos") else None,
             self.values("corr_eig") if self.has("corr_eig") else None,
             self.values("effective_rank") if self.has("effective_rank") else None,
+            sigma=self.values(SIGMA_VARIABLE) if self.has(SIGMA_VARIABLE) else None,
         )
 
     def companion_sha256(self) -> dict[str, str]:

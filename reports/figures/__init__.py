@@ -12,7 +12,8 @@ panels and :mod:`reports.style`. A new figure is one decorated function in one m
 Modules: :mod:`~reports.figures.base` (Inputs, Drawn, the registry, axis helpers),
 :mod:`~reports.figures.phase` (phase_portrait; phase_flow, phase_line, phase_collapse,
 phase_alignment), :mod:`~reports.figures.representation` (sigma_distance),
-:mod:`~reports.figures.agreement` (prediction_error), :mod:`~reports.figures.predictor`
+:mod:`~reports.figures.agreement` (prediction_error), :mod:`~reports.figures.sigma`
+(sigma_prediction), :mod:`~reports.figures.predictor`
 (wp_eigenvalues, wp_spectrum_epochs, wp_heatmaps), :mod:`~reports.figures.conservation`
 (conservation_residual) and :mod:`~reports.figures.simulation` (the quick looks).
 
@@ -43,6 +44,7 @@ MODULES = (
     "phase",
     "representation",
     "agreement",
+    "sigma",
     "predictor",
     "conservation",
     "simulation",
