@@ -165,9 +165,15 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
     rng = np.random.default_rng(seed)
     wp0 = np.asarray(ds["wp"].values[0], dtype=float) if "wp" in ds else None
     wa0 = np.asarray(ds["w_target"].values[0], dtype=float) if "w_target" in ds else w0
+    w_up0 = np.asarray(ds["w_up"].values[0], dtype=float) if "w_up" in ds else None
+    if w_up0 is not None:  # a deep linear encoder: W(0) is the product, W_1(0) its first layer
+        params["depth"] = 1 + w_up0.shape[0]
+        w0 = np.linalg.solve(_product(w_up0), w0)
     if initial == "seed":
         w0 = wa0 = torch_like_init(d, n1, rng)
         wp0 = torch_like_init(d, d, rng)
+        if w_up0 is not None:
+            w_up0 = np.stack([torch_like_init(d, d, rng) for _ in w_up0])
     kind = (
         f"gradient flow of the expected minibatch loss at the run's batch size {batch} over "
         f"{x1.shape[0]} fixed augmented pairs ({PAIRS_FILE}, seed {pairs.attrs.get('pairs_seed')})"
@@ -197,9 +203,23 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
         f"(the simulation is the gradient flow over {x1.shape[0]} fixed pairs)",
     }
     inputs = RunInputs(
-        x1=x1, x2=np.asarray(pairs["x2"].values, dtype=float), w0=w0, wp0=wp0, wa0=wa0, **schedules
+        x1=x1,
+        x2=np.asarray(pairs["x2"].values, dtype=float),
+        w0=w0,
+        wp0=wp0,
+        wa0=wa0,
+        w_up0=w_up0,
+        **schedules,
     )
     return Derived(params=params, inputs=inputs, t_eval=t_eval, attrs=derived_attrs)
+
+
+def _product(layers: np.ndarray) -> np.ndarray:
+    """W_L ... W_2 of the stacked layers W_2 ... W_L."""
+    out = np.eye(layers.shape[-1])
+    for layer in layers:
+        out = layer @ out
+    return out
 
 
 def moments_of(run: str | Path) -> xr.Dataset | None:

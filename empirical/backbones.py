@@ -16,7 +16,9 @@ The theory's encoders (the model ladder of the bridge experiments):
   principal components of the flattened, normalised training images (P, mu fitted on the training
   split only, stored as buffers; Tian et al. 2021 eq. 1 with x in PCA coordinates), scaled by
   c = 1/sqrt(mean variance of the k components) so that a coordinate has variance 1 on average
-  (learning rates then mean the same whatever the image size);
+  (learning rates then mean the same whatever the image size); with ``depth`` L > 1 the deep
+  linear encoder f = W_L ... W_2 W_1 c P (x - mu), bias-free layers W_l (width x width above the
+  first), whose flow is the deep-linear flow (``dynamics.simulate general --from-run``);
 - ``mlp``: ``depth`` blocks Linear(width) [BatchNorm] ReLU on the flattened pixels.
 """
 
@@ -86,15 +88,17 @@ def principal_components(
 
 class LinearEncoder(nn.Module):
     """f = W c P (x - mu): bias-free W (width x k) on the first k principal components of x,
-    scaled to unit mean variance."""
+    scaled to unit mean variance; W = W_L ... W_1, a product of ``depth`` bias-free layers."""
 
-    def __init__(self, in_features: int, input_dim: int, width: int) -> None:
+    def __init__(self, in_features: int, input_dim: int, width: int, depth: int = 1) -> None:
         super().__init__()
         self.register_buffer("pca_mean", torch.zeros(in_features))
         self.register_buffer("pca_components", torch.zeros(input_dim, in_features))
         self.register_buffer("pca_variance", torch.zeros(input_dim))
         self.register_buffer("pca_scale", torch.ones(()))
         self.linear = nn.Linear(input_dim, width, bias=False)
+        #: the layers W_2 ... W_L above the first (none for the linear encoder)
+        self.above = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(depth - 1))
         self.out_dim = width
 
     def fit(self, batches: Iterable[torch.Tensor]) -> None:
@@ -107,8 +111,16 @@ class LinearEncoder(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """W, shape (width, k)."""
-        return self.linear.weight
+        """W = W_L ... W_1, shape (width, k)."""
+        w = self.linear.weight
+        for layer in self.above:
+            w = layer.weight @ w
+        return w
+
+    @property
+    def weights_above(self) -> torch.Tensor | None:
+        """W_2 ... W_L stacked (depth - 1, width, width), None for one layer."""
+        return torch.stack([layer.weight for layer in self.above]) if self.above else None
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """PCA coordinates c P (x - mu) of images x (N, C, H, W), rows as samples (the buffer
@@ -117,7 +129,10 @@ class LinearEncoder(nn.Module):
         return (flat - self.pca_mean.to(flat.dtype)) @ self.pca_components.to(flat.dtype).T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.project(x))
+        h = self.linear(self.project(x))
+        for layer in self.above:
+            h = layer(h)
+        return h
 
 
 def mlp_encoder(in_features: int, width: int, depth: int, batchnorm: bool) -> nn.Sequential:
@@ -174,7 +189,7 @@ def build_backbone(
     if name == "convnet":
         return ConvNet(in_channels, width)
     if name == "linear":
-        return LinearEncoder(pixels, input_dim, width)
+        return LinearEncoder(pixels, input_dim, width, depth)
     if name == "mlp":
         return mlp_encoder(pixels, width, depth, batchnorm)
     if name in ("resnet18", "resnet50"):

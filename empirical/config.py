@@ -74,7 +74,10 @@ class TrainConfig:
         32, "ConvNet base width (features 4*width); linear/mlp: output width", at_least=1,
         at_most=16384,
     )  # fmt: skip
-    depth: int = param(1, "mlp backbone: number of Linear-ReLU blocks", at_least=1, at_most=64)
+    depth: int = param(
+        1, "mlp backbone: number of Linear-ReLU blocks; linear: layers W_L ... W_1 (deep linear)",
+        at_least=1, at_most=64,
+    )  # fmt: skip
     batchnorm: bool = param(False, "mlp backbone: BatchNorm after each Linear")
     input_dim: int = param(
         32, "linear backbone: principal components of the images it sees", at_least=1,

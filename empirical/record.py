@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from symbolic.common.schema import COL, EPOCH, INPUT, MODE, ROW, STEP, TIME
+from symbolic.common.schema import COL, EPOCH, INPUT, LAYER, MODE, ROW, STEP, TIME
 
 RANDOM_BASELINE = ("knn_acc", "linear_acc")
 #: per-step records (name in the run's step record -> variable name)
@@ -66,6 +66,8 @@ def from_storable(entry: dict) -> dict:
 
 
 def _dims(name: str, ndim: int) -> tuple[str, ...]:
+    if ndim == 4:  # w_up: the layers of a deep linear encoder above the first
+        return (EPOCH, LAYER, ROW, COL)
     if ndim == 3:
         return (EPOCH, ROW, INPUT) if name in ("w", "w_target") else (EPOCH, ROW, COL)
     return {1: (EPOCH,), 2: (EPOCH, MODE)}[ndim]

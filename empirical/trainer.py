@@ -247,6 +247,8 @@ class Run:
         backbone = method.online.backbone
         if isinstance(backbone, LinearEncoder):
             weights["w"] = backbone.weight
+            if backbone.weights_above is not None:
+                weights["w_up"] = backbone.weights_above
             if method.target_net is not None:
                 weights["w_target"] = method.target_net.backbone.weight
         return self.recorder.measure(

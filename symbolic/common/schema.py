@@ -38,11 +38,12 @@ INPUT = "input"
 INPUT_COL = "input_col"
 COMPONENT = "component"
 PAIR = "pair"
+LAYER = "layer"
 
 #: dimensions along which a result progresses
 AXES = (TIME, EPOCH, STEP)
 #: dimensions with a fixed meaning
-KNOWN_DIMS = (*AXES, MODE, RANK, ROW, COL, INPUT, INPUT_COL, COMPONENT, PAIR)
+KNOWN_DIMS = (*AXES, MODE, RANK, ROW, COL, INPUT, INPUT_COL, COMPONENT, PAIR, LAYER)
 
 #: name -> (long name, units). "1" marks a dimensionless quantity.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -141,6 +142,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "eval_mean": ("mean of the held-out clean images (input coordinates)", "1"),
     "eval_second_moment": ("uncentred second moment of the held-out clean images", "1"),
     "x1": ("first augmented view of each pair (input coordinates)", "1"),
+    "w_up": ("layers W_2 ... W_L of a deep linear encoder (W = W_L ... W_1 is w)", "1"),
     "x2": ("second augmented view of each pair (input coordinates)", "1"),
     "ds_dt": ("ds_j/dt of the per-mode system at fixed tau (phase diagrams)", "1"),
     "fixed_p": ("p of each isolated fixed point at fixed tau (NaN: none; phase diagrams)", "1"),
@@ -267,6 +269,7 @@ CORE_DIMS: dict[str, tuple[str, ...]] = {
     "eval_mean": (INPUT,),
     "eval_second_moment": (INPUT, INPUT_COL),
     "x1": (PAIR, INPUT),
+    "w_up": (LAYER, ROW, COL),
     "x2": (PAIR, INPUT),
     "delta": (COMPONENT,),
     "delta_predicted": (COMPONENT,),
