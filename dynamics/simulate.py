@@ -50,8 +50,9 @@ from symbolic.common.results import write_netcdf
 FROM_RUN = ("linear_byol", "linear_simsiam", "general")
 FROM_RUN_FREE = ("seed", "sigma2")
 #: solver tolerances of a derived ``general`` simulation (its right-hand side is autograd over
-#: the minibatches; the run it predicts is noisy at the 1e-2 level) unless chosen
-GENERAL_SOLVER = {"method": "RK45", "rtol": 1e-5, "atol": 1e-8}
+#: the minibatches; the run it predicts is noisy at the 1e-2 level, the solver's error 1e-4) unless
+#: chosen
+GENERAL_SOLVER = {"method": "RK45", "rtol": 1e-4, "atol": 1e-7}
 
 
 def from_run_setup(
