@@ -30,7 +30,7 @@ def sigma_prediction(inputs: Inputs) -> Drawn:
     ][: len(style.PALETTE)]
     if not pairs:
         return absent("no run has a simulation derived from it that predicts its Sigma")
-    fig = style.new_figure("double", 2.6)
+    fig = style.new_figure("double", 3.0)
     left, right = fig.subplots(1, 2)
     for i, (run, sim) in enumerate(pairs):
         look = {"color": style.color(i)}
@@ -48,8 +48,9 @@ def sigma_prediction(inputs: Inputs) -> Drawn:
     left.set_ylabel(r"$\|\Sigma - I\|_F^2$")
     left.set_title("total (Liu et al. 2022, Fig. 1)")
     right.set_ylabel(r"mean$_{i \neq j}\ \rho_{ij}^2$")
-    right.set_title("mean squared off-diagonal correlation")
-    left.legend(loc="best", fontsize="small")
+    right.set_title("mean squared correlation")
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize="small")
     caption = (
         "Decorrelation of the features on the run's held-out, un-augmented evaluation images "
         "against epochs: markers as the run measured it, lines as predicted by the simulation "
