@@ -22,7 +22,6 @@ The attribute ``prediction_kind`` says which of the two predictions a result is.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,9 @@ from dynamics.from_run import (
     Derived,
     _one_value,
     _open,
+    _run_params,
     _sha256,
+    _variable,
     torch_like_init,
 )
 from dynamics.models.general import ROLES, RunInputs
@@ -69,16 +70,7 @@ def scenario_of(run: str | Path) -> str:
     return GENERAL
 
 
-def _attr_json(attrs: dict, key: str) -> dict:
-    text = attrs.get(f"param_{key}", "{}")
-    try:
-        value = json.loads(text) if isinstance(text, str) else {}
-    except json.JSONDecodeError:
-        value = {}
-    return value if isinstance(value, dict) else {}
-
-
-def _check_run(ds: xr.Dataset, path: Path) -> None:
+def _check_run(ds: xr.Dataset, path: Path, options: dict) -> None:
     attrs = ds.attrs
     if attrs.get("kind") != "training":
         raise UsageError(f"--from-run {path}: not a training run (kind {attrs.get('kind')!r})")
@@ -89,7 +81,7 @@ def _check_run(ds: xr.Dataset, path: Path) -> None:
             f"--from-run {path}: the run stored no W: general predicts runs of a linear encoder "
             "(--backbone linear --projector none)"
         )
-    if str(attrs.get("param_projector", "none")) != "none":
+    if str(options.get("projector", "none")) != "none":
         raise UsageError(f"--from-run {path}: the run has a projector; train with --projector none")
     if str(attrs.get("predictor_kind")) == "set":
         raise UsageError(
@@ -116,7 +108,8 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
     """The parameters, inputs and output times of ``general`` derived from the run ``run``."""
     path = run_file(run)
     ds = _open(path)
-    _check_run(ds, path)
+    options = _run_params(ds.attrs, path)
+    _check_run(ds, path, options)
     attrs = ds.attrs
     pairs_path = path.parent / PAIRS_FILE
     if not pairs_path.is_file():
@@ -125,15 +118,17 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
             "empirical.train on a linear backbone write it)"
         )
     pairs = _open(pairs_path)
-    t_eval = np.asarray(ds["time"].values, dtype=float)
+    t_eval = _variable(ds, "time", path, "the measurement times")
     if t_eval[0] != 0 or np.any(np.diff(t_eval) <= 0):
         raise UsageError(f"--from-run {path}: its measurement times are not increasing from 0")
-    edges = np.concatenate([[0.0], np.asarray(ds["flow_time_step"].values, dtype=float)])
-    eta = _one_value(ds["eta_step"].values, "weight decay per unit flow time eta", path)
+    edges = np.concatenate([[0.0], _variable(ds, "flow_time_step", path, "the flow time")])
+    eta = _one_value(
+        _variable(ds, "eta_step", path, "eta"), "weight decay per unit flow time eta", path
+    )
     w0 = np.asarray(ds["w"].values[0], dtype=float)
     d, n1 = w0.shape
     x1 = np.asarray(pairs["x1"].values, dtype=float)
-    batch = int(attrs.get("param_batch_size", 0))
+    batch = int(options.get("batch_size", 0))
     if x1.shape[1] != n1 or not 2 <= batch <= x1.shape[0]:
         raise UsageError(
             f"--from-run {run}: {PAIRS_FILE} holds {x1.shape[0]} pairs of dimension "
@@ -148,16 +143,16 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
         "n_samples": x1.shape[0],
         "eta": eta,
         "loss": loss,
-        "loss_params": _attr_json(attrs, "loss_params"),
+        "loss_params": dict(options.get("loss_params") or {}),
         "target": "ema" if target == "ema" else "online",
         "batch_size": batch,
         "directions": directions,
         "predictor_decay": str(attrs.get("predictor_decay", "alpha_p_eta")),
-        "symmetrize": loss == "liu" and not bool(attrs.get("param_one_way", 0)),
+        "symmetrize": loss == "liu" and not bool(options.get("one_way", False)),
     }
     schedules: dict[str, Any] = {}
     for name in ("alpha_p", "beta"):
-        values = np.asarray(ds[f"{name}_step"].values, dtype=float)
+        values = _variable(ds, f"{name}_step", path, f"the schedule of {name}")
         if np.all(np.isfinite(values)) and values.size:
             schedule = PiecewiseConstant(edges, values)
             params[name] = float(values[0])
