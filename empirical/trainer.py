@@ -310,7 +310,7 @@ class Run:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed)
         images = torch.cat(
-            [b for b, _ in self.train_split.head(n_images).all_batches(256, 0, self.device)]
+            [b for b, _ in self.train_split.head(n_images).all_batches(256, self.device)]
         )
         x1, x2 = draw_pairs(images, make_views(cfg, self.normalize, generator), project, N_PAIRS)
         self.recorder.write_pairs(
