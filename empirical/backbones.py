@@ -117,10 +117,13 @@ class LinearEncoder(nn.Module):
             w = layer.weight @ w
         return w
 
-    @property
-    def weights_above(self) -> torch.Tensor | None:
-        """W_2 ... W_L stacked (depth - 1, width, width), None for one layer."""
-        return torch.stack([layer.weight for layer in self.above]) if self.above else None
+    def recorded_weights(self) -> dict[str, torch.Tensor]:
+        """What a run records of the encoder: W (``w``) and, for a deep encoder, W_2 ... W_L
+        stacked (depth - 1, width, width) as ``w_up``."""
+        out = {"w": self.weight}
+        if self.above:
+            out["w_up"] = torch.stack([layer.weight for layer in self.above])
+        return out
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """PCA coordinates c P (x - mu) of images x (N, C, H, W), rows as samples (the buffer

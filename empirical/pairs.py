@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from symbolic.common.provenance import provenance
+from symbolic.common.results import write_netcdf
 from symbolic.common.schema import INPUT, INPUT_COL, PAIR
 
 PAIRS = "pairs.nc"
@@ -70,3 +72,30 @@ def held_out_moments(inputs: Iterable[torch.Tensor]) -> tuple[dict[str, tuple], 
         "eval_mean": (INPUT, (total / n).numpy()),
         "eval_second_moment": ((INPUT, INPUT_COL), (outer / n).numpy()),
     }, n
+
+
+def add_held_out(ds: xr.Dataset, inputs: Iterable[torch.Tensor]) -> xr.Dataset:
+    """``moments.nc``'s content ``ds`` with the held-out moments of ``inputs`` and their count
+    ``n_eval`` (:func:`held_out_moments`)."""
+    variables, n_eval = held_out_moments(inputs)
+    ds = ds.assign(variables)
+    ds.attrs.update(n_eval=n_eval, eval_moments="the eval subset, un-augmented (Sigma's images)")
+    return ds
+
+
+def write_run_pairs(run, views, n_images: int) -> None:
+    """``pairs.nc`` in the folder of ``run`` (an :class:`empirical.trainer.Run` on the linear
+    backbone): N_PAIRS pairs of its first ``n_images`` training images through
+    ``views(generator)`` (the run's augmentation) on a generator of their own (seed: the run's
+    x 1000 + PAIRS_SEED_OFFSET), in the backbone's input coordinates."""
+    cfg, recorder, device = run.cfg, run.recorder, run.device
+    split, project = run.train_split, run.method.online.backbone.project
+    seed = cfg.seed * 1000 + PAIRS_SEED_OFFSET
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    images = torch.cat([b for b, _ in split.head(n_images).all_batches(256, device)])
+    x1, x2 = draw_pairs(images, views(generator), project, N_PAIRS)
+    ds = pairs_dataset(x1, x2, seed, augmentation=cfg.augment)
+    ds.attrs["images"] = f"the first {n_images} training images"
+    ds.attrs.update(provenance("pairs", recorder.settings.method, recorder.config, **ds.attrs))
+    write_netcdf(ds, recorder.out / PAIRS)

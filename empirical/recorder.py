@@ -45,7 +45,7 @@ from empirical.data import Dataset
 from empirical.flow import LARS_REASON, flow_step
 from empirical.measure import augmentation_ratio, collapse_warnings, network_measurements
 from empirical.moments import measure_moments
-from empirical.pairs import PAIRS, held_out_moments, pairs_dataset
+from empirical.pairs import add_held_out
 from empirical.record import UNDEFINED, build_dataset
 from symbolic.common.cli import UsageError
 from symbolic.common.files import write_text
@@ -316,30 +316,19 @@ class Recorder:
     ) -> None:
         """``moments.nc``: X and X' (:func:`empirical.moments.measure_moments`) of the uint8
         image ``batches`` through ``view``, mapped by ``project`` to the encoder's input
-        coordinates; ``variance`` (the PCA variances) stored as ``pca_variance``; ``held_out``:
-        the eval subset's un-augmented inputs in those coordinates, whose mean and second moment
-        are stored (:func:`empirical.pairs.held_out_moments`); ``attrs`` describe the
-        coordinates."""
+        coordinates; ``variance`` (the PCA variances) stored as ``pca_variance``, ``held_out``
+        inputs' moments (:func:`empirical.pairs.add_held_out`); ``attrs`` describe them."""
         ds = measure_moments(batches, view, project, n_views)
         if variance is not None:
             ds["pca_variance"] = ("input", variance.cpu().numpy())
         if held_out is not None:
-            variables, n_eval = held_out_moments(held_out)
-            ds = ds.assign(variables)
-            ds.attrs["n_eval"] = n_eval
-            ds.attrs["eval_moments"] = "the eval subset, un-augmented (the Sigma statistics')"
+            ds = add_held_out(ds, held_out)
         ds.attrs.update(
             provenance("moments", self.settings.method, self.config, **attrs),
             n_images=ds.attrs["n_images"],
             n_views=ds.attrs["n_views"],
         )
         write_netcdf(ds, self.out / MOMENTS)
-
-    def write_pairs(self, x1: np.ndarray, x2: np.ndarray, seed: int, **attrs: Any) -> None:
-        """``pairs.nc``: augmented pairs, their size and seed (:mod:`empirical.pairs`)."""
-        ds = pairs_dataset(x1, x2, seed, **attrs)
-        ds.attrs.update(provenance("pairs", self.settings.method, self.config, **ds.attrs))
-        write_netcdf(ds, self.out / PAIRS)
 
     def skipped_files(self) -> list[str]:
         """Every unreadable image met by this run (and the runs it resumes)."""

@@ -35,7 +35,7 @@ from empirical.data import Dataset, epoch_order, open_dataset, rank_batches
 from empirical.distributed import DistInfo, barrier
 from empirical.measure import fill_batchnorm
 from empirical.optim import ema_momentum, scaled_lr, scheduled_lr, set_learning_rate
-from empirical.pairs import N_PAIRS, PAIRS_SEED_OFFSET, draw_pairs
+from empirical.pairs import write_run_pairs
 from empirical.recorder import BN_FILL_IMAGES, CONFIG, MOMENTS, RESULTS, Recorder, epoch_line
 from empirical.recorder import summary as summary_text
 from empirical.resources import check_training_memory
@@ -246,9 +246,7 @@ class Run:
         weights = {}
         backbone = method.online.backbone
         if isinstance(backbone, LinearEncoder):
-            weights["w"] = backbone.weight
-            if backbone.weights_above is not None:
-                weights["w_up"] = backbone.weights_above
+            weights.update(backbone.recorded_weights())
             if method.target_net is not None:
                 weights["w_target"] = method.target_net.backbone.weight
         return self.recorder.measure(
@@ -293,29 +291,13 @@ class Run:
             "training images (PCA fitted on the training split only)",
             augmentation=cfg.augment,
             images="the first n_images training images",
-            held_out=(
-                backbone.project(x)
-                for x in eval_batches(
-                    self.data.test, cfg.eval_size, cfg, self.eval_view, self.device
-                )
-            ),
+            held_out=map(backbone.project, eval_batches(*self.held_out_images())),
         )
-        self.write_pairs(backbone.project, n)
+        write_run_pairs(self, functools.partial(make_views, cfg, self.normalize), n)
 
-    def write_pairs(self, project, n_images: int) -> None:
-        """``pairs.nc`` (:mod:`empirical.pairs`): N_PAIRS augmented pairs of the first
-        ``n_images`` training images through the run's augmentation, own generator."""
-        cfg = self.cfg
-        seed = cfg.seed * 1000 + PAIRS_SEED_OFFSET
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(seed)
-        images = torch.cat(
-            [b for b, _ in self.train_split.head(n_images).all_batches(256, self.device)]
-        )
-        x1, x2 = draw_pairs(images, make_views(cfg, self.normalize, generator), project, N_PAIRS)
-        self.recorder.write_pairs(
-            x1, x2, seed, augmentation=cfg.augment, images=f"the first {n_images} training images"
-        )
+    def held_out_images(self) -> tuple:
+        """eval_batches' arguments for the eval subset (the images the Sigma statistics use)."""
+        return self.data.test, self.cfg.eval_size, self.cfg, self.eval_view, self.device
 
     def epoch_line(self, entry: dict) -> str:
         skipped = len(self.recorder.skipped_files())
