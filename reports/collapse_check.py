@@ -39,6 +39,7 @@ from dynamics.collapse_map import (
     pencil_modes,
     problem_from_run,
 )
+from reports.experiments.options import device_options
 from reports.tables import Column, Table, table_frame, to_markdown, write_table
 from symbolic.common.cli import run_command
 from symbolic.common.files import write_text
@@ -82,7 +83,9 @@ def train_command(size: CheckSize, weight_decay: float, seed: int, epochs: int, 
         "--seed": seed, "--out": out,
     }  # fmt: skip
     flat = [str(v) for pair in options.items() for v in pair]
-    return [sys.executable, "-m", "empirical.train", "byol", *flat, "--no-probes", "--quiet"]
+    device = device_options()  # CPU-sized: stays on the CPU in fp32 on a GPU machine too
+    tail = ("--no-probes", "--quiet")
+    return [sys.executable, "-m", "empirical.train", "byol", *flat, *device, *tail]
 
 
 def measured_alive(run: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -61,3 +61,16 @@ def test_weight_error_and_nearness():
 def test_weight_decays_away_from_the_thresholds_lie_between_them():
     away = away_from_thresholds(np.array([2.0, 1.0, 0.25]))
     np.testing.assert_allclose(away, [0.5, np.sqrt(2.0)])
+
+
+def test_the_check_s_trainings_are_parsed_by_the_trainer_and_stay_on_the_cpu(tmp_path):
+    """Every training of the rung is a valid empirical.train command line, pinned to the CPU in
+    fp32 (a CPU-sized run must not switch to CUDA and bf16 on a GPU machine)."""
+    from empirical.train import build_parser
+
+    from reports.collapse_check import SIZE, train_command
+
+    argv = train_command(SIZE, 0.3, 0, 2, tmp_path / "run")
+    assert argv[1:4] == ["-m", "empirical.train", "byol"]
+    args = build_parser().parse_args(argv[3:])
+    assert (args.device, args.precision) == ("cpu", "fp32")
