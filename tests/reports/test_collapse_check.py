@@ -67,7 +67,6 @@ def test_the_check_s_trainings_are_parsed_by_the_trainer_and_stay_on_the_cpu(tmp
     """Every training of the rung is a valid empirical.train command line, pinned to the CPU in
     fp32 (a CPU-sized run must not switch to CUDA and bf16 on a GPU machine)."""
     from empirical.train import build_parser
-
     from reports.collapse_check import SIZE, train_command
 
     argv = train_command(SIZE, 0.3, 0, 2, tmp_path / "run")
