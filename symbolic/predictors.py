@@ -9,7 +9,7 @@ eigenvalues clipped at 0), W_p = U diag(p) U^T and, in the two named eps convent
     'paper': p_j = sqrt(s_j) + eps * max_k s_k                      (eq. 18 as printed)
     'code' : p_j = max(sqrt(s_j / max_k s_k) + eps, 1e-4)           (luckmatters, boost_scale)
 
-DirectSet(alpha) (Tian et al. 2021, Sec. 6) replaces the square root by the power s^alpha
+DirectSet(alpha) (Tian et al. 2021) replaces the square root by the power s^alpha
 (``exponent``; 1/2 is DirectPred): p_j = s_j^alpha + eps max_k s_k, or (s_j / max_k s_k)^alpha +
 eps in the code convention.
 

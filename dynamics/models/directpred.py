@@ -14,8 +14,8 @@ its first batch initialises it). With F_hat = U diag(s) U^T (s clipped at 0), W_
 - DirectPred, convention 'code' (luckmatters byol_trainer.py, ``boost_scale``):
                                                   p_j = max(sqrt(s_j / max_k s_k) + eps, 1e-4)
 - DirectCopy (Wang et al. 2021):                  W_p = F_hat + eps I
-- DirectSet(alpha) (Tian et al. 2021, Sec. 6): ``--exponent alpha`` replaces the square roots
-  above by the power alpha (1/2 is DirectPred).
+- DirectSet(alpha) (Tian et al. 2021): ``--exponent alpha`` replaces the square roots above by
+  the power alpha (1/2 is DirectPred).
 
 Fixed points (isotropic X = I, X' = sigma^2 I, tau = 1): a surviving mode of W needs its predictor
 eigenvalue at p*_+ (Tian's fixed point, dynamics.models.eigenmodes.fixed_points) and F_hat at
@@ -106,7 +106,7 @@ class DirectPredParams(DirectCopyParams):
     )
     exponent: float = param(
         0.5,
-        "DirectSet(alpha): p = s^alpha in place of sqrt(s) (Tian et al. 2021 Sec. 6; 0.5 is "
+        "DirectSet(alpha): p = s^alpha in place of sqrt(s) (Tian et al. 2021; 0.5 is "
         "DirectPred). The collapse threshold eta < tau^2 c^2 / (4 (c + sigma^2)) does not depend "
         "on alpha; the fixed point s* does",
         above=0,

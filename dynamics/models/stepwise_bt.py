@@ -11,8 +11,8 @@ Gamma the (symmetric, positive) cross-correlation of the two views' inputs. Unde
 
 from an ALIGNED start W(0) = diag(s(0)) Q^T (Q the eigenvectors of Gamma = Q diag(gamma) Q^T),
 W Gamma W^T stays diagonal and each mode's eigenvalue lambda_j = gamma_j s_j^2 follows its own
-logistic equation d(s_j^2)/dt = 8 gamma_j s_j^2 (1 - gamma_j s_j^2), i.e. (their eq. 6, in this
-loss's normalisation)
+logistic equation d(s_j^2)/dt = 8 gamma_j s_j^2 (1 - gamma_j s_j^2), i.e. (derived here
+for this loss's normalisation; not checked against the paper's numbered equations)
 
     s_j(t)^2 = e^{8 gamma_j t} / (s_j(0)^{-2} + (e^{8 gamma_j t} - 1) gamma_j).
 
