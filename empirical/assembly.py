@@ -1,6 +1,6 @@
 """A run's parts from its configuration: resolved options, network, optimiser, views, precision.
 
-:func:`resolve` turns every 'auto' and unset option into the value the run uses (for this data,
+:func:`resolve_auto` turns every 'auto' and unset option into the value the run uses (for this data,
 device and number of processes); :func:`build_parts` builds the method (its BatchNorm synchronised
 across processes, DDP- and compile-wrapped forward), the optimiser over its parameter groups and
 the bf16 autocast when asked for. A run on the linear backbone fits its PCA here, on the training
@@ -25,7 +25,7 @@ from empirical.optim import build_optimizer, param_groups, scaled_lr
 from symbolic.common.cli import UsageError
 
 
-def resolve(cfg, data: Dataset, device_type: str, world: int):
+def resolve_auto(cfg, data: Dataset, device_type: str, world: int):
     """The configuration with every 'auto' and unset value resolved for this data and device."""
     backbone = cfg.backbone
     if backbone == "auto":

@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from empirical import augment
-from empirical.assembly import build_parts, eval_batches, eval_view, make_views, resolve
+from empirical.assembly import build_parts, eval_batches, eval_view, make_views, resolve_auto
 from empirical.backbones import LinearEncoder
 from empirical.checkpoint import CHECKPOINT, run_state, save_checkpoint
 from empirical.data import Dataset, epoch_order, open_dataset, rank_batches
@@ -71,7 +71,7 @@ class Run:
         self.data: Dataset = open_dataset(
             cfg.data, cfg.val_size, cfg.load_size or None, cfg.seed, device, cfg.workers
         )
-        cfg = resolve(cfg, self.data, device.type, info.world)
+        cfg = resolve_auto(cfg, self.data, device.type, info.world)
         self.train_split = self.data.train.head(cfg.train_subset)
         self.steps_per_epoch = len(self.train_split) // cfg.batch_size
         if self.steps_per_epoch < 1:

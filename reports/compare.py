@@ -54,10 +54,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from dynamics.observables import asymmetry, collapsed
-from reports.finding import NULL_MARGIN, VERDICTS, Row
+from reports.finding import FINDING_VERDICTS, NULL_MARGIN, Row
 from reports.sigma_stat import sigma_error
 
-__all__ = ["NULL_MARGIN", "VERDICTS", "Row"]  # the verdict, defined in reports.finding
+__all__ = ["NULL_MARGIN", "FINDING_VERDICTS", "Row"]  # the verdict, defined in reports.finding
 
 #: the tolerance in units of the noise floor (run against its replay)
 NOISE_FACTOR = 3.0

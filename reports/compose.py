@@ -201,7 +201,7 @@ def source_line(sources: Sequence[Result]) -> str:
 def _findings(c: Composer, pairings: Sequence[Pairing], rows: list) -> None:
     """The report opens with what it found: one row per prediction and statistic."""
     c.add(Heading(2, "1. Findings"))
-    counts = {v: sum(1 for *_, r in rows if r.verdict == v) for v in compare.VERDICTS}
+    counts = {v: sum(1 for *_, r in rows if r.verdict == v) for v in compare.FINDING_VERDICTS}
     if rows:
         c.add(
             Paragraph(

@@ -11,7 +11,7 @@ import numpy as np
 
 #: how much smaller than every null a statistic must be to count as agreement
 NULL_MARGIN = 3.0
-VERDICTS = (
+FINDING_VERDICTS = (
     "agrees",
     "disagrees",
     "not tested",
@@ -57,7 +57,7 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        """One of :data:`VERDICTS` (see the module docstring)."""
+        """One of :data:`FINDING_VERDICTS` (see the module docstring)."""
         if not np.isfinite(self.value):
             return "not computed"
         if self.undecided:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import importlib
 
-from symbolic.claims.base import CLAIMS, VERDICTS, Claim, Verdict, audit, claim, decide
+from symbolic.claims.base import AUDIT_VERDICTS, CLAIMS, Claim, Verdict, audit, claim, decide
 
-__all__ = ["CLAIMS", "FAMILIES", "VERDICTS", "Claim", "Verdict", "audit", "claim", "decide"]
+__all__ = ["CLAIMS", "FAMILIES", "AUDIT_VERDICTS", "Claim", "Verdict", "audit", "claim", "decide"]
 
 #: The family modules of this package; importing one registers its claims.
 FAMILIES = ("contrastive", "regularizers", "batchnorm", "flows", "predictor", "garrido")

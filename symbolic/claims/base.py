@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-VERDICTS = ("true", "false", "true_if")
+AUDIT_VERDICTS = ("true", "false", "true_if")
 
 
 @dataclasses.dataclass
@@ -50,8 +50,10 @@ class Claim:
 
     def __call__(self, rng: np.random.Generator) -> Verdict:
         verdict = dataclasses.replace(self.check(rng), id=self.id, title=self.title)
-        if verdict.verdict not in VERDICTS:
-            raise ValueError(f"claim {self.id!r}: verdict {verdict.verdict!r} not in {VERDICTS}")
+        if verdict.verdict not in AUDIT_VERDICTS:
+            raise ValueError(
+                f"claim {self.id!r}: verdict {verdict.verdict!r} not in {AUDIT_VERDICTS}"
+            )
         return verdict
 
 
