@@ -100,6 +100,27 @@ def _with_method_from_config(argv: list[str]) -> list[str]:
     return [known_method(method, f"--config {known.config}: "), *argv]
 
 
+def _not_an_option(method: str | None, unknown: list[str]) -> str:
+    """The error for options the method does not take: another method's own option ("simclr
+    has no option --predictor linear: it is an option of byol, simsiam ..."), else argparse's."""
+    flag = next((a.split("=")[0] for a in unknown if a.startswith("-")), "")
+    owners = [
+        cls.name
+        for cls in METHODS.values()
+        for mixin in cls.options
+        for f in dataclasses.fields(mixin)
+        if flag.replace("--no-", "--") == "--" + f.name.replace("_", "-")
+    ]
+    if method is None or not owners:
+        return f"unrecognized arguments: {' '.join(unknown)}"
+    cls = get(method)
+    return (
+        f"{method} has no option {' '.join(unknown)}: it is an option of {', '.join(owners)} "
+        f"only ({method}: predictor {cls.predictor}, target {cls.target}); see {PROG} {method} "
+        "--help"
+    )
+
+
 def known_method(name: str, context: str = "") -> str:
     """``name`` if it is a method; UsageError naming the known methods otherwise."""
     try:
@@ -131,7 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):
         known_method(argv[0])
-    args = build_parser().parse_args(_with_method_from_config(argv))
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(_with_method_from_config(argv))
+    if unknown:
+        parser.error(_not_an_option(args.method, unknown))
     if args.list:
         print(method_listing(METHODS))
         return 0
