@@ -145,6 +145,11 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
     if "wp" not in ds:
         raise UsageError(f"--from-run {path}: the run stored no W_p (its d > --wp-store-limit)")
     run_params = _run_params(attrs, path)
+    if "w" in ds and run_params.get("projector", "none") != "none":
+        raise UsageError(
+            f"--from-run {path}: the run has a projector between its linear encoder W and the "
+            "embedding (the theory's embedding is W x); train with --projector none"
+        )
     flow = _variable(ds, "flow_time_step", path, "the flow time after each step")
     edges = np.concatenate([[0.0], flow])
     t_eval = np.asarray(ds["time"].values, dtype=float) if "time" in ds.coords else np.zeros(0)

@@ -7,7 +7,11 @@ at that measurement (:mod:`empirical.flow`; NaN for LARS) and ``step_at_measurem
 ``step`` (1..S) with the per-step record of :mod:`empirical.flow` (``flow_time_step`` = t after
 each step, ``lr_step``, ``lr_predictor_step``, ``ema_momentum_step``, ``weight_decay_step``,
 ``momentum_step``, ``eta_step``, ``alpha_p_step``, ``beta_step``); ``mode`` for eigen-indexed
-variables; ``row``/``col`` for ``wp``; ``row``/``input`` for ``w`` and ``w_target``. Epoch 0
+variables; ``row``/``col`` for ``wp``; ``row``/``input`` for ``w`` and ``w_target`` and
+``layer``/``row``/``col`` for ``w_up`` (a linear encoder without a projector: its rows are the
+embedding's, those of ``wp``); with a projector, whose input is the encoder's output h, the
+encoder's rows are ``feature`` (``feature``/``input``, ``layer``/``feature``/``feature_col``).
+Epoch 0
 carries the random-encoder measurements; its ``loss`` terms are those of the first training step
 (evaluated before the first update), its ``throughput`` is 0. The random-encoder probe accuracies
 are also stored as the 0-d variables ``knn_acc_random`` and ``linear_acc_random``.
@@ -19,7 +23,20 @@ import numpy as np
 import torch
 import xarray as xr
 
-from symbolic.common.schema import COL, EPOCH, INPUT, LAYER, MODE, ROW, STEP, TIME
+from symbolic.common.results import params_from_attrs
+from symbolic.common.schema import (
+    BEHIND_PROJECTOR,
+    COL,
+    EPOCH,
+    FEATURE,
+    FEATURE_COL,
+    INPUT,
+    LAYER,
+    MODE,
+    ROW,
+    STEP,
+    TIME,
+)
 
 RANDOM_BASELINE = ("knn_acc", "linear_acc")
 #: per-step records (name in the run's step record -> variable name)
@@ -65,7 +82,9 @@ def from_storable(entry: dict) -> dict:
     return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in entry.items()}
 
 
-def _dims(name: str, ndim: int) -> tuple[str, ...]:
+def _dims(name: str, ndim: int, projector: bool) -> tuple[str, ...]:
+    if projector and name in BEHIND_PROJECTOR:
+        return (EPOCH, *BEHIND_PROJECTOR[name])
     if ndim == 4:  # w_up: the layers of a deep linear encoder above the first
         return (EPOCH, LAYER, ROW, COL)
     if ndim == 3:
@@ -75,7 +94,10 @@ def _dims(name: str, ndim: int) -> tuple[str, ...]:
 
 def build_dataset(history: list[dict], steps: dict[str, list], attrs: dict) -> xr.Dataset:
     """One Dataset from the measurements (dicts with 'epoch', 'time', 'step' keys) and the
-    per-step record ``steps`` (name -> one value per step)."""
+    per-step record ``steps`` (name -> one value per step); ``attrs`` (the run's provenance)
+    say whether a projector sits between a linear encoder and the embedding."""
+    params = params_from_attrs(attrs) if "params_json" in attrs else {}
+    projector = params.get("projector", "none") != "none"
     names = [k for k in history[0] if k not in _KEYS]
     for entry in history:
         missing = set(names) ^ (set(entry) - set(_KEYS))
@@ -84,7 +106,7 @@ def build_dataset(history: list[dict], steps: dict[str, list], attrs: dict) -> x
     data_vars = {}
     for name in names:
         values = np.stack([np.asarray(e[name], dtype=np.float64) for e in history])
-        data_vars[name] = (_dims(name, values.ndim), values)
+        data_vars[name] = (_dims(name, values.ndim, projector), values)
     data_vars["step_at_measurement"] = (EPOCH, np.array([e["step"] for e in history], np.int64))
     for key, values in steps.items():
         data_vars[STEP_VARIABLES[key]] = (STEP, np.asarray(values, dtype=np.float64))
@@ -98,7 +120,7 @@ def build_dataset(history: list[dict], steps: dict[str, list], attrs: dict) -> x
         STEP: np.arange(1, n_steps + 1, dtype=np.int64),
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-    for dim in (MODE, ROW, COL, INPUT):
+    for dim in (MODE, ROW, COL, INPUT, FEATURE, FEATURE_COL):
         if dim in ds.dims:
             ds = ds.assign_coords({dim: np.arange(ds.sizes[dim])})
     return ds

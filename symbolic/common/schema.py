@@ -4,7 +4,9 @@ One xarray Dataset per run (docs/conventions.md, "Result files"; the observables
 section 3). Dimensions: the axes along which a result progresses, ``time`` (flow time t = sum of
 learning rates), ``epoch`` and ``step`` for training runs; ``mode`` (eigen index), ``rank`` (place
 in a sorted spectrum), ``row``/``col`` (stored matrices), ``input``/``input_col`` (input-space
-matrices), ``component``; and one dimension per swept parameter or grid variable, which the
+matrices), ``feature``/``feature_col`` (the rows of a linear encoder W of a training run with a
+projector: the encoder's output features h, which the projector maps to the d rows of W_p),
+``component``; and one dimension per swept parameter or grid variable, which the
 writer of such a file declares (``extra_dims``).
 
 Every variable is listed in :data:`VARIABLES` with its long name and units (a report labels an
@@ -39,11 +41,15 @@ INPUT_COL = "input_col"
 COMPONENT = "component"
 PAIR = "pair"
 LAYER = "layer"
+FEATURE = "feature"
+FEATURE_COL = "feature_col"
 
 #: dimensions along which a result progresses
 AXES = (TIME, EPOCH, STEP)
 #: dimensions with a fixed meaning
-KNOWN_DIMS = (*AXES, MODE, RANK, ROW, COL, INPUT, INPUT_COL, COMPONENT, PAIR, LAYER)
+KNOWN_DIMS = (
+    *AXES, MODE, RANK, ROW, COL, INPUT, INPUT_COL, COMPONENT, PAIR, LAYER, FEATURE, FEATURE_COL,
+)  # fmt: skip
 
 #: name -> (long name, units). "1" marks a dimensionless quantity.
 VARIABLES: dict[str, tuple[str, str]] = {
@@ -274,6 +280,13 @@ CORE_DIMS: dict[str, tuple[str, ...]] = {
     "delta": (COMPONENT,),
     "delta_predicted": (COMPONENT,),
 }
+#: a linear encoder's weights behind a projector (rows: the encoder's output features h, not the
+#: embedding's d rows of W_p): the dimensions they end with there
+BEHIND_PROJECTOR: dict[str, tuple[str, ...]] = {
+    "w": (FEATURE, INPUT),
+    "w_target": (FEATURE, INPUT),
+    "w_up": (LAYER, FEATURE, FEATURE_COL),
+}
 #: variables stored per mode by some models and as one value by others (tau: per mode in the
 #: eigenmode models, <W_a, W>/||W||^2 in the matrix models)
 PER_MODE_OPTIONAL = ("tau",)
@@ -290,8 +303,11 @@ RANKED_VARIABLES = (
 
 def core_dims(name: str, dims: tuple[str, ...]) -> tuple[str, ...]:
     """The dimensions variable ``name`` with ``dims`` must end with (:data:`CORE_DIMS`, where a
-    per-mode-optional variable may end with ``mode`` and a spectrum with ``rank``)."""
+    per-mode-optional variable may end with ``mode``, a spectrum with ``rank`` and an encoder
+    weight behind a projector with :data:`BEHIND_PROJECTOR`'s)."""
     core = CORE_DIMS.get(name, ())
+    if name in BEHIND_PROJECTOR and FEATURE in dims:
+        return BEHIND_PROJECTOR[name]
     if name in PER_MODE_OPTIONAL and dims and dims[-1] == MODE:
         return (MODE,)
     if name in RANKED_VARIABLES and dims and dims[-1] == RANK:
