@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from dynamics import observables as obs
 from symbolic.common.results import params_from_attrs
 from symbolic.common.schema import (
     BEHIND_PROJECTOR,
@@ -51,8 +52,21 @@ STEP_VARIABLES = {
     "alpha_p": "alpha_p_step",
     "beta": "beta_step",
 }
-#: variables whose NaN means "undefined" (LARS runs, a collapsed embedding, no EMA target)
+#: ratio observables and the magnitudes in their denominators, per measurement: ``corr_eig``
+#: (the root of the feature correlation F's largest eigenvalue, as ||W|| of a linear encoder) and
+#: ``wp_singular`` (||W_p||_2); where one is numerically zero (a representation that collapsed
+#: to W = 0, :func:`dynamics.observables.numerically_zero`) the ratio is 0/0, undefined (NaN),
+#: as :func:`dynamics.engine.mark_undefined` marks a simulation's
+RATIOS = {
+    "conservation_residual": ("corr_eig",),
+    "alignment_cos": ("corr_eig", "wp_singular"),
+    "commutator_norm": ("corr_eig", "wp_singular"),
+    "wp_asymmetry": ("wp_singular",),
+}
+#: variables whose NaN means "undefined" (LARS runs, a collapsed embedding, no EMA target, the
+#: ratios of :data:`RATIOS` at a zero denominator)
 UNDEFINED = (
+    *RATIOS,
     "flow_time_step",
     "eta_step",
     "alpha_p_step",
@@ -92,6 +106,26 @@ def _dims(name: str, ndim: int, projector: bool) -> tuple[str, ...]:
     return {1: (EPOCH,), 2: (EPOCH, MODE)}[ndim]
 
 
+def mark_undefined(data_vars: dict[str, tuple]) -> None:
+    """Set the ratios of :data:`RATIOS` to NaN (in place) where a denominator is numerically
+    zero, relative to the largest value it reached up to that measurement."""
+    for name, scales in RATIOS.items():
+        if name not in data_vars:
+            continue
+        dims, values = data_vars[name]
+        zero = np.zeros(values.shape[0], dtype=bool)
+        for scale in scales:
+            if scale in data_vars:
+                magnitude = np.abs(data_vars[scale][1]).reshape(values.shape[0], -1).max(axis=1)
+                if scale == "corr_eig":  # ||F|| ~ ||W||^2: its root is the scale of W
+                    magnitude = np.sqrt(magnitude)
+                zero |= obs.numerically_zero(magnitude)
+        if zero.any():
+            values = values.copy()
+            values[zero] = np.nan
+            data_vars[name] = (dims, values)
+
+
 def build_dataset(history: list[dict], steps: dict[str, list], attrs: dict) -> xr.Dataset:
     """One Dataset from the measurements (dicts with 'epoch', 'time', 'step' keys) and the
     per-step record ``steps`` (name -> one value per step); ``attrs`` (the run's provenance)
@@ -107,6 +141,7 @@ def build_dataset(history: list[dict], steps: dict[str, list], attrs: dict) -> x
     for name in names:
         values = np.stack([np.asarray(e[name], dtype=np.float64) for e in history])
         data_vars[name] = (_dims(name, values.ndim, projector), values)
+    mark_undefined(data_vars)
     data_vars["step_at_measurement"] = (EPOCH, np.array([e["step"] for e in history], np.int64))
     for key, values in steps.items():
         data_vars[STEP_VARIABLES[key]] = (STEP, np.asarray(values, dtype=np.float64))

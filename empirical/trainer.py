@@ -33,7 +33,7 @@ from empirical.backbones import LinearEncoder
 from empirical.checkpoint import CHECKPOINT, run_state, save_checkpoint
 from empirical.data import Dataset, epoch_order, open_dataset, rank_batches
 from empirical.distributed import DistInfo, barrier
-from empirical.measure import fill_batchnorm
+from empirical.measure import collapse_warnings, fill_batchnorm
 from empirical.optim import ema_momentum, scaled_lr, scheduled_lr, set_learning_rate
 from empirical.pairs import write_run_pairs
 from empirical.recorder import BN_FILL_IMAGES, CONFIG, MOMENTS, RESULTS, Recorder, epoch_line
@@ -60,6 +60,14 @@ def subnormals_flushed(device: torch.device):
         yield
     finally:
         torch.set_flush_denormal(False)
+
+
+def collapse_line(entry: dict) -> str:
+    """A summary's line for a collapsed last measurement ``entry`` (whose ratios over a
+    numerically zero W or W_p the file holds as NaN, undefined), else ''."""
+    if not entry.get("collapsed"):
+        return ""
+    return "\n  COLLAPSED: " + collapse_warnings(entry)[0].removeprefix("collapse warning: ")
 
 
 class Run:
@@ -308,7 +316,7 @@ class Run:
         status = "" if self.epoch >= self.cfg.epochs else " (stopped early: --resume continues)"
         title = (
             f"summary: {self.cfg.method} on {self.data.name}, {self.epoch} epochs, "
-            f"{self.step} steps, flow time t = {last['time']:.4g}{status}"
+            f"{self.step} steps, flow time t = {last['time']:.4g}{status}{collapse_line(last)}"
         )
         files = (self.out / RESULTS, self.out / CHECKPOINT, self.out / CONFIG)
         return summary_text(self.recorder.history, title, files)
