@@ -5,16 +5,21 @@ state dicts, every rank's augmentation generator state (restored rank by rank: a
 draws the views an uninterrupted run draws), every global RNG state (torch, CUDA, numpy,
 python), the epoch and step counters, the per-step record and the measurement history. It is
 written to a temporary file in the same folder and renamed
-(:func:`symbolic.common.files.atomic_path`), so the previous checkpoint survives a crash.
+(:func:`symbolic.common.files.atomic_path`), so the previous checkpoint survives a crash; the
+checkpoint it replaces is kept as ``checkpoint.previous.pt``.
 
 The first checkpoint opts the run folder into a manifest (:mod:`symbolic.common.manifest`): the
-sizes and SHA-256 hashes of the checkpoint, ``measurements.nc`` and ``moments.nc`` as written,
-kept up to date by every later write. :func:`load_checkpoint` (``--resume``) checks them first and
-refuses a run whose files were cut short or changed since, naming the file.
+sizes and SHA-256 hashes of the checkpoints, ``measurements.nc`` and ``moments.nc`` as written,
+kept up to date by every later write. :func:`resume` (``--resume``) continues from the latest
+checkpoint that is as it was written and loads: the previous one when the latest was cut short
+or changed since (it says so); with none, one line naming each checkpoint and its damage. The
+other files are recomputed from it: ``measurements.nc`` from the checkpoint's record (by the
+caller), a damaged ``moments.nc`` removed so that the run writes it again (its data moments).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 from pathlib import Path
@@ -32,6 +37,8 @@ from symbolic.common.options import resume_conflicts
 
 FORMAT = 3
 CHECKPOINT = "checkpoint.pt"
+#: the checkpoint before the latest, which ``--resume`` falls back on
+PREVIOUS = "checkpoint.previous.pt"
 
 
 def rng_state() -> dict[str, Any]:
@@ -68,12 +75,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 #: the files of a run folder that a resumed run builds on (or reports), checked on --resume
-RECORDED = (CHECKPOINT, "measurements.nc", "moments.nc")
+RECORDED = (CHECKPOINT, PREVIOUS, "measurements.nc", "moments.nc")
+#: the data moments of a linear run: recomputed by the resumed run when damaged
+MOMENTS = "moments.nc"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    """torch.save to a temporary file beside ``path``, then rename over it (atomic); the first
-    one starts the folder's manifest of :data:`RECORDED` files."""
+    """torch.save to a temporary file beside ``path``, then rename over it (atomic), the file it
+    replaces kept as :data:`PREVIOUS`; the first one starts the folder's manifest of
+    :data:`RECORDED` files."""
+    path = Path(path)
+    if path.exists():
+        os.replace(path, path.with_name(PREVIOUS))
+        manifest.rename(path.parent, path.name, PREVIOUS)
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
     if not manifest.manifest_of(Path(path).parent).exists():
@@ -93,11 +107,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     (not a dictionary), another format version, or missing entries.
     """
     try:
-        manifest.verify(Path(path).parent, RECORDED)
+        manifest.verify(Path(path).parent, [Path(path).name])
     except ValueError as err:
-        raise ValueError(
-            f"the run folder is damaged: {err}; restore the file or train again into another --out"
-        ) from None
+        raise ValueError(f"damaged: {err}") from None
     if Path(path).stat().st_size == 0:
         raise ValueError("the file is empty")
     try:
@@ -133,14 +145,37 @@ def run_state(run) -> dict[str, Any]:
     }
 
 
-def resume(run, path: Path) -> None:
-    """Load the checkpoint at ``path`` into ``run``; UsageError naming a broken checkpoint or
-    one made with other options."""
-    try:
-        state = load_checkpoint(path)
-    except (RuntimeError, ValueError, OSError, EOFError, TypeError, KeyError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"--resume: cannot load {path}: {reason}") from None
+def checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints of run folder ``folder``, the latest first."""
+    return [p for p in (Path(folder) / CHECKPOINT, Path(folder) / PREVIOUS) if p.exists()]
+
+
+def last_good(folder: Path) -> tuple[dict[str, Any], Path, list[str]]:
+    """(state, path, what was wrong with the later ones) of the latest checkpoint in ``folder``
+    that is intact and loads; UsageError naming each checkpoint and its damage when none is."""
+    problems = []
+    for path in checkpoints(folder):
+        try:
+            return load_checkpoint(path), path, problems
+        except (RuntimeError, ValueError, OSError, EOFError, TypeError, KeyError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            problems.append(f"cannot load {path}: {reason}")
+    if not problems:
+        raise UsageError(f"--resume: no checkpoint at {Path(folder) / CHECKPOINT}")
+    raise UsageError(
+        f"--resume: {'; nor the previous one: '.join(problems)}; restore the file or train again "
+        "into another --out"
+    )
+
+
+def resume(run, folder: Path) -> str:
+    """Load the last good checkpoint of run folder ``folder`` into ``run`` (a damaged data
+    moments file removed, to be written again); UsageError when there is none or it was made
+    with other options. Returns what was resumed, in words."""
+    state, path, problems = last_good(folder)
+    moments = manifest.damage(folder, [MOMENTS])
+    if moments:
+        (Path(folder) / MOMENTS).unlink()
     conflicts = resume_conflicts(state["config"], run.cfg)
     if conflicts:
         raise UsageError(
@@ -161,3 +196,7 @@ def resume(run, path: Path) -> None:
     record.steps = {k: v.tolist() for k, v in state["steps"].items()}
     record.history = [from_storable(e) for e in state["history"]]
     record.skipped_before = set(state["skipped_files"])
+    said = f"resumed {path} at epoch {run.epoch}, step {run.step}"
+    if problems:
+        said += f" (the latest checkpoint is damaged: {problems[0]})"
+    return said + "".join(f"; recomputing {m}" for m in moments)

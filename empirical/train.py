@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from empirical.checkpoint import CHECKPOINT, resume
+from empirical.checkpoint import CHECKPOINT, checkpoints, resume
 from empirical.config import config_class, method_listing, option_groups
 from empirical.distributed import init_from_env
 from empirical.methods import METHODS, get
@@ -187,17 +187,18 @@ def _train(args, cfg, info, device: torch.device, out: Path) -> int:
         checkpoint = out / CHECKPOINT
         if info.main:
             remove_debris(out)
-        if args.resume and not checkpoint.exists():
+        if args.resume and not checkpoints(out):
             raise UsageError(f"--resume: no checkpoint at {checkpoint}")
-        if not args.resume and checkpoint.exists():
+        if not args.resume and checkpoints(out):
             raise UsageError(
-                f"--out {out} already holds a run ({checkpoint}); pass --resume to "
+                f"--out {out} already holds a run ({checkpoints(out)[0]}); pass --resume to "
                 "continue it or choose another --out"
             )
         run = Run(cfg, info, device, args.quiet)
         if args.resume:
-            resume(run, checkpoint)
-            run.log(f"resumed {checkpoint} at epoch {run.epoch}, step {run.step}")
+            run.log(resume(run, out))
+            if info.main:  # the measurements so far, from the checkpoint (whatever the file holds)
+                run.recorder.write(run.epoch, cfg.epochs)
         try:
             return run.run(args.stop_after)
         finally:

@@ -348,10 +348,10 @@ CASES = [
     ),
     # ------------------------------------------------------- resumed damage (issue 24)
     case(
-        "train-resume-measurements-truncated",
+        "train-resume-checkpoint-truncated",
         T,
         ["--config", "{run_truncated}/config.toml", "--out", "{run_truncated}", "--resume"],
-        "{run_truncated}/measurements.nc: 5000 bytes",
+        "{run_truncated}/checkpoint.pt: 5000 bytes",
     ),
     case(
         "train-resume-checkpoint-changed",
@@ -531,7 +531,7 @@ def runs(places) -> dict[str, Path]:
             matched_scenario="none", predictor_kind="mlp", predictor_linear=0
         ),
     )  # what a run with the default MLP predictor records (the rest is never read)
-    truncated = copy("run_truncated") / "measurements.nc"
+    truncated = copy("run_truncated") / "checkpoint.pt"  # the only one: a 1-epoch run
     truncated.write_bytes(truncated.read_bytes()[:5000])
     changed = copy("run_changed") / "checkpoint.pt"
     data = bytearray(changed.read_bytes())

@@ -90,6 +90,18 @@ def record(written: str | os.PathLike, name: str) -> None:
     _write(folder, records)
 
 
+def rename(folder: str | os.PathLike, old: str, new: str) -> None:
+    """Move the record of ``old`` to ``new`` (the file was renamed, e.g. a checkpoint kept as the
+    previous one); a no-op in a folder without a manifest or without a record of ``old``."""
+    folder = Path(folder)
+    records = read(folder)
+    if old not in records:
+        return
+    moved = records.pop(old)
+    records[new] = {k: moved[k] for k in ("size", "sha256") if k in moved}
+    _write(folder, records)
+
+
 def _matches(record: dict, size: int, path: Path) -> bool:
     candidates = [record, record.get("previous") or {}]
     sized = [c for c in candidates if c.get("size") == size]
