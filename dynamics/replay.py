@@ -152,6 +152,8 @@ def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
         raise NotReplayable(f"no {MOMENTS_FILE} beside {path.name}")
     m = _open(moments)
     params = json.loads(attrs.get("params_json", "{}"))
+    if params.get("projector", "none") != "none":
+        raise NotReplayable("a projector sits between its linear encoder W and the embedding")
     loss_params = params.get("loss_params") or {}
     # D of empirical.flow: the one-direction losses summed, times the loss's factor s
     directions = float(attrs.get("loss_directions", 1)) * float(attrs.get("loss_scale", 1.0))

@@ -3,7 +3,8 @@
 With a projector the encoder's output h (width rows) is not the embedding (d rows of W_p): the
 record names W's rows ``feature`` (a run with width 8 and d = 4 used to fail writing its
 measurements, "conflicting sizes for dimension 'row'"), and ``dynamics.simulate --from-run``,
-whose theory has the embedding W x, refuses the run in one line.
+whose theory has the embedding W x, refuses the run in one line (and the replay of its
+optimiser on the population loss, :mod:`dynamics.replay`, declines it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import torch
 import xarray as xr
 
+from dynamics import replay
 from dynamics.simulate import main as simulate_main
 from symbolic.common.cli import run_main
 from tests.empirical.conftest import train
@@ -56,3 +58,8 @@ def test_from_run_refuses_a_projector_run_in_one_line(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "train with --projector none" in err, err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "sim.nc").exists()
+
+
+def test_replay_declines_a_projector_run(run):
+    with pytest.raises(replay.NotReplayable, match="projector"):
+        replay.load_problem(run)
