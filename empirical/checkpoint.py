@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,13 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     replaces kept as :data:`PREVIOUS`; the first one starts the folder's manifest of
     :data:`RECORDED` files."""
     path = Path(path)
-    if path.exists():
-        os.replace(path, path.with_name(PREVIOUS))
+    if path.exists():  # a second name for it: the latest stays in place until replaced
+        previous = path.with_name(PREVIOUS)
+        previous.unlink(missing_ok=True)
+        try:
+            os.link(path, previous)
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, previous)
         manifest.rename(path.parent, path.name, PREVIOUS)
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
