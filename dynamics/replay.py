@@ -34,6 +34,10 @@ docs/theory.md (D1), the step-to-flow-time map (D3)):
   either way: a prediction must resolve X' to better than a factor 2), the weight decay
   (wd = 0), the EMA lag (W_a = W), the two-direction clock (D = 1) and the momentum (the
   first-order flow).
+
+A run with another loss (``Problem.loss``, :mod:`dynamics.replay_general`) is replayed and
+flowed the same way with the gradient of its own loss over its fixed augmented pairs; there the
+augmentation's nulls edit the pairs (:data:`VIEW_SCALE`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import xarray as xr
@@ -59,6 +64,21 @@ INGREDIENTS = {
     "clock D": "D = 1 (the one-direction clock: flow time lr per step, eta = wd)",
     "momentum": "the momentum-free (first-order) flow",
 }
+#: for a run with another loss (pairs instead of X, X'): the factor on each view's difference
+#: from its pair's mean that the augmentation's nulls apply (it scales X' by its square)
+VIEW_SCALE = {"augmentation": 0.0, "X' x2": math.sqrt(2.0), "X' x0.5": math.sqrt(0.5)}
+
+
+class PairGradient(Protocol):
+    """The gradient of a run's own loss (:mod:`dynamics.replay_general`)."""
+
+    directions: float  # the run's D: the loss's factor in the run's flow time
+
+    def gradients(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
+        """(dL/dW, dL/dW_p) of the run's loss L; ``wa`` None: the online target."""
+
+    def with_views(self, scale: float) -> PairGradient:
+        """The same loss on pairs whose views' differences from their mean are scaled."""
 
 
 class NotReplayable(ValueError):
@@ -69,8 +89,8 @@ class NotReplayable(ValueError):
 class Problem:
     """A run's population problem and optimiser, step by step."""
 
-    x: np.ndarray  # X (n1 x n1)
-    xp: np.ndarray  # X' (n1 x n1)
+    x: np.ndarray | None  # X (n1 x n1); None for another loss (``loss``)
+    xp: np.ndarray | None  # X' (n1 x n1); None for another loss
     w0: np.ndarray
     wp0: np.ndarray
     wa0: np.ndarray
@@ -85,6 +105,7 @@ class Problem:
     times: np.ndarray  # (T,) the run's flow time at those measurements
     configured: frozenset[str] = frozenset(INGREDIENTS)  # those the run's configuration has
     exact_loss: bool = True  # the run's loss is eq. 1 (else the replay is not its optimiser)
+    loss: PairGradient | None = None  # another loss than eq. 1: its gradient (not X, X')
 
     @property
     def n_steps(self) -> int:
@@ -98,22 +119,30 @@ class Problem:
 
     def without(self, ingredient: str) -> Problem:
         """The same problem with one ingredient removed or wrong (the momentum: see
-        :func:`flow`)."""
+        :func:`flow`); for another loss the augmentation's nulls edit its pairs."""
+        if self.loss is not None and ingredient in VIEW_SCALE:
+            return dataclasses.replace(self, loss=self.loss.with_views(VIEW_SCALE[ingredient]))
         changes = {
-            "augmentation": {"xp": np.zeros_like(self.xp)},
-            "X' x2": {"xp": 2 * self.xp},
-            "X' x0.5": {"xp": 0.5 * self.xp},
             "weight decay": {"weight_decay": 0.0},
             "EMA lag": {"tau": None, "wa0": self.w0},
             "clock D": {"directions": 1.0},
             "momentum": {"momentum": 0.0},
         }
+        if self.loss is None:
+            changes["augmentation"] = {"xp": np.zeros_like(self.xp)}
+            changes["X' x2"] = {"xp": 2 * self.xp}
+            changes["X' x0.5"] = {"xp": 0.5 * self.xp}
         if ingredient not in changes:
             raise ValueError(f"unknown ingredient {ingredient!r}: {', '.join(INGREDIENTS)}")
         return dataclasses.replace(self, **changes[ingredient])
 
     def gradients(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
-        """(g_W, g_P): the gradients of D x eq. 1 plus the weight decay (module docstring)."""
+        """(g_W, g_P): the gradients of D x eq. 1 plus the weight decay (module docstring); for
+        another loss L, (D / D_run) dL plus the weight decay (D = D_run but in the clock null)."""
+        if self.loss is not None:
+            g_w, g_p = self.loss.gradients(w, wp, wa if self.tau is not None else None)
+            scale = self.directions / self.loss.directions
+            return scale * g_w + self.weight_decay * w, scale * g_p + self.weight_decay * wp
         view = self.x + self.xp
         target = wa if self.tau is not None else w
         residual = target @ self.x - wp @ w @ view
@@ -129,28 +158,24 @@ def _open(path: Path) -> xr.Dataset:
         return ds.load()
 
 
-def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
-    """The population problem of a run folder (or its measurements.nc); NotReplayable when the
-    run has no linear encoder or no flow time. For a run with another loss than eq. 1 (the
-    cosine loss) ``exact_loss`` is False: eq. 1's flows still give the ablation nulls of an
-    eq. 1 prediction, but the replay is not the run's optimiser.
-
-    ``source``: where the weight decay comes from: ``'optimiser'``, the optimiser's record
-    (``weight_decay_step``: the replay), or ``'flow'``, the flow's record that a simulation
-    derived from the run reads (wd = D ``eta_step``: the prediction and its ablation nulls).
-    """
+def run_record(run: str | Path) -> tuple[Path, xr.Dataset]:
+    """(path, dataset) of a run folder's (or file's) measurements; NotReplayable when it has no
+    flow time or no linear encoder W."""
     run = Path(run)
     path = run / RUN_FILE if run.is_dir() else run
     ds = _open(path)
+    if "flow_time_undefined" in ds.attrs:
+        raise NotReplayable(str(ds.attrs["flow_time_undefined"]))
+    if "w" not in ds:
+        raise NotReplayable("the run stored no linear encoder W")
+    return path, ds
+
+
+def optimiser_record(ds: xr.Dataset, source: str) -> dict:
+    """The fields of :class:`Problem` that describe the run's optimiser and measurements (any
+    loss): learning rates, EMA momenta, momentum, weight decay (``source``: see
+    :func:`load_problem`), D, W(0), W_a(0), the measured steps and times, the configuration."""
     attrs = ds.attrs
-    if "flow_time_undefined" in attrs:
-        raise NotReplayable(str(attrs["flow_time_undefined"]))
-    if "w" not in ds or "wp" not in ds:
-        raise NotReplayable("the run stored no linear encoder W or no W_p")
-    moments = path.parent / MOMENTS_FILE
-    if not moments.is_file():
-        raise NotReplayable(f"no {MOMENTS_FILE} beside {path.name}")
-    m = _open(moments)
     params = json.loads(attrs.get("params_json", "{}"))
     if params.get("projector", "none") != "none":
         raise NotReplayable("a projector sits between its linear encoder W and the embedding")
@@ -175,23 +200,47 @@ def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
         "momentum": float(params.get("momentum", 0)) > 0,
     }
     configured["X' x2"] = configured["X' x0.5"] = configured["augmentation"]
+    lr_p = np.asarray(ds["lr_predictor_step"].values, dtype=float)
+    return {
+        "w0": w0,
+        "wa0": np.asarray(ds["w_target"].values[0], dtype=float) if "w_target" in ds else w0,
+        "lr": np.asarray(ds["lr_step"].values, dtype=float),
+        "lr_p": np.where(np.isfinite(lr_p), lr_p, 0.0),
+        "tau": tau if ema and np.all(np.isfinite(tau)) else None,
+        "momentum": float(momentum[0]),
+        "weight_decay": float(wd[0]),
+        "directions": directions,
+        "stop_gradient": bool(loss_params.get("stop_gradient", True)),
+        "steps": steps,
+        "times": np.asarray(ds["time"].values, dtype=float),
+        "configured": frozenset(k for k, on in configured.items() if on),
+    }
+
+
+def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
+    """The population problem of eq. 1 of a run folder (or its measurements.nc);
+    NotReplayable when the run has no linear encoder, no W_p or no flow time. For a run with
+    another loss than eq. 1 ``exact_loss`` is False: eq. 1's flows still give the ablation
+    nulls of an eq. 1 prediction, but the replay is not the run's optimiser (such a run's own
+    loss: :func:`dynamics.replay_general.load_problem`).
+
+    ``source``: where the weight decay comes from: ``'optimiser'``, the optimiser's record
+    (``weight_decay_step``: the replay), or ``'flow'``, the flow's record that a simulation
+    derived from the run reads (wd = D ``eta_step``: the prediction and its ablation nulls).
+    """
+    path, ds = run_record(run)
+    if "wp" not in ds:
+        raise NotReplayable("the run stored no W_p")
+    moments = path.parent / MOMENTS_FILE
+    if not moments.is_file():
+        raise NotReplayable(f"no {MOMENTS_FILE} beside {path.name}")
+    m = _open(moments)
     return Problem(
         x=np.asarray(m["x_corr"].values, dtype=float),
         xp=np.asarray(m["aug_cov"].values, dtype=float),
-        w0=w0,
         wp0=np.asarray(ds["wp"].values[0], dtype=float),
-        wa0=np.asarray(ds["w_target"].values[0], dtype=float) if "w_target" in ds else w0,
-        lr=np.asarray(ds["lr_step"].values, dtype=float),
-        lr_p=np.asarray(ds["lr_predictor_step"].values, dtype=float),
-        tau=tau if ema and np.all(np.isfinite(tau)) else None,
-        momentum=float(momentum[0]),
-        weight_decay=float(wd[0]),
-        directions=directions,
-        stop_gradient=bool(loss_params.get("stop_gradient", True)),
-        steps=steps,
-        times=np.asarray(ds["time"].values, dtype=float),
-        configured=frozenset(k for k, on in configured.items() if on),
-        exact_loss=str(attrs.get("loss_name")) == "linear_byol",
+        exact_loss=str(ds.attrs.get("loss_name")) == "linear_byol",
+        **optimiser_record(ds, source),
     )
 
 
@@ -229,17 +278,20 @@ def _stacked(p: Problem, keep: dict[int, tuple[np.ndarray, np.ndarray]]) -> Path
     return Path_(p.times.copy(), wp, w)
 
 
-def flow(p: Problem, inertial: bool | None = None, substeps: int = 4) -> Path_:
+def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) -> Path_:
     """The first-order or the inertial flow of ``p`` (module docstring), at the run's
     measurements. ``inertial`` None: inertial when the run has momentum.
 
     Integrated by the classical Runge-Kutta method with ``substeps`` steps per optimiser step
     (each step's schedule is constant over its interval [k, k + 1), so no step straddles a
     jump); the flow's time scales are hundreds of optimiser steps, so the integration error is
-    below 1e-8 of the trajectory (the first-order flow equals ``dynamics.simulate --from-run``'s
-    adaptive DOP853 solution to that; tested).
+    below 1e-8 of the trajectory with 4 (the first-order flow equals ``dynamics.simulate
+    --from-run``'s adaptive DOP853 solution to that; tested). None: 4 for eq. 1, 1 for another
+    loss (each step's gradient costs autograd over all pairs; measured on a 40-step cosine-BYOL
+    run: 1 and 4 substeps 1.3e-6 apart, both 1.5e-5 from ``general``'s RK45 at rtol 1e-4).
     """
     inertial = p.momentum > 0 if inertial is None else inertial
+    substeps = (1 if p.loss is not None else 4) if substeps is None else substeps
     mu = p.momentum
     warm = (1 - mu ** (np.arange(p.n_steps) + 1)) / (1 - mu) if mu > 0 else np.ones(p.n_steps)
     rate = -math.log(mu) if mu > 0 else math.inf

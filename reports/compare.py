@@ -13,27 +13,29 @@ computed for the nulls that apply to it:
 - ``frozen``: the run's own initial network, held fixed (every quantity stays at its first
   measurement);
 - the **ablation nulls** (:data:`dynamics.replay.INGREDIENTS`): the same prediction with one
-  ingredient of the physics removed (X' = 0, no weight decay, W_a = W, the one-direction clock
-  D = 1, the momentum-free flow), for each ingredient the run trained with.
+  ingredient of the physics removed (X' = 0 or wrong by 2x, no weight decay, W_a = W, the clock
+  D = 1, the momentum-free flow), for each ingredient the run trained with; for a run of another
+  loss (``general``) X' is edited in its fixed pairs (:mod:`dynamics.replay_general`).
 
 **Tolerance from the noise floor.** The noise floor of a statistic is its value between the run
 and its deterministic replay (:func:`dynamics.replay.replay`: the run's exact optimiser on the
-population loss, i.e. the run without its minibatch noise), the largest over the seeds given
-(one run: its own). The tolerance is :data:`NOISE_FACTOR` (3) times the noise floor, capped at
-the statistic's fixed tolerance: a prediction agrees only when it is no further from the run
-than three times the run's own minibatch noise (run - flow lies between |(run - replay) -
-(replay - flow)| and their sum, so the flow's own error, the finite step it leaves out, is then
-at most about twice the noise; the W_p asymmetry's finite-step error is 1-2x its noise floor in
-the runs of the tests, which a factor 2 would call disagreement). Without a replay (another loss
-than eq. 1, no linear encoder) the fixed tolerance applies, and the finding says so.
+population loss, eq. 1's or the expected minibatch loss over the run's fixed pairs, i.e. the
+run without its minibatch noise), the largest over the seeds given (one run: its own). The
+tolerance is :data:`NOISE_FACTOR` (3) times the noise floor, capped at the statistic's fixed
+tolerance: a prediction agrees only when it is no further from the run than three times the
+run's own minibatch noise (run - flow lies between |(run - replay) - (replay - flow)| and their
+sum, so the flow's own error, the finite step it leaves out, is then at most about twice the
+noise; the W_p asymmetry's finite-step error is 1-2x its noise floor in the runs of the tests,
+which a factor 2 would call disagreement). Without a replay the fixed tolerance applies.
 
 A comparison **agrees** only when the statistic is within its tolerance, at least
 :data:`NULL_MARGIN` (3) times smaller than the frozen and other-seed nulls AND at least 3 times
 smaller than every ablation null; within tolerance and 3x below the frozen and other-seed nulls
-but not 3x below an ablation null, that ingredient was **not tested** by this run (the finding
-gives the numbers); within tolerance but not 3x below the frozen or other-seed null it is **not
-distinguishable from the null**; outside the tolerance it **disagrees**. Modes are paired by
-eigenvector overlap (the Hungarian assignment on |<u_i, v_j>|), never by sorted rank.
+but not 3x below an ablation null, or with no ablation null at all (no replay, no nulls), the
+physics was **not tested** by this run (the finding gives the numbers or why); within tolerance
+but not 3x below the frozen or other-seed null it is **not distinguishable from the null**;
+outside the tolerance it **disagrees**. Modes are paired by eigenvector overlap (the Hungarian
+assignment on |<u_i, v_j>|), never by sorted rank.
 
 Properties of the run (Theorem 1's decay, the end state) do not read the prediction: they are
 reported as properties, each against a null where the property fails (the frozen network; the
@@ -51,11 +53,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from dynamics.observables import asymmetry, collapsed
 from reports.finding import FINDING_VERDICTS, NULL_MARGIN, Row
 from reports.sigma_stat import sigma_error
+from reports.wp_stats import asymmetry_error, collapse_error, collapsed_at_end, spectrum_error
 
 __all__ = ["NULL_MARGIN", "FINDING_VERDICTS", "Row"]  # the verdict, defined in reports.finding
 
@@ -123,67 +125,6 @@ def relative_error(predicted: np.ndarray, measured: np.ndarray) -> float:
     num = np.sum((measured - predicted) ** 2)
     den = np.sum(predicted**2)
     return float(np.sqrt(num / den)) if den > 0 else float("nan")
-
-
-def paired_spectra(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues of the symmetric parts of a and b (d x d), paired by eigenvector overlap.
-
-    With (lambda_i, u_i) and (mu_j, v_j) the eigenpairs of (a + a^T)/2 and (b + b^T)/2, modes are
-    matched by the assignment that maximises sum |<u_i, v_pi(i)>| (Hungarian algorithm); returns
-    (lambda, mu_pi) in that pairing.
-    """
-    la, ua = np.linalg.eigh((a + a.T) / 2)
-    lb, ub = np.linalg.eigh((b + b.T) / 2)
-    rows, cols = linear_sum_assignment(-np.abs(ua.T @ ub))
-    return la[rows], lb[cols]
-
-
-def spectrum_error(predicted: np.ndarray, measured: np.ndarray) -> float:
-    """Relative RMS error of the W_p eigenvalues over time, modes paired by eigenvectors.
-
-    At each time the eigenvalues of the symmetric parts of the simulated and the measured W_p are
-    paired by eigenvector overlap, the Hungarian algorithm's assignment maximising the summed
-    |<u_i, v_j>| (:func:`paired_spectra`); the statistic is
-    sqrt(sum (mu - lambda)^2 / sum lambda^2) over all times and modes.
-    """
-    pairs = [paired_spectra(p, m) for p, m in zip(predicted, measured, strict=True)]
-    sim = np.concatenate([p for p, _ in pairs])
-    run = np.concatenate([m for _, m in pairs])
-    den = np.sum(sim**2)
-    return float(np.sqrt(np.sum((run - sim) ** 2) / den)) if den > 0 else float("nan")
-
-
-def asymmetry_error(predicted: np.ndarray, measured: np.ndarray) -> float:
-    """RMS over time of the difference of the asymmetries ||W_p - W_p^T||/||W_p + W_p^T|| of
-    the measured and the simulated W_p (absolute; the asymmetry lies in [0, inf))."""
-    return float(np.sqrt(np.mean((asymmetry(measured) - asymmetry(predicted)) ** 2)))
-
-
-def collapsed_at_end(x: np.ndarray) -> np.ndarray:
-    """Which modes of the symmetric part of W_p have collapsed at the last time, by the
-    toolkit's one criterion (``dynamics.observables.collapsed``) against the largest such
-    eigenvalue magnitude of the trajectory."""
-    scale = np.max(np.abs(np.linalg.eigvalsh((x + np.swapaxes(x, -1, -2)) / 2)))
-    return collapsed(np.linalg.eigvalsh((x[-1] + x[-1].T) / 2), scale)
-
-
-def collapse_error(predicted: np.ndarray, measured: np.ndarray) -> float:
-    """Fraction of modes whose collapse the prediction gets wrong, at the last time; computed
-    only where the prediction has a collapsed mode by the run's end (its collapse is due).
-
-    Modes are the eigenvalues of the symmetric part of W_p at the last time, paired by
-    eigenvector overlap (:func:`paired_spectra`); a mode is collapsed by the toolkit's one
-    criterion (``dynamics.observables.collapsed``: below 2% of a reference scale), the scale
-    being the largest such eigenvalue magnitude of the trajectory.
-    """
-    if not np.any(collapsed_at_end(predicted)):
-        return float("nan")
-    sim, run = paired_spectra(predicted[-1], measured[-1])
-    scales = [
-        np.max(np.abs(np.linalg.eigvalsh((x + np.swapaxes(x, -1, -2)) / 2)))
-        for x in (predicted, measured)
-    ]
-    return float(np.mean(collapsed(sim, scales[0]) != collapsed(run, scales[1])))
 
 
 def decay_rate(t: np.ndarray, residual: np.ndarray) -> float:
@@ -282,7 +223,10 @@ STATISTICS: dict[str, Statistic] = {
     for s in (
         _trajectory_statistic("wp_error", "W_p trajectory", relative_error),
         _trajectory_statistic("w_error", "W trajectory", relative_error),
-        Statistic("sigma_error", "||Sigma - I|| over time", 0.1, sigma_error, ("sigma",), True),
+        dataclasses.replace(
+            _trajectory_statistic("sigma_error", "||Sigma - I|| over time", sigma_error),
+            needs=("sigma",),
+        ),
         _trajectory_statistic("spectrum_error", "W_p eigenvalues over time", spectrum_error),
         dataclasses.replace(
             _trajectory_statistic("asymmetry_error", "W_p asymmetry over time", asymmetry_error),

@@ -57,11 +57,12 @@ def _covers(sim: Result, run: Result) -> str:
 
 def _same_files(sim: Result, run: Result) -> bool:
     """Whether every file ``sim`` was derived from has the hash it recorded: the run's
-    measurements (``from_run_file_sha256``) and its companions (``from_run_moments_sha256``)."""
+    measurements (``from_run_file_sha256``) and its companions (``from_run_moments_sha256``,
+    ``from_run_pairs_sha256``)."""
     if sim.attrs.get("from_run_file_sha256") != run.sha256:
         return False
     companions = run.companion_sha256()
-    for name in ("moments.nc",):
+    for name in ("moments.nc", "pairs.nc"):
         key = f"from_run_{name.removesuffix('.nc')}_sha256"
         if key in sim.attrs and sim.attrs[key] != companions.get(name):
             return False
@@ -118,6 +119,8 @@ def findings(pairings: Sequence[Pairing]) -> list[tuple[Result, Result, compare.
             for row in compare.compare(
                 prediction, p.run.trajectory(), null, refs.ablations, refs.replay
             ):
+                if refs.notes:  # why a row may have no ablation null
+                    row.no_nulls = "; ".join(refs.notes)
                 rows.append((p.run, sim, row))
     return rows
 

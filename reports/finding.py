@@ -36,6 +36,8 @@ class Row:
     tolerance_rule: str = "fixed"
     context: str = ""  # what the verdict rests on (modes counted, alive modes and RankMe)
     undecided: str = ""  # why no verdict can be given (fewer than MIN_ALIVE alive modes)
+    #: why a prediction has no ablation null (then it is "not tested", never "agrees")
+    no_nulls: str = "no replay and no ablation nulls for this run"
 
     @property
     def best_null(self) -> float:
@@ -67,6 +69,8 @@ class Row:
         null = self.best_null
         if not (np.isfinite(null) and null > self.value and NULL_MARGIN * self.value <= null):
             return "not distinguishable from the null"
+        if self.kind == "prediction" and not self.ablations:
+            return "not tested"  # nothing in the physics was put to the test
         return "not tested" if self.untested else "agrees"
 
     @property
@@ -77,6 +81,8 @@ class Row:
         parts = []
         if verdict == "not decided":
             parts.append(self.undecided)
+        elif verdict == "not tested" and not self.ablations:
+            parts.append(f"no ablation null: {self.no_nulls}")
         elif verdict == "not tested":
             parts.append(
                 "not tested: "
@@ -88,7 +94,7 @@ class Row:
             if self.tested:
                 parts.append("tested: " + ", ".join(self.tested))
         elif verdict == "agrees" and self.kind == "prediction":
-            parts.append("tested: " + ", ".join(self.tested) if self.tested else "no ablation null")
+            parts.append("tested: " + ", ".join(self.tested))
         if self.context:
             parts.append(self.context)
         return f"{verdict} ({'; '.join(parts)})" if parts else verdict

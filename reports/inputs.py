@@ -146,11 +146,12 @@ class Result:
 
     def companion_sha256(self) -> dict[str, str]:
         """SHA-256 of the files beside a run's measurements that a prediction is derived from
-        (``moments.nc``: X and X'), by file name; empty for a simulation."""
+        (``moments.nc``: X and X'; ``pairs.nc``: the fixed augmented pairs), by file name;
+        empty for a simulation."""
         if self.kind != "training":
             return {}
-        path = self.path.parent / replay.MOMENTS_FILE
-        return {replay.MOMENTS_FILE: _sha256(path)} if path.is_file() else {}
+        paths = [self.path.parent / name for name in (replay.MOMENTS_FILE, "pairs.nc")]
+        return {path.name: _sha256(path) for path in paths if path.is_file()}
 
     def last(self, name: str) -> np.ndarray | float:
         """The last finite value of a series, or the row of a (axis, mode) variable at the end."""

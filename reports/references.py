@@ -2,17 +2,28 @@
 
 :mod:`dynamics.replay` replays the run's optimiser on its population loss (the noise floor of
 :mod:`reports.compare`), integrates the inertial flow (the prediction of a run with heavy-ball
-momentum) and the ablation nulls (the prediction with one ingredient removed); here they
-become :class:`reports.compare.Trajectory` objects on the run's measurement times.
+momentum) and the ablation nulls (the prediction with one ingredient removed): for a run with
+Tian's eq. 1 from X and X' (:func:`dynamics.replay.load_problem`), for a run with another loss
+on a linear encoder from the gradient of its own loss over its fixed augmented pairs
+(:func:`dynamics.replay_general.load_problem`). Here they become
+:class:`reports.compare.Trajectory` objects on the run's measurement times, each with the
+||Sigma - I|| statistic its W(t) predicts on the run's held-out images
+(:mod:`dynamics.predicted_sigma`), so that ``sigma_error`` has the same nulls and noise floor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from dynamics import replay
+import xarray as xr
+
+from dynamics import replay, replay_general
+from dynamics.from_run_methods import EQ1_LOSS
+from dynamics.predicted_sigma import held_out_sigma
 from reports.compare import Trajectory
 from reports.inputs import Result
+from reports.sigma_stat import SIGMA_VARIABLE
 
 
 @dataclass
@@ -27,6 +38,35 @@ class References:
     notes: list[str] = field(default_factory=list)
 
 
+def _problems(run: Result) -> tuple[replay.Problem, replay.Problem]:
+    """(the replay's problem, the prediction's problem) of the run: its own loss over its
+    pairs for a loss other than eq. 1 where it can (else eq. 1's flows: ``exact_loss`` False)."""
+    if str(run.attrs.get("loss_name")) != EQ1_LOSS:
+        try:
+            return (
+                replay_general.load_problem(run.path),
+                replay_general.load_problem(run.path, source="flow"),
+            )
+        except replay.NotReplayable:
+            pass
+    return replay.load_problem(run.path), replay.load_problem(run.path, source="flow")
+
+
+def _sigma(run: Result):
+    """W(t) -> the held-out mean squared correlation it predicts, or None without the run's
+    held-out moments (moments.nc)."""
+    path = Path(run.path)
+    moments = (path if path.is_dir() else path.parent) / replay.MOMENTS_FILE
+    if not moments.is_file():
+        return None
+    with xr.open_dataset(moments, engine="netcdf4") as m:
+        if "eval_second_moment" not in m or "n_eval" not in m.attrs:
+            return None
+        mean, second = m["eval_mean"].values, m["eval_second_moment"].values
+        n = int(m.attrs["n_eval"])
+    return lambda w: held_out_sigma(w, mean, second, n)[SIGMA_VARIABLE]
+
+
 def references(run: Result) -> References:
     """The :class:`References` of a run; empty with a note for a run that has none.
 
@@ -35,14 +75,16 @@ def references(run: Result) -> References:
     reads (wd = D ``eta_step``), so that they are the prediction's own physics; which
     ablations apply follows the run's configuration."""
     try:
-        problem = replay.load_problem(run.path)  # the optimiser's record: the replay
-        flow = replay.load_problem(run.path, source="flow")  # what the prediction reads
+        problem, flow = _problems(run)
     except replay.NotReplayable as err:
         return References(notes=[f"no replay and no ablation nulls: {err}"])
     eta, alpha_p = run.eta(), run.alpha_p()
+    sigma = _sigma(run)
 
     def traj(path: replay.Path_) -> Trajectory:
-        return Trajectory(path.t, path.wp, path.w, eta, alpha_p)
+        wp = path.wp if path.wp.size else None
+        s = sigma(path.w) if sigma is not None and run.has(SIGMA_VARIABLE) else None
+        return Trajectory(path.t, wp, path.w, eta, alpha_p, sigma=s)
 
     out = References()
     try:
@@ -60,4 +102,6 @@ def references(run: Result) -> References:
     except FloatingPointError as err:
         out.notes.append(f"replay or ablation failed ({err}): fixed tolerances, no ablations")
         return References(notes=out.notes)
+    if not out.ablations:
+        out.notes.append("no ablation null applies: the run trained with none of the ingredients")
     return out
