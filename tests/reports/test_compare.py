@@ -3,7 +3,9 @@
 The trajectories are real solutions of Tian et al.'s Lemma 1 (``dynamics.simulate``), so the
 prediction and the nulls differ the way a wrong start or a frozen network would:
 
-- a run that is its prediction plus 0.5% noise: every statistic agrees and beats its nulls;
+- a run that is its prediction plus 0.5% noise: every statistic agrees and beats its nulls (the
+  ablation nulls: the same simulation without augmentation, sigma^2 = 0, or without weight
+  decay, eta = 0); without any ablation null the same run is "not tested", never "agrees";
 - a run from another seed's start, and a run whose network stays frozen: no statistic agrees;
 - a random W_p against unrelated features passes no spectrum statistic.
 """
@@ -24,15 +26,23 @@ ETA = 0.05
 SETTINGS = RunSettings(t_end=30.0, n_out=31, rtol=1e-9, atol=1e-11)
 
 
-def trajectory(seed: int) -> Trajectory:
-    """Linear BYOL, 6 x 8, eta 0.05 to t = 30 (2 eta t = 3: Theorem 1's decay shows)."""
-    ds = simulate("linear_byol", SETTINGS, dim=6, input_dim=8, eta=ETA, seed=seed)
+def trajectory(seed: int, **changes) -> Trajectory:
+    """Linear BYOL, 6 x 8, eta 0.05 to t = 30 (2 eta t = 3: Theorem 1's decay shows);
+    ``changes``: parameters of an ablated simulation (the run's eta is kept as its record)."""
+    ds = simulate("linear_byol", SETTINGS, **{"dim": 6, "input_dim": 8, "eta": ETA, "seed": seed,
+                                              **changes})  # fmt: skip
     return Trajectory(ds["time"].values, ds["wp"].values, ds["w"].values, ETA, 1.0)
 
 
 @pytest.fixture(scope="module")
 def sims() -> dict[int, Trajectory]:
     return {seed: trajectory(seed) for seed in (0, 1, 2)}
+
+
+@pytest.fixture(scope="module")
+def ablations() -> dict[str, Trajectory]:
+    """Seed 0's simulation with one ingredient removed: no augmentation, no weight decay."""
+    return {"augmentation": trajectory(0, sigma2=0.0), "weight decay": trajectory(0, eta=0.0)}
 
 
 def noisy(traj: Trajectory, level: float, seed: int = 5) -> Trajectory:
@@ -46,8 +56,9 @@ def by_key(rows: list[Row]) -> dict[str, Row]:
     return {r.key: r for r in rows}
 
 
-def test_a_run_built_to_agree_agrees_on_every_statistic(sims):
-    rows = by_key(compare.compare(sims[0], noisy(sims[0], 0.005), other_seed=sims[1]))
+def test_a_run_built_to_agree_agrees_on_every_statistic(sims, ablations):
+    run = noisy(sims[0], 0.005)
+    rows = by_key(compare.compare(sims[0], run, other_seed=sims[1], ablations=ablations))
     limits = {"final_asymmetry", "final_misalignment"}  # not with a simulation's prediction
     # no mode collapses in the prediction: collapse agreement is not due, not computed; these
     # trajectories hold no Sigma (tests/reports/test_sigma_compare)
@@ -55,7 +66,16 @@ def test_a_run_built_to_agree_agrees_on_every_statistic(sims):
     for key, row in rows.items():
         assert row.verdict == "agrees", (key, row)
         assert row.value * compare.NULL_MARGIN <= row.best_null
-    assert rows["wp_error"].value < 0.01
+        if row.kind == "prediction":
+            assert "tested: augmentation, weight decay" in row.detail
+    # the same comparison without ablation nulls tested no physics: never "agrees"
+    bare = by_key(compare.compare(sims[0], run, other_seed=sims[1]))
+    for key in ("wp_error", "w_error", "spectrum_error", "asymmetry_error"):
+        assert bare[key].verdict == "not tested", (key, bare[key])
+        assert "no ablation null: no replay and no ablation nulls" in bare[key].detail
+    assert (
+        bare["conservation_error"].verdict == "agrees"
+    )  # a property of the run    assert rows["wp_error"].value < 0.01
     assert rows["wp_error"].tolerance_rule.startswith("fixed")  # no replay given
     assert "other seed" in rows["conservation_error"].not_applicable
     assert rows["conservation_error"].kind == "property"
@@ -112,16 +132,16 @@ def test_an_ablation_null_within_3x_means_not_tested_never_agrees():
     assert row.verdict == "not tested"
 
 
-def test_the_tolerance_is_three_times_the_noise_floor_of_the_replay(sims):
+def test_the_tolerance_is_three_times_the_noise_floor_of_the_replay(sims, ablations):
     """A replay 0.004 from the run sets the W_p tolerance to 3 x that floor (capped at 0.1):
     a prediction 0.01 off then disagrees, one as close as the replay agrees."""
     run = noisy(sims[0], 0.003, seed=1)
     replay = noisy(sims[0], 0.003, seed=2)
     floor = compare.relative_error(replay.wp, run.wp)
-    rows = by_key(compare.compare(sims[0], run, sims[1], replay=replay))
+    rows = by_key(compare.compare(sims[0], run, sims[1], ablations, replay=replay))
     assert rows["wp_error"].tolerance == pytest.approx(3 * floor)
     assert rows["wp_error"].verdict == "agrees"
-    off = by_key(compare.compare(noisy(sims[0], 0.05, seed=3), run, sims[1], replay=replay))
+    off = by_key(compare.compare(noisy(sims[0], 0.05, seed=3), run, sims[1], ablations, replay))
     assert off["wp_error"].verdict == "disagrees"
     huge = by_key(compare.compare(sims[0], run, sims[1], floor={"wp_error": 1.0}))
     assert huge["wp_error"].tolerance == 0.1  # capped at the fixed tolerance
@@ -166,9 +186,15 @@ def test_a_prediction_shorter_than_its_run_is_refused(sims):
 
 def test_verdict_logic():
     within = Row("x", "x", 0.01, tolerance=0.1, nulls={"frozen": 0.5, "other seed": 0.02})
+    within.ablations = {"weight decay": 0.5}
     assert within.verdict == "not distinguishable from the null"  # only 2x below the best null
     within.nulls["other seed"] = 0.03
     assert within.verdict == "agrees"
+    within.ablations = {}  # no ablation null: nothing of the physics tested
+    within.no_nulls = "no pairs.nc"
+    assert within.verdict == "not tested"
+    assert within.detail == "not tested (no ablation null: no pairs.nc)"
+    assert Row("x", "x", 0.01, 0.1, {"frozen": 0.5}, kind="property").verdict == "agrees"
     assert Row("x", "x", 0.2, 0.1, {"frozen": 5.0}).verdict == "disagrees"
     assert Row("x", "x", float("nan"), 0.1, {"frozen": 5.0}).verdict == "not computed"
     assert Row("x", "x", 0.0, 0.1, {"frozen": 0.0}).verdict == "not distinguishable from the null"

@@ -1,7 +1,8 @@
 """The ||Sigma - I|| statistic of reports.compare (``sigma_error``) says yes and no: a measured
-decorrelation trajectory equal to its prediction up to 1% noise agrees and beats the frozen and
-other-seed nulls; a prediction from another start, or one that decorrelates at half the rate,
-disagrees."""
+decorrelation trajectory equal to its prediction up to 1% noise agrees and beats the frozen,
+other-seed and ablation nulls (an ablated prediction that decorrelates 3x faster); a prediction
+from another start, or one that decorrelates at half the rate, disagrees; without an ablation
+null the matching prediction is "not tested"."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def decorrelation(start: float, rate: float = 1.0) -> np.ndarray:
     return 0.05 + (start - 0.05) * np.exp(-rate * T)
 
 
-def rows(prediction, measured, other):
+def rows(prediction, measured, other, ablated=True):
+    nulls = {"augmentation": Trajectory(T, sigma=decorrelation(0.4, rate=3.0))} if ablated else {}
     out = compare.compare(Trajectory(T, sigma=prediction), Trajectory(T, sigma=measured),
-                          Trajectory(T, sigma=other))  # fmt: skip
+                          Trajectory(T, sigma=other), nulls)  # fmt: skip
     return {r.key: r for r in out}
 
 
@@ -38,7 +40,8 @@ def test_a_matching_prediction_agrees_and_wrong_ones_do_not():
     measured = truth * (1 + 0.01 * rng.standard_normal(T.size))
     row = rows(truth, measured, decorrelation(0.25))["sigma_error"]
     assert row.verdict == "agrees", row
-    assert set(row.nulls) == {"frozen", "other seed"}
+    assert set(row.nulls) == {"frozen", "other seed"} and row.tested == ["augmentation"]
+    assert rows(truth, measured, decorrelation(0.25), False)["sigma_error"].verdict == "not tested"
     for wrong in (decorrelation(0.25), decorrelation(0.4, rate=0.5)):
         row = rows(wrong, measured, decorrelation(0.25))["sigma_error"]
         assert row.verdict != "agrees", row
