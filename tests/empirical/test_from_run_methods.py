@@ -4,7 +4,9 @@ Barlow Twins, VICReg, SimCLR and BYOL with its cosine loss (linear predictor, EM
 trained for 40 plain-SGD steps on a linear encoder over 8 principal components of Fashion-MNIST
 (``--projector none``), are predicted by ``general``: the gradient flow of the run's own loss over
 its fixed sample of augmented pairs (``pairs.nc``) at its batch size, from its W(0). The
-prediction must follow the run's W far closer than the other-seed null, and its predicted
+prediction must follow the run's W far closer than the other-seed null and 3x closer than the
+same flow on the pairs with the augmentation removed (views replaced by their mean: the ablation
+null of :mod:`dynamics.replay_general`), and its predicted
 ||Sigma - I|| (mean squared correlation on the held-out images) the run's; the same run with its
 loss convention recorded wrong (loss_scale x 2: the flow at half speed) is predicted worse. A deep
 linear run (two layers) is predicted by the deep-linear flow better than by a one-layer flow
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from dynamics import replay, replay_general
 from dynamics.from_run_methods import scenario_of
 from dynamics.simulate import main as simulate_main
 from dynamics.simulate import simulate
@@ -87,6 +90,10 @@ def test_the_run_is_predicted_far_better_than_the_other_seed_null(runs, method, 
     w_err, sigma_err = errors(run, prediction)
     null_w, null_sigma = errors(run, null)
     assert w_err < 0.1 and 10 * w_err < null_w, (w_err, null_w)
+    no_aug = replay.ablation(replay_general.load_problem(run, source="flow"), "augmentation")
+    with xr.open_dataset(run / "measurements.nc") as ds:
+        aug_w = compare.relative_error(no_aug.w, ds["w"].values)
+    assert 3 * w_err < aug_w, (w_err, aug_w)
     assert sigma_err < 0.1 and 3 * sigma_err < null_sigma, (sigma_err, null_sigma)
     # the predicted Sigma at t = 0 is the run's first measurement (same W, same images)
     with xr.open_dataset(run / "measurements.nc") as ds:

@@ -18,6 +18,7 @@ import xarray as xr
 from dynamics.simulate import simulate
 from reports import compare
 from reports.inputs import load_result
+from reports.references import references
 from tests.empirical.conftest import train, write_idx
 
 POOL = 512
@@ -25,14 +26,16 @@ RUNG1 = [
     "--backbone", "linear", "--input-dim", "8", "--projector", "none", "--predictor", "linear",
     "--loss", "linear_byol", "--optimizer", "sgd", "--momentum", "0", "--lr-schedule", "constant",
     "--ema-base", "0.99", "--ema-final", "0.99", "--measure-every", "20", "--no-probes",
-    "--train-subset", str(POOL), "--moments-images", str(POOL), "--batch-size", "64",
-    "--lr", "0.08",  # peak 0.02 at batch 64: t = 2 x 0.02 x 200 steps = 8
+    "--train-subset", str(POOL), "--moments-images", str(POOL), "--batch-size", "256",
+    "--lr", "0.02",  # 0.02 at batch 256: t = 2 x 0.02 x 200 steps = 8
 ]  # fmt: skip
+# batch 256, not 64 at 4x the step: the same flow time with a quarter of the minibatch noise
+# variance, so that W resolves X' to a factor 2 (at batch 64 its X' x0.5 null was 2.4x the error)
 
 
 def rung1(fashion_dir, out, weight_decay="0.2", seed="0"):
     code = train("byol", out, fashion_dir, *RUNG1, "--weight-decay", weight_decay, "--seed", seed,
-                 epochs=25)  # fmt: skip
+                 epochs=100)  # fmt: skip
     assert code == 0
     return out
 
@@ -53,12 +56,23 @@ def trajectories(run_dir, initial="run", seed=0):
 
 
 def test_rung_one_follows_its_simulation_and_beats_the_nulls(runs):
+    """Within 3x the noise floor of the run's replay and 3x below every null: the other seed,
+    the frozen network and the ablation nulls (reports.references) for W and the spectrum.
+    W_p is as close, but this run does not resolve X' to a factor 2 in W_p (its X' x0.5 null is
+    within 3x: 2.5x): that ingredient is 'not tested' there, the others are tested."""
     sim, run = trajectories(runs["run"])
     null, _ = trajectories(runs["run"], initial="seed", seed=7)
-    rows = {r.key: r for r in compare.compare(sim, run.trajectory(), null)}
+    refs = references(run)
+    rows = {
+        r.key: r for r in compare.compare(sim, run.trajectory(), null, refs.ablations, refs.replay)
+    }
     for key in ("wp_error", "w_error", "spectrum_error"):
         assert rows[key].value < 0.05, (key, rows[key])
-        assert rows[key].verdict == "agrees", (key, rows[key])
+        assert rows[key].value <= rows[key].tolerance, (key, rows[key].detail)
+        assert {"augmentation", "weight decay", "EMA lag", "clock D"} <= set(rows[key].tested)
+    for key in ("w_error", "spectrum_error"):
+        assert rows[key].verdict == "agrees", (key, rows[key].detail)
+    assert set(rows["wp_error"].untested) <= {"X' x2", "X' x0.5"}
     assert rows["conservation_error"].verdict == "agrees"  # 2 eta t = 1.6
 
 
