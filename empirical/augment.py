@@ -356,19 +356,21 @@ class TwoViewAugment:
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Each image moved by its own integer offset in [-max_shift, max_shift]^2, zero-filled."""
+    """Each image moved by its own integer offset in [-max_shift, max_shift]^2, zero-filled.
+
+    One gather on the flattened padded planes (advanced indexing with four index tensors took
+    ten times longer on a CPU batch of 256 images)."""
     if max_shift == 0:
         return x
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     pad = F.pad(x, (max_shift,) * 4)
     dx, dy = (
         torch.randint(0, 2 * max_shift + 1, (n,), generator=gen, device=x.device) for _ in range(2)
     )
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return pad[batch, channel, rows, cols]
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None] * (w + 2 * max_shift)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
+    index = (rows + cols).reshape(n, 1, h * w).expand(n, c, h * w)
+    return pad.flatten(2).gather(2, index).view(n, c, h, w)
 
 
 class ShiftFlipNoise:

@@ -163,3 +163,24 @@ def test_one_channel_images_pass_colour_ops_that_need_three():
 def test_blur_kernel_is_ten_percent_of_the_image():
     assert augment.blur_kernel_size(224) == 23  # BYOL's 23 px at 224 px
     assert augment.blur_kernel_size(28) == 3
+
+
+@pytest.mark.parametrize(("channels", "max_shift"), [(1, 2), (3, 1), (1, 4)])
+def test_random_shift_moves_each_image_by_its_own_offset_zero_filled(channels, max_shift):
+    """Each output image is its input moved by one offset (dy, dx) in [-s, s]^2, zero-filled
+    (a per-image slice written by hand), the offsets drawn from the generator in the order
+    dx, then dy; the offsets vary over the batch."""
+    x = torch.rand(40, channels, 9, 7, generator=gen(3)) + 1.0  # no zeros in the input
+    out = augment.random_shift(x, max_shift, gen(4))
+    draws = gen(4)
+    dx, dy = (torch.randint(0, 2 * max_shift + 1, (40,), generator=draws) for _ in range(2))
+    for i in range(40):
+        oy, ox = int(dy[i]) - max_shift, int(dx[i]) - max_shift  # content moves by (-oy, -ox)
+        expected = torch.zeros_like(x[i])
+        src_r = slice(max(0, oy), min(9, 9 + oy))
+        src_c = slice(max(0, ox), min(7, 7 + ox))
+        dst_r = slice(max(0, -oy), min(9, 9 - oy))
+        dst_c = slice(max(0, -ox), min(7, 7 - ox))
+        expected[:, dst_r, dst_c] = x[i][:, src_r, src_c]
+        assert torch.equal(out[i], expected), i
+    assert len(set(zip(dx.tolist(), dy.tolist(), strict=True))) > 5
