@@ -30,7 +30,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from symbolic.common.cli import UsageError
 
@@ -60,7 +59,11 @@ def auto_workers(processes: int) -> int:
 
 def jpeg_decoded(data, device="cpu"):
     """``torchvision.io.decode_jpeg`` to RGB. torchvision 0.29 marks its decoders deprecated in
-    favour of TorchCodec, not a dependency here; decode_jpeg is still libjpeg-turbo / nvJPEG."""
+    favour of TorchCodec, not a dependency here; decode_jpeg is still libjpeg-turbo / nvJPEG.
+    Imported here: torchvision's import costs about 2 s of CPU, which a run on Fashion-MNIST
+    (the bridge's runs) never needs."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities")
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
