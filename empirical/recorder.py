@@ -127,6 +127,7 @@ class Recorder:
         self.main, self.quiet = main, quiet
         self.steps: dict[str, list[float]] = {}
         self.history: list[dict] = []
+        self.written = 0  # measurements in the last measurements.nc written
         self.loss_sums: dict[str, torch.Tensor] = {}  # loss terms summed since the last measurement
         self.loss_count = 0
         self.skipped_before: set[str] = set()  # unreadable files met before a --resume
@@ -289,6 +290,11 @@ class Recorder:
             self.writer.add_scalar("train/lr", lr, step)
 
     # ------------------------------------------------------------------ files
+    def unwritten(self) -> bool:
+        """A measurement was taken since ``measurements.nc`` was last written (by this
+        process)."""
+        return len(self.history) > self.written
+
     def write(self, epochs_completed: float, epochs: float) -> None:
         """``measurements.nc``: the history and per-step record, marked partial until the end."""
         attrs = provenance(
@@ -303,6 +309,7 @@ class Recorder:
         )
         ds = build_dataset(self.history, self.steps, attrs)
         write_netcdf(ds, self.out / RESULTS, undefined=UNDEFINED)
+        self.written = len(self.history)
 
     def write_moments(
         self,

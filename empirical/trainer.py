@@ -185,7 +185,8 @@ class Run:
             self.train_epoch()
             state = run_state(self)  # every rank: each one's augmentation stream is gathered
             if info.main:
-                self.recorder.write(self.epoch, cfg.epochs)
+                if self.recorder.unwritten() or self.epoch == last:  # the per-step record
+                    self.recorder.write(self.epoch, cfg.epochs)  # lags to the next measurement
                 save_checkpoint(state, self.out / CHECKPOINT)
                 self.log(self.epoch_line(self.recorder.history[-1]))
             barrier()
