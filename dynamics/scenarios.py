@@ -17,6 +17,7 @@ from dynamics.models.contrastive import (
     VICRegModel,
     VICRegParams,
 )
+from dynamics.models.cosine_modes import CosineModeModel, CosineModeParams
 from dynamics.models.directpred import (
     DirectCopyModel,
     DirectCopyParams,
@@ -79,6 +80,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(StepwiseBTModel, StepwiseBTParams, t_end=12.0),
         Scenario(IsoLossModel, IsoLossParams, t_end=40.0),
         Scenario(VICRegAlignedModel, VICRegAlignedParams, t_end=3.0),
+        Scenario(CosineModeModel, CosineModeParams, t_end=12.0),
     )
 }
 

@@ -70,11 +70,14 @@ class CheckSize:
 SIZE = CheckSize()
 
 
-def train_command(size: CheckSize, weight_decay: float, seed: int, epochs: int, out: Path):
-    """``python -m empirical.train byol`` for one run of the check."""
+def train_command(
+    size: CheckSize, weight_decay: float, seed: int, epochs: int, out: Path, loss="linear_byol"
+):
+    """``python -m empirical.train byol`` for one run of the check (``loss``: eq. 1 by default;
+    ``byol`` is the cosine loss, used by ``reports.bao_sweep``)."""
     options = {
         "--backbone": "linear", "--input-dim": size.input_dim, "--width": size.width,
-        "--projector": "none", "--predictor": "linear", "--loss": "linear_byol",
+        "--projector": "none", "--predictor": "linear", "--loss": loss,
         "--optimizer": "sgd", "--momentum": 0, "--lr-schedule": "constant",
         "--lr": size.lr, "--batch-size": size.batch, "--ema-base": size.ema,
         "--ema-final": size.ema, "--weight-decay": f"{weight_decay:.6g}", "--epochs": epochs,

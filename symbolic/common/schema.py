@@ -221,6 +221,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "corr_eig_closed_form": ("closed-form corr_eig of the per-mode eigenvalue ODE", "1"),
     "feature_std": ("std of each output dimension, sqrt(C_jj) (population VICReg flow)", "1"),
     "feature_std_closed_form": ("closed-form feature_std of the aligned VICReg flow", "1"),
+    # Bao 2025's cosine-loss modes beside Tian's L2 modes (dynamics.models.cosine_modes).
+    "p_l2": ("eigenvalue p_j of W_p under Tian's L2 loss", "1"),
+    "s_l2": ("eigenvalue s_j of F under Tian's L2 loss", "1"),
+    "p_cos": ("eigenvalue p_j of W_p under the concentrated cosine loss", "1"),
+    "s_cos": ("eigenvalue s_j of F under the concentrated cosine loss", "1"),
+    "tau_cos": ("EMA target ratio tau_j under the concentrated cosine loss", "1"),
+    "share_cos": ("p_j / max_k p_k under the cosine loss (the normalised spectrum)", "1"),
+    "scale_residual": ("sum_j p_j^2 e^(2 eta t) - sum_j p_j(0)^2 (0: conserved)", "1"),
+    "frozen_threshold": ("Tian's threshold with the cosine norms frozen at the state", "1"),
 }
 
 
@@ -245,6 +254,12 @@ _MODE_VARIABLES = (
     "corr_eig_closed_form",
     "feature_std",
     "feature_std_closed_form",
+    "p_l2",
+    "s_l2",
+    "p_cos",
+    "s_cos",
+    "tau_cos",
+    "share_cos",
     "mode_survives",
     "mode_weight",
     "mode_weight_initial",
