@@ -49,10 +49,10 @@ from symbolic.common.schema import MODE, TIME
 #: features, not the weight scale, are what the loss sees); under L2 when p_j is at least this
 #: fraction of the eta = 0 fixed point 1/(1+sigma^2)
 ALIVE_SHARE = 0.25
-#: 2 eta t is capped here in the time change (T <= e^16 / (2 eta), a speed-up <= e^16 ~ 9e6):
+#: 2 eta t is capped here in the time change (T <= e^10 / (2 eta), a speed-up <= e^10 ~ 2e4):
 #: beyond, the rescaled flow runs at the capped speed; the eta = 0 flow from p_j(0) in
 #: [0.05, 0.3] has ended (to 1e-8) by T ~ 1e2, so the cap only bounds the stiffness
-MAX_EXPONENT = 16.0
+MAX_EXPONENT = 10.0
 
 
 def norm_factors(p, s, tau, sigma2):
