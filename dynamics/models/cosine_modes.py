@@ -99,8 +99,8 @@ def frozen_threshold(p, s, tau, sigma2):
 
 
 def _simsiam_flow(p0, s0, eta, sigma2, alpha_p, t_end, cosine):
-    """(p, s) at ``t_end`` of the SimSiam (tau = 1) mode flow: cosine through the exact time
-    change (the eta = 0 flow to T, then the scale e^{-eta t}), L2 directly."""
+    """(p, s) at ``t_end`` of the SimSiam (tau = 1) mode flow: cosine through the time change
+    (the eta = 0 flow to T, capped by MAX_EXPONENT, then the scale e^{-eta t}), L2 directly."""
     d = p0.size
     tau = np.ones(d)
     rhs, eta_used = (cosine_mode_rhs, 0.0) if cosine else (mode_rhs, eta)
