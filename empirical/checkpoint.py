@@ -3,7 +3,8 @@
 A checkpoint holds only tensors and plain containers of numbers and strings: model and optimiser
 state dicts, every rank's augmentation generator state (restored rank by rank: a DDP resume
 draws the views an uninterrupted run draws), every global RNG state (torch, CUDA, numpy,
-python), the epoch and step counters, the per-step record and the measurement history. It is
+python), the epoch and step counters, the per-step record, the measurement history and the loss
+terms summed since the last measurement (:func:`loss_sums`). It is
 written to a temporary file in the same folder and renamed
 (:func:`symbolic.common.files.atomic_path`), so the previous checkpoint survives a crash; the
 checkpoint it replaces is kept as ``checkpoint.previous.pt``.
@@ -101,7 +102,8 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     return Path(path)
 
 
-#: what a checkpoint of this format holds
+#: what a checkpoint of this format holds (and ``loss_sums``/``loss_count``, optional: see
+#: :func:`loss_sums`)
 KEYS = ("config", "epoch", "step", "steps", "model", "optimizer", "generator", "rng", "history")
 
 
@@ -147,8 +149,31 @@ def run_state(run) -> dict[str, Any]:
         "rng": rng_state(),
         "steps": {k: torch.tensor(v, dtype=torch.float64) for k, v in record.steps.items()},
         "history": [to_storable(e) for e in record.history],
+        "loss_sums": {k: torch.as_tensor(v).detach().cpu() for k, v in record.loss_sums.items()},
+        "loss_count": record.loss_count,
         "skipped_files": record.skipped_files(),
     }
+
+
+def loss_sums(state: dict[str, Any], path: Path, device) -> tuple[dict[str, torch.Tensor], int]:
+    """The loss terms summed over the steps since the last measurement, on ``device``, and their
+    count: the next measurement's ``loss*`` means continue from them as the uninterrupted run's do.
+
+    A checkpoint written before they were stored has no ``loss_sums``: taken at a measurement
+    (every checkpoint of a run measured once an epoch) the sums were empty, ``({}, 0)``; taken
+    between two, UsageError, as its next loss would average only the steps after the resume.
+    """
+    if "loss_sums" in state:
+        sums = {k: v.to(device) for k, v in state["loss_sums"].items()}
+        return sums, int(state["loss_count"])
+    measured = int(state["history"][-1]["step"])
+    if measured != int(state["step"]):
+        raise UsageError(
+            f"--resume: {path} was taken at step {state['step']}, between measurements (the last "
+            f"at step {measured}), by a version that did not store the loss sums since then; "
+            "train again into another --out"
+        )
+    return {}, 0
 
 
 def checkpoints(folder: Path) -> list[Path]:
@@ -202,6 +227,7 @@ def resume(run, folder: Path) -> str:
     record.steps = {k: v.tolist() for k, v in state["steps"].items()}
     record.history = [from_storable(e) for e in state["history"]]
     record.skipped_before = set(state["skipped_files"])
+    record.loss_sums, record.loss_count = loss_sums(state, path, run.device)
     said = f"resumed {path} at epoch {run.epoch}, step {run.step}"
     if problems:
         said += f" (the latest checkpoint is damaged: {problems[0]})"

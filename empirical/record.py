@@ -126,6 +126,29 @@ def mark_undefined(data_vars: dict[str, tuple]) -> None:
             data_vars[name] = (dims, values)
 
 
+def summary_cells(history: list[dict], key: str) -> tuple[str, str]:
+    """The first and last measurement's ``key`` as the run summary prints them: a ratio of
+    :data:`RATIOS` that the file holds as undefined (:func:`mark_undefined`) as such, not as the
+    0 that 0/0 evaluated to; another variable of :data:`UNDEFINED` that holds NaN as
+    "undefined"."""
+    values = np.array([float(history[i][key]) for i in (0, -1)])
+    marked = values
+    if key in RATIOS:
+        names = [key, *(n for n in RATIOS[key] if n in history[0])]
+        data_vars = {
+            n: ((), np.stack([np.asarray(e[n], np.float64) for e in history])) for n in names
+        }
+        mark_undefined(data_vars)
+        marked = data_vars[key][1][[0, -1]]
+    first, last = (
+        "undefined (W = 0)" if np.isnan(m) and not np.isnan(v)
+        else "undefined" if np.isnan(v) and key in UNDEFINED
+        else f"{v:.4f}"
+        for v, m in zip(values, marked, strict=True)
+    )  # fmt: skip
+    return first, last
+
+
 def build_dataset(history: list[dict], steps: dict[str, list], attrs: dict) -> xr.Dataset:
     """One Dataset from the measurements (dicts with 'epoch', 'time', 'step' keys) and the
     per-step record ``steps`` (name -> one value per step); ``attrs`` (the run's provenance)

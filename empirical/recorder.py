@@ -46,7 +46,7 @@ from empirical.flow import LARS_REASON, flow_step
 from empirical.measure import augmentation_ratio, collapse_warnings, network_measurements
 from empirical.moments import measure_moments
 from empirical.pairs import add_held_out
-from empirical.record import UNDEFINED, build_dataset
+from empirical.record import UNDEFINED, build_dataset, summary_cells
 from symbolic.common.cli import UsageError
 from symbolic.common.files import write_text
 from symbolic.common.options import to_toml
@@ -428,7 +428,7 @@ def epoch_line(entry: dict, first: dict, epochs: int, skipped: int) -> str:
 
 def summary(history: list[dict], title: str, files: Iterable[Path]) -> str:
     """The run's summary table: first (random encoder) and last measurement."""
-    first, last = history[0], history[-1]
+    last = history[-1]
     rows = [
         ("mean rho^2 (decorrelation)", "sigma_corr_mean_sq"),
         ("dead dimensions", "dead_dims"),
@@ -441,6 +441,6 @@ def summary(history: list[dict], title: str, files: Iterable[Path]) -> str:
         rows += [("W_p asymmetry", "wp_asymmetry"), ("W_p-F commutator", "commutator_norm")]
     lines = [title, f"  {'':34s} {'random':>10s} {'final':>10s}"]
     for label, key in rows:
-        lines.append(f"  {label:34s} {float(first[key]):10.4f} {float(last[key]):10.4f}")
+        lines.append(f"  {label:34s} " + " ".join(f"{c:>10s}" for c in summary_cells(history, key)))
     lines.append(f"  files: {', '.join(map(str, files))}")
     return "\n".join(lines)

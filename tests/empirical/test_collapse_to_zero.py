@@ -34,4 +34,13 @@ def test_a_run_decayed_to_zero_finishes_and_says_it_collapsed(fashion_dir, tmp_p
             assert name in undefined
             assert np.isfinite(values[w > 1e-6 * w[0]]).all(), name  # W of order 1: defined
             assert np.isnan(values[w == 0]).all(), name  # 0/0 at W = 0: undefined
-    assert "COLLAPSED: z_std = 0.0000" in (tmp_path / "log.txt").read_text()
+        last_ratios = {n: ds[n].values[-1] for n in ("wp_asymmetry", "commutator_norm")}
+    log = (tmp_path / "log.txt").read_text()
+    assert "COLLAPSED: z_std = 0.0000" in log
+    # the summary table's final column: what the file holds (NaN, undefined), not the 0 of 0/0
+    rows = {" ".join(line.split()[:2]): line.split() for line in log.splitlines()}
+    assert rows["mean rho^2"][-1] == "undefined", rows["mean rho^2"]  # no spread to correlate
+    for label, name in (("W_p asymmetry", "wp_asymmetry"), ("W_p-F commutator", "commutator_norm")):
+        assert np.isnan(last_ratios[name]), name
+        random_encoder, final = rows[label][2], " ".join(rows[label][3:])
+        assert float(random_encoder) > 0 and final == "undefined (W = 0)", rows[label]

@@ -4,10 +4,15 @@ measurements still records every step it took, and its resumed run equals the st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 import xarray as xr
 
+from empirical.checkpoint import loss_sums
+from symbolic.common.cli import UsageError
 from tests.empirical.conftest import train
 
 FAR = ("--measure-every", "1000000")  # measured at step 0 and at the last step only
@@ -30,8 +35,22 @@ def test_a_run_stopped_between_measurements_records_every_step_and_resumes(fashi
     ):
         assert list(a["step_at_measurement"].values) == [0, 3 * per_epoch]
         assert a.attrs["partial"] == b.attrs["partial"] == 0
-        # the loss means over the steps since the last measurement: a resume restarts their sums
-        # (the checkpoint does not hold them; so on main before this change too)
+        # the loss* means over the steps since the last measurement too: the checkpoint holds
+        # their sums
+        assert any(var.startswith("loss") for var in a.data_vars)
         for var in a.data_vars:
-            if var != "throughput" and not var.startswith("loss"):
+            if var != "throughput":
                 assert np.array_equal(a[var].values, b[var].values, equal_nan=True), var
+
+
+def test_a_checkpoint_without_loss_sums_resumes_only_at_a_measurement():
+    """A checkpoint of a version that did not store the loss sums: at a measurement they were
+    empty (resumed as such), between two its next loss would be another mean (refused)."""
+    at_measurement = {"step": 40, "history": [{"step": 0}, {"step": 40}]}
+    assert loss_sums(at_measurement, Path("c.pt"), torch.device("cpu")) == ({}, 0)
+    between = {"step": 40, "history": [{"step": 0}, {"step": 20}]}
+    with pytest.raises(UsageError, match="step 40, between measurements .*at step 20"):
+        loss_sums(between, Path("c.pt"), torch.device("cpu"))
+    stored = {"loss_sums": {"loss": torch.tensor(3.5)}, "loss_count": 7, **between}
+    sums, count = loss_sums(stored, Path("c.pt"), torch.device("cpu"))
+    assert count == 7 and sums["loss"].item() == 3.5
