@@ -83,7 +83,7 @@ def run_sweep(work: Path, size: CheckSize, jobs: int) -> dict:
     """The pilot, then every (loss, weight decay) run under ``work``; every number."""
     start = time.perf_counter()
     pilot = work / "pilot"
-    run_command(train_command(size, 0.0, 0, 1, pilot))
+    run_command(train_command("pilot", size, 0.0, 0, 1, pilot).argv())
     with xr.open_dataset(pilot / "moments.nc", engine="netcdf4") as m:
         modes = pencil_modes(m["x_corr"].values, m["aug_cov"].values)
     thresholds = 2 * modes.threshold  # D = 2: BYOL sums both directions
@@ -94,7 +94,10 @@ def run_sweep(work: Path, size: CheckSize, jobs: int) -> dict:
     }  # fmt: skip
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [
-            pool.submit(run_command, train_command(size, wd, 0, size.epochs, out, loss=loss))
+            pool.submit(
+                run_command,
+                train_command(out.name, size, wd, 0, size.epochs, out, loss=loss).argv(),
+            )
             for (loss, wd), out in runs.items()
         ]
         for future in futures:

@@ -40,7 +40,8 @@ flow time, and power laws error ~ lr^a, error ~ batch^b are fitted (finite steps
 noise are what the flow leaves out).
 
 ``--rungs collapse`` (not part of "all") adds the collapse map checked by training
-(:mod:`reports.collapse_check`), written to OUT/collapse/.
+(:mod:`reports.collapse_check`), written to OUT/collapse/, its runs under WORK/collapse/ on the
+same runner (markers, ``--resume``).
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ from reports.bridge_results import (
     scaling_text,
     write_report,
 )
+from reports.collapse_check import COLLAPSE
 from reports.experiments import Workspace, add_runner_options, check_range, validate
 from reports.experiments import commands as cmd
 from reports.experiments.commands import Command
-from reports.experiments.markers import remove
 from reports.experiments.options import (
     MAX_JOBS,
     MAX_SEEDS,
@@ -77,8 +78,6 @@ from symbolic.common.cli import ArgumentParser, UsageError, run_main
 from symbolic.common.files import check_output_folder
 
 PROG = "python -m reports.bridge"
-#: the rung of reports.collapse_check (the collapse map checked by training), not in "all"
-COLLAPSE = "collapse"
 #: options of every bridge run: the linear predictor without a projector, SGD, no probes
 COMMON = (
     "--projector", "none", "--predictor", "linear", "--optimizer", "sgd", "--no-probes",
@@ -374,12 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     workspace.check(everything, settings, args.resume, "replace", options="--quick")
     with workspace:
         workspace.begin(everything, settings, args.resume, "replace", options="--quick")
-        if collapse:  # the collapse map checked by training: its own runs, always afresh
+        if collapse:  # the collapse map checked by training, on the same runner
             from reports.collapse_check import write_rung
 
-            remove(work / COLLAPSE)
-            (work / COLLAPSE).mkdir(parents=True)
-            write_rung(out / COLLAPSE, work / COLLAPSE, seeds, args.jobs, args.quiet)
+            write_rung(out / COLLAPSE, workspace, work / COLLAPSE, seeds, args.jobs, settings,
+                       args.quiet)  # fmt: skip
             if not rungs:
                 return 0
         start = time.perf_counter()

@@ -23,10 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +36,16 @@ from dynamics.collapse_map import (
     pencil_modes,
     problem_from_run,
 )
+from reports.experiments import Workspace
+from reports.experiments import commands as cmd
+from reports.experiments.commands import Command
 from reports.experiments.options import device_options
 from reports.tables import Column, Table, table_frame, to_markdown, write_table
-from symbolic.common.cli import run_command
 from symbolic.common.files import write_text
 from symbolic.common.provenance import git_revision
 
+#: the rung's name, and its commands' prefix in the bridge's plan
+COLLAPSE = "collapse"
 #: modes whose thresholds are bracketed, strongest first
 BRACKETED = 3
 #: the weight decays at (1 - BRACKET) and (1 + BRACKET) times each threshold
@@ -65,30 +66,38 @@ class CheckSize:
     epochs: int = 38  # 16 steps an epoch over the pool: 608 steps, flow time 60.8
     pool: int = 4096
     measure_every: int = 304
+    val_size: int = 1000
+    eval_size: int = 1000
+    data: str = "fashion-mnist"
 
 
 SIZE = CheckSize()
 
 
 def train_command(
-    size: CheckSize, weight_decay: float, seed: int, epochs: int, out: Path, loss="linear_byol"
-):
-    """``python -m empirical.train byol`` for one run of the check (``loss``: eq. 1 by default;
-    ``byol`` is the cosine loss, used by ``reports.bao_sweep``)."""
+    name: str,
+    size: CheckSize,
+    weight_decay: float,
+    seed: int,
+    epochs: int,
+    out: Path,
+    loss: str = "linear_byol",
+) -> Command:
+    """``python -m empirical.train byol`` for one run of the check, a command of the runner
+    (``loss``: eq. 1 by default; ``byol`` is the cosine loss, used by ``reports.bao_sweep``)."""
     options = {
         "--backbone": "linear", "--input-dim": size.input_dim, "--width": size.width,
         "--projector": "none", "--predictor": "linear", "--loss": loss,
         "--optimizer": "sgd", "--momentum": 0, "--lr-schedule": "constant",
         "--lr": size.lr, "--batch-size": size.batch, "--ema-base": size.ema,
         "--ema-final": size.ema, "--weight-decay": f"{weight_decay:.6g}", "--epochs": epochs,
-        "--train-subset": size.pool, "--moments-images": size.pool, "--val-size": 1000,
-        "--eval-size": 1000, "--measure-every": size.measure_every, "--threads": 1,
-        "--seed": seed, "--out": out,
+        "--train-subset": size.pool, "--moments-images": size.pool, "--val-size": size.val_size,
+        "--eval-size": size.eval_size, "--measure-every": size.measure_every, "--threads": 1,
+        "--seed": seed, "--data": size.data,
     }  # fmt: skip
     flat = [str(v) for pair in options.items() for v in pair]
     device = device_options()  # CPU-sized: stays on the CPU in fp32 on a GPU machine too
-    tail = ("--no-probes", "--quiet")
-    return [sys.executable, "-m", "empirical.train", "byol", *flat, *device, *tail]
+    return cmd.train(f"{COLLAPSE}/{name}", ["byol", *flat, *device, "--no-probes"], out)
 
 
 def measured_alive(run: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -136,12 +145,6 @@ class Outcome:
         return float(np.max(np.abs(ratio - 1))) if both.any() else float("nan")
 
 
-def children_cpu() -> float:
-    """CPU seconds (user + system) of this process's finished child processes."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def away_from_thresholds(thresholds: np.ndarray) -> np.ndarray:
     """Weight decays between neighbouring bracketed thresholds (their geometric means), where
     the count of alive modes is not a bracket's. (Not above the largest: there a run's W decays
@@ -150,11 +153,9 @@ def away_from_thresholds(thresholds: np.ndarray) -> np.ndarray:
     return np.sqrt(ordered[1:] * ordered[:-1])
 
 
-def run_check(work: Path, seeds: int, jobs: int, size: CheckSize = SIZE) -> dict:
-    """Train the pilot and the bracketing runs under ``work``; return every number."""
-    start, cpu, load = time.perf_counter(), children_cpu(), os.getloadavg()[0]
-    pilot = work / "pilot"
-    run_command(train_command(size, 0.0, 0, 1, pilot))
+def bracketing_decays(pilot: Path) -> tuple[np.ndarray, list[float]]:
+    """The pilot's thresholds D eta*_j of the BRACKETED strongest modes and the weight decays
+    of the check: (1 -+ BRACKET) times each, and those between them."""
     with xr.open_dataset(pilot / "moments.nc", engine="netcdf4") as m:
         modes = pencil_modes(m["x_corr"].values, m["aug_cov"].values)
     thresholds = 2 * modes.threshold[:BRACKETED]  # D = 2: BYOL sums both directions
@@ -162,18 +163,40 @@ def run_check(work: Path, seeds: int, jobs: int, size: CheckSize = SIZE) -> dict
         {round(float(t * f), 6) for t in thresholds for f in (1 - BRACKET, 1 + BRACKET)}
         | {round(float(v), 6) for v in away_from_thresholds(thresholds)}
     )
-    runs = {(wd, s): work / f"wd{wd:g}_seed{s}" for wd in decays for s in range(seeds)}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(run_command, train_command(size, wd, s, size.epochs, out))
-                   for (wd, s), out in runs.items()]  # fmt: skip
-        for future in futures:
-            future.result()
+    return thresholds, decays
+
+
+def run_check(
+    workspace: Workspace,
+    work: Path,
+    seeds: int,
+    jobs: int,
+    settings: dict,
+    size: CheckSize | None = None,
+) -> dict:
+    """Train the pilot, then the bracketing runs under ``work`` with the bridge's runner: each
+    stage is added to the bridge's plan (``settings``: the bridge's), and a run finished in an
+    earlier session (its marker and files intact: ``--resume``) is kept. Returns every
+    number."""
+    size = size or SIZE
+    start, load = time.perf_counter(), os.getloadavg()[0]
+    pilot = train_command("pilot", size, 0.0, 0, 1, work / "pilot")
+    workspace.begin([pilot], settings, True, "replace")
+    workspace.run_stage([pilot], jobs, lambda finished: None)
+    thresholds, decays = bracketing_decays(pilot.output)
+    runs = {(wd, s): train_command(f"wd{wd:g}_seed{s}", size, wd, s, size.epochs,
+                                   work / f"wd{wd:g}_seed{s}")
+            for wd in decays for s in range(seeds)}  # fmt: skip
+    workspace.begin(list(runs.values()), settings, True, "replace")
+    kept = workspace.run_stage(list(runs.values()), jobs, lambda finished: None)
+    timings = workspace.timings()
     return {
         "pilot_thresholds": thresholds.tolist(),
         "decays": decays,
-        "outcomes": collect(runs),
+        "outcomes": collect({key: c.output for key, c in runs.items()}),
         "wall_seconds": time.perf_counter() - start,
-        "cpu_seconds": children_cpu() - cpu,
+        "run_seconds": sum(timings.get(c.name, 0.0) for c in [pilot, *runs.values()]),
+        "kept": kept,
         "load": [load, os.getloadavg()[0]],
         "size": dataclasses.asdict(size),
         "seeds": seeds,
@@ -274,16 +297,20 @@ def mode_table(result: dict) -> Table:
     )
 
 
-def write_rung(out: Path, work: Path, seeds: int, jobs: int, quiet: bool) -> None:
-    """Run the check and write ``out``/collapse.md, its tables and provenance.json."""
-    result = run_check(work, seeds, jobs)
+def write_rung(
+    out: Path, workspace: Workspace, work: Path, seeds: int, jobs: int, settings: dict, quiet: bool
+) -> None:
+    """Run the check in the bridge's ``workspace`` (its runs under ``work``) and write
+    ``out``/collapse.md, its tables and provenance.json."""
+    result = run_check(workspace, work, seeds, jobs, settings)
     tables = [run_table(result), mode_table(result)]
     out.mkdir(parents=True, exist_ok=True)
     lines = [
         "# The collapse map checked by training",
         "",
-        f"{len(result['outcomes'])} runs ({seeds} seeds), wall {result['wall_seconds']:.0f} s, "
-        f"CPU {result['cpu_seconds']:.0f} s (load average {result['load'][0]:.1f} at the start, "
+        f"{len(result['outcomes'])} runs ({seeds} seeds; {result['kept']} kept from an earlier "
+        f"session), wall {result['wall_seconds']:.0f} s, the runs' own wall time summed "
+        f"{result['run_seconds']:.0f} s (load average {result['load'][0]:.1f} at the start, "
         f"{result['load'][1]:.1f} at the end); "
         f"sizes {result['size']}; git {git_revision()}.",
     ]
@@ -302,7 +329,8 @@ def write_rung(out: Path, work: Path, seeds: int, jobs: int, quiet: bool) -> Non
              "weight_measured": o.weight_measured.tolist()}
             for o in result["outcomes"]
         ],
-        "wall_seconds": result["wall_seconds"], "cpu_seconds": result["cpu_seconds"],
+        "wall_seconds": result["wall_seconds"], "run_seconds": result["run_seconds"],
+        "kept": result["kept"],
         "load_average": result["load"], "git_revision": git_revision(),
     }  # fmt: skip
     write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")

@@ -65,8 +65,8 @@ def test_the_collapse_rung_runs_alone_in_the_locked_work_folder(tmp_path, monkey
 
     calls = []
 
-    def fake_rung(out, work, seeds, jobs, quiet):
-        assert work.is_dir() and (work.parent / ".owner").is_file()  # inside the bridge's folder
+    def fake_rung(out, workspace, work, seeds, jobs, settings, quiet):
+        assert (work.parent / ".owner").is_file() and workspace.work == work.parent
         calls.append((out, work, seeds, jobs))
 
     def no_ladder(*args, **kwargs):

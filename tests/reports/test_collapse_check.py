@@ -9,6 +9,7 @@ the modes alive in both.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reports.collapse_check import BRACKET, Outcome, away_from_thresholds, mode_table, run_table
 
@@ -68,8 +69,73 @@ def test_the_check_s_trainings_are_parsed_by_the_trainer_and_stay_on_the_cpu(tmp
     fp32 (a CPU-sized run must not switch to CUDA and bf16 on a GPU machine)."""
     from empirical.train import build_parser
     from reports.collapse_check import SIZE, train_command
+    from reports.experiments import validate
 
-    argv = train_command(SIZE, 0.3, 0, 2, tmp_path / "run")
+    command = train_command("wd0.3_seed0", SIZE, 0.3, 0, 2, tmp_path / "run")
+    validate([command])
+    argv = command.argv()
     assert argv[1:4] == ["-m", "empirical.train", "byol"]
     args = build_parser().parse_args(argv[3:])
     assert (args.device, args.precision) == ("cpu", "fp32")
+    assert (args.weight_decay, args.seed, args.out) == (0.3, 0, str(tmp_path / "run"))
+
+
+@pytest.fixture
+def tiny_check(tmp_path, monkeypatch):
+    """The rung at a few seconds a run: synthetic Fashion-MNIST files, one bracketed mode."""
+    from reports import collapse_check
+    from tests.empirical.conftest import _fashion_arrays, write_idx
+
+    data = tmp_path / "fashion"
+    data.mkdir()
+    for name, array in _fashion_arrays(1000, 300).items():
+        write_idx(data / f"{name}.gz", array)
+    size = collapse_check.CheckSize(
+        input_dim=4, width=4, batch=64, lr=0.1, epochs=2, pool=256, measure_every=4,
+        val_size=100, eval_size=200, data=f"fashion-mnist:{data}",
+    )  # fmt: skip
+    monkeypatch.setattr(collapse_check, "SIZE", size)
+    monkeypatch.setattr(collapse_check, "BRACKETED", 1)
+    return tmp_path
+
+
+def test_an_interrupted_rung_resumes_keeping_its_finished_runs(tiny_check, monkeypatch):
+    """The rung on the bridge's runner: interrupted after its third finished run (pilot and two
+    bracketing runs), ``--resume`` starts only the two runs that had not finished, leaves the
+    markers of the finished ones as they were, and reports all four bracketing runs."""
+    import json
+
+    from reports import bridge
+    from reports.experiments import pool
+    from reports.experiments.markers import Markers
+
+    out = tiny_check / "report"
+    argv = ["--rungs", "collapse", "--seeds", "2", "--jobs", "1", "--quiet", "--out", str(out)]
+    finish, finished = Markers.finish, []
+
+    def interrupt_after_three(self, command, seconds):
+        finish(self, command, seconds)
+        finished.append(command.name)
+        if len(finished) == 3:
+            raise KeyboardInterrupt("stopped by the test")
+
+    monkeypatch.setattr(Markers, "finish", interrupt_after_three)
+    with pytest.raises(KeyboardInterrupt, match="--resume"):
+        bridge.main(argv)
+    assert finished[0] == "collapse/pilot" and len(finished) == 3
+    done = out / "work" / "done"
+    kept = {p.name: p.read_bytes() for p in done.glob("collapse__*.json")}
+    assert len(kept) == 3
+    assert not (out / "collapse" / "collapse.md").exists()
+
+    monkeypatch.setattr(Markers, "finish", finish)
+    started, start = [], pool.start
+    monkeypatch.setattr(pool, "start", lambda argv, log: started.append(argv) or start(argv, log))
+    assert bridge.main([*argv, "--resume"]) == 0
+    assert len(started) == 2
+    assert all("--resume" not in a for a in started)  # interrupted before they began
+    for name, data in kept.items():
+        assert (done / name).read_bytes() == data, name
+    record = json.loads((out / "collapse" / "provenance.json").read_text())
+    assert len(record["runs"]) == 4 and record["kept"] == 2
+    assert len(list(done.glob("collapse__*.json"))) == 5
