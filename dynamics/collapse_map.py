@@ -8,43 +8,14 @@ training options give them, the EMA momentum ``ema`` per step, the predictor's r
 ``alpha_p``; the others stay at the run's values) the map gives the number of modes alive at the
 run's horizon, which ones, and each mode's threshold in closed form.
 
-The per-mode reduction (docs/theory.md (D7), Tian et al.'s eqs. 11-13, with the data moments of the
-flow docs/theory.md (D1)). When X and X' commute, with common unit eigenvectors v_j (X v_j = x_j
-v_j, X' v_j = x'_j v_j, lam_j = x_j + x'_j), the weights W = sum_j a_j v_j^T, W_p = sum_j p_j a_j
-a_j^T / |a_j|^2, W_a = tau_j W on each v_j (orthogonal a_j) stay of that form, and each mode, u_j =
-|a_j|^2, follows
+The per-mode reduction, its closed-form thresholds and what is exact when X and X' do not
+commute: :mod:`dynamics.collapse_modes`.
 
-    dp_j/dt   = alpha_p u_j (tau_j x_j - p_j lam_j) - eta p_j
-    du_j/dt   = 2 u_j p_j (tau_j x_j - p_j lam_j) - 2 eta u_j
-    dtau_j/dt = beta (1 - tau_j) - tau_j (p_j (tau_j x_j - p_j lam_j) - eta)
-
-which is Tian's per-mode system (docs/theory.md (D7), s_j = u_j) with sigma^2 =
-x'_j/x_j, eta/x_j and beta/x_j, in the time x_j t: the map integrates it with the vectorised
-per-mode sweep (:func:`dynamics.sweep.modes.run_mode_points`). A non-collapsed fixed point
-needs p_j (x_j - p_j lam_j) = eta (tau_j = 1 there), so it exists iff
-
-    eta <= eta*_j = x_j^2 / (4 (x_j + x'_j))         (weight decay D eta*_j)
-
-(docs/theory.md (D9), tau^2/(4(1+sigma^2)), for X = I; DirectSet's tau^2 c_j^2 / (4 (c_j + s_j^2))).
-The threshold holds at any EMA rate and alpha_p; these move the collapse basin p_j < p*_- and the
-time a mode takes, which is what the integration to the run's horizon adds.
-
-When X and X' do not commute. The modes are the branches of the symmetric pencil X - p S,
-S = X + X': mode j's threshold is eta*_j = max_p p e_j(p), e_j the j-th largest eigenvalue of
-X - p S, and v_j the eigenvector at the maximiser p*_j, with x_j = v_j^T X v_j, x'_j = v_j^T X'
-v_j (then p*_j = x_j / (2 lam_j) and eta*_j = x_j^2/(4 lam_j) as above). Exact: the commuting
-case (v_j the common eigenvectors), and in general the threshold of a single surviving mode (a
-rank-one fixed point W = a v^T needs p (X - p S) v = eta v). An approximation: the per-mode
-integration and the thresholds of several surviving modes, which the non-orthogonal v_j couple
-(neglected). How far the run's moments are from commuting is written to the result:
-``commutator_ratio`` = ||X X' - X' X||_F / (2 ||X X'||_F) (0: commuting, at most 1) and
-``offdiagonal_ratio``, the share of ||X'||_F off the diagonal in the eigenbasis of X; the
-thresholds from that diagonal (the first-order estimate) are stored beside the pencil's.
-
-Other losses. DirectPred sets W_p from the features' correlation instead of training it; a
-non-collapsed fixed point still needs p_j (x_j - p_j lam_j) = eta, so its thresholds are the same
-eta*_j, but its dynamics (and basin) are not integrated here. The cosine loss has no per-mode
-reduction (the normalisation by ||W_p f|| ||f'|| couples every mode). The map refuses both.
+Losses (``--loss``): ``linear_byol``, Tian's eq. 1 with a trained W_p (the run's own); and
+``directpred``, the same run's moments and initial weights with W_p set by DirectPred's rule
+(``--exponent``, ``--eps``, ``--rho``; :mod:`dynamics.collapse_directpred`: the same thresholds,
+another basin and clock). The cosine loss is refused: its normalisation by ||W_p f|| ||f'||
+couples every mode, and no per-mode reduction of it is in the toolkit yet.
 
 Time: flow time t (docs/theory.md (D3), ``empirical.flow``): eta = weight_decay / D, one step of
 learning rate lr is dt = dt_run lr / lr_run, beta = -ln(ema) / dt, horizon = dt times the run's
@@ -66,8 +37,22 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from scipy.optimize import minimize_scalar
 
+from dynamics.collapse_directpred import (
+    DirectPredRule,
+    directpred_alive_weight,
+    integrate_directpred,
+)
+from dynamics.collapse_modes import (
+    ALIVE_FRACTION,
+    Modes,
+    alive_weight,
+    at_most,
+    commutator_ratio,
+    mode_initial,
+    offdiagonal_ratio,
+    pencil_modes,
+)
 from dynamics.from_run import derive
 from dynamics.grid import Grid
 from dynamics.integrate import SaveAt, SolverSettings
@@ -80,16 +65,15 @@ from symbolic.common.provenance import provenance
 from symbolic.common.results import write_netcdf
 from symbolic.common.schema import INPUT, MODE
 
-#: a mode is alive when u_j >= this fraction of its smallest non-collapsed fixed point
-ALIVE_FRACTION = 0.25
 #: integration of the per-mode ODE (a survival decision, not a trajectory)
 SOLVER = SolverSettings(method="DOP853", rtol=1e-6, atol=1e-10, blowup=1e8)
-#: points of the scan of p in (0, 1] before each mode's maximiser is refined
-P_SCAN = 400
-#: why the map covers one loss
-ONLY_EQ1 = (
-    "the map covers Tian's eq. 1 loss (--loss linear_byol): the cosine loss has no per-mode "
-    "reduction (its normalisation couples the modes), and DirectPred's W_p rule is not integrated"
+#: the losses of --loss
+LOSSES = ("linear_byol", "directpred", "cosine")
+#: why the cosine loss is refused
+NO_COSINE = (
+    "the map covers Tian's eq. 1 loss (--loss linear_byol) and DirectPred (--loss directpred): "
+    "the cosine loss's normalisation couples the modes and the toolkit has no per-mode reduction "
+    "of it yet"
 )
 
 
@@ -110,97 +94,6 @@ ALLOWED = {
     "lr": (lambda v: v > 0, "a finite number > 0"),
     "alpha_p": (lambda v: v > 0, "a finite number > 0"),
 }
-
-
-def commutator_ratio(x_corr: np.ndarray, aug_cov: np.ndarray) -> float:
-    """||X X' - X' X||_F / (2 ||X X'||_F): 0 when X and X' commute, at most 1."""
-    product = x_corr @ aug_cov
-    norm = np.linalg.norm(product)
-    return float(np.linalg.norm(product - product.T) / (2 * norm)) if norm > 0 else 0.0
-
-
-def offdiagonal_ratio(x_corr: np.ndarray, aug_cov: np.ndarray) -> float:
-    """||offdiag(V^T X' V)||_F / ||X'||_F, V the eigenvectors of X."""
-    _, vecs = np.linalg.eigh(x_corr)
-    rotated = vecs.T @ aug_cov @ vecs
-    norm = np.linalg.norm(rotated)
-    return float(np.linalg.norm(rotated - np.diag(np.diag(rotated))) / norm) if norm > 0 else 0.0
-
-
-def closed_form_threshold(x: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
-    """eta*_j = x_j^2 / (4 (x_j + x'_j)) (0 where x_j <= 0: no non-collapsed fixed point)."""
-    x, x_aug = np.asarray(x, float), np.asarray(x_aug, float)
-    lam = x + x_aug
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((x > 0) & (lam > 0), x**2 / (4 * lam), 0.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class Modes:
-    """The modes of (X, X'): rows of ``directions`` are the v_j, strongest threshold first."""
-
-    directions: np.ndarray  # (k, k)
-    x: np.ndarray
-    x_aug: np.ndarray
-    p_critical: np.ndarray
-    threshold: np.ndarray  # eta*_j, flow units
-    diagonal_threshold: np.ndarray  # from diag(V^T X' V), V the eigenvectors of X
-
-
-def pencil_modes(x_corr: np.ndarray, aug_cov: np.ndarray) -> Modes:
-    """Each mode j: maximise p e_j(p) over p in (0, 1] (e_j the j-th eigenvalue of X - p S;
-    X - p S <= 0 for p >= 1 as X' >= 0), v_j its eigenvector there (module docstring)."""
-    view = x_corr + aug_cov
-    k = x_corr.shape[0]
-
-    def branch(p: float, j: int) -> tuple[float, np.ndarray]:
-        values, vectors = np.linalg.eigh(x_corr - p * view)
-        return values[k - 1 - j], vectors[:, k - 1 - j]
-
-    ps = np.linspace(0, 1, P_SCAN + 1)[1:]
-    scan = np.array(
-        [ps[i] * np.linalg.eigvalsh(x_corr - ps[i] * view)[::-1] for i in range(ps.size)]
-    )
-    directions, p_crit = np.zeros((k, k)), np.zeros(k)
-    for j in range(k):
-        i = int(np.argmax(scan[:, j]))
-        lo, hi = ps[max(i - 1, 0)] if i > 0 else 0.0, ps[min(i + 1, ps.size - 1)]
-        best = minimize_scalar(
-            lambda p, j=j: -p * branch(p, j)[0], bounds=(lo, hi), method="bounded",
-            options={"xatol": 1e-10},
-        )  # fmt: skip
-        p_crit[j] = best.x
-        directions[j] = branch(best.x, j)[1]
-    x = np.einsum("ji,ik,jk->j", directions, x_corr, directions)
-    x_aug = np.einsum("ji,ik,jk->j", directions, aug_cov, directions)
-    eig_x, vecs = np.linalg.eigh(x_corr)
-    diagonal = closed_form_threshold(eig_x, np.diag(vecs.T @ aug_cov @ vecs))
-    threshold = closed_form_threshold(x, x_aug)
-    order = np.argsort(-threshold, kind="stable")
-    return Modes(
-        directions[order], x[order], x_aug[order], p_crit[order], threshold[order],
-        np.sort(diagonal)[::-1],
-    )  # fmt: skip
-
-
-def mode_initial(modes: Modes, w0, wp0, wa0) -> dict[str, np.ndarray]:
-    """u_j(0) = |W(0) v_j|^2, p_j(0) = a^T W_p(0) a / |a|^2 (a = W(0) v_j), tau_j(0) =
-    <W_a(0) v_j, a> / |a|^2."""
-    a = np.asarray(w0) @ modes.directions.T  # (d, k): column j is a_j
-    aa = np.asarray(wa0) @ modes.directions.T
-    u = np.sum(a * a, axis=0)
-    safe = np.where(u > 0, u, 1.0)
-    p = np.einsum("ij,ik,kj->j", a, np.asarray(wp0), a) / safe
-    tau = np.where(u > 0, np.sum(aa * a, axis=0) / safe, 1.0)
-    return {"u": u, "p": p, "tau": tau}
-
-
-def alive_weight(modes: Modes, alpha_p) -> np.ndarray:
-    """The smallest non-collapsed u_j, (x_j / (2 lam_j))^2 / alpha_p, times ALIVE_FRACTION."""
-    lam = modes.x + modes.x_aug
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_low = np.where(lam > 0, modes.x / (2 * lam), 0.0)
-    return ALIVE_FRACTION * p_low**2 / np.asarray(alpha_p, float)[..., None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +146,10 @@ def problem_from_run(run: str | Path) -> Problem:
     with xr.open_dataset(path, engine="netcdf4") as ds:
         attrs = dict(ds.attrs)
         if attrs.get("loss_name") != "linear_byol":
-            raise UsageError(f"--from-run {run}: its loss is {attrs.get('loss_name')}; {ONLY_EQ1}")
+            raise UsageError(
+                f"--from-run {run}: its loss is {attrs.get('loss_name')}; the map needs a run of "
+                "Tian's eq. 1 loss (linear_byol), whose moments it reads"
+            )
         steps = int(ds["step_at_measurement"].values[-1])
         ema = float(np.mean(ds["ema_momentum_step"].values[:steps]))
     params = json.loads(attrs["params_json"])
@@ -276,7 +172,7 @@ def problem_from_run(run: str | Path) -> Problem:
 def parse_grid(specs: Sequence[str]) -> Grid:
     """The grid of ``--grid`` options (dynamics.grid), every value checked; UsageError."""
     if any(spec.partition("=")[0].strip() == "loss" for spec in specs):
-        raise UsageError(f"--grid loss: not an axis; {ONLY_EQ1}")
+        raise UsageError(f"--grid loss: not an axis; choose one with --loss {{{','.join(LOSSES)}}}")
     try:
         grid = Grid.parse(list(specs), MapAxes)
     except ParameterError as err:
@@ -316,19 +212,9 @@ def integrate_modes(modes: Modes, start: dict, rates: dict) -> np.ndarray:
     return u_final
 
 
-def at_most(alive: np.ndarray, strength: np.ndarray, width: int) -> np.ndarray:
-    """``alive`` (points, modes) with at most ``width`` modes per point, the strongest kept:
-    W has ``width`` rows, so no more modes can be alive."""
-    if alive.shape[1] <= width:
-        return alive
-    order = np.argsort(-np.where(alive, np.broadcast_to(strength, alive.shape), -np.inf), axis=1)
-    keep = np.zeros_like(alive)
-    np.put_along_axis(keep, order[:, :width], True, axis=1)
-    return alive & keep
-
-
-def collapse_map(problem: Problem, grid: Grid) -> xr.Dataset:
-    """The map over ``grid`` (module docstring) as a Dataset with one dimension per axis."""
+def collapse_map(problem: Problem, grid: Grid, rule: DirectPredRule | None = None) -> xr.Dataset:
+    """The map over ``grid`` (module docstring) as a Dataset with one dimension per axis; with
+    ``rule``, under DirectPred (W_p from F_hat, :mod:`dynamics.collapse_directpred`)."""
     start_time = time.perf_counter()
     modes = pencil_modes(problem.x_corr, problem.aug_cov)
     start = mode_initial(modes, problem.w0, problem.wp0, problem.wa0)
@@ -339,9 +225,17 @@ def collapse_map(problem: Problem, grid: Grid) -> xr.Dataset:
     }
     columns.update(grid.columns(np.arange(grid.size)))
     rates = setting.rates({k: np.asarray(v, float) for k, v in columns.items()})
-    u_final = integrate_modes(modes, start, rates)
+    if rule is None:
+        u_final = integrate_modes(modes, start, rates)
+        floor = alive_weight(modes, rates["alpha_p"])
+        loss = "Tian eq. 1 (unnormalised); predictor decay eta"
+    else:
+        u_final = integrate_directpred(modes, start, rates, rule, SOLVER)
+        floor = directpred_alive_weight(modes, rule)[None, :]
+        loss = (f"DirectPred (W_p = U diag(s^{rule.exponent:g} + {rule.eps:g} max s) U^T, F_hat "
+                f"at rate rho {rule.rho:g}) on Tian eq. 1")  # fmt: skip
     width = problem.w0.shape[0]
-    alive = at_most(u_final >= alive_weight(modes, rates["alpha_p"]), u_final, width)
+    alive = at_most(u_final >= floor, u_final, width)
     closed = at_most(
         rates["eta"][:, None] < modes.threshold[None, :], -np.arange(modes.x.size), width
     )
@@ -378,7 +272,7 @@ def collapse_map(problem: Problem, grid: Grid) -> xr.Dataset:
             **problem.attrs, swept=list(grid.names), grid=grid.describe(), points=grid.size,
             **{f"run_{k}": v for k, v in run_axes.items()},
             run_steps=setting.steps, run_flow_time_per_step=setting.dt,
-            loss_directions=d, width=width, loss="Tian eq. 1 (unnormalised); predictor decay eta",
+            loss_directions=d, width=width, loss=loss,
             commutator_ratio=commutator_ratio(problem.x_corr, problem.aug_cov),
             offdiagonal_ratio=offdiagonal_ratio(problem.x_corr, problem.aug_cov),
             alive_fraction=ALIVE_FRACTION, rtol=SOLVER.rtol, atol=SOLVER.atol,
@@ -415,17 +309,46 @@ def build_parser() -> ArgumentParser:
         "--grid", action="append", required=True, metavar="NAME=VALUES",
         help="an axis: weight_decay, ema, lr or alpha_p as NAME=a:b:n or NAME=v1,v2,...",
     )  # fmt: skip
+    p.add_argument(
+        "--loss", default="linear_byol", choices=LOSSES,
+        help="linear_byol: the run's eq. 1 with a trained W_p; directpred: W_p set from the "
+        "running feature correlation (the same moments and initial weights); cosine: refused",
+    )  # fmt: skip
+    p.add_argument("--exponent", type=float, default=0.5, help="directpred: p = s^EXPONENT "
+                   "(0.5: DirectPred; DirectSet(alpha))")  # fmt: skip
+    p.add_argument("--eps", type=float, default=0.1, help="directpred: eps of p = s^a + eps max s")
+    p.add_argument("--rho", type=float, default=5.0,
+                   help="directpred: rate of F_hat per unit flow time")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("results") / "collapse_map.nc")
     p.add_argument("--plot", action="store_true", help="also draw OUT.png / OUT.pdf")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return p
 
 
+def directpred_rule(args, grid: Grid) -> DirectPredRule | None:
+    """DirectPred's rule for --loss directpred (None for linear_byol); UsageError for the
+    cosine loss, a bad rule or a predictor-rate axis (DirectPred does not train W_p)."""
+    if args.loss == "cosine":
+        raise UsageError(f"--loss cosine: not available; {NO_COSINE}")
+    if args.loss != "directpred":
+        return None
+    if "alpha_p" in grid.names:
+        raise UsageError("--grid alpha_p: DirectPred does not train W_p; no predictor rate")
+    checks = [("--exponent", args.exponent, 0 < args.exponent <= 4, "0 < exponent <= 4"),
+              ("--eps", args.eps, args.eps >= 0, "eps >= 0"),
+              ("--rho", args.rho, args.rho > 0, "rho > 0")]  # fmt: skip
+    for option, value, ok, allowed in checks:
+        if not (np.isfinite(value) and ok):
+            raise UsageError(f"{option} {value!r} is not allowed: {allowed}")
+    return DirectPredRule(args.exponent, args.eps, args.rho)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     grid = parse_grid(args.grid)
+    rule = directpred_rule(args, grid)
     check_output_file(args.out)
-    ds = collapse_map(problem_from_run(args.from_run), grid)
+    ds = collapse_map(problem_from_run(args.from_run), grid, rule)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_netcdf(ds, args.out, extra_dims=grid.names)
     written = [args.out]

@@ -8,7 +8,11 @@
   started in the aligned form;
 - non-commuting X, X' and one output row (a single mode): the pencil threshold equals a
   bisection of the full matrix flow, where the diagonal (first-order) estimate does not;
-- the command line: provenance and the commutator ratio of the run's moments; bad grids.
+- DirectPred (W_p from the running feature correlation): the same closed-form threshold against
+  a bisection of its own per-mode ODE (u_j, s_j), and the map's integration against the full
+  matrix flow of dynamics.models.directpred for commuting X, X';
+- the command line: provenance and the commutator ratio of the run's moments; bad grids; the
+  cosine loss refused with its reason.
 """
 
 from __future__ import annotations
@@ -17,20 +21,19 @@ import numpy as np
 import pytest
 import xarray as xr
 from scipy.integrate import solve_ivp
+from scipy.optimize import brentq
 
+from dynamics.collapse_directpred import DirectPredRule
 from dynamics.collapse_map import (
     MapAxes,
-    Modes,
     Problem,
     RunSetting,
-    at_most,
-    closed_form_threshold,
     collapse_map,
     integrate_modes,
     main,
     parse_grid,
-    pencil_modes,
 )
+from dynamics.collapse_modes import Modes, at_most, closed_form_threshold, pencil_modes
 from dynamics.models.linear_byol import (
     LinearBYOLParams,
     LinearSimSiamModel,
@@ -173,6 +176,73 @@ def test_one_mode_of_non_commuting_moments_has_the_pencil_threshold():
     assert bisect(alive, 0.5 * top, 1.5 * top) == pytest.approx(top, rel=5e-3)
 
 
+def directpred_mode_ode(x, x_aug, eta, exponent, eps, rho):
+    """DirectPred on a common eigenvector (tau = 1): u = |W v|^2 and the F_hat eigenvalue s,
+    p = s^exponent + eps s (one mode: it is its own max)."""
+    lam = x + x_aug
+
+    def rhs(t, y):
+        u, s = y
+        p = max(s, 0.0) ** exponent + eps * s
+        return [2 * u * (p * (x - p * lam) - eta), rho * (lam * u - s)]
+
+    return rhs
+
+
+@pytest.mark.parametrize(
+    ("x", "x_aug", "exponent", "eps"),
+    [(1.0, 0.5, 0.5, 0.0), (0.3, 0.6, 0.5, 0.1), (2.0, 0.1, 1.0, 0.0)],
+)
+def test_directpred_threshold_is_where_its_mode_ode_stops_surviving(x, x_aug, exponent, eps):
+    """The closed form x^2 / (4 (x + x')) (independent of the rule) against a bisection in eta
+    of DirectPred's own per-mode ODE, started at the vertex p = x / (2 lam) on F_hat = E[f f^T]."""
+    lam = x + x_aug
+    vertex = x / (2 * lam)
+    s0 = brentq(lambda s: s**exponent + eps * s - vertex, 0.0, 1e3)
+    u0 = s0 / lam
+
+    def alive(eta):
+        sol = solve_ivp(
+            directpred_mode_ode(x, x_aug, eta, exponent, eps, 50.0), (0, 4000 / x), [u0, s0],
+            method="LSODA", rtol=1e-10, atol=1e-14,
+        )  # fmt: skip
+        return sol.y[0, -1] > 0.5 * u0
+
+    top = float(closed_form_threshold([x], [x_aug])[0])
+    assert bisect(alive, 0.5 * top, 1.5 * top) == pytest.approx(top, rel=5e-3)
+
+
+def test_directpred_map_is_the_full_matrix_flow_for_commuting_moments():
+    """The map under --loss directpred against dynamics.models.directpred's matrix flow (W, W_a,
+    F_hat) from diagonal W(0): the same u_j = |W v_j|^2 at the horizon, mode by mode."""
+    from dynamics.models.directpred import DirectPredModel, DirectPredParams
+
+    x, x_aug = np.array([2.0, 1.0, 0.5, 0.25]), np.array([0.2, 0.6, 0.1, 0.5])
+    w0 = np.diag([0.6, 0.5, 0.4, 0.3])
+    wd, ema, lr, steps = 0.3, 0.95, 0.05, 300  # D = 2: eta 0.15, dt 0.1, horizon 30
+    rule = DirectPredRule(exponent=0.5, eps=0.1, rho=4.0)
+    setting = RunSetting(MapAxes(wd, ema, lr, 1.0), 2 * lr, steps, 2)
+    problem = Problem(np.diag(x), np.diag(x_aug), w0, np.eye(4), w0, setting, {"from_run": "t"})
+    ds = collapse_map(problem, parse_grid([f"weight_decay={wd}"]), rule).isel(weight_decay=0)
+    params = DirectPredParams(
+        dim=4, input_dim=4, eta=wd / 2, beta=-np.log(ema) / (2 * lr), sigma2=1.0,
+        x_spectrum=",".join(map(str, x)), aug_spectrum=",".join(map(str, x_aug)),
+        rho_rate=rule.rho, eps=rule.eps, exponent=rule.exponent,
+    )  # fmt: skip
+    model = DirectPredModel(params)
+    sol = solve_ivp(
+        model.rhs, (0, 2 * lr * steps), model.initial_state(w0), method="DOP853",
+        rtol=1e-11, atol=1e-14,
+    )  # fmt: skip
+    w_end = model.layout.unpack(sol.y[:, -1])["W"]
+    measured = np.sum((w_end @ ds["mode_direction"].values.T) ** 2, axis=0)
+    np.testing.assert_allclose(ds["mode_weight"].values, measured, rtol=1e-4, atol=1e-10)
+    assert measured.max() > 1e-2 and measured.min() < 1e-4  # some modes live, some collapse
+    np.testing.assert_allclose(
+        ds["threshold_eta"].values, np.sort(x**2 / (4 * (x + x_aug)))[::-1], rtol=1e-9
+    )
+
+
 @pytest.fixture(scope="module")
 def linear_run(tmp_path_factory):
     """A tiny linear-encoder BYOL run on synthetic Fashion-MNIST files (a few seconds)."""
@@ -266,6 +336,23 @@ def test_the_command_writes_the_map_with_its_provenance(linear_run, tmp_path):
 def test_a_bad_grid_exits_2_with_one_line_and_writes_nothing(grid, named, tmp_path, capsys):
     out = tmp_path / "map.nc"
     argv = ["--from-run", str(tmp_path / "no_run"), "--grid", grid, "--out", str(out)]
+    assert run_main(main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--loss", "cosine"], "couples the modes"),
+        (["--loss", "directpred", "--grid", "alpha_p=1,2"], "alpha_p"),
+        (["--loss", "directpred", "--eps", "-1"], "--eps -1.0"),
+    ],
+)
+def test_a_loss_the_map_cannot_draw_exits_2_with_its_reason(extra, named, tmp_path, capsys):
+    out = tmp_path / "map.nc"
+    argv = ["--from-run", str(tmp_path), "--grid", "weight_decay=0,1", "--out", str(out), *extra]
     assert run_main(main, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0]
