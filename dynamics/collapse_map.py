@@ -273,6 +273,7 @@ def collapse_map(problem: Problem, grid: Grid, rule: DirectPredRule | None = Non
             **{f"run_{k}": v for k, v in run_axes.items()},
             run_steps=setting.steps, run_flow_time_per_step=setting.dt,
             loss_directions=d, width=width, loss=loss,
+            map_loss="linear_byol" if rule is None else "directpred",
             commutator_ratio=commutator_ratio(problem.x_corr, problem.aug_cov),
             offdiagonal_ratio=offdiagonal_ratio(problem.x_corr, problem.aug_cov),
             alive_fraction=ALIVE_FRACTION, rtol=SOLVER.rtol, atol=SOLVER.atol,

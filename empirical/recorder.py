@@ -55,6 +55,8 @@ from symbolic.common.results import write_netcdf
 
 RESULTS = "measurements.nc"
 MOMENTS = "moments.nc"
+#: X and X' of an MLP backbone's output features at the end of training
+FEATURE_MOMENTS = "feature_moments.nc"
 CONFIG = "config.toml"
 LOG = "log.txt"
 #: un-augmented training images that fill the BatchNorm statistics before epoch 0
@@ -319,12 +321,14 @@ class Recorder:
         n_views: int,
         variance: torch.Tensor | None = None,
         held_out: Iterable[torch.Tensor] | None = None,
+        file: str = MOMENTS,
         **attrs: Any,
     ) -> None:
         """``moments.nc``: X and X' (:func:`empirical.moments.measure_moments`) of the uint8
         image ``batches`` through ``view``, mapped by ``project`` to the encoder's input
         coordinates; ``variance`` (the PCA variances) stored as ``pca_variance``, ``held_out``
-        inputs' moments (:func:`empirical.pairs.add_held_out`); ``attrs`` describe them."""
+        inputs' moments (:func:`empirical.pairs.add_held_out`); ``attrs`` describe them. ``file``:
+        the file's name in the run folder."""
         ds = measure_moments(batches, view, project, n_views)
         if variance is not None:
             ds["pca_variance"] = ("input", variance.cpu().numpy())
@@ -335,7 +339,7 @@ class Recorder:
             n_images=ds.attrs["n_images"],
             n_views=ds.attrs["n_views"],
         )
-        write_netcdf(ds, self.out / MOMENTS)
+        write_netcdf(ds, self.out / file)
 
     def skipped_files(self) -> list[str]:
         """Every unreadable image met by this run (and the runs it resumes)."""

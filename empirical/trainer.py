@@ -36,7 +36,16 @@ from empirical.distributed import DistInfo, barrier
 from empirical.measure import collapse_warnings, fill_batchnorm
 from empirical.optim import ema_momentum, scaled_lr, scheduled_lr, set_learning_rate
 from empirical.pairs import write_run_pairs
-from empirical.recorder import BN_FILL_IMAGES, CONFIG, MOMENTS, RESULTS, Recorder, epoch_line
+from empirical.recorder import (
+    BN_FILL_IMAGES,
+    CONFIG,
+    FEATURE_MOMENTS,
+    MOMENTS,
+    RESULTS,
+    Recorder,
+    epoch_line,
+    evaluating,
+)
 from empirical.recorder import summary as summary_text
 from empirical.resources import check_training_memory
 from symbolic.common.cli import RunFailure, UsageError
@@ -190,10 +199,32 @@ class Run:
                 save_checkpoint(state, self.out / CHECKPOINT)
                 self.log(self.epoch_line(self.recorder.history[-1]))
             barrier()
+        if info.main and self.epoch >= cfg.epochs and cfg.backbone == "mlp":
+            self.write_feature_moments()
         if info.main:
             self.log(self.summary())
         self.recorder.close()
         return 0
+
+    def write_feature_moments(self) -> None:
+        """MLP backbone, at the end of training: ``feature_moments.nc``, X and X' of its output
+        features h through the run's own augmentation (:func:`empirical.moments.measure_moments`,
+        the first ``--moments-images`` training images, ``--moments-views`` views each): the
+        feature-space moments of the collapse map's MLP rung (reports.collapse_mlp)."""
+        cfg = self.cfg
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(cfg.seed * 1000 + 7919)  # not the training stream
+        view = make_views(cfg, self.normalize, generator).view
+        n = min(cfg.moments_images, len(self.train_split))
+        batches = self.train_split.head(n).all_batches(max(256, cfg.batch_size), self.device)
+        backbone = self.method.online.backbone
+        with evaluating(backbone):
+            self.recorder.write_moments(
+                (images for images, _ in batches), view,
+                lambda x: backbone(x).reshape(len(x), -1), cfg.moments_views,
+                file=FEATURE_MOMENTS, step=self.step, augmentation=cfg.augment,
+                coordinates="the backbone's output features at the end of training",
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ the step's parts
     def epoch_batches(self):

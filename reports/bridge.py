@@ -41,7 +41,8 @@ noise are what the flow leaves out).
 
 ``--rungs collapse`` (not part of "all") adds the collapse map checked by training
 (:mod:`reports.collapse_check`), written to OUT/collapse/, its runs under WORK/collapse/ on the
-same runner (markers, ``--resume``).
+same runner (markers, ``--resume``); ``--rungs collapse_mlp`` the same question for an MLP encoder
+from its feature-space moments (:mod:`reports.collapse_mlp`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from reports.bridge_results import (
     write_report,
 )
 from reports.collapse_check import COLLAPSE
+from reports.collapse_mlp import COLLAPSE_MLP
 from reports.experiments import Workspace, add_runner_options, check_range, validate
 from reports.experiments import commands as cmd
 from reports.experiments.commands import Command
@@ -323,7 +325,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", default="report_bridge", help="folder of the bridge report")
     p.add_argument("--work", default=None, help="runs and simulations (default: OUT/work)")
     p.add_argument(
-        "--rungs", default="all", help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6,collapse)"
+        "--rungs",
+        default="all",
+        help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6,collapse,collapse_mlp)",
     )
     p.add_argument(
         "--seeds",
@@ -341,16 +345,18 @@ def build_parser() -> ArgumentParser:
 
 
 def chosen_rungs(value: str, everything: list[Rung]) -> tuple[list[Rung], bool]:
-    """The ladder's rungs named by --rungs ("all": the whole ladder) and whether the collapse
-    rung is named; UsageError naming an unknown one."""
+    """The ladder's rungs named by --rungs ("all": the whole ladder) and the collapse rungs named
+    (collapse, collapse_mlp); UsageError naming an unknown one."""
     known = [r.key for r in everything]
     chosen = known if value == "all" else [k.strip() for k in value.split(",")]
-    bad = [k for k in chosen if k not in (*known, COLLAPSE)]
+    bad = [k for k in chosen if k not in (*known, COLLAPSE, COLLAPSE_MLP)]
     if bad:
         raise UsageError(
-            f"--rungs {bad[0]!r}: unknown; the rungs are {', '.join(known)}, {COLLAPSE}"
+            f"--rungs {bad[0]!r}: unknown; the rungs are {', '.join(known)}, {COLLAPSE}, "
+            f"{COLLAPSE_MLP}"
         )
-    return [r for r in everything if r.key in chosen], COLLAPSE in chosen
+    extra = [k for k in (COLLAPSE, COLLAPSE_MLP) if k in chosen]
+    return [r for r in everything if r.key in chosen], extra
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -373,11 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     workspace.check(everything, settings, args.resume, "replace", options="--quick")
     with workspace:
         workspace.begin(everything, settings, args.resume, "replace", options="--quick")
-        if collapse:  # the collapse map checked by training, on the same runner
+        for name in collapse:  # the collapse map checked by training, on the same runner
             from reports.collapse_check import write_rung
+            from reports.collapse_mlp import write_mlp_rung
 
-            write_rung(out / COLLAPSE, workspace, work / COLLAPSE, seeds, args.jobs, settings,
-                       args.quiet)  # fmt: skip
+            write = write_rung if name == COLLAPSE else write_mlp_rung
+            write(out / name, workspace, work / name, seeds, args.jobs, settings, args.quiet)
+        if collapse:
             if not rungs:
                 return 0
         start = time.perf_counter()

@@ -56,8 +56,12 @@ NEAR = 0.2
 
 @dataclasses.dataclass(frozen=True)
 class CheckSize:
-    """The runs of the check: a linear encoder on PCA coordinates of Fashion-MNIST."""
+    """The runs of the check: a linear encoder on PCA coordinates of Fashion-MNIST (or, for the
+    MLP rung, ``depth`` Linear-ReLU blocks on the pixels)."""
 
+    rung: str = COLLAPSE  # the prefix of its commands' names
+    backbone: str = "linear"
+    depth: int = 1  # mlp only
     input_dim: int = 16
     width: int = 16
     batch: int = 256
@@ -85,8 +89,11 @@ def train_command(
 ) -> Command:
     """``python -m empirical.train byol`` for one run of the check, a command of the runner
     (``loss``: eq. 1 by default; ``byol`` is the cosine loss, used by ``reports.bao_sweep``)."""
+    encoder = (
+        ("--input-dim", size.input_dim) if size.backbone == "linear" else ("--depth", size.depth)
+    )
     options = {
-        "--backbone": "linear", "--input-dim": size.input_dim, "--width": size.width,
+        "--backbone": size.backbone, encoder[0]: encoder[1], "--width": size.width,
         "--projector": "none", "--predictor": "linear", "--loss": loss,
         "--optimizer": "sgd", "--momentum": 0, "--lr-schedule": "constant",
         "--lr": size.lr, "--batch-size": size.batch, "--ema-base": size.ema,
@@ -97,7 +104,7 @@ def train_command(
     }  # fmt: skip
     flat = [str(v) for pair in options.items() for v in pair]
     device = device_options()  # CPU-sized: stays on the CPU in fp32 on a GPU machine too
-    return cmd.train(f"{COLLAPSE}/{name}", ["byol", *flat, *device, "--no-probes"], out)
+    return cmd.train(f"{size.rung}/{name}", ["byol", *flat, *device, "--no-probes"], out)
 
 
 def measured_alive(run: Path) -> tuple[np.ndarray, np.ndarray]:

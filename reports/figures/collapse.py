@@ -94,7 +94,8 @@ def collapse_map(inputs: Inputs) -> Drawn:
         fig,
         res,
         f"Collapse map of {res.attrs.get('from_run', '?')}: {n_modes} modes of its measured X, "
-        f"X' (commutator ratio {float(res.attrs['commutator_ratio']):.2f})",
+        f"X' (commutator ratio {float(res.attrs['commutator_ratio']):.2f}; "
+        f"loss {res.attrs.get('map_loss', 'linear_byol')})",
     )
     caption = (
         "Modes of the run's measured X, X' alive at its horizon (the per-mode ODE of Tian et "

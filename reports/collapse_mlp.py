@@ -1,0 +1,169 @@
+"""The bridge rung ``collapse_mlp``: does the collapse map predict how many modes of an MLP
+encoder survive?
+
+    python -m reports.bridge --rungs collapse_mlp --out report_collapse/
+
+1. A pilot MLP-encoder run (``--backbone mlp``: Linear-ReLU on the pixels; Tian's eq. 1 loss, a
+   linear predictor, no projector, SGD at a constant lr, constant EMA, no weight decay) writes at
+   its end X and X' of its own output features h through its own augmentation
+   (``feature_moments.nc``, :mod:`empirical.moments`).
+2. The map's modes of (X_h, X'_h) (:func:`dynamics.collapse_modes.pencil_modes`) give the
+   thresholds D x_j^2 / (4 (x_j + x'_j)), the encoder read as linear in its own features (W = I
+   on h, the feature-space reading of Tian et al. 2021's per-mode theory): an approximation, and
+   how good it is the question this rung asks. The prediction at a weight decay is the closed-form
+   count, the thresholds above it (W(0) has no meaning in feature coordinates: no integration).
+3. MLP runs at (1 -+ BRACKET) times the thresholds of the BRACKETED strongest modes and between
+   them, every seed. Measured: the eigenvalues c_i of each run's final feature correlation E[h
+   h^T] (``corr_eig``, un-augmented held-out images), strongest first, against the modes
+   strongest first: c_i is alive when at least ALIVE_FRACTION x_i^3 / (4 lam_i^2), the linear
+   rung's rule u_i >= ALIVE_FRACTION p_low^2 (p_low = x_i / (2 lam_i)) read in E[h h^T] = u_i x_i.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from dynamics.collapse_modes import ALIVE_FRACTION, pencil_modes
+from reports.collapse_check import BRACKET, BRACKETED, SIZE, away_from_thresholds, train_command
+from reports.experiments import Workspace
+from reports.tables import Column, Table, table_frame, to_markdown, write_table
+from symbolic.common.files import write_text
+from symbolic.common.provenance import git_revision
+
+#: the rung's name, and its commands' prefix in the bridge's plan
+COLLAPSE_MLP = "collapse_mlp"
+#: the MLP runs: one Linear(784 -> 16)-ReLU block, otherwise the linear rung's sizes
+MLP_SIZE = dataclasses.replace(SIZE, rung=COLLAPSE_MLP, backbone="mlp", depth=1)
+#: epochs of the pilot whose features give the moments (the features move in early training)
+PILOT_EPOCHS = 4
+FEATURES = "feature_moments.nc"
+
+
+def feature_modes(run: Path):
+    """The modes of X_h, X'_h in ``run``/feature_moments.nc."""
+    with xr.open_dataset(run / FEATURES, engine="netcdf4") as m:
+        return pencil_modes(m["x_corr"].values, m["aug_cov"].values)
+
+
+def measured_count(run: Path, modes) -> tuple[int, np.ndarray]:
+    """(alive count, final corr_eig strongest first) of a run against the pilot's ``modes``."""
+    with xr.open_dataset(run / "measurements.nc", engine="netcdf4") as ds:
+        eig = np.sort(ds["corr_eig"].values[-1])[::-1]
+    lam = modes.x + modes.x_aug
+    k = min(eig.size, lam.size)
+    floor = ALIVE_FRACTION * modes.x[:k] ** 3 / (4 * lam[:k] ** 2)
+    return int(np.sum((eig[:k] >= floor) & (modes.threshold[:k] > 0))), eig
+
+
+def run_mlp_check(workspace: Workspace, work: Path, seeds: int, jobs: int, settings: dict,
+                  size=None) -> dict:  # fmt: skip
+    """The pilot, then the bracketing runs, on the bridge's runner (markers, --resume)."""
+    size = size or MLP_SIZE
+    start, load = time.perf_counter(), os.getloadavg()[0]
+    pilot = train_command("pilot", size, 0.0, 0, PILOT_EPOCHS, work / "pilot")
+    workspace.begin([pilot], settings, True, "replace")
+    workspace.run_stage([pilot], jobs, lambda finished: None)
+    modes = feature_modes(pilot.output)
+    thresholds = 2 * modes.threshold[:BRACKETED]  # D = 2
+    decays = sorted(
+        {round(float(t * f), 6) for t in thresholds for f in (1 - BRACKET, 1 + BRACKET)}
+        | {round(float(v), 6) for v in away_from_thresholds(thresholds)}
+    )
+    runs = {(wd, s): train_command(f"wd{wd:g}_seed{s}", size, wd, s, size.epochs,
+                                   work / f"wd{wd:g}_seed{s}")
+            for wd in decays for s in range(seeds)}  # fmt: skip
+    workspace.begin(list(runs.values()), settings, True, "replace")
+    kept = workspace.run_stage(list(runs.values()), jobs, lambda finished: None)
+    outcomes = []
+    for (wd, s), command in runs.items():
+        count, eig = measured_count(command.output, modes)
+        predicted = int(np.sum(2 * modes.threshold > wd))
+        outcomes.append({"weight_decay": wd, "seed": s, "predicted": predicted,
+                         "measured": count, "corr_eig": eig.tolist()})  # fmt: skip
+    timings = workspace.timings()
+    return {
+        "thresholds": (2 * modes.threshold).tolist(),
+        "bracketed": thresholds.tolist(),
+        "mode_x": modes.x.tolist(),
+        "mode_x_aug": modes.x_aug.tolist(),
+        "decays": decays,
+        "outcomes": outcomes,
+        "wall_seconds": time.perf_counter() - start,
+        "run_seconds": sum(timings.get(c.name, 0.0) for c in [pilot, *runs.values()]),
+        "kept": kept,
+        "load": [load, os.getloadavg()[0]],
+        "size": dataclasses.asdict(size),
+        "pilot_epochs": PILOT_EPOCHS,
+    }
+
+
+COLUMNS = [
+    Column("weight_decay", "weight decay", "weight decay"),
+    Column("seed", "seed", "seed"),
+    Column("near", "a threshold within 20%", "a threshold within 20%"),
+    Column("predicted", "alive: map (closed form)", "alive: map"),
+    Column("measured", "alive: measured", "alive: measured"),
+    Column("error", "measured - predicted", "measured - predicted"),
+]
+
+
+def mlp_table(result: dict) -> Table:
+    thresholds = np.array(result["thresholds"])
+    records = []
+    for o in result["outcomes"]:
+        near = np.any(np.abs(o["weight_decay"] / thresholds[thresholds > 0] - 1) <= 0.2)
+        records.append({
+            "weight_decay": f"{o['weight_decay']:.4g}", "seed": o["seed"],
+            "near": "yes" if near else "no", "predicted": o["predicted"],
+            "measured": o["measured"], "error": o["measured"] - o["predicted"],
+        })  # fmt: skip
+    return Table(
+        name="collapse_mlp",
+        title="MLP encoder: alive modes predicted from its feature-space moments against training",
+        caption=(
+            "Predicted: the thresholds D x_j^2 / (4 (x_j + x'_j)) of the pilot's feature moments "
+            "(X, X' of its output features through its augmentation) above the run's weight "
+            "decay. Measured: eigenvalues of the run's final feature correlation at least 1/4 of "
+            "the smallest non-collapsed one of the mode of the same rank, x^3 / (4 lam^2)."
+        ),
+        frame=table_frame(records, COLUMNS),
+        columns=list(COLUMNS),
+    )
+
+
+def write_mlp_rung(out: Path, workspace: Workspace, work: Path, seeds: int, jobs: int,
+                   settings: dict, quiet: bool) -> None:  # fmt: skip
+    """Run the MLP check in the bridge's ``workspace`` and write ``out``/collapse_mlp.md, its
+    table and provenance.json."""
+    result = run_mlp_check(workspace, work, seeds, jobs, settings)
+    table = mlp_table(result)
+    out.mkdir(parents=True, exist_ok=True)
+    thresholds = ", ".join(f"{v:.4g}" for v in result["thresholds"][:6])
+    lines = [
+        "# The collapse map of an MLP encoder checked by training",
+        "",
+        f"{len(result['outcomes'])} runs ({seeds} seeds; {result['kept']} kept from an earlier "
+        f"session), wall {result['wall_seconds']:.0f} s, the runs' own wall time summed "
+        f"{result['run_seconds']:.0f} s (load average {result['load'][0]:.1f} at the start, "
+        f"{result['load'][1]:.1f} at the end); pilot {result['pilot_epochs']} epochs; sizes "
+        f"{result['size']}; git {git_revision()}.",
+        "",
+        f"Thresholds (weight decay, strongest first): {thresholds}, ...",
+        "",
+        f"**{table.title}.** {table.caption}",
+        "",
+        to_markdown(table),
+    ]
+    write_table(table, out / "tables")
+    write_text(out / "collapse_mlp.md", "\n".join(lines) + "\n")
+    record = {**result, "git_revision": git_revision()}
+    write_text(out / "provenance.json", json.dumps(record, indent=2) + "\n")
+    if not quiet:
+        print(to_markdown(table))
