@@ -138,7 +138,11 @@ class TrainConfig:
         at_most=4096,
     )  # fmt: skip
     moments_images: int = param(
-        4000, "linear backbone: images M for X and X' (moments.nc)", at_least=2, at_most=LARGE
+        4000,
+        "linear backbone: images M for X and X' (moments.nc); mlp: for X and X' of its "
+        "output features at the end (feature_moments.nc)",
+        at_least=2,
+        at_most=LARGE,
     )
     workers: str = param(
         "auto", "image-decoding worker processes per training process (folder data): a number, "

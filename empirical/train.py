@@ -33,7 +33,7 @@ from empirical.checkpoint import CHECKPOINT, checkpoints, resume
 from empirical.config import config_class, method_listing, option_groups
 from empirical.distributed import init_from_env
 from empirical.methods import METHODS, get
-from empirical.trainer import Run
+from empirical.trainer import Run, write_feature_moments
 from symbolic.common.cli import ArgumentParser, UsageError, run_main
 from symbolic.common.files import check_output_folder, folders_to_make, remove_debris, remove_empty
 from symbolic.common.lock import exclusive
@@ -200,7 +200,9 @@ def _train(args, cfg, info, device: torch.device, out: Path) -> int:
             if info.main:  # the measurements so far, from the checkpoint (whatever the file holds)
                 run.recorder.write(run.epoch, cfg.epochs)
         try:
-            return run.run(args.stop_after)
+            code = run.run(args.stop_after)
+            write_feature_moments(run)  # an MLP backbone's, once finished
+            return code
         finally:
             if torch.distributed.is_initialized():
                 torch.distributed.destroy_process_group()

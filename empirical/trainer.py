@@ -199,32 +199,10 @@ class Run:
                 save_checkpoint(state, self.out / CHECKPOINT)
                 self.log(self.epoch_line(self.recorder.history[-1]))
             barrier()
-        if info.main and self.epoch >= cfg.epochs and cfg.backbone == "mlp":
-            self.write_feature_moments()
         if info.main:
             self.log(self.summary())
         self.recorder.close()
         return 0
-
-    def write_feature_moments(self) -> None:
-        """MLP backbone, at the end of training: ``feature_moments.nc``, X and X' of its output
-        features h through the run's own augmentation (:func:`empirical.moments.measure_moments`,
-        the first ``--moments-images`` training images, ``--moments-views`` views each): the
-        feature-space moments of the collapse map's MLP rung (reports.collapse_mlp)."""
-        cfg = self.cfg
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(cfg.seed * 1000 + 7919)  # not the training stream
-        view = make_views(cfg, self.normalize, generator).view
-        n = min(cfg.moments_images, len(self.train_split))
-        batches = self.train_split.head(n).all_batches(max(256, cfg.batch_size), self.device)
-        backbone = self.method.online.backbone
-        with evaluating(backbone):
-            self.recorder.write_moments(
-                (images for images, _ in batches), view,
-                lambda x: backbone(x).reshape(len(x), -1), cfg.moments_views,
-                file=FEATURE_MOMENTS, step=self.step, augmentation=cfg.augment,
-                coordinates="the backbone's output features at the end of training",
-            )  # fmt: skip
 
     # ------------------------------------------------------------------ the step's parts
     def epoch_batches(self):
@@ -352,3 +330,27 @@ class Run:
         )
         files = (self.out / RESULTS, self.out / CHECKPOINT, self.out / CONFIG)
         return summary_text(self.recorder.history, title, files)
+
+
+def write_feature_moments(run: Run) -> None:
+    """A finished MLP-backbone run (main process; nothing otherwise): ``feature_moments.nc``,
+    X and X' of its output features h through the run's own augmentation
+    (:func:`empirical.moments.measure_moments`, the first ``--moments-images`` training images,
+    ``--moments-views`` views each): the feature-space moments of the collapse map's MLP rung
+    (reports.collapse_mlp)."""
+    cfg = run.cfg
+    if not run.info.main or run.epoch < cfg.epochs or cfg.backbone != "mlp":
+        return
+    generator = torch.Generator(device=run.device)
+    generator.manual_seed(cfg.seed * 1000 + 7919)  # not the training stream
+    view = make_views(cfg, run.normalize, generator).view
+    n = min(cfg.moments_images, len(run.train_split))
+    batches = run.train_split.head(n).all_batches(max(256, cfg.batch_size), run.device)
+    backbone = run.method.online.backbone
+    with evaluating(backbone):
+        run.recorder.write_moments(
+            (images for images, _ in batches), view,
+            lambda x: backbone(x).reshape(len(x), -1), cfg.moments_views,
+            file=FEATURE_MOMENTS, step=run.step, augmentation=cfg.augment,
+            coordinates="the backbone's output features at the end of training",
+        )  # fmt: skip
