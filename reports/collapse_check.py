@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -152,6 +153,12 @@ class Outcome:
         return float(np.max(np.abs(ratio - 1))) if both.any() else float("nan")
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def away_from_thresholds(thresholds: np.ndarray) -> np.ndarray:
     """Weight decays between neighbouring bracketed thresholds (their geometric means), where
     the count of alive modes is not a bracket's. (Not above the largest: there a run's W decays
@@ -186,7 +193,7 @@ def run_check(
     earlier session (its marker and files intact: ``--resume``) is kept. Returns every
     number."""
     size = size or SIZE
-    start, load = time.perf_counter(), os.getloadavg()[0]
+    start, cpu, load = time.perf_counter(), children_cpu(), os.getloadavg()[0]
     pilot = train_command("pilot", size, 0.0, 0, 1, work / "pilot")
     workspace.begin([pilot], settings, True, "replace")
     workspace.run_stage([pilot], jobs, lambda finished: None)
@@ -203,6 +210,7 @@ def run_check(
         "outcomes": collect({key: c.output for key, c in runs.items()}),
         "wall_seconds": time.perf_counter() - start,
         "run_seconds": sum(timings.get(c.name, 0.0) for c in [pilot, *runs.values()]),
+        "cpu_seconds": children_cpu() - cpu,
         "kept": kept,
         "load": [load, os.getloadavg()[0]],
         "size": dataclasses.asdict(size),
@@ -316,7 +324,8 @@ def write_rung(
         "# The collapse map checked by training",
         "",
         f"{len(result['outcomes'])} runs ({seeds} seeds; {result['kept']} kept from an earlier "
-        f"session), wall {result['wall_seconds']:.0f} s, the runs' own wall time summed "
+        f"session), wall {result['wall_seconds']:.0f} s, CPU of this session's runs "
+        f"{result['cpu_seconds']:.0f} s, the runs' own wall time summed "
         f"{result['run_seconds']:.0f} s (load average {result['load'][0]:.1f} at the start, "
         f"{result['load'][1]:.1f} at the end); "
         f"sizes {result['size']}; git {git_revision()}.",
@@ -337,6 +346,7 @@ def write_rung(
             for o in result["outcomes"]
         ],
         "wall_seconds": result["wall_seconds"], "run_seconds": result["run_seconds"],
+        "cpu_seconds": result["cpu_seconds"],
         "kept": result["kept"],
         "load_average": result["load"], "git_revision": git_revision(),
     }  # fmt: skip

@@ -31,7 +31,14 @@ import numpy as np
 import xarray as xr
 
 from dynamics.collapse_modes import ALIVE_FRACTION, pencil_modes
-from reports.collapse_check import BRACKET, BRACKETED, SIZE, away_from_thresholds, train_command
+from reports.collapse_check import (
+    BRACKET,
+    BRACKETED,
+    SIZE,
+    away_from_thresholds,
+    children_cpu,
+    train_command,
+)
 from reports.experiments import Workspace
 from reports.tables import Column, Table, table_frame, to_markdown, write_table
 from symbolic.common.files import write_text
@@ -66,7 +73,7 @@ def run_mlp_check(workspace: Workspace, work: Path, seeds: int, jobs: int, setti
                   size=None) -> dict:  # fmt: skip
     """The pilot, then the bracketing runs, on the bridge's runner (markers, --resume)."""
     size = size or MLP_SIZE
-    start, load = time.perf_counter(), os.getloadavg()[0]
+    start, cpu, load = time.perf_counter(), children_cpu(), os.getloadavg()[0]
     pilot = train_command("pilot", size, 0.0, 0, PILOT_EPOCHS, work / "pilot")
     workspace.begin([pilot], settings, True, "replace")
     workspace.run_stage([pilot], jobs, lambda finished: None)
@@ -97,6 +104,7 @@ def run_mlp_check(workspace: Workspace, work: Path, seeds: int, jobs: int, setti
         "outcomes": outcomes,
         "wall_seconds": time.perf_counter() - start,
         "run_seconds": sum(timings.get(c.name, 0.0) for c in [pilot, *runs.values()]),
+        "cpu_seconds": children_cpu() - cpu,
         "kept": kept,
         "load": [load, os.getloadavg()[0]],
         "size": dataclasses.asdict(size),
@@ -150,7 +158,8 @@ def write_mlp_rung(out: Path, workspace: Workspace, work: Path, seeds: int, jobs
         "# The collapse map of an MLP encoder checked by training",
         "",
         f"{len(result['outcomes'])} runs ({seeds} seeds; {result['kept']} kept from an earlier "
-        f"session), wall {result['wall_seconds']:.0f} s, the runs' own wall time summed "
+        f"session), wall {result['wall_seconds']:.0f} s, CPU of this session's runs "
+        f"{result['cpu_seconds']:.0f} s, the runs' own wall time summed "
         f"{result['run_seconds']:.0f} s (load average {result['load'][0]:.1f} at the start, "
         f"{result['load'][1]:.1f} at the end); pilot {result['pilot_epochs']} epochs; sizes "
         f"{result['size']}; git {git_revision()}.",
