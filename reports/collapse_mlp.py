@@ -10,8 +10,10 @@ encoder survive?
 2. The map's modes of (X_h, X'_h) (:func:`dynamics.collapse_modes.pencil_modes`) give the
    thresholds D x_j^2 / (4 (x_j + x'_j)), the encoder read as linear in its own features (W = I
    on h, the feature-space reading of Tian et al. 2021's per-mode theory): an approximation, and
-   how good it is the question this rung asks. The prediction at a weight decay is the closed-form
-   count, the thresholds above it (W(0) has no meaning in feature coordinates: no integration).
+   how good it is the question this rung asks. Predicted at each weight decay: the closed-form
+   count (the thresholds above it), and the modes alive at the run's horizon by the map's
+   per-mode ODE in the pilot's feature coordinates: W(0) = I (the features themselves), W_a(0) = I,
+   W_p(0) the pilot's final predictor, the run's weight decay, lr, EMA and steps.
 3. MLP runs at (1 -+ BRACKET) times the thresholds of the BRACKETED strongest modes and between
    them, every seed. Measured: the eigenvalues c_i of each run's final feature correlation E[h
    h^T] (``corr_eig``, un-augmented held-out images), strongest first, against the modes
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from dynamics.collapse_map import MapAxes, Problem, RunSetting, collapse_map, parse_grid
 from dynamics.collapse_modes import ALIVE_FRACTION, pencil_modes
 from reports.collapse_check import (
     BRACKET,
@@ -57,6 +60,30 @@ def feature_modes(run: Path):
     """The modes of X_h, X'_h in ``run``/feature_moments.nc."""
     with xr.open_dataset(run / FEATURES, engine="netcdf4") as m:
         return pencil_modes(m["x_corr"].values, m["aug_cov"].values)
+
+
+def horizon_count(pilot: Path, run: Path) -> int:
+    """Modes alive at ``run``'s horizon by the map's per-mode ODE in ``pilot``'s feature
+    coordinates (W(0) = W_a(0) = I, W_p(0) the pilot's last predictor; module docstring)."""
+    with xr.open_dataset(pilot / FEATURES, engine="netcdf4") as m:
+        x_corr, aug_cov = m["x_corr"].values, m["aug_cov"].values
+    with xr.open_dataset(pilot / "measurements.nc", engine="netcdf4") as ds:
+        wp0 = ds["wp"].values[-1]
+    with xr.open_dataset(run / "measurements.nc", engine="netcdf4") as ds:
+        steps = int(ds["step_at_measurement"].values[-1])
+        horizon = float(ds["flow_time_step"].values[steps - 1])
+        axes = MapAxes(
+            weight_decay=float(ds["weight_decay_step"].values[steps - 1]),
+            ema=float(np.mean(ds["ema_momentum_step"].values[:steps])),
+            lr=float(ds["lr_step"].values[steps - 1]),
+            alpha_p=float(ds["alpha_p_step"].values[steps - 1]),
+        )
+        directions = int(ds.attrs.get("loss_directions", 1))
+    eye = np.eye(x_corr.shape[0])
+    setting = RunSetting(axes, horizon / steps, steps, directions)
+    problem = Problem(x_corr, aug_cov, eye, wp0, eye, setting, {"from_run": str(run)})
+    ds = collapse_map(problem, parse_grid([f"weight_decay={axes.weight_decay!r}"]))
+    return int(ds["surviving_modes"].values[0])
 
 
 def measured_count(run: Path, modes) -> tuple[int, np.ndarray]:
@@ -92,8 +119,10 @@ def run_mlp_check(workspace: Workspace, work: Path, seeds: int, jobs: int, setti
     for (wd, s), command in runs.items():
         count, eig = measured_count(command.output, modes)
         predicted = int(np.sum(2 * modes.threshold > wd))
+        horizon = horizon_count(pilot.output, command.output)
         outcomes.append({"weight_decay": wd, "seed": s, "predicted": predicted,
-                         "measured": count, "corr_eig": eig.tolist()})  # fmt: skip
+                         "predicted_horizon": horizon, "measured": count,
+                         "corr_eig": eig.tolist()})  # fmt: skip
     timings = workspace.timings()
     return {
         "thresholds": (2 * modes.threshold).tolist(),
@@ -117,6 +146,7 @@ COLUMNS = [
     Column("seed", "seed", "seed"),
     Column("near", "a threshold within 20%", "a threshold within 20%"),
     Column("predicted", "alive: map (closed form)", "alive: map"),
+    Column("horizon", "alive: map (horizon)", "alive: map (horizon)"),
     Column("measured", "alive: measured", "alive: measured"),
     Column("error", "measured - predicted", "measured - predicted"),
 ]
@@ -130,7 +160,8 @@ def mlp_table(result: dict) -> Table:
         records.append({
             "weight_decay": f"{o['weight_decay']:.4g}", "seed": o["seed"],
             "near": "yes" if near else "no", "predicted": o["predicted"],
-            "measured": o["measured"], "error": o["measured"] - o["predicted"],
+            "horizon": o["predicted_horizon"],
+            "measured": o["measured"], "error": o["measured"] - o["predicted_horizon"],
         })  # fmt: skip
     return Table(
         name="collapse_mlp",
@@ -138,8 +169,10 @@ def mlp_table(result: dict) -> Table:
         caption=(
             "Predicted: the thresholds D x_j^2 / (4 (x_j + x'_j)) of the pilot's feature moments "
             "(X, X' of its output features through its augmentation) above the run's weight "
-            "decay. Measured: eigenvalues of the run's final feature correlation at least 1/4 of "
-            "the smallest non-collapsed one of the mode of the same rank, x^3 / (4 lam^2)."
+            "decay (closed form), and the map's per-mode ODE to the run's horizon from W = I in "
+            "those coordinates and the pilot's W_p (horizon). 'measured - predicted': against "
+            "the horizon. Measured: eigenvalues of the run's final feature correlation at least "
+            "1/4 of the smallest non-collapsed one of the mode of the same rank, x^3 / (4 lam^2)."
         ),
         frame=table_frame(records, COLUMNS),
         columns=list(COLUMNS),

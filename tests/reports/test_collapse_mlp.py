@@ -73,5 +73,5 @@ def test_the_mlp_rung_predicts_from_its_pilot_s_feature_moments(tiny_mlp_check):
     assert len(record["outcomes"]) == 4  # two decays bracketing one mode, two seeds
     for o in record["outcomes"]:
         assert o["predicted"] == int(np.sum(thresholds > o["weight_decay"]))
-        assert 0 <= o["measured"] <= 4
+        assert 0 <= o["measured"] <= 4 and 0 <= o["predicted_horizon"] <= 4
     assert (out / "collapse_mlp" / "collapse_mlp.md").is_file()
