@@ -344,7 +344,7 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def chosen_rungs(value: str, everything: list[Rung]) -> tuple[list[Rung], bool]:
+def chosen_rungs(value: str, everything: list[Rung]) -> tuple[list[Rung], list[str]]:
     """The ladder's rungs named by --rungs ("all": the whole ladder) and the collapse rungs named
     (collapse, collapse_mlp); UsageError naming an unknown one."""
     known = [r.key for r in everything]
@@ -385,9 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             write = write_rung if name == COLLAPSE else write_mlp_rung
             write(out / name, workspace, work / name, seeds, args.jobs, settings, args.quiet)
-        if collapse:
-            if not rungs:
-                return 0
+        if collapse and not rungs:
+            return 0
         start = time.perf_counter()
         execute(workspace, runs, args)
         summaries = collect(rungs, runs, seeds)

@@ -88,7 +88,12 @@ def collapse_map(inputs: Inputs) -> Drawn:
     right.set_ylabel("modes alive")
     right.set_ylim(-0.5, n_modes + 0.5)
     right.legend(loc="upper right", frameon=True, edgecolor="none", framealpha=0.85)
-    held = ", ".join(f"{k} {v:.4g}" for k, v in run.items() if k not in ("weight_decay", other))
+    fixed = (
+        "weight_decay",
+        other,
+        *(["alpha_p"] if res.attrs.get("map_loss") == "directpred" else []),
+    )
+    held = ", ".join(f"{k} {v:.4g}" for k, v in run.items() if k not in fixed)
     right.set_title(f"at the run's {held}")
     headline(
         fig,
