@@ -10,12 +10,16 @@
    thresholds), for every seed.
 3. Each run gets its own map at its own setting (its X, X' and initial weights) and is measured
    with the same rule: mode j is alive when u_j = ||W v_j||^2 at the end is at least
-   :data:`dynamics.collapse_map.ALIVE_FRACTION` of its smallest non-collapsed fixed point.
+   :data:`dynamics.collapse_modes.ALIVE_FRACTION` of its smallest non-collapsed fixed point.
 
 Reported: predicted and measured alive modes per run, and per bracketed mode the measured
 bracket of its threshold (alive at the lower weight decay in every seed, dead at the upper)
 against the closed form. A mode alive below and dead above its bracket has its threshold within
 the bracket, i.e. within BRACKET of the prediction (the target is 20%).
+
+The runs are commands of the bridge's plan (:mod:`reports.experiments`: the pilot, then the
+bracketing runs, each added to ``plan.json`` as its stage starts), with completion markers:
+``--resume`` keeps every run that finished, and an interrupted one continues from its checkpoint.
 """
 
 from __future__ import annotations
