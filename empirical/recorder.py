@@ -324,16 +324,14 @@ class Recorder:
         file: str = MOMENTS,
         **attrs: Any,
     ) -> None:
-        """``moments.nc``: X and X' (:func:`empirical.moments.measure_moments`) of the uint8
-        image ``batches`` through ``view``, mapped by ``project`` to the encoder's input
-        coordinates; ``variance`` (the PCA variances) stored as ``pca_variance``, ``held_out``
-        inputs' moments (:func:`empirical.pairs.add_held_out`); ``attrs`` describe them. ``file``:
-        the file's name in the run folder."""
+        """``file`` (moments.nc): X and X' (:func:`empirical.moments.measure_moments`) of the uint8
+        image ``batches`` through ``view``, mapped by ``project`` to the encoder's coordinates;
+        ``variance`` (the PCA variances) stored as ``pca_variance``, ``held_out`` inputs' moments
+        (:func:`empirical.pairs.add_held_out`); ``attrs`` describe them."""
         ds = measure_moments(batches, view, project, n_views)
         if variance is not None:
             ds["pca_variance"] = ("input", variance.cpu().numpy())
-        if held_out is not None:
-            ds = add_held_out(ds, held_out)
+        ds = add_held_out(ds, held_out) if held_out is not None else ds
         ds.attrs.update(
             provenance("moments", self.settings.method, self.config, **attrs),
             n_images=ds.attrs["n_images"],
