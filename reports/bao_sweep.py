@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dynamics.collapse_map import alive_weight, pencil_modes
+from dynamics.collapse_modes import alive_weight, pencil_modes
 from dynamics.models.cosine_modes import ALIVE_SHARE
 from reports.collapse_check import CheckSize, train_command
 from symbolic.common.cli import run_command, run_main
