@@ -14,8 +14,9 @@ commute: :mod:`dynamics.collapse_modes`.
 Losses (``--loss``): ``linear_byol``, Tian's eq. 1 with a trained W_p (the run's own); and
 ``directpred``, the same run's moments and initial weights with W_p set by DirectPred's rule
 (``--exponent``, ``--eps``, ``--rho``; :mod:`dynamics.collapse_directpred`: the same thresholds,
-another basin and clock). The cosine loss is refused: its normalisation by ||W_p f|| ||f'||
-couples every mode, and no per-mode reduction of it is in the toolkit yet.
+another basin and clock); and ``cosine``, Bao 2025's concentrated cosine modes applied to the
+run's modes (:mod:`dynamics.collapse_cosine`: isotropic and SimSiam approximations; no
+thresholds, weight decay collapses no normalised mode).
 
 Time: flow time t (docs/theory.md (D3), ``empirical.flow``): eta = weight_decay / D, one step of
 learning rate lr is dt = dt_run lr / lr_run, beta = -ln(ema) / dt, horizon = dt times the run's
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from dynamics.collapse_cosine import cosine_alive, cosine_live
 from dynamics.collapse_directpred import (
     DirectPredRule,
     directpred_alive_weight,
@@ -69,12 +71,6 @@ from symbolic.common.schema import INPUT, MODE
 SOLVER = SolverSettings(method="DOP853", rtol=1e-6, atol=1e-10, blowup=1e8)
 #: the losses of --loss
 LOSSES = ("linear_byol", "directpred", "cosine")
-#: why the cosine loss is refused
-NO_COSINE = (
-    "the map covers Tian's eq. 1 loss (--loss linear_byol) and DirectPred (--loss directpred): "
-    "the cosine loss's normalisation couples the modes and the toolkit has no per-mode reduction "
-    "of it yet"
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,9 +208,12 @@ def integrate_modes(modes: Modes, start: dict, rates: dict) -> np.ndarray:
     return u_final
 
 
-def collapse_map(problem: Problem, grid: Grid, rule: DirectPredRule | None = None) -> xr.Dataset:
+def collapse_map(
+    problem: Problem, grid: Grid, rule: DirectPredRule | None = None, cosine: bool = False
+) -> xr.Dataset:
     """The map over ``grid`` (module docstring) as a Dataset with one dimension per axis; with
-    ``rule``, under DirectPred (W_p from F_hat, :mod:`dynamics.collapse_directpred`)."""
+    ``rule``, under DirectPred (W_p from F_hat, :mod:`dynamics.collapse_directpred`); with
+    ``cosine``, under the cosine loss (:mod:`dynamics.collapse_cosine`)."""
     start_time = time.perf_counter()
     modes = pencil_modes(problem.x_corr, problem.aug_cov)
     start = mode_initial(modes, problem.w0, problem.wp0, problem.wa0)
@@ -225,7 +224,13 @@ def collapse_map(problem: Problem, grid: Grid, rule: DirectPredRule | None = Non
     }
     columns.update(grid.columns(np.arange(grid.size)))
     rates = setting.rates({k: np.asarray(v, float) for k, v in columns.items()})
-    if rule is None:
+    if cosine:
+        live = cosine_live(modes, start)
+        modes = dataclasses.replace(modes, threshold=np.where(live, np.inf, 0.0))
+        u_final = np.where(cosine_alive(modes, start, rates), 1.0, 0.0)
+        floor = np.full(modes.x.size, 0.5)
+        loss = "cosine (Bao 2025, concentrated norms; isotropic, SimSiam approximations)"
+    elif rule is None:
         u_final = integrate_modes(modes, start, rates)
         floor = alive_weight(modes, rates["alpha_p"])
         loss = "Tian eq. 1 (unnormalised); predictor decay eta"
@@ -265,6 +270,9 @@ def collapse_map(problem: Problem, grid: Grid, rule: DirectPredRule | None = Non
         },
         coords=coords,
     )  # fmt: skip
+    if cosine:  # survival only: no weight scale per mode, no threshold (weight decay kills none)
+        ds = ds.drop_vars(["mode_weight", "threshold_eta", "threshold_weight_decay",
+                           "threshold_weight_decay_diagonal"])  # fmt: skip
     run_axes = dataclasses.asdict(setting.axes)
     ds.attrs.update(
         provenance(
@@ -273,7 +281,7 @@ def collapse_map(problem: Problem, grid: Grid, rule: DirectPredRule | None = Non
             **{f"run_{k}": v for k, v in run_axes.items()},
             run_steps=setting.steps, run_flow_time_per_step=setting.dt,
             loss_directions=d, width=width, loss=loss,
-            map_loss="linear_byol" if rule is None else "directpred",
+            map_loss="cosine" if cosine else "linear_byol" if rule is None else "directpred",
             commutator_ratio=commutator_ratio(problem.x_corr, problem.aug_cov),
             offdiagonal_ratio=offdiagonal_ratio(problem.x_corr, problem.aug_cov),
             alive_fraction=ALIVE_FRACTION, rtol=SOLVER.rtol, atol=SOLVER.atol,
@@ -291,7 +299,8 @@ def collapse_map(problem: Problem, grid: Grid, rule: DirectPredRule | None = Non
 def summary_lines(ds: xr.Dataset) -> list[str]:
     a = ds.attrs
     count = ds["surviving_modes"]
-    thresholds = ", ".join(f"{v:.3g}" for v in ds["threshold_weight_decay"].values[:6])
+    values = ds["threshold_weight_decay"].values[:6] if "threshold_weight_decay" in ds else []
+    thresholds = ", ".join(f"{v:.3g}" for v in values) or "none (the cosine loss)"
     return [
         f"collapse map of {a['from_run']}: {a['points']} points, {a['wall_seconds']:.2f} s; "
         f"surviving modes {int(count.min())}..{int(count.max())} of {ds.sizes[MODE]}",
@@ -313,7 +322,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--loss", default="linear_byol", choices=LOSSES,
         help="linear_byol: the run's eq. 1 with a trained W_p; directpred: W_p set from the "
-        "running feature correlation (the same moments and initial weights); cosine: refused",
+        "running feature correlation (the same moments and initial weights); cosine: Bao 2025's "
+        "cosine modes (approximate)",
     )  # fmt: skip
     p.add_argument("--exponent", type=float, default=0.5, help="directpred: p = s^EXPONENT "
                    "(0.5: DirectPred; DirectSet(alpha))")  # fmt: skip
@@ -329,8 +339,6 @@ def build_parser() -> ArgumentParser:
 def directpred_rule(args, grid: Grid) -> DirectPredRule | None:
     """DirectPred's rule for --loss directpred (None for linear_byol); UsageError for the
     cosine loss, a bad rule or a predictor-rate axis (DirectPred does not train W_p)."""
-    if args.loss == "cosine":
-        raise UsageError(f"--loss cosine: not available; {NO_COSINE}")
     if args.loss != "directpred":
         return None
     if "alpha_p" in grid.names:
@@ -349,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     grid = parse_grid(args.grid)
     rule = directpred_rule(args, grid)
     check_output_file(args.out)
-    ds = collapse_map(problem_from_run(args.from_run), grid, rule)
+    ds = collapse_map(problem_from_run(args.from_run), grid, rule, args.loss == "cosine")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_netcdf(ds, args.out, extra_dims=grid.names)
     written = [args.out]

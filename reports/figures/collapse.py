@@ -35,6 +35,8 @@ def _at_run(res: Result, keep: tuple[str, ...]):
 def _thresholds(ax, res: Result, lo: float, hi: float, color: str) -> None:
     """Dashed lines at the modes' thresholds in [lo, hi], numbered where there is room."""
     last = -np.inf
+    if "threshold_weight_decay" not in res.ds:  # the cosine loss: no thresholds
+        return
     for j, value in enumerate(res.ds["threshold_weight_decay"].values):
         if not lo <= value <= hi:
             continue

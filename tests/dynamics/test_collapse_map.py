@@ -243,6 +243,23 @@ def test_directpred_map_is_the_full_matrix_flow_for_commuting_moments():
     )
 
 
+def test_under_the_cosine_loss_weight_decay_collapses_no_mode_the_eq1_map_loses():
+    """Bao 2025 (docs/theory.md (D16)): the cosine loss is scale-free, so weight decay shrinks the
+    weights without collapsing a normalised mode, and every mode with p_j(0) > 0 ends at the same
+    normalised p. At 3x the largest eq. 1 threshold the eq. 1 map keeps no mode; the cosine map,
+    over a long horizon, keeps all four (no threshold variables: there are none)."""
+    x, x_aug = np.array([2.0, 1.0, 0.5, 0.25]), np.array([0.2, 0.6, 0.1, 0.5])
+    w0, wp0 = np.diag([0.6, 0.5, 0.4, 0.3]), np.diag([0.3, 0.2, 0.35, 0.1])
+    wd = 3 * 2 * float(np.max(x**2 / (4 * (x + x_aug))))  # D = 2
+    setting = RunSetting(MapAxes(wd, 0.95, 0.05, 1.0), 0.1, 3000, 2)
+    problem = Problem(np.diag(x), np.diag(x_aug), w0, wp0, w0, setting, {"from_run": "t"})
+    grid = parse_grid([f"weight_decay={wd}"])
+    assert int(collapse_map(problem, grid)["surviving_modes"].values[0]) == 0
+    cos = collapse_map(problem, grid, cosine=True)
+    assert int(cos["surviving_modes"].values[0]) == 4
+    assert "threshold_eta" not in cos and cos.attrs["map_loss"] == "cosine"
+
+
 @pytest.fixture(scope="module")
 def linear_run(tmp_path_factory):
     """A tiny linear-encoder BYOL run on synthetic Fashion-MNIST files (a few seconds)."""
@@ -345,7 +362,6 @@ def test_a_bad_grid_exits_2_with_one_line_and_writes_nothing(grid, named, tmp_pa
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        (["--loss", "cosine"], "couples the modes"),
         (["--loss", "directpred", "--grid", "alpha_p=1,2"], "alpha_p"),
         (["--loss", "directpred", "--eps", "-1"], "--eps -1.0"),
     ],
