@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -143,14 +144,28 @@ class Problem:
             g_w, g_p = self.loss.gradients(w, wp, wa if self.tau is not None else None)
             scale = self.directions / self.loss.directions
             return scale * g_w + self.weight_decay * w, scale * g_p + self.weight_decay * wp
-        view = self.x + self.xp
         target = wa if self.tau is not None else w
-        residual = target @ self.x - wp @ w @ view
-        g_w = -self.directions * (wp.T @ residual)
-        if not self.stop_gradient:
-            g_w = g_w - self.directions * (wp @ w @ self.x - w @ view)
-        g_p = -self.directions * (residual @ w.T)
-        return g_w + self.weight_decay * w, g_p + self.weight_decay * wp
+        return eq1_gradients(
+            self.x,
+            self.x + self.xp,
+            self.directions,
+            self.weight_decay,
+            self.stop_gradient,
+            w,
+            wp,
+            target,
+        )
+
+
+def eq1_gradients(x, view, d, wd, stop_gradient: bool, w, wp, target):
+    """(g_W, g_P) of D x eq. 1 plus the weight decay (module docstring; view = X + X', target
+    W_a or W), for single matrices or stacks of them (leading batch axes; D, wd broadcast)."""
+    residual = target @ x - wp @ w @ view
+    g_w = -d * (np.swapaxes(wp, -1, -2) @ residual)
+    if not stop_gradient:
+        g_w = g_w - d * (wp @ w @ x - w @ view)
+    g_p = -d * (residual @ np.swapaxes(w, -1, -2))
+    return g_w + wd * w, g_p + wd * wp
 
 
 def _open(path: Path) -> xr.Dataset:
@@ -278,6 +293,49 @@ def _stacked(p: Problem, keep: dict[int, tuple[np.ndarray, np.ndarray]]) -> Path
     return Path_(p.times.copy(), wp, w)
 
 
+class _Stack:
+    """Problems that share their optimiser's schedule, as one system with a leading batch axis
+    (each member's own X, X', D, wd and EMA; another loss: each member's own gradient)."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        first = problems[0]
+        for q in problems[1:]:
+            pairs = zip(_schedule(q), _schedule(first), strict=True)
+            if not all(np.array_equal(a, b) for a, b in pairs):
+                raise ValueError("stacked flows need one optimiser schedule and measurements")
+            if (q.momentum, q.stop_gradient, q.loss is None) != (
+                first.momentum,
+                first.stop_gradient,
+                first.loss is None,
+            ):
+                raise ValueError("stacked flows need one momentum, stop-gradient and loss kind")
+        self.members, self.first = list(problems), first
+        self.d = np.array([q.directions for q in problems])[:, None, None]
+        self.wd = np.array([q.weight_decay for q in problems])[:, None, None]
+        self.uses_wa = np.array([q.tau is not None for q in problems])[:, None, None]
+        # the EMA's rate -ln(tau_k) of each member and step (0: no EMA, W_a stays)
+        self.ema = np.stack(
+            [-np.log(q.tau) if q.tau is not None else np.zeros(q.n_steps) for q in problems]
+        )
+        if first.loss is None:
+            self.x = np.stack([q.x for q in problems])
+            self.view = np.stack([q.x + q.xp for q in problems])
+
+    def gradients(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
+        if self.first.loss is not None:
+            states = zip(w, wp, wa, strict=True)
+            pairs = [q.gradients(*s) for q, s in zip(self.members, states, strict=True)]
+            return np.stack([g for g, _ in pairs]), np.stack([g for _, g in pairs])
+        target = np.where(self.uses_wa, wa, w)
+        return eq1_gradients(
+            self.x, self.view, self.d, self.wd, self.first.stop_gradient, w, wp, target
+        )
+
+
+def _schedule(p: Problem) -> tuple[np.ndarray, ...]:
+    return (p.lr, p.lr_p, p.steps, p.times)
+
+
 def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) -> Path_:
     """The first-order or the inertial flow of ``p`` (module docstring), at the run's
     measurements. ``inertial`` None: inertial when the run has momentum.
@@ -291,6 +349,15 @@ def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) 
     run: 1 and 4 substeps 1.3e-6 apart, both 1.5e-5 from ``general``'s RK45 at rtol 1e-4).
     """
     inertial = p.momentum > 0 if inertial is None else inertial
+    return flows([p], inertial, substeps)[0]
+
+
+def flows(problems: Sequence[Problem], inertial: bool, substeps: int | None = None) -> list[Path_]:
+    """:func:`flow` of each problem (one optimiser schedule: the same run's flow and its
+    ablation nulls), integrated as one stacked system: each Runge-Kutta stage is one batched
+    matrix product over the problems instead of one per problem, the same arithmetic."""
+    stack = _Stack(problems)
+    p = stack.first
     substeps = (1 if p.loss is not None else 4) if substeps is None else substeps
     mu = p.momentum
     warm = (1 - mu ** (np.arange(p.n_steps) + 1)) / (1 - mu) if mu > 0 else np.ones(p.n_steps)
@@ -298,8 +365,8 @@ def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) 
 
     def rhs(k: int, state: list[np.ndarray]) -> list[np.ndarray]:
         w, wp, wa = state[:3]
-        g_w, g_p = p.gradients(w, wp, wa)
-        ema = -math.log(p.tau[k]) * (w - wa) if p.tau is not None else np.zeros_like(wa)
+        g_w, g_p = stack.gradients(w, wp, wa)
+        ema = stack.ema[:, k, None, None] * (w - wa)
         if not inertial:
             return [-p.lr[k] * warm[k] * g_w, -p.lr_p[k] * warm[k] * g_p, ema]
         v_w, v_p = state[3:]
@@ -311,9 +378,9 @@ def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) 
             rate * (g_p / (1 - mu) - v_p),
         ]
 
-    state = [p.w0.copy(), p.wp0.copy(), p.wa0.copy()]
+    state = [np.stack([getattr(q, n) for q in problems]) for n in ("w0", "wp0", "wa0")]
     if inertial:
-        state += [np.zeros_like(p.w0), np.zeros_like(p.wp0)]
+        state += [np.zeros_like(state[0]), np.zeros_like(state[1])]
     h = 1.0 / substeps
     keep = {0: (state[1].copy(), state[0].copy())}
     wanted = set(p.steps.tolist())
@@ -331,12 +398,25 @@ def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) 
             raise FloatingPointError(f"the flow diverged at step {k + 1}")
         if k + 1 in wanted:
             keep[k + 1] = (state[1].copy(), state[0].copy())
-    return _stacked(p, keep)
+    return [
+        _stacked(p, {s: (wp[i], w[i]) for s, (wp, w) in keep.items()}) for i in range(len(problems))
+    ]
 
 
 def ablation(p: Problem, ingredient: str) -> Path_:
     """The prediction's flow (inertial for a run with momentum) with ``ingredient`` removed;
     removing the momentum gives the first-order flow with the run's flow-time map."""
-    if ingredient == "momentum":
-        return flow(p, inertial=False)
-    return flow(p.without(ingredient), inertial=p.momentum > 0)
+    return ablations(p, [ingredient])[ingredient]
+
+
+def ablations(p: Problem, ingredients: Sequence[str], prediction: bool = False) -> dict:
+    """{ingredient: :func:`ablation`} (and ``'prediction'``: :func:`flow` of ``p`` itself when
+    ``prediction``), the flows of one order integrated as one stacked system (:func:`flows`)."""
+    inertial = p.momentum > 0
+    named = {i: p.without(i) for i in ingredients if i != "momentum"}
+    if prediction:
+        named = {"prediction": p, **named}
+    out = dict(zip(named, flows(list(named.values()), inertial), strict=True)) if named else {}
+    if "momentum" in ingredients:
+        out["momentum"] = flow(p, inertial=False)
+    return out

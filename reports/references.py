@@ -95,10 +95,11 @@ def references(run: Result) -> References:
                 "no noise floor: the run's loss is not eq. 1, so replaying eq. 1 is not its "
                 "optimiser (fixed tolerances)"
             )
-        if flow.momentum > 0:
-            out.inertial = traj(replay.flow(flow, inertial=True))
-        for ingredient in flow.applicable():
-            out.ablations[ingredient] = traj(replay.ablation(flow, ingredient))
+        # the inertial prediction and the ablation nulls: one stacked integration per order
+        flows = replay.ablations(flow, list(flow.applicable()), prediction=flow.momentum > 0)
+        if "prediction" in flows:
+            out.inertial = traj(flows.pop("prediction"))
+        out.ablations = {ingredient: traj(path) for ingredient, path in flows.items()}
     except FloatingPointError as err:
         out.notes.append(f"replay or ablation failed ({err}): fixed tolerances, no ablations")
         return References(notes=out.notes)
