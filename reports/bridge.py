@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         start = time.perf_counter()
         execute(workspace, runs, args)
-        summaries = collect(rungs, runs, seeds)
+        summaries = collect(rungs, runs, seeds, args.jobs)
         scaling = collect_scaling(runs)
         wall = time.perf_counter() - start
         write_report(out, summaries, scaling, seeds, dataclasses.asdict(size), wall, args.quick)

@@ -22,7 +22,7 @@ from reports import compare, style
 from reports.bridge_figures import ladder_figure, scaling_figure
 from reports.document import Block, FigureBlock, Heading, Paragraph, TableBlock, write_markdown
 from reports.inputs import load_result, run_file
-from reports.references import references
+from reports.references import References, references_of
 from reports.tables import Column, Table, table_frame, write_table
 from symbolic.common.files import atomic_folder, write_text
 from symbolic.common.provenance import PACKAGE_VERSION, git_revision
@@ -79,9 +79,10 @@ class Summary:
         return text
 
 
-def _seed_inputs(rung: Rung, p: LadderRuns, seeds: int):
-    """Per seed: (run, prediction, null, references) and 2 eta t at the run's end; the
-    prediction of a momentum run is its inertial flow (:mod:`reports.references`)."""
+def _seed_inputs(rung: Rung, p: LadderRuns, seeds: int, refs_of: dict[tuple, References]):
+    """Per seed: (run, prediction, null, references: from ``refs_of``) and 2 eta t at the
+    run's end; the prediction of a momentum run is its inertial flow
+    (:mod:`reports.references`)."""
     inputs, exponents = [], []
     for seed in range(seeds):
         result = load_result(run_file(p.runs[rung.key, seed]), "training")
@@ -89,7 +90,7 @@ def _seed_inputs(rung: Rung, p: LadderRuns, seeds: int):
         exponents.append(compare.decay_exponent(run) or float("nan"))
         prediction = null = refs = None
         if (rung.key, seed) in p.predictions:
-            refs = references(result)
+            refs = refs_of[rung.key, seed]
             pred, null_path = p.predictions[rung.key, seed]
             prediction = refs.inertial or load_result(pred, "simulation").trajectory()
             null = load_result(null_path, "simulation").trajectory()
@@ -97,13 +98,16 @@ def _seed_inputs(rung: Rung, p: LadderRuns, seeds: int):
     return inputs, exponents
 
 
-def collect(rungs: Sequence[Rung], p: LadderRuns, seeds: int) -> list[Summary]:
+def collect(rungs: Sequence[Rung], p: LadderRuns, seeds: int, jobs: int = 1) -> list[Summary]:
     """Every ladder statistic of every rung over the seeds, with the nulls' values; the
     tolerance of each statistic from the noise floor of the rung's seeds (the largest distance
-    between a run and its replay)."""
+    between a run and its replay). Each predicted run's references (its replay and nulls,
+    :mod:`reports.references`) are computed ``jobs`` runs at a time."""
+    predicted = [(r.key, s) for r in rungs for s in range(seeds) if (r.key, s) in p.predictions]
+    refs_of = references_of({key: run_file(p.runs[key]) for key in predicted}, jobs)
     out = []
     for rung in rungs:
-        inputs, exponents = _seed_inputs(rung, p, seeds)
+        inputs, exponents = _seed_inputs(rung, p, seeds, refs_of)
         floors = [
             compare.noise_floor(refs.replay, run)
             for run, _, _, refs in inputs

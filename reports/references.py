@@ -13,6 +13,11 @@ on a linear encoder from the gradient of its own loss over its fixed augmented p
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Hashable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +27,7 @@ from dynamics import replay, replay_general
 from dynamics.from_run_methods import EQ1_LOSS
 from dynamics.predicted_sigma import held_out_sigma
 from reports.compare import Trajectory
-from reports.inputs import Result
+from reports.inputs import Result, load_result
 from reports.sigma_stat import SIGMA_VARIABLE
 
 
@@ -106,3 +111,40 @@ def references(run: Result) -> References:
     if not out.ablations:
         out.notes.append("no ablation null applies: the run trained with none of the ingredients")
     return out
+
+
+#: the worker processes' thread counts: one BLAS (numpy's OpenBLAS) and one torch thread each
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_references(path: str | Path) -> References:
+    """:func:`references` of the training run whose measurements are at ``path``."""
+    return references(load_result(path, "training"))
+
+
+@contextlib.contextmanager
+def _one_thread_children() -> Iterator[None]:
+    """:data:`ONE_THREAD` in the environment that spawned workers inherit (values already set
+    win), restored afterwards."""
+    saved = {k: os.environ.get(k) for k in ONE_THREAD}
+    os.environ.update({k: v for k, v in ONE_THREAD.items() if saved[k] is None})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
+def references_of(runs: Mapping[Hashable, str | Path], jobs: int = 1) -> dict:
+    """{key: :func:`run_references` of the run at ``runs[key]``}: in this process for ``jobs``
+    1, else in ``jobs`` worker processes (spawned, one thread each: each run's replay and flows
+    are single-threaded numpy and torch, so runs are what parallelises), the same numbers."""
+    if jobs <= 1 or len(runs) <= 1:
+        return {key: run_references(path) for key, path in runs.items()}
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        _one_thread_children(),
+        ProcessPoolExecutor(min(jobs, len(runs)), mp_context=spawn) as pool,
+    ):
+        return dict(zip(runs, pool.map(run_references, runs.values()), strict=True))

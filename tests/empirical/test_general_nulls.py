@@ -23,14 +23,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
+from dynamics import replay, replay_general
 from dynamics.simulate import main as simulate_main
 from reports import compare
 from reports.compose import findings, pair_runs
 from reports.inputs import load_inputs, load_result
-from reports.references import references
+from reports.references import references, references_of
 from symbolic.common.cli import run_main
 from tests.empirical.conftest import train
 
@@ -139,3 +141,29 @@ def test_an_ema_run_gets_the_ema_lag_and_clock_nulls(runs, tmp_path):
     w = verdicts(copy, *derive(copy))["w_error"]
     assert set(w.ablations) == AUGMENTATION | {"EMA lag", "clock D"}
     assert {"EMA lag", "clock D"} <= set(w.tested), w.detail
+
+
+def test_the_stacked_and_parallel_references_equal_each_flow_computed_alone(runs):
+    """A run's nulls of its own loss integrated as one stacked system equal each null's flow
+    integrated alone; the references of several runs computed in worker processes equal
+    those computed here."""
+    byol, barlow = runs("byol"), runs("barlow_twins")
+    problem = replay_general.load_problem(byol, source="flow")
+    ingredients = list(problem.applicable())
+    stacked = replay.ablations(problem, ingredients)
+    for ingredient in ingredients:
+        alone = replay.flow(problem.without(ingredient))
+        assert np.abs(stacked[ingredient].w - alone.w).max() < 1e-10, ingredient
+        assert np.abs(stacked[ingredient].wp - alone.wp).max() < 1e-10, ingredient
+    paths = {m: run / "measurements.nc" for m, run in (("byol", byol), ("barlow", barlow))}
+    parallel = references_of(paths, jobs=2)
+    for method, path in paths.items():
+        here = references(load_result(path, "training"))
+        there = parallel[method]
+        assert set(there.ablations) == set(here.ablations) and there.notes == here.notes
+        pairs = [(there.replay, here.replay)]
+        pairs += [(there.ablations[i], here.ablations[i]) for i in here.ablations]
+        for a, b in pairs:
+            assert np.abs(a.w - b.w).max() < 1e-10 and np.abs(a.t - b.t).max() == 0
+            if b.sigma is not None:
+                assert np.abs(a.sigma - b.sigma).max() < 1e-10
