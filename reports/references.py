@@ -43,7 +43,7 @@ class References:
     notes: list[str] = field(default_factory=list)
 
 
-def _problems(run: Result) -> tuple[replay.Problem, replay.Problem]:
+def run_problems(run: Result) -> tuple[replay.Problem, replay.Problem]:
     """(the replay's problem, the prediction's problem) of the run: its own loss over its
     pairs for a loss other than eq. 1 where it can (else eq. 1's flows: ``exact_loss`` False)."""
     if str(run.attrs.get("loss_name")) != EQ1_LOSS:
@@ -80,7 +80,7 @@ def references(run: Result) -> References:
     reads (wd = D ``eta_step``), so that they are the prediction's own physics; which
     ablations apply follows the run's configuration."""
     try:
-        problem, flow = _problems(run)
+        problem, flow = run_problems(run)
     except replay.NotReplayable as err:
         return References(notes=[f"no replay and no ablation nulls: {err}"])
     eta, alpha_p = run.eta(), run.alpha_p()
