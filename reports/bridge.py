@@ -95,9 +95,7 @@ COMMON = (
     "--threads", "1", "--val-size", "1000", "--eval-size", "2000",
 )  # fmt: skip
 LINEAR_PREDICTOR = ("--predictor", "linear")
-#: the method rungs (one per method, linear encoder): what predicts each (the ``general`` model,
-#: dynamics.from_run_methods), or None where ``--from-run`` refuses the run (the rung then states
-#: the refusal's reason as "no prediction")
+#: the method rungs (one per method, linear encoder, :func:`method_rungs`)
 METHOD_RUNGS = ("bt", "vicreg", "simclr", "spectral", "liu", "byol_cosine", "directpred",
                 "directcopy")  # fmt: skip
 
@@ -174,7 +172,7 @@ def method_size(size: Size) -> Size:
     """The sizes of the method rungs: the ladder's at ``--quick``; at full size 16 PCA
     coordinates and 2048 images (the pairs the ``general`` prediction averages its minibatch
     loss over: its cost per right-hand side is proportional to both), 1200 steps."""
-    if size.steps <= QUICK.steps:
+    if size == QUICK:
         return size
     return dataclasses.replace(size, input_dim=16, width=16, pool=2048, steps=1200)
 
@@ -212,6 +210,7 @@ def ladder(size: Size) -> list[Rung]:
     l2 = ("--loss", "linear_byol")
     plain = ("--momentum", "0", "--lr-schedule", "constant")
     ema = ("--ema-base", "0.99", "--ema-final", "0.99")
+    mlp = (*LINEAR_PREDICTOR, *l2, *plain, *ema)
     heavy = ("--momentum", "0.9", "--lr-schedule", "cosine", "--warmup-epochs", "0.5")
     simsiam = ("--no-fix-pred-lr",)
     return [
@@ -252,18 +251,7 @@ def ladder(size: Size) -> list[Rung]:
             "5a",
             "MLP encoder, depth 1",
             "byol",
-            (
-                "--backbone",
-                "mlp",
-                "--depth",
-                "1",
-                "--width",
-                "64",
-                *LINEAR_PREDICTOR,
-                *l2,
-                *plain,
-                *ema,
-            ),  # fmt: skip
+            ("--backbone", "mlp", "--depth", "1", "--width", "64", *mlp),
             None,
             "feature space: W_p symmetric, aligned with F",
         ),
@@ -271,18 +259,7 @@ def ladder(size: Size) -> list[Rung]:
             "5b",
             "MLP encoder, depth 2",
             "byol",
-            (
-                "--backbone",
-                "mlp",
-                "--depth",
-                "2",
-                "--width",
-                "64",
-                *LINEAR_PREDICTOR,
-                *l2,
-                *plain,
-                *ema,
-            ),  # fmt: skip
+            ("--backbone", "mlp", "--depth", "2", "--width", "64", *mlp),
             None,
             "feature space: W_p symmetric, aligned with F",
         ),
