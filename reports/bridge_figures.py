@@ -27,14 +27,15 @@ SHORT = {
 def ladder_figure(summaries: Sequence) -> Drawn:
     """Per rung: the headline statistic (mean and spread over seeds) and its nulls, log axis."""
     name, title = "ladder", "How far up the ladder the theory holds"
-    picked = {}
-    for key in HEADLINE:
-        for s in summaries:
-            if s.key == key and s.rung.key not in picked:
-                picked[s.rung.key] = s
-    if not picked:
+    order = list(dict.fromkeys(s.rung.key for s in summaries))  # the ladder's order
+    found = {(s.rung.key, s.key): s for s in summaries}
+    rungs = [
+        next(found[r, key] for key in HEADLINE if (r, key) in found)
+        for r in order
+        if any((r, key) in found for key in HEADLINE)
+    ]
+    if not rungs:
         return Drawn(reason="no rung has a headline statistic", name=name, title=title)
-    rungs = list(picked.values())
     fig = style.new_figure("double", 2.8)
     ax = fig.subplots()
     x = np.arange(len(rungs))
