@@ -34,7 +34,7 @@ predicted decay e^{-2 eta t} falls to e^{-4.8} within every constant-lr run, als
 5. an MLP encoder on the pixels, depth 1 and 2;
 6. the small ConvNet, at a quarter of the batch (its steps cost most on a CPU);
 
-and one rung per method on a linear encoder (:func:`method_rungs`, at :func:`method_size`):
+and one rung per method on a linear encoder (:mod:`reports.bridge_methods`):
 ``bt``, ``vicreg``, ``simclr``, ``spectral`` (SimCLR's method with the spectral contrastive
 loss), ``liu``, ``byol_cosine`` (BYOL's cosine loss instead of eq. 1: what was rung 4), each
 against the ``general`` simulation derived from its run (``python -m dynamics.simulate general
@@ -168,49 +168,10 @@ def linear_encoder(size: Size) -> tuple[str, ...]:
     return (*lin, "--moments-images", str(size.pool))
 
 
-def method_size(size: Size) -> Size:
-    """The sizes of the method rungs: the ladder's at ``--quick``; at full size the quick
-    problem (8 PCA coordinates, 1024 images: the fixed pairs whose expected minibatch loss the
-    ``general`` prediction integrates, at its cost per right-hand side, which NT-Xent's
-    2B x 2B logits per block and VICReg's sliding variance hinge make the largest) at half the
-    learning rate over twice the steps (the same flow time and 2 eta t = 4.8, half the
-    finite-step error), the full size's seeds and held-out images."""
-    if size == QUICK:
-        return size
-    return dataclasses.replace(
-        QUICK, steps=2 * QUICK.steps, lr=QUICK.lr / 2, seeds=size.seeds, eval_size=size.eval_size
-    )
-
-
-def method_rungs(size: Size) -> list[Rung]:
-    """One rung per method with a linear encoder (no projector), each against the ``general``
-    simulation derived from its run (the gradient flow of its own loss, the expected minibatch
-    loss over its fixed augmented pairs) where ``--from-run`` predicts it."""
-    small = method_size(size)
-    lin = (*linear_encoder(small), "--momentum", "0", "--lr-schedule", "constant")
-    ema = ("--ema-base", "0.99", "--ema-final", "0.99")
-    general = "general: gradient flow of its own loss"
-    refused = "no prediction (W_p set, not trained)"
-    rungs = [
-        ("bt", "Barlow Twins", "barlow_twins", (), general, 1.0),
-        ("vicreg", "VICReg", "vicreg", (), general, 1.0),
-        ("simclr", "SimCLR (NT-Xent)", "simclr", (), general, 1.0),
-        ("spectral", "spectral contrastive loss", "simclr", ("--loss", "spectral"), general, 1.0),
-        ("liu", "Liu et al. (linear W_p, no stop-gradient)", "liu", (), general, 0.1),
-        ("byol_cosine", "BYOL, cosine loss", "byol", (*LINEAR_PREDICTOR, "--loss", "byol", *ema),
-         general, 1.0),
-        ("directpred", "DirectPred (W_p from F_hat)", "directpred", ema, refused, 1.0),
-        ("directcopy", "DirectCopy (W_p = F_hat + eps I)", "directcopy", ema, refused, 1.0),
-    ]  # fmt: skip
-    return [
-        Rung(key, title, method, (*lin, *extra), None if expect == refused else "general",
-             expect, lr_factor, size=small, refused=expect == refused)
-        for key, title, method, extra, expect, lr_factor in rungs
-    ]  # fmt: skip
-
-
 def ladder(size: Size) -> list[Rung]:
     """The rungs at ``size`` (see the module docstring)."""
+    from reports.bridge_methods import method_rungs  # they are built from this module's parts
+
     lin = (*linear_encoder(size), *LINEAR_PREDICTOR)
     l2 = ("--loss", "linear_byol")
     plain = ("--momentum", "0", "--lr-schedule", "constant")
