@@ -60,3 +60,14 @@ def test_each_method_rung_is_compared_with_its_own_prediction(quick_bridge):
     runs.predictions = {**own_files, ("byol_cosine", 0): own_files["bt", 0]}
     with pytest.raises(ShortPrediction):
         bridge_results.collect(rungs[1:], runs, 2)
+
+
+@pytest.mark.slow
+def test_a_method_without_prediction_states_why_in_its_row(quick_bridge):
+    row = _summaries(quick_bridge)["directpred", bridge_results.NO_PREDICTION]
+    assert row["values"] == []
+    for verdict in row["verdicts"]:
+        assert "set from the features at every step (directpred)" in verdict, verdict
+    table = (quick_bridge / "report" / "tables").glob("*.csv")
+    text = "".join(p.read_text() for p in table)
+    assert "directpred" in text and "no prediction" in text
