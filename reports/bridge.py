@@ -5,7 +5,7 @@
     python -m reports.bridge --rungs 1,3b --seeds 3 --jobs 2 --out ...
 
 Each rung is a real training run (``python -m empirical.train``) on Fashion-MNIST, several seeds.
-Where the theory is exact or nearly so (a linear encoder on PCA coordinates, rungs 1-4) every run
+Where the theory is exact or nearly so (a linear encoder on PCA coordinates, rungs 1-3) every run
 gets the simulation derived from it (``python -m dynamics.simulate linear_byol|linear_simsiam
 --from-run RUN``: its W(0), W_p(0), W_a(0), X and X' measured through its own augmentation, its
 eta, alpha_p(t), beta(t) and measurement times) and the other-seed null of it (``--initial
@@ -31,9 +31,17 @@ predicted decay e^{-2 eta t} falls to e^{-4.8} within every constant-lr run, als
    inertial (heavy-ball) flow of :mod:`dynamics.replay` (the first-order flow with the map from
    steps to flow time, :mod:`empirical.flow`, is its momentum-free null);
 3. (a) SimSiam, W_a = W; (b) SimSiam without the stop-gradient (Tian Theorem 2: collapse);
-4. the cosine BYOL loss instead of eq. 1 (the theory no longer exact: quantified);
 5. an MLP encoder on the pixels, depth 1 and 2;
-6. the small ConvNet, at a quarter of the batch (its steps cost most on a CPU).
+6. the small ConvNet, at a quarter of the batch (its steps cost most on a CPU);
+
+and one rung per method on a linear encoder (:mod:`reports.bridge_methods`):
+``bt``, ``vicreg``, ``simclr``, ``spectral`` (SimCLR's method with the spectral contrastive
+loss), ``liu``, ``byol_cosine`` (BYOL's cosine loss instead of eq. 1: what was rung 4), each
+against the ``general`` simulation derived from its run (``python -m dynamics.simulate general
+--from-run RUN``: the gradient flow of the run's own loss, the expected minibatch loss at its
+batch size over its fixed augmented pairs) and its other-seed null; ``directpred`` and
+``directcopy``, whose W_p is set from the features and not trained by the loss, have no
+prediction (``--from-run`` refuses them; the row states its reason).
 
 For rung 1 the error is also measured against the learning rate and the batch size at a fixed
 flow time, and power laws error ~ lr^a, error ~ batch^b are fitted (finite steps and minibatch
@@ -80,11 +88,16 @@ from symbolic.common.cli import ArgumentParser, UsageError, run_main
 from symbolic.common.files import check_output_folder
 
 PROG = "python -m reports.bridge"
-#: options of every bridge run: the linear predictor without a projector, SGD, no probes
+#: options of every bridge run: no projector, SGD, no probes (a trained predictor is linear:
+#: :data:`LINEAR_PREDICTOR` in the rung's options)
 COMMON = (
-    "--projector", "none", "--predictor", "linear", "--optimizer", "sgd", "--no-probes",
+    "--projector", "none", "--optimizer", "sgd", "--no-probes",
     "--threads", "1", "--val-size", "1000", "--eval-size", "2000",
 )  # fmt: skip
+LINEAR_PREDICTOR = ("--predictor", "linear")
+#: the method rungs (one per method, linear encoder, :func:`method_rungs`)
+METHOD_RUNGS = ("bt", "vicreg", "simclr", "spectral", "liu", "byol_cosine", "directpred",
+                "directcopy")  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,15 +157,26 @@ class Rung:
     expect: str
     lr_factor: float = 1.0  # of the size's learning rate (momentum 0.9 moves 10x further)
     batch_factor: float = 1.0  # of the size's batch (the ConvNet: a quarter, for its cost)
+    size: Size | None = None  # its own sizes (the method rungs: method_size), None: the ladder's
+    refused: bool = False  # --from-run refuses its runs: its row states the refusal's reason
+
+
+def linear_encoder(size: Size) -> tuple[str, ...]:
+    """The options of a linear encoder on ``size.input_dim`` PCA coordinates, its moments (and
+    fixed pairs) measured on the ``size.pool`` training images."""
+    lin = ("--backbone", "linear", "--input-dim", str(size.input_dim), "--width", str(size.width))
+    return (*lin, "--moments-images", str(size.pool))
 
 
 def ladder(size: Size) -> list[Rung]:
     """The rungs at ``size`` (see the module docstring)."""
-    lin = ("--backbone", "linear", "--input-dim", str(size.input_dim), "--width", str(size.width))
-    lin += ("--moments-images", str(size.pool))
+    from reports.bridge_methods import method_rungs  # they are built from this module's parts
+
+    lin = (*linear_encoder(size), *LINEAR_PREDICTOR)
     l2 = ("--loss", "linear_byol")
     plain = ("--momentum", "0", "--lr-schedule", "constant")
     ema = ("--ema-base", "0.99", "--ema-final", "0.99")
+    mlp = (*LINEAR_PREDICTOR, *l2, *plain, *ema)
     heavy = ("--momentum", "0.9", "--lr-schedule", "cosine", "--warmup-epochs", "0.5")
     simsiam = ("--no-fix-pred-lr",)
     return [
@@ -190,18 +214,10 @@ def ladder(size: Size) -> list[Rung]:
             "collapse (Tian Theorem 2)",
         ),
         Rung(
-            "4",
-            "cosine BYOL loss",
-            "byol",
-            (*lin, "--loss", "byol", *plain, *ema),
-            "linear_byol",
-            "approximate (not eq. 1)",
-        ),
-        Rung(
             "5a",
             "MLP encoder, depth 1",
             "byol",
-            ("--backbone", "mlp", "--depth", "1", "--width", "64", *l2, *plain, *ema),
+            ("--backbone", "mlp", "--depth", "1", "--width", "64", *mlp),
             None,
             "feature space: W_p symmetric, aligned with F",
         ),
@@ -209,7 +225,7 @@ def ladder(size: Size) -> list[Rung]:
             "5b",
             "MLP encoder, depth 2",
             "byol",
-            ("--backbone", "mlp", "--depth", "2", "--width", "64", *l2, *plain, *ema),
+            ("--backbone", "mlp", "--depth", "2", "--width", "64", *mlp),
             None,
             "feature space: W_p symmetric, aligned with F",
         ),
@@ -217,11 +233,12 @@ def ladder(size: Size) -> list[Rung]:
             "6",
             "ConvNet encoder (a quarter of the batch)",
             "byol",
-            ("--backbone", "convnet", "--width", "8", *l2, *plain, *ema),
+            ("--backbone", "convnet", "--width", "8", *LINEAR_PREDICTOR, *l2, *plain, *ema),
             None,
             "feature space: W_p symmetric, aligned with F",
             batch_factor=0.25,
         ),
+        *method_rungs(size),
     ]
 
 
@@ -278,12 +295,13 @@ def plan(
     """The commands: every rung for every seed, its prediction and null; the scaling runs."""
     p = LadderRuns()
     for rung in rungs:
+        own = rung.size or size
         for seed in range(seeds):
             name = f"rung{rung.key}_seed{seed}"
             out = work / "runs" / name
-            batch = round(size.batch * rung.batch_factor)
-            knobs = (size.steps, batch, size.lr * rung.lr_factor, size.measure_every)
-            p.trainings.append(train_command(name, rung, size, knobs, seed, out, device))
+            batch = round(own.batch * rung.batch_factor)
+            knobs = (own.steps, batch, own.lr * rung.lr_factor, own.measure_every)
+            p.trainings.append(train_command(name, rung, own, knobs, seed, out, device))
             p.runs[rung.key, seed] = out
             if rung.scenario is None:
                 continue
@@ -327,7 +345,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--rungs",
         default="all",
-        help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6,collapse,collapse_mlp)",
+        help="comma-separated rungs (1,2,3a,3b,5a,5b,6, the method rungs "
+        + ",".join(METHOD_RUNGS)
+        + ", collapse, collapse_mlp)",
     )
     p.add_argument(
         "--seeds",

@@ -12,23 +12,30 @@ from matplotlib.ticker import NullFormatter
 from reports import style
 from reports.figures.base import Drawn, log_axis
 
-#: the statistic drawn per rung: the W_p trajectory error where there is a prediction, else the
-#: final asymmetry (a property of the run that the theory predicts to vanish)
-HEADLINE = ("wp_error", "final_asymmetry")
-SHORT = {"wp_error": "$W_p$ error", "final_asymmetry": "asymmetry"}
+#: the statistic drawn per rung: the W_p trajectory error where there is a prediction (the W
+#: error for a method without W_p), else the final asymmetry (a property of the run that the
+#: theory predicts to vanish); a rung without a prediction is named, with nothing drawn
+HEADLINE = ("wp_error", "w_error", "final_asymmetry", "no_prediction")
+SHORT = {
+    "wp_error": "$W_p$ error",
+    "w_error": "$W$ error",
+    "final_asymmetry": "asymmetry",
+    "no_prediction": "no prediction",
+}
 
 
 def ladder_figure(summaries: Sequence) -> Drawn:
     """Per rung: the headline statistic (mean and spread over seeds) and its nulls, log axis."""
     name, title = "ladder", "How far up the ladder the theory holds"
-    picked = {}
-    for key in HEADLINE:
-        for s in summaries:
-            if s.key == key and s.rung.key not in picked:
-                picked[s.rung.key] = s
-    if not picked:
+    order = list(dict.fromkeys(s.rung.key for s in summaries))  # the ladder's order
+    found = {(s.rung.key, s.key): s for s in summaries}
+    rungs = [
+        next(found[r, key] for key in HEADLINE if (r, key) in found)
+        for r in order
+        if any((r, key) in found for key in HEADLINE)
+    ]
+    if not rungs:
         return Drawn(reason="no rung has a headline statistic", name=name, title=title)
-    rungs = list(picked.values())
     fig = style.new_figure("double", 2.8)
     ax = fig.subplots()
     x = np.arange(len(rungs))
@@ -39,8 +46,12 @@ def ladder_figure(summaries: Sequence) -> Drawn:
     ]
     for i, (label, get, marker) in enumerate(series):
         values = [np.asarray(get(s), dtype=float) for s in rungs]
-        means = np.array([np.mean(v) if np.all(np.isfinite(v)) else np.nan for v in values])
-        spread = np.array([np.std(v) if np.all(np.isfinite(v)) else np.nan for v in values])
+        means = np.array(
+            [np.mean(v) if v.size and np.all(np.isfinite(v)) else np.nan for v in values]
+        )
+        spread = np.array(
+            [np.std(v) if v.size and np.all(np.isfinite(v)) else np.nan for v in values]
+        )
         ax.errorbar(
             x + 0.12 * (i - 1),
             means,
@@ -52,9 +63,10 @@ def ladder_figure(summaries: Sequence) -> Drawn:
             label=label,
         )
     for j, s in enumerate(rungs):
-        ax.plot([j - 0.3, j + 0.3], [s.tolerance] * 2, color="0.6", lw=0.8, ls=":")
+        if np.isfinite(s.tolerance):
+            ax.plot([j - 0.3, j + 0.3], [s.tolerance] * 2, color="0.6", lw=0.8, ls=":")
     ax.set_yscale("log")
-    ax.set_xticks(x, [f"{s.rung.key}\n{SHORT[s.key]}" for s in rungs])
+    ax.set_xticks(x, [f"{s.rung.key}\n{SHORT[s.key]}" for s in rungs], fontsize="small")
     ax.set_ylabel("error (0 = the theory exactly)")
     handles = ax.get_legend_handles_labels()[0]
     handles.append(Line2D([], [], color="0.6", lw=0.8, ls=":", label="tolerance"))
@@ -62,9 +74,11 @@ def ladder_figure(summaries: Sequence) -> Drawn:
     caption = (
         "Each rung's headline statistic (mean and standard deviation over the seeds): the "
         "relative error of the W_p trajectory against the simulation derived from the run "
-        "where the theory makes an input-space prediction (rungs 1-4), else the final "
-        "asymmetry of W_p that the theory predicts to vanish; next to the same number for the "
-        "frozen initial network and an other-seed simulation. Dotted: the tolerance."
+        "where the theory makes an input-space prediction (rungs 1-3; the method rungs: the W_p "
+        "error, or the W error of a method without W_p), else the final asymmetry of W_p that "
+        "the theory predicts to vanish; next to the same number for the frozen initial network "
+        "and an other-seed simulation. Dotted: the tolerance. 'no prediction': --from-run "
+        "refuses the method's runs (the table states why); nothing is drawn."
     )
     return Drawn(caption, figure=fig, width="double", name=name, title=title)
 

@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 
 #: the statistics of the ladder table: against the simulation derived from the run where one
 #: exists (input space), else the predictions about the run alone (feature space)
-INPUT_SPACE = ("wp_error", "w_error", "spectrum_error", "asymmetry_error", "conservation_error")
+INPUT_SPACE = (
+    "wp_error", "w_error", "sigma_error", "spectrum_error", "asymmetry_error", "conservation_error",
+)  # fmt: skip
 FEATURE_SPACE = ("final_asymmetry", "final_misalignment")
+#: the statistic of a rung whose runs ``--from-run`` refuses (its verdict states the reason)
+NO_PREDICTION = "no_prediction"
 
 
 @dataclasses.dataclass
@@ -98,15 +102,46 @@ def _seed_inputs(rung: Rung, p: LadderRuns, seeds: int, refs_of: dict[tuple, Ref
     return inputs, exponents
 
 
+def refusal(run: Path) -> str:
+    """Why ``python -m dynamics.simulate --from-run RUN`` does not predict ``run`` (its usage
+    error, without the run's path); empty where it does."""
+    from dynamics.from_run_methods import derive_general
+    from symbolic.common.cli import UsageError
+
+    try:
+        derive_general(run)
+    except UsageError as err:
+        text = str(err)
+        return text.split(": ", 1)[1] if text.startswith("--from-run") else text
+    return ""
+
+
+def refused_summary(rung: Rung, p: LadderRuns, seeds: int) -> Summary:
+    """The row of a rung without a prediction: the reason ``--from-run`` gives for each seed's
+    run, and 2 eta t at its end."""
+    runs = [p.runs[rung.key, seed] for seed in range(seeds)]
+    reasons = [refusal(run) or "--from-run predicts it, but none was planned" for run in runs]
+    exponents = [
+        compare.decay_exponent(load_result(run_file(run), "training").trajectory()) or np.nan
+        for run in runs
+    ]
+    verdicts = [f"no prediction: {r}" for r in reasons]
+    return Summary(rung, NO_PREDICTION, "no prediction", [], {}, np.nan, verdicts, exponents)
+
+
 def collect(rungs: Sequence[Rung], p: LadderRuns, seeds: int, jobs: int = 1) -> list[Summary]:
     """Every ladder statistic of every rung over the seeds, with the nulls' values; the
     tolerance of each statistic from the noise floor of the rung's seeds (the largest distance
-    between a run and its replay). Each predicted run's references (its replay and nulls,
-    :mod:`reports.references`) are computed ``jobs`` runs at a time."""
+    between a run and its replay); a rung whose runs ``--from-run`` refuses: one row with the
+    reason. Each predicted run's references (its replay and nulls, :mod:`reports.references`)
+    are computed ``jobs`` runs at a time."""
     predicted = [(r.key, s) for r in rungs for s in range(seeds) if (r.key, s) in p.predictions]
     refs_of = references_of({key: run_file(p.runs[key]) for key in predicted}, jobs)
     out = []
     for rung in rungs:
+        if rung.refused:
+            out.append(refused_summary(rung, p, seeds))
+            continue
         inputs, exponents = _seed_inputs(rung, p, seeds, refs_of)
         floors = [
             compare.noise_floor(refs.replay, run)
@@ -192,7 +227,7 @@ def ladder_row(s: Summary, quick: bool = False) -> dict[str, Any]:
         "replay": _spread(s.replay_errors),
         "frozen": _spread(s.nulls["frozen"]) if "frozen" in s.nulls else "n/a",
         "other_seed": _spread(s.nulls["other seed"]) if "other seed" in s.nulls else "n/a",
-        "tolerance": f"{s.tolerance:.3g}",
+        "tolerance": f"{s.tolerance:.3g}" if np.isfinite(s.tolerance) else "n/a",
         "exponent": f"{np.nanmin(s.exponents):.2g}",
         "tested": s.tested,
         "verdict": f"pipeline check only: {verdict}" if quick else verdict,
@@ -200,15 +235,17 @@ def ladder_row(s: Summary, quick: bool = False) -> dict[str, Any]:
 
 
 LADDER_CAPTION = (
-    "Input-space rungs (1-4): each run against the simulation derived from it (python -m "
-    "dynamics.simulate --from-run; rung 2: the inertial flow of dynamics.replay), errors as "
+    "Input-space rungs (1-3 and the method rungs): each run against the simulation derived from "
+    "it (python -m dynamics.simulate --from-run; rung 2: the inertial flow of dynamics.replay; "
+    "the method rungs: the general model, the gradient flow of the run's own loss), errors as "
     "defined in reports/compare.py, next to the frozen initial network, an other-seed "
     "simulation of the same run and the ablation nulls (the prediction without X', weight "
     "decay, EMA lag, the two-direction clock or momentum, and with X' wrong by a factor 2); run "
     "vs replay: the run's distance from its deterministic replay (minibatch noise); replay vs "
     "prediction: what the flow leaves out of the optimiser. Tolerance: three times the largest "
-    "noise floor over the seeds, capped at the fixed tolerance (rung 4's loss is not eq. 1: no "
-    "replay, fixed tolerance). Feature-space rungs (5-6): the run's own asymmetry and "
+    "noise floor over the seeds, capped at the fixed tolerance (a loss other than eq. 1: no "
+    "replay, fixed tolerance); no prediction: --from-run refuses the run, for the reason "
+    "stated. Feature-space rungs (5-6): the run's own asymmetry and "
     "misalignment of W_p at the end, which the theory predicts to vanish, next to the initial "
     "network's, with the alive modes and RankMe; no verdict on fewer than {min_alive} alive "
     "modes. 2 eta t at the end (smallest over the seeds): Theorem 1's decay is judged from 1, "

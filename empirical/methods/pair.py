@@ -1,4 +1,5 @@
-"""The methods whose loss takes the two views' projections: Barlow Twins, VICReg, SimCLR.
+"""The methods whose loss takes the two views' projections: Barlow Twins, VICReg, SimCLR (NT-Xent,
+or with ``--loss spectral`` HaoChen et al.'s spectral contrastive loss).
 
 No predictor and no target: both branches are trained. Under DDP the projections of every rank
 are gathered with gradients before the loss, so the cross-sample statistics (Barlow's
@@ -74,7 +75,7 @@ class SimCLR(PairMethod):
     name = "simclr"
     summary = "SimCLR: NT-Xent over 2N views"
     reference = "Chen et al. 2020 (SimCLR v1, ImageNet settings)"
-    losses = ("nt_xent",)
+    losses = ("nt_xent", "spectral")
     augmentation = "simclr"
     gathered = "z1, z2 with gradients (negatives from every rank)"
     defaults = {"optimizer": "lars", "lr": 0.3, "weight_decay": 1e-6, "proj_dim": 128}

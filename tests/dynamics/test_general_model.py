@@ -67,11 +67,18 @@ def test_trajectories_approach_the_population_ode_as_n_grows(target):
     assert mean[-1] < 0.1
 
 
+@pytest.mark.parametrize("batch_size", [0, 8])
 @pytest.mark.parametrize("name", [n for n in losses.names() if n != "batchnorm"])
-def test_rhs_is_minus_the_gradient_for_every_training_loss(name):
+def test_rhs_is_minus_the_gradient_for_every_training_loss(name, batch_size):
     """<dW/dt + eta W, V> = -dL(W + h V)/dh at h = 0 (central differences of the loss value), for
-    a random direction V over all trained blocks: the roles are wired and differentiated."""
-    model = GeneralModel(GeneralParams(dim=3, input_dim=4, n_samples=16, loss=name, queue_size=8))
+    a random direction V over all trained blocks: the roles are wired and differentiated. The
+    loss value is numpy's, block by block; the right-hand side is torch's, all blocks at once
+    (batch_size 8: two blocks of the 16 pairs; liu both ways)."""
+    params = GeneralParams(
+        dim=3, input_dim=4, n_samples=16, loss=name, queue_size=8, batch_size=batch_size,
+        symmetrize=name == "liu" and batch_size > 0,
+    )  # fmt: skip
+    model = GeneralModel(params)
     rng = np.random.default_rng(0)
     y = model.initial_state() + 0.1 * rng.standard_normal(model.layout.size)
     b = model.layout.unpack(y)

@@ -48,7 +48,7 @@ def test_every_bridge_command_is_parsed_by_its_own_command_and_stays_on_the_cpu(
     for size in (bridge.QUICK, bridge.FULL):
         runs = bridge.plan(bridge.ladder(size), size, 2, True, tmp_path)
         validate([*runs.trainings, *runs.simulations])
-        assert len(runs.trainings) == 8 * 2 + 6 * size.scaling_seeds
+        assert len(runs.trainings) == 15 * 2 + 6 * size.scaling_seeds  # 7 rungs, 8 methods
         for c in runs.trainings:
             args = list(c.args)
             assert args[args.index("--device") + 1] == "cpu", c.name
@@ -80,3 +80,26 @@ def test_the_collapse_rung_runs_alone_in_the_locked_work_folder(tmp_path, monkey
     assert calls == [(out / "collapse", out / "work" / "collapse", 3, 1)]
     with pytest.raises(bridge.UsageError, match="collapse"):
         bridge.main(["--rungs", "1,nope", "--out", str(tmp_path / "other")])
+
+
+def test_every_method_rung_is_predicted_by_general_at_its_own_size_or_states_why_not(tmp_path):
+    """At full size the method rungs train a linear encoder at method_size (8 coordinates, 1024
+    images: their fixed pairs, 600 steps), each with the general prediction and its other-seed
+    null, except DirectPred and DirectCopy, which get none (their row is --from-run's
+    refusal)."""
+    size = bridge.FULL
+    rungs = [r for r in bridge.ladder(size) if r.key in bridge.METHOD_RUNGS]
+    assert sorted(r.key for r in rungs) == sorted(bridge.METHOD_RUNGS)
+    runs = bridge.plan(rungs, size, 2, False, tmp_path)
+    for c in runs.trainings:
+        args = list(c.args)
+        assert args[args.index("--input-dim") + 1] == "8", c.name
+        assert args[args.index("--moments-images") + 1] == "1024", c.name
+        assert args[args.index("--train-subset") + 1] == "1024", c.name
+        # 600 steps of 128 images: 75 epochs of the 1024 images
+        assert args[args.index("--epochs") + 1] == "75", c.name
+    predicted = {key for key, _ in runs.predictions}
+    assert predicted == set(bridge.METHOD_RUNGS) - {"directpred", "directcopy"}
+    for c in runs.simulations:
+        assert list(c.args)[:2] == ["general", "--from-run"], c.name
+    assert len(runs.simulations) == 2 * 2 * len(predicted)
