@@ -246,7 +246,9 @@ def test_a_second_training_into_a_busy_folder_is_refused(fashion, tmp_path, caps
 
 def test_sigint_of_a_sweep_says_how_to_resume(tmp_path):
     out = tmp_path / "s.nc"
-    proc = python_m("dynamics.sweep", *SLOW_SWEEP, "--grid", "eta=0:0.2:300", "--out", str(out))
+    # 3000 units of one point: once the first is stored the rest take seconds, so the signal
+    # comes before the end even when this process waits a while for the CPU (300 did not)
+    proc = python_m("dynamics.sweep", *SLOW_SWEEP, "--grid", "eta=0:0.2:3000", "--out", str(out))
     try:
         wait_for(lambda: list(tmp_path.glob("s.nc.parts/unit_*.npz")), 60, proc, 0.02)
         proc.send_signal(signal.SIGINT)
