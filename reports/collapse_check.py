@@ -147,7 +147,7 @@ class Outcome:
     @property
     def near_threshold(self) -> bool:
         """A mode's threshold within NEAR of the weight decay (its fate is the bracket's)."""
-        return bool(np.any(np.abs(self.weight_decay / self.thresholds - 1) <= NEAR))
+        return near_threshold(self.weight_decay, self.thresholds)
 
     @property
     def weight_error(self) -> float:
@@ -155,6 +155,12 @@ class Outcome:
         both = self.predicted & self.measured
         ratio = self.weight_measured[both] / self.weight_predicted[both]
         return float(np.max(np.abs(ratio - 1))) if both.any() else float("nan")
+
+
+def near_threshold(weight_decay: float, thresholds: np.ndarray) -> bool:
+    """Whether a positive threshold lies within NEAR (relative) of ``weight_decay``."""
+    positive = np.asarray(thresholds)[np.asarray(thresholds) > 0]
+    return bool(np.any(np.abs(weight_decay / positive - 1) <= NEAR))
 
 
 def children_cpu() -> float:

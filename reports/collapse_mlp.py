@@ -40,6 +40,7 @@ from reports.collapse_check import (
     SIZE,
     away_from_thresholds,
     children_cpu,
+    near_threshold,
     train_command,
 )
 from reports.experiments import Workspace
@@ -156,7 +157,7 @@ def mlp_table(result: dict) -> Table:
     thresholds = np.array(result["thresholds"])
     records = []
     for o in result["outcomes"]:
-        near = np.any(np.abs(o["weight_decay"] / thresholds[thresholds > 0] - 1) <= 0.2)
+        near = near_threshold(o["weight_decay"], thresholds)
         records.append({
             "weight_decay": f"{o['weight_decay']:.4g}", "seed": o["seed"],
             "near": "yes" if near else "no", "predicted": o["predicted"],
