@@ -157,6 +157,11 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
             schedule = PiecewiseConstant(edges, values)
             params[name] = float(values[0])
             schedules[name] = None if schedule.is_constant else schedule
+    momentum = _variable(ds, "momentum_step", path, "the momentum")
+    if not np.any(momentum):  # plain SGD: the norm growth of the scale-invariant weights
+        lr = PiecewiseConstant(edges, _variable(ds, "lr_step", path, "the learning rate"))
+        params["lr"] = float(lr.values[0])
+        schedules["lr"] = None if lr.is_constant else lr
     rng = np.random.default_rng(seed)
     wp0 = np.asarray(ds["wp"].values[0], dtype=float) if "wp" in ds else None
     wa0 = np.asarray(ds["w_target"].values[0], dtype=float) if "w_target" in ds else w0
@@ -181,6 +186,7 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
         "eta",
         "alpha_p(t), beta(t)",
         "flow-time grid (the run's measurement times)",
+        *(["lr per step (the norm growth of scale-invariant weights)"] if "lr" in params else []),
         "W(0)" + (", W_p(0)" if wp0 is not None else "") + (", W_a(0)" if target == "ema" else "")
         if initial == "run"
         else f"the initial weights: drawn for seed {seed} (the other-seed null)",
@@ -195,7 +201,10 @@ def derive_general(run: str | Path, initial: str = "run", seed: int = 0) -> Deri
         "prediction_kind": kind,
         "matched": "; ".join(matched),
         "not_matched": "finite learning rate and the minibatch noise of fresh augmentations "
-        f"(the simulation is the gradient flow over {x1.shape[0]} fixed pairs)",
+        f"(the simulation is the gradient flow over {x1.shape[0]} fixed pairs), except the "
+        "norm growth lr^2 E||g_B||^2 per step of the weights on which the loss is "
+        "scale-invariant, which it keeps for plain SGD"
+        + ("" if "lr" in params else " (not this run: it has momentum)"),
     }
     inputs = RunInputs(
         x1=x1,

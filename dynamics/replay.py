@@ -51,6 +51,7 @@ from typing import Protocol
 
 import numpy as np
 import xarray as xr
+from scipy.integrate import solve_ivp
 
 RUN_FILE = "measurements.nc"
 MOMENTS_FILE = "moments.nc"
@@ -64,6 +65,8 @@ INGREDIENTS = {
     "EMA lag": "W_a = W (no EMA lag)",
     "clock D": "D = 1 (the one-direction clock: flow time lr per step, eta = wd)",
     "momentum": "the momentum-free (first-order) flow",
+    "norm growth": "the pure gradient flow (no lr^2 E||g_B||^2 norm growth of scale-invariant "
+    "weights per step)",
 }
 #: for a run with another loss (pairs instead of X, X'): the factor on each view's difference
 #: from its pair's mean that the augmentation's nulls apply (it scales X' by its square)
@@ -80,6 +83,10 @@ class PairGradient(Protocol):
 
     def with_views(self, scale: float) -> PairGradient:
         """The same loss on pairs whose views' differences from their mean are scaled."""
+
+    def norm_drifts(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(dL/dW, dL/dW_p, n_W, n_P): the gradients and the norm growth per lr^2 of the
+        scale-invariant weights (:mod:`dynamics.models.norm_growth`; zero where none)."""
 
 
 class NotReplayable(ValueError):
@@ -104,9 +111,12 @@ class Problem:
     stop_gradient: bool
     steps: np.ndarray  # (T,) the steps after which the run measured (0: the initial network)
     times: np.ndarray  # (T,) the run's flow time at those measurements
-    configured: frozenset[str] = frozenset(INGREDIENTS)  # those the run's configuration has
+    # the ingredients the run's configuration has (the norm growth: a scale-invariant loss's,
+    # set by dynamics.replay_general)
+    configured: frozenset[str] = frozenset(INGREDIENTS) - {"norm growth"}
     exact_loss: bool = True  # the run's loss is eq. 1 (else the replay is not its optimiser)
     loss: PairGradient | None = None  # another loss than eq. 1: its gradient (not X, X')
+    norm_growth: bool = True  # the flows keep the norm growth of scale-invariant weights
 
     @property
     def n_steps(self) -> int:
@@ -124,6 +134,7 @@ class Problem:
         if self.loss is not None and ingredient in VIEW_SCALE:
             return dataclasses.replace(self, loss=self.loss.with_views(VIEW_SCALE[ingredient]))
         changes = {
+            "norm growth": {"norm_growth": False},
             "weight decay": {"weight_decay": 0.0},
             "EMA lag": {"tau": None, "wa0": self.w0},
             "clock D": {"directions": 1.0},
@@ -140,10 +151,29 @@ class Problem:
     def gradients(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
         """(g_W, g_P): the gradients of D x eq. 1 plus the weight decay (module docstring); for
         another loss L, (D / D_run) dL plus the weight decay (D = D_run but in the clock null)."""
-        if self.loss is not None:
-            g_w, g_p = self.loss.gradients(w, wp, wa if self.tau is not None else None)
-            scale = self.directions / self.loss.directions
-            return scale * g_w + self.weight_decay * w, scale * g_p + self.weight_decay * wp
+        if self.loss is None:
+            return self._eq1(w, wp, wa)
+        return self._scaled(w, wp, *self.loss.gradients(w, wp, self._target(wa)))
+
+    def flow_terms(self, w, wp, wa) -> tuple[np.ndarray, ...]:
+        """(g_W, g_P, n_W, n_P): :meth:`gradients` and the norm growth per lr^2 of the
+        scale-invariant weights that the first-order flow keeps (zero for eq. 1, without
+        ``norm_growth`` and where the loss is not scale-invariant)."""
+        if self.loss is None or not self.norm_growth:
+            g_w, g_p = self.gradients(w, wp, wa)
+            return g_w, g_p, np.zeros_like(w), np.zeros_like(wp)
+        g_w, g_p, n_w, n_p = self.loss.norm_drifts(w, wp, self._target(wa))
+        return (*self._scaled(w, wp, g_w, g_p), n_w, n_p)
+
+    def _target(self, wa):
+        return wa if self.tau is not None else None
+
+    def _scaled(self, w, wp, g_w, g_p) -> tuple[np.ndarray, np.ndarray]:
+        """(D / D_run) dL plus the weight decay, from the loss's (dL/dW, dL/dW_p)."""
+        scale = self.directions / self.loss.directions
+        return scale * g_w + self.weight_decay * w, scale * g_p + self.weight_decay * wp
+
+    def _eq1(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
         target = wa if self.tau is not None else w
         return eq1_gradients(
             self.x,
@@ -321,41 +351,73 @@ class _Stack:
             self.x = np.stack([q.x for q in problems])
             self.view = np.stack([q.x + q.xp for q in problems])
 
-    def gradients(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
+    def flow_terms(self, w, wp, wa) -> tuple[np.ndarray, ...]:
+        """(g_W, g_P, n_W, n_P) of every member (:meth:`Problem.flow_terms`), stacked."""
         if self.first.loss is not None:
             states = zip(w, wp, wa, strict=True)
-            pairs = [q.gradients(*s) for q, s in zip(self.members, states, strict=True)]
-            return np.stack([g for g, _ in pairs]), np.stack([g for _, g in pairs])
+            terms = [q.flow_terms(*s) for q, s in zip(self.members, states, strict=True)]
+            return tuple(np.stack(parts) for parts in zip(*terms, strict=True))
         target = np.where(self.uses_wa, wa, w)
-        return eq1_gradients(
+        g_w, g_p = eq1_gradients(
             self.x, self.view, self.d, self.wd, self.first.stop_gradient, w, wp, target
         )
+        return g_w, g_p, 0.0, 0.0
 
 
 def _schedule(p: Problem) -> tuple[np.ndarray, ...]:
     return (p.lr, p.lr_p, p.steps, p.times)
 
 
+#: the adaptive integration's tolerances (scipy's DOP853 over a constant-schedule stretch): the
+#: flows are compared with runs at errors of 1e-3 and more, so 1e-9 is exact for them
+RTOL, ATOL = 1e-9, 1e-12
+#: a stretch of constant schedule at least this many steps long is integrated adaptively (the
+#: flow's time scales are hundreds of steps), in windows of at most ADAPTIVE_WINDOW steps
+ADAPTIVE_MIN_STEPS, ADAPTIVE_WINDOW = 8, 100
+
+
+class _Hard(Exception):
+    """The adaptive integration of a window needed more gradients than Runge-Kutta would."""
+
+
 def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) -> Path_:
     """The first-order or the inertial flow of ``p`` (module docstring), at the run's
     measurements. ``inertial`` None: inertial when the run has momentum.
 
-    Integrated by the classical Runge-Kutta method with ``substeps`` steps per optimiser step
-    (each step's schedule is constant over its interval [k, k + 1), so no step straddles a
-    jump); the flow's time scales are hundreds of optimiser steps, so the integration error is
-    below 1e-8 of the trajectory with 4 (the first-order flow equals ``dynamics.simulate
-    --from-run``'s adaptive DOP853 solution to that; tested). None: 4 for eq. 1, 1 for another
-    loss (each step's gradient costs autograd over all pairs; measured on a 40-step cosine-BYOL
-    run: 1 and 4 substeps 1.3e-6 apart, both 1.5e-5 from ``general``'s RK45 at rtol 1e-4).
+    Each stretch of steps with one schedule (lr_k, lr^p_k, tau_k and the warm-up factor of
+    c_k all constant) at least :data:`ADAPTIVE_MIN_STEPS` long is integrated by scipy's
+    adaptive DOP853 at :data:`RTOL`, :data:`ATOL`, window by window (a constant learning rate
+    over hundreds of steps: tens of gradients where the flow is smooth), unless a window needs
+    more gradients than the fixed steps below would: a hinge (VICReg's variance term slides
+    along std = 1) or a stiff flow (the pure flow of a scale-invariant loss late under weight
+    decay, whose curvature grows as its decaying norm's inverse square). That window and the
+    rest of the stretch then go by the fixed steps, as do steps whose schedule changes every
+    step (a warm-up, a cosine decay, momentum's warm-up factor): the classical Runge-Kutta
+    method with ``substeps`` steps per optimiser step (no step straddles a jump of the
+    schedule; with 4 the integration error of eq. 1's flows is below 1e-8 of the trajectory:
+    tested against ``dynamics.simulate --from-run``'s adaptive DOP853 solution). ``substeps``
+    None: 4 for eq. 1, 1 for another loss (each gradient costs autograd over all pairs; on a
+    40-step cosine-BYOL run 1 and 4 substeps were 1.3e-6 apart). Where a flow is stiffer than
+    one step per optimiser step can follow, fixed steps add a norm growth of their own: the
+    pure flow of a scale-invariant loss is then nearer the run than the exact flow (its null
+    errs towards "not tested").
     """
     inertial = p.momentum > 0 if inertial is None else inertial
     return flows([p], inertial, substeps)[0]
 
 
+def _stretches(schedule: np.ndarray) -> list[tuple[int, int]]:
+    """The maximal stretches [a, b) of steps whose rows of ``schedule`` (steps x columns) are
+    equal."""
+    change = np.flatnonzero(np.any(np.diff(schedule, axis=0) != 0, axis=1)) + 1
+    edges = [0, *change.tolist(), len(schedule)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
 def flows(problems: Sequence[Problem], inertial: bool, substeps: int | None = None) -> list[Path_]:
     """:func:`flow` of each problem (one optimiser schedule: the same run's flow and its
-    ablation nulls), integrated as one stacked system: each Runge-Kutta stage is one batched
-    matrix product over the problems instead of one per problem, the same arithmetic."""
+    ablation nulls), integrated as one stacked system: each gradient is one batched matrix
+    product over the problems instead of one per problem (eq. 1)."""
     stack = _Stack(problems)
     p = stack.first
     substeps = (1 if p.loss is not None else 4) if substeps is None else substeps
@@ -365,10 +427,14 @@ def flows(problems: Sequence[Problem], inertial: bool, substeps: int | None = No
 
     def rhs(k: int, state: list[np.ndarray]) -> list[np.ndarray]:
         w, wp, wa = state[:3]
-        g_w, g_p = stack.gradients(w, wp, wa)
+        g_w, g_p, n_w, n_p = stack.flow_terms(w, wp, wa)
         ema = stack.ema[:, k, None, None] * (w - wa)
-        if not inertial:
-            return [-p.lr[k] * warm[k] * g_w, -p.lr_p[k] * warm[k] * g_p, ema]
+        if not inertial:  # (the norm growth: lr^2 n per step; plain SGD only)
+            return [
+                -p.lr[k] * warm[k] * g_w + p.lr[k] ** 2 * n_w,
+                -p.lr_p[k] * warm[k] * g_p + p.lr_p[k] ** 2 * n_p,
+                ema,
+            ]
         v_w, v_p = state[3:]
         return [
             -p.lr[k] * v_w,
@@ -381,26 +447,81 @@ def flows(problems: Sequence[Problem], inertial: bool, substeps: int | None = No
     state = [np.stack([getattr(q, n) for q in problems]) for n in ("w0", "wp0", "wa0")]
     if inertial:
         state += [np.zeros_like(state[0]), np.zeros_like(state[1])]
-    h = 1.0 / substeps
     keep = {0: (state[1].copy(), state[0].copy())}
     wanted = set(p.steps.tolist())
-    for k in range(p.n_steps):
-        for _ in range(substeps):
-            k1 = rhs(k, state)
-            k2 = rhs(k, [s + 0.5 * h * d for s, d in zip(state, k1, strict=True)])
-            k3 = rhs(k, [s + 0.5 * h * d for s, d in zip(state, k2, strict=True)])
-            k4 = rhs(k, [s + h * d for s, d in zip(state, k3, strict=True)])
-            state = [
-                s + h / 6 * (a + 2 * b + 2 * c + d)
-                for s, a, b, c, d in zip(state, k1, k2, k3, k4, strict=True)
-            ]
-        if not all(np.all(np.isfinite(s)) for s in state):
-            raise FloatingPointError(f"the flow diverged at step {k + 1}")
-        if k + 1 in wanted:
-            keep[k + 1] = (state[1].copy(), state[0].copy())
+    factor = np.ones(p.n_steps) if inertial else warm
+    schedule = np.column_stack([p.lr, p.lr_p, factor, stack.ema.T])
+    for a, b in _stretches(schedule):
+        fixed = b - a < ADAPTIVE_MIN_STEPS
+        for start in range(a, b, ADAPTIVE_WINDOW):
+            end = min(start + ADAPTIVE_WINDOW, b)
+            if not fixed:
+                ends = sorted({k for k in wanted if start < k <= end} | {end})
+                try:
+                    reached = _adaptive(rhs, start, ends, state, 4 * substeps * (end - start))
+                except _Hard:
+                    fixed = True
+                else:
+                    keep.update(
+                        {
+                            k: (r[1].copy(), r[0].copy())
+                            for k, r in zip(ends, reached, strict=True)
+                            if k in wanted
+                        }
+                    )
+                    state = reached[-1]
+                    continue
+            for k in range(start, end):
+                state = _rk4_step(rhs, k, state, substeps)
+                if not all(np.all(np.isfinite(s)) for s in state):
+                    raise FloatingPointError(f"the flow diverged at step {k + 1}")
+                if k + 1 in wanted:
+                    keep[k + 1] = (state[1].copy(), state[0].copy())
     return [
         _stacked(p, {s: (wp[i], w[i]) for s, (wp, w) in keep.items()}) for i in range(len(problems))
     ]
+
+
+def _rk4_step(rhs, k: int, state: list[np.ndarray], substeps: int) -> list[np.ndarray]:
+    """Optimiser step k of the flow by ``substeps`` classical Runge-Kutta steps."""
+    h = 1.0 / substeps
+    for _ in range(substeps):
+        k1 = rhs(k, state)
+        k2 = rhs(k, [s + 0.5 * h * d for s, d in zip(state, k1, strict=True)])
+        k3 = rhs(k, [s + 0.5 * h * d for s, d in zip(state, k2, strict=True)])
+        k4 = rhs(k, [s + h * d for s, d in zip(state, k3, strict=True)])
+        state = [
+            s + h / 6 * (a + 2 * b + 2 * c + d)
+            for s, a, b, c, d in zip(state, k1, k2, k3, k4, strict=True)
+        ]
+    return state
+
+
+def _adaptive(rhs, a: int, ends: list[int], state: list[np.ndarray], budget: int) -> list:
+    """The states at steps ``ends`` (the last: the window's end) of the flow from step ``a``,
+    whose schedule is step a's throughout, by scipy's DOP853 (:data:`RTOL`, :data:`ATOL`);
+    :class:`_Hard` once it has evaluated ``rhs`` more than ``budget`` times."""
+    shapes = [s.shape for s in state]
+    cuts = np.cumsum([s.size for s in state])[:-1]
+
+    def unflat(y: np.ndarray) -> list[np.ndarray]:
+        return [part.reshape(shape) for part, shape in zip(np.split(y, cuts), shapes, strict=True)]
+
+    calls = 0
+
+    def fun(_kappa: float, y: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        calls += 1
+        if calls > budget:
+            raise _Hard
+        return np.concatenate([d.ravel() for d in rhs(a, unflat(y))])
+
+    y0 = np.concatenate([s.ravel() for s in state])
+    with np.errstate(over="ignore", invalid="ignore"):
+        sol = solve_ivp(fun, (a, ends[-1]), y0, "DOP853", t_eval=ends, rtol=RTOL, atol=ATOL)
+    if sol.status != 0 or not np.all(np.isfinite(sol.y)):
+        raise FloatingPointError(f"the flow diverged between steps {a} and {ends[-1]}")
+    return [unflat(y) for y in sol.y.T]
 
 
 def ablation(p: Problem, ingredient: str) -> Path_:

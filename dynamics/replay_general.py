@@ -18,7 +18,11 @@ run) and :func:`dynamics.replay.ablation` apply unchanged. The ablation nulls
   (x_v -> m + s (x_v - m): the augmentation's covariance X' times 2 or 1/2);
 - the weight decay (wd = 0), the EMA lag (W_a = W: the online target under the loss's own
   stop-gradient), the clock D = 1 (the gradient of L / D_run for L: the run's flow time with
-  the loss D_run times too weak, as for eq. 1), the momentum (the first-order flow).
+  the loss D_run times too weak, as for eq. 1), the momentum (the first-order flow);
+- for plain SGD on a loss that is scale-invariant in W or W_p (NT-Xent, the cosine losses,
+  Barlow Twins' and Liu et al.'s standardisation), the norm growth lr^2 E||g_B||^2 per step
+  that the flows keep (:mod:`dynamics.models.norm_growth`): its null is the pure gradient
+  flow.
 
 Not replayed: a deep linear encoder (``--depth`` > 1; its layers are not in the optimiser's
 record as one Problem) and the losses ``general`` does not predict (a queue, the Gram losses).
@@ -47,13 +51,28 @@ class PairLoss:
 
     def gradients(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray]:
         """(dL/dW, dL/dW_p) at (W, W_p, W_a); ``wa`` None: the online target (W_a = W)."""
+        grads = self.model.gradients(self._blocks(w, wp, wa))
+        return grads["W"], grads.get("W_p", np.zeros_like(wp))
+
+    def norm_drifts(self, w, wp, wa) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(dL/dW, dL/dW_p, n_W, n_P): the gradients and the norm growth per lr^2 of the
+        weights on which the loss is scale-invariant (:mod:`dynamics.models.norm_growth`)."""
+        grads, drifts = self.model.gradients(self._blocks(w, wp, wa), drift=True)
+        zero_p = np.zeros_like(wp)
+        return (
+            grads["W"],
+            grads.get("W_p", zero_p),
+            drifts.get("W", np.zeros_like(w)),
+            drifts.get("W_p", zero_p),
+        )
+
+    def _blocks(self, w, wp, wa) -> dict[str, np.ndarray]:
         blocks = {"W": w}
         if self.model.predictor_trained:
             blocks["W_p"] = wp
         if wa is not None:
             blocks["W_a"] = wa
-        grads = self.model.gradients(blocks)
-        return grads["W"], grads.get("W_p", np.zeros_like(wp))
+        return blocks
 
     def with_views(self, scale: float) -> PairLoss:
         """The same loss on pairs x_v -> m + scale (x_v - m), m = (x_1 + x_2)/2."""
@@ -84,4 +103,8 @@ def load_problem(run: str | Path, source: str = "optimiser") -> Problem:
     # no predictor: an empty W_p (its path stays empty; reports.references drops it)
     wp0 = derived.inputs.wp0 if model.predictor_trained else np.zeros((0, 0))
     loss = PairLoss(model, record["directions"])
+    if model.invariance and record["weight_decay"] > 0:
+        # plain SGD on a scale-invariant loss (derive_general sets lr) with the weight decay
+        # that shrinks the norm the growth holds (without it the norm stays in the flow too)
+        record["configured"] = record["configured"] | {"norm growth"}
     return Problem(x=None, xp=None, wp0=wp0, loss=loss, **record)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from dynamics.models import norm_growth
 from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
 from dynamics.schedules import PiecewiseConstant
@@ -74,10 +75,12 @@ class RunInputs:
     w_up0: np.ndarray | None = None
     alpha_p: PiecewiseConstant | None = None
     beta: PiecewiseConstant | None = None
+    lr: PiecewiseConstant | None = None
 
     def breakpoints(self) -> np.ndarray:
         """Where a schedule jumps (the integrator restarts there)."""
-        parts = [s.breakpoints() for s in (self.alpha_p, self.beta) if s is not None]
+        schedules = (self.alpha_p, self.beta, self.lr)
+        parts = [s.breakpoints() for s in schedules if s is not None]
         return np.unique(np.concatenate(parts)) if parts else np.empty(0)
 
 
@@ -116,6 +119,13 @@ class GeneralParams(EncoderParams):
     )  # fmt: skip
     symmetrize: bool = param(False, "add the loss with the two views swapped (Liu et al.'s run)")
     depth: int = param(1, "layers L of the deep linear encoder W = W_L ... W_1", at_least=1)
+    lr: float = param(
+        0.0,
+        "learning rate per optimiser step of the run the flow predicts (plain SGD): the weights "
+        "on which the loss is scale-invariant grow in norm by lr^2 E||g_B||^2 per step "
+        "(docs/theory.md (D17)); 0: the pure gradient flow",
+        at_least=0,
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -173,6 +183,10 @@ class GeneralModel(EncoderModel):
         }
         bound = 1 / np.sqrt(params.dim)  # torch's nn.Linear(d, d) initialisation
         self._w_up0 = rng.uniform(-bound, bound, (params.depth - 1, params.dim, params.dim))
+        #: {block: 'rows' | 'matrix'}: the weights on which the loss is scale-invariant and
+        #: whose norm growth the flow keeps (``lr`` > 0; not for a deep encoder)
+        step = params.lr > 0 or (inputs is not None and inputs.lr is not None)
+        self.invariance = self._invariance() if step and params.depth == 1 else {}
 
     @property
     def has_predictor(self) -> bool:
@@ -225,21 +239,36 @@ class GeneralModel(EncoderModel):
         """The mean of the loss over the n // B consecutive blocks of B pairs (the views
         swapped and added with ``symmetrize``); torch inputs: all blocks at once
         (``torch.func.vmap`` over the blocks, 3-4x faster than one block at a time)."""
+        x1, x2 = self._blocks(x)
+        if isinstance(x1, self.torch.Tensor):
+            return self.torch.func.vmap(lambda v1, v2: self._block_loss(blocks, x, v1, v2))(
+                x1, x2
+            ).mean()
+        pairs = zip(x1, x2, strict=True)
+        return sum(self._block_loss(blocks, x, v1, v2) for v1, v2 in pairs) / len(x1)
+
+    def _blocks(self, x: dict[str, Any]) -> tuple[Any, Any]:
+        """The two views as (n // B, B, n1): the consecutive blocks of B pairs."""
         n = x["x1"].shape[0]
         size = self.params.batch_size or n
         parts = n // size
-        x1, x2 = (x[k][: parts * size].reshape(parts, size, -1) for k in ("x1", "x2"))
+        return tuple(x[k][: parts * size].reshape(parts, size, -1) for k in ("x1", "x2"))
 
-        def block_loss(v1, v2):
-            total = self.loss(*self.loss_arguments(blocks, {**x, "x1": v1, "x2": v2}), **self.hyper)
-            if self.params.symmetrize:
-                swapped = {**x, "x1": v2, "x2": v1}
-                total = total + self.loss(*self.loss_arguments(blocks, swapped), **self.hyper)
-            return total
+    def _block_loss(self, blocks: dict[str, Any], x: dict[str, Any], v1, v2) -> Any:
+        """The loss of one block of pairs (v1, v2) (and of the swapped views: ``symmetrize``)."""
+        total = self.loss(*self.loss_arguments(blocks, {**x, "x1": v1, "x2": v2}), **self.hyper)
+        if self.params.symmetrize:
+            swapped = {**x, "x1": v2, "x2": v1}
+            total = total + self.loss(*self.loss_arguments(blocks, swapped), **self.hyper)
+        return total
 
-        if isinstance(x1, self.torch.Tensor):
-            return self.torch.func.vmap(block_loss)(x1, x2).mean()
-        return sum(block_loss(v1, v2) for v1, v2 in zip(x1, x2, strict=True)) / parts
+    def _invariance(self) -> dict[str, str]:
+        """:func:`dynamics.models.norm_growth.invariant_groups` of W and W_p at a random state
+        (the test's own generator; the EMA target, where there is one, held)."""
+        rng = np.random.default_rng(12345)
+        blocks = self.layout.unpack(rng.uniform(-1, 1, self.layout.size))
+        names = ("W", "W_p") if self.predictor_trained else ("W",)
+        return norm_growth.invariant_groups(self.loss_value, blocks, names, rng)
 
     def loss_arguments(self, blocks: dict[str, Any], x: dict[str, Any]) -> tuple:
         """The loss's arrays from the state ``blocks`` and inputs ``x`` (numpy or torch alike)."""
@@ -261,39 +290,77 @@ class GeneralModel(EncoderModel):
             return blocks["W_p"], z1, z2
         return (z1.T,)
 
-    def gradients(self, blocks):
+    def gradients(self, blocks, drift: bool = False):
+        """{block: dL/dblock} of the trained blocks (numpy); with ``drift`` also {block: n_G}
+        of its scale-invariant ones (:func:`dynamics.models.norm_growth.drift`, from the
+        gradient of each minibatch block: ``torch.func.vmap`` of ``torch.func.grad``)."""
         torch = self.torch
         trained = [k for k in self.layout.shapes if k != "W_a"]
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in blocks.items()}
-        for k in trained:
-            tensors[k].requires_grad_(True)
         # The problems are small: torch's intra-op threads only cost synchronisation (measured
         # 70 ms vs 0.6 ms per right-hand side with 2 threads vs 1 on a busy 2-core machine).
         # One thread inside this call only; the caller's torch setting is left as it was.
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
+            if drift and self.invariance:
+                per_block = self._per_block_gradients(tensors, trained)
+                grads = {k: g.mean(axis=0) for k, g in per_block.items()}
+                drifts = {
+                    k: norm_growth.drift(per_block[k], blocks[k], group)
+                    for k, group in self.invariance.items()
+                }
+                return grads, drifts
+            for k in trained:
+                tensors[k].requires_grad_(True)
             value = self.minibatch_loss(tensors, self._tensors)
-            grads = torch.autograd.grad(value, [tensors[k] for k in trained], allow_unused=True)
+            found = torch.autograd.grad(value, [tensors[k] for k in trained], allow_unused=True)
         finally:
             torch.set_num_threads(threads)
-        return {
+        grads = {
             k: np.zeros_like(blocks[k]) if g is None else g.numpy()
-            for k, g in zip(trained, grads, strict=True)
+            for k, g in zip(trained, found, strict=True)
         }
+        return (grads, {}) if drift else grads
+
+    def _per_block_gradients(self, tensors: dict[str, Any], trained: list[str]) -> dict:
+        """{block: (n // B, *shape) array}: the gradient of each minibatch block's loss."""
+        torch = self.torch
+        x1, x2 = self._blocks(self._tensors)
+
+        def block_loss(params, v1, v2):
+            return self._block_loss({**tensors, **params}, self._tensors, v1, v2)
+
+        params = {k: tensors[k] for k in trained}
+        grads = torch.func.vmap(torch.func.grad(block_loss), in_dims=(None, 0, 0))(params, x1, x2)
+        return {k: g.numpy() for k, g in grads.items()}
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        """The flow of the module docstring; with ``lr`` > 0 each scale-invariant block also
+        grows by lr^2 n_G per optimiser step, i.e. (lr_block^2 / (D lr)) n_G per unit flow
+        time (lr_block = lr for W, alpha_p lr for W_p; :mod:`dynamics.models.norm_growth`)."""
         q = self.params
         b = self.layout.unpack(y)
-        grads = self.gradients(b)
+        grads, drifts = self.gradients(b, drift=True)
         alpha_p, beta = self.rates(t)
+        lr = self.step_lr(t)
         out = {k: -grads[k] / q.directions - q.eta * b[k] for k in ("W", "W_up") if k in b}
+        if "W" in drifts:
+            out["W"] = out["W"] + lr / q.directions * drifts["W"]
         if self.predictor_trained:
             decay = q.eta * (alpha_p if q.predictor_decay == "alpha_p_eta" else 1.0)
             out["W_p"] = -alpha_p * grads["W_p"] / q.directions - decay * b["W_p"]
+            if "W_p" in drifts:
+                out["W_p"] = out["W_p"] + alpha_p**2 * lr / q.directions * drifts["W_p"]
         if q.ema_target:
             out["W_a"] = beta * (b["W"] - b["W_a"])
         return self.layout.pack(**out)
+
+    def step_lr(self, t: float) -> float:
+        """The predicted run's learning rate per step at flow time t (its schedule where
+        given, else ``lr``)."""
+        given = self.inputs
+        return float(self.params.lr if given is None or given.lr is None else given.lr(t))
 
     def loss_value(self, blocks) -> float:
         x = {"x1": self.data.x1, "x2": self.data.x2, "q": self.queue_inputs}

@@ -89,16 +89,18 @@ def test_an_ablation_changes_only_its_ingredient():
 @pytest.mark.parametrize("momentum, stop_gradient", [(0.9, True), (0.0, False)])
 def test_the_stacked_nulls_equal_each_null_integrated_alone(momentum, stop_gradient):
     """``ablations`` integrates the prediction and its nulls (each with its own X', wd, D, EMA)
-    as one batched system; each must equal its own flow integrated alone."""
+    as one batched system; each must equal its own flow integrated alone (to the adaptive
+    integration's tolerance: its step sizes follow the whole stacked state)."""
     p = dataclasses.replace(problem(0.01, momentum, 60), stop_gradient=stop_gradient)
-    stacked = rp.ablations(p, list(rp.INGREDIENTS), prediction=True)
-    alone = {i: rp.flow(p.without(i)) for i in rp.INGREDIENTS if i != "momentum"}
+    ingredients = list(p.applicable())  # all but the norm growth (scale-invariant losses')
+    stacked = rp.ablations(p, ingredients, prediction=True)
+    alone = {i: rp.flow(p.without(i)) for i in ingredients if i != "momentum"}
     alone["momentum"] = rp.flow(p, inertial=False)
     alone["prediction"] = rp.flow(p)
     assert set(stacked) == set(alone)
     for name, path in alone.items():
-        np.testing.assert_allclose(stacked[name].w, path.w, rtol=0, atol=1e-12, err_msg=name)
-        np.testing.assert_allclose(stacked[name].wp, path.wp, rtol=0, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(stacked[name].w, path.w, rtol=0, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(stacked[name].wp, path.wp, rtol=0, atol=1e-8, err_msg=name)
     # the nulls differ from the prediction (no member reads another's physics); without
     # momentum the momentum null is the prediction itself
     assert all(

@@ -145,7 +145,8 @@ def test_an_ema_run_gets_the_ema_lag_and_clock_nulls(runs, tmp_path):
 
 def test_the_stacked_and_parallel_references_equal_each_flow_computed_alone(runs):
     """A run's nulls of its own loss integrated as one stacked system equal each null's flow
-    integrated alone; the references of several runs computed in worker processes equal
+    integrated alone (to the adaptive integration's tolerance: its steps follow the whole
+    stacked state); the references of several runs computed in worker processes equal
     those computed here."""
     byol, barlow = runs("byol"), runs("barlow_twins")
     problem = replay_general.load_problem(byol, source="flow")
@@ -153,8 +154,8 @@ def test_the_stacked_and_parallel_references_equal_each_flow_computed_alone(runs
     stacked = replay.ablations(problem, ingredients)
     for ingredient in ingredients:
         alone = replay.flow(problem.without(ingredient))
-        assert np.abs(stacked[ingredient].w - alone.w).max() < 1e-10, ingredient
-        assert np.abs(stacked[ingredient].wp - alone.wp).max() < 1e-10, ingredient
+        assert np.abs(stacked[ingredient].w - alone.w).max() < 1e-8, ingredient
+        assert np.abs(stacked[ingredient].wp - alone.wp).max() < 1e-8, ingredient
     paths = {m: run / "measurements.nc" for m, run in (("byol", byol), ("barlow", barlow))}
     parallel = references_of(paths, jobs=2)
     for method, path in paths.items():
