@@ -384,4 +384,6 @@ class GeneralModel(EncoderModel):
         target = "EMA" if q.ema_target else "online"
         predictor = "predictor W_p" if self.has_predictor else "no predictor"
         head = f"  loss {q.loss} ({hyper}), target {target}, {predictor}, n = {q.n_samples}"
-        return [head, *super().summary(ds)]
+        kept = ", ".join(f"{k} ({group})" for k, group in self.invariance.items())
+        growth = [f"  norm growth lr^2 E||g_B||^2 per step kept for {kept} (docs (D17))"]
+        return [head, *(growth if kept else []), *super().summary(ds)]
