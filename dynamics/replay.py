@@ -398,9 +398,12 @@ def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) 
     tested against ``dynamics.simulate --from-run``'s adaptive DOP853 solution). ``substeps``
     None: 4 for eq. 1, 1 for another loss (each gradient costs autograd over all pairs; on a
     40-step cosine-BYOL run 1 and 4 substeps were 1.3e-6 apart). Where a flow is stiffer than
-    one step per optimiser step can follow, fixed steps add a norm growth of their own: the
-    pure flow of a scale-invariant loss is then nearer the run than the exact flow (its null
-    errs towards "not tested").
+    one step per optimiser step can follow, fixed steps add a norm growth of their own, to the
+    prediction's flow and to every null alike: measured on a quick cosine-BYOL rung run (seed 0,
+    304 steps), W's distance from the run was 0.065 for the exact norm-growth flow (DOP853
+    throughout) and 0.045 with its stiff windows by fixed steps. The pure flow's null is then
+    nearer the run than the exact one (it errs towards "not tested"); ``dynamics.simulate
+    --from-run`` (the bridge's prediction) integrates adaptively throughout.
     """
     inertial = p.momentum > 0 if inertial is None else inertial
     return flows([p], inertial, substeps)[0]
