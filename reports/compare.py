@@ -27,6 +27,17 @@ run's own minibatch noise (run - flow lies between |(run - replay) - (replay - f
 sum, so the flow's own error, the finite step it leaves out, is then at most about twice the
 noise; the W_p asymmetry's finite-step error is 1-2x its noise floor in the runs of the tests,
 which a factor 2 would call disagreement). Without a replay the fixed tolerance applies.
+Where the cap binds (three times the noise floor is above the fixed tolerance) an error between
+the two is **not decided**: the run's own minibatch noise could put it there, so this run is
+too noisy for the statistic to decide; unless the prediction is further than the tolerance
+from the run's replay, which has no minibatch noise: then the flow misses the run's optimiser
+(its finite step) and the comparison **disagrees**, saying so.
+
+**Symmetries.** For a loss invariant under an orthogonal map of the embeddings
+(:mod:`dynamics.symmetry`: NT-Xent, the spectral and cosine losses) the minibatch noise moves a
+run along W -> Q W with no restoring force, so beside the W trajectory the comparison reports
+it up to that map (:func:`orbit_error`), with the same nulls and noise floor, where the
+prediction declares the symmetry.
 
 A comparison **agrees** only when the statistic is within its tolerance, at least
 :data:`NULL_MARGIN` (3) times smaller than the frozen and other-seed nulls AND at least 3 times
@@ -55,14 +66,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from dynamics.observables import asymmetry, collapsed
-from reports.finding import FINDING_VERDICTS, NULL_MARGIN, Row
+from dynamics.symmetry import OUTPUT_ROTATION
+from reports.finding import FINDING_VERDICTS, NOISE_FACTOR, NULL_MARGIN, Row
 from reports.sigma_stat import sigma_error
 from reports.wp_stats import asymmetry_error, collapse_error, collapsed_at_end, spectrum_error
 
-__all__ = ["NULL_MARGIN", "FINDING_VERDICTS", "Row"]  # the verdict, defined in reports.finding
+# the verdict, defined in reports.finding
+__all__ = ["NOISE_FACTOR", "NULL_MARGIN", "FINDING_VERDICTS", "Row"]
 
-#: the tolerance in units of the noise floor (run against its replay)
-NOISE_FACTOR = 3.0
 #: the fewest alive feature modes on which an end-state verdict is given
 MIN_ALIVE = 3
 
@@ -88,6 +99,8 @@ class Trajectory:
     corr_eig: np.ndarray | None = None  # eigenvalues of the features' correlation (T, d)
     rankme: np.ndarray | None = None  # RankMe of the features (T,)
     sigma: np.ndarray | None = None  # mean squared correlation on held-out images (T,)
+    #: the loss's symmetries a prediction declares (dynamics.models.general.OUTPUT_ROTATION)
+    symmetries: tuple[str, ...] = ()
 
     def at(self, times: np.ndarray) -> Trajectory:
         """This trajectory linearly interpolated onto ``times`` (entrywise); ShortPrediction
@@ -107,7 +120,9 @@ class Trajectory:
                 flat = values.reshape(len(self.t), -1)
                 cols = [np.interp(times, self.t, flat[:, j]) for j in range(flat.shape[1])]
                 out[name] = np.stack(cols, 1).reshape(len(times), *values.shape[1:])
-        return Trajectory(np.asarray(times), eta=self.eta, alpha_p=self.alpha_p, **out)
+        return Trajectory(
+            np.asarray(times), eta=self.eta, alpha_p=self.alpha_p, symmetries=self.symmetries, **out
+        )
 
     def frozen(self) -> Trajectory:
         """The null of the initial network held fixed: every entry at its first value."""
@@ -124,6 +139,20 @@ def relative_error(predicted: np.ndarray, measured: np.ndarray) -> float:
     Frobenius error of a matrix trajectory (W_p or W), 0 for identical trajectories."""
     num = np.sum((measured - predicted) ** 2)
     den = np.sum(predicted**2)
+    return float(np.sqrt(num / den)) if den > 0 else float("nan")
+
+
+def orbit_error(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """sqrt(sum_t min_{Q_t in O(d)} ||Q_t M(t) - P(t)||_F^2 / sum_t ||P(t)||_F^2): the relative
+    Frobenius error of the W trajectory up to an orthogonal map of the outputs at each time,
+    for a loss invariant under W -> Q W (W_p -> Q W_p Q^T, W_a -> Q W_a), whose flow and run
+    are determined only up to Q (minibatch noise moves a run along that orbit freely). The
+    minimum is the orthogonal Procrustes problem (Schoenemann 1966): ||M||^2 + ||P||^2 -
+    2 ||P M^T||_* (nuclear norm). 0 when M(t) = Q_t P(t); at most :func:`relative_error`."""
+    cross = predicted @ np.swapaxes(measured, -1, -2)
+    nuclear = np.sum(np.linalg.svd(cross, compute_uv=False))
+    den = np.sum(predicted**2)
+    num = max(float(np.sum(measured**2) + den - 2 * nuclear), 0.0)
     return float(np.sqrt(num / den)) if den > 0 else float("nan")
 
 
@@ -202,6 +231,7 @@ class Statistic:
     limit: bool = False  # a t -> inf prediction: only for a run no simulation predicts
     noise_floor: bool = False  # its tolerance comes from the run's replay where there is one
     features: bool = False  # an end-state property of the features: needs MIN_ALIVE modes
+    symmetry: str = ""  # computed only where the prediction declares this symmetry of its loss
 
     @property
     def definition(self) -> str:
@@ -223,6 +253,13 @@ STATISTICS: dict[str, Statistic] = {
     for s in (
         _trajectory_statistic("wp_error", "W_p trajectory", relative_error),
         _trajectory_statistic("w_error", "W trajectory", relative_error),
+        dataclasses.replace(
+            _trajectory_statistic(
+                "w_orbit_error", "W trajectory up to output rotation", orbit_error
+            ),
+            needs=("w",),
+            symmetry=OUTPUT_ROTATION,
+        ),
         dataclasses.replace(
             _trajectory_statistic("sigma_error", "||Sigma - I|| over time", sigma_error),
             needs=("sigma",),
@@ -347,8 +384,9 @@ def compare(
     ``prediction`` and ``other_seed`` are interpolated onto the measurement's times (a
     prediction that does not cover them raises ShortPrediction); ``ablations``: ingredient ->
     the prediction without it, on the measurement's times; ``replay``: the run's deterministic
-    replay, whose distance from the run is the noise floor; ``floor``: the noise floor per
-    statistic measured over several seeds (overrides the replay's). Without a prediction only
+    replay, whose distance from the run is the noise floor and from the prediction the flow's
+    own error (``Row.replay_gap``); ``floor``: the noise floor per statistic measured over
+    several seeds (overrides the replay's). Without a prediction only
     the properties of the run are computed.
     """
     times = measurement.t
@@ -362,15 +400,20 @@ def compare(
     for stat in STATISTICS.values():
         if stat.key in too_short or (stat.limit and prediction is not None):
             continue
+        if stat.symmetry and (predicted is None or stat.symmetry not in predicted.symmetries):
+            continue
         value = statistic_between(stat, predicted, measurement)
         if not np.isfinite(value):
             continue
         row = Row(stat.key, stat.quantity, value, stat.tolerance, kind=stat.kind)
         if stat.noise_floor and floor and np.isfinite(floor.get(stat.key, np.nan)):
-            row.tolerance = min(NOISE_FACTOR * floor[stat.key], stat.tolerance)
+            row.noise_limit = NOISE_FACTOR * floor[stat.key]
+            row.tolerance = min(row.noise_limit, stat.tolerance)
             row.tolerance_rule = f"{NOISE_FACTOR:g} x noise floor {floor[stat.key]:.3g}"
         elif stat.noise_floor:
             row.tolerance_rule = "fixed (no replay of the run)"
+        if stat.noise_floor and replay is not None:
+            row.replay_gap = statistic_between(stat, predicted, replay)
         _context(stat, predicted, measurement, row)
         if stat.pairwise:
             row.nulls["frozen"] = statistic_between(stat, frozen, measurement)

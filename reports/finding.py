@@ -11,6 +11,8 @@ import numpy as np
 
 #: how much smaller than every null a statistic must be to count as agreement
 NULL_MARGIN = 3.0
+#: the tolerance in units of the noise floor (run against its replay)
+NOISE_FACTOR = 3.0
 FINDING_VERDICTS = (
     "agrees",
     "disagrees",
@@ -38,6 +40,13 @@ class Row:
     undecided: str = ""  # why no verdict can be given (fewer than MIN_ALIVE alive modes)
     #: why a prediction has no ablation null (then it is "not tested", never "agrees")
     no_nulls: str = "no replay and no ablation nulls for this run"
+    #: NOISE_FACTOR x the run's noise floor where measured: beyond the capped tolerance but
+    #: within this, the run is too noisy for the statistic to decide (never "disagrees")
+    noise_limit: float = float("nan")
+    #: the statistic between the prediction and the run's replay (no minibatch noise): where
+    #: the run is too noisy, a gap beyond the tolerance still shows the flow missing the
+    #: optimiser
+    replay_gap: float = float("nan")
 
     @property
     def best_null(self) -> float:
@@ -58,6 +67,17 @@ class Row:
         return [k for k in self.ablations if k not in self.untested]
 
     @property
+    def too_noisy(self) -> bool:
+        """Above the tolerance (capped at the statistic's fixed one) but within the noise
+        limit: the run's own minibatch noise could put it there."""
+        return self.tolerance < self.value <= self.noise_limit
+
+    @property
+    def flow_misses(self) -> bool:
+        """The prediction is further than the tolerance from the run's noise-free replay."""
+        return bool(self.replay_gap > self.tolerance)
+
+    @property
     def verdict(self) -> str:
         """One of :data:`FINDING_VERDICTS` (see the module docstring)."""
         if not np.isfinite(self.value):
@@ -65,7 +85,7 @@ class Row:
         if self.undecided:
             return "not decided"
         if self.value > self.tolerance:
-            return "disagrees"
+            return "not decided" if self.too_noisy and not self.flow_misses else "disagrees"
         null = self.best_null
         if not (np.isfinite(null) and null > self.value and NULL_MARGIN * self.value <= null):
             return "not distinguishable from the null"
@@ -79,7 +99,18 @@ class Row:
         tested with the numbers, and the context."""
         verdict = self.verdict
         parts = []
-        if verdict == "not decided":
+        if verdict == "disagrees" and self.too_noisy:
+            parts.append(
+                f"the run is within {NOISE_FACTOR:g}x its noise floor, but its replay, free "
+                f"of minibatch noise, is {self.replay_gap:.3g} from the prediction"
+            )
+        elif verdict == "not decided" and self.too_noisy:
+            parts.append(
+                f"the error {self.value:.3g} is above the tolerance {self.tolerance:.3g} but "
+                f"within {self.noise_limit:.3g}, {NOISE_FACTOR:g}x the run's noise floor: this "
+                "run is too noisy to decide"
+            )
+        elif verdict == "not decided":
             parts.append(self.undecided)
         elif verdict == "not tested" and not self.ablations:
             parts.append(f"no ablation null: {self.no_nulls}")

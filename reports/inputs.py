@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from dynamics import replay
+from dynamics.symmetry import SYMMETRIES_ATTR
 from reports.compare import Trajectory
 from reports.sigma_stat import SIGMA_VARIABLE
 from symbolic.common.cli import UsageError
@@ -131,7 +132,8 @@ class Result:
         return float(values[0]) if values.size and np.all(values == values[0]) else None
 
     def trajectory(self) -> Trajectory:
-        """What :mod:`reports.compare` reads: times, W_p and W where stored, eta, alpha_p."""
+        """What :mod:`reports.compare` reads: times, W_p and W where stored, eta, alpha_p, the
+        loss's symmetries."""
         return Trajectory(
             self.flow_time(),
             self.values("wp") if self.has("wp") else None,
@@ -142,7 +144,14 @@ class Result:
             self.values("corr_eig") if self.has("corr_eig") else None,
             self.values("effective_rank") if self.has("effective_rank") else None,
             sigma=self.values(SIGMA_VARIABLE) if self.has(SIGMA_VARIABLE) else None,
+            symmetries=self.symmetries(),
         )
+
+    def symmetries(self) -> tuple[str, ...]:
+        """The symmetries of its loss a simulation declares (attribute ``symmetries``,
+        :mod:`dynamics.symmetry`); none for a training run."""
+        text = str(self.ds.attrs.get(SYMMETRIES_ATTR, "")) if self.kind != "training" else ""
+        return tuple(s.strip() for s in text.split(",") if s.strip())
 
     def companion_sha256(self) -> dict[str, str]:
         """SHA-256 of the files beside a run's measurements that a prediction is derived from

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from dynamics import symmetry
 from dynamics.models import norm_growth
 from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
@@ -187,6 +188,10 @@ class GeneralModel(EncoderModel):
         #: whose norm growth the flow keeps (``lr`` > 0; not for a deep encoder)
         step = params.lr > 0 or (inputs is not None and inputs.lr is not None)
         self.invariance = self._invariance() if step and params.depth == 1 else {}
+        #: the symmetries of the loss that a comparison may quotient out
+        #: (:mod:`dynamics.symmetry`; a one-layer encoder only)
+        rotates = params.depth == 1 and self._rotates()
+        self.symmetries = (symmetry.OUTPUT_ROTATION,) if rotates else ()
 
     @property
     def has_predictor(self) -> bool:
@@ -269,6 +274,13 @@ class GeneralModel(EncoderModel):
         blocks = self.layout.unpack(rng.uniform(-1, 1, self.layout.size))
         names = ("W", "W_p") if self.predictor_trained else ("W",)
         return norm_growth.invariant_groups(self.loss_value, blocks, names, rng)
+
+    def _rotates(self) -> bool:
+        """:func:`dynamics.symmetry.rotation_invariant` of the loss at a random state (the
+        test's own generator)."""
+        rng = np.random.default_rng(54321)
+        blocks = self.layout.unpack(rng.uniform(-1, 1, self.layout.size))
+        return symmetry.rotation_invariant(self.loss_value, blocks, rng)
 
     def loss_arguments(self, blocks: dict[str, Any], x: dict[str, Any]) -> tuple:
         """The loss's arrays from the state ``blocks`` and inputs ``x`` (numpy or torch alike)."""
@@ -376,6 +388,8 @@ class GeneralModel(EncoderModel):
             ds["wp"] = ((TIME, ROW, COL), b["W_p"])
         if "W_a" in b:
             ds["w_target"] = ((TIME, ROW, INPUT), b["W_a"])
+        if self.symmetries:
+            ds.attrs[symmetry.SYMMETRIES_ATTR] = ", ".join(self.symmetries)
         return ds
 
     def summary(self, ds):
