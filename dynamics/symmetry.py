@@ -5,9 +5,9 @@ Q W_a) = L(W, W_p, W_a) for every orthogonal Q: the embeddings rotate together (
 predictor conjugated) and every term the loss builds from inner products is unchanged. NT-Xent,
 InfoNCE, the spectral contrastive loss, the cosine losses of BYOL and SimSiam and Tian's eq. 1
 are; Barlow Twins, VICReg and Liu et al. (terms per feature: standardisation, the variance hinge,
-off-diagonal covariances) are not. With weight decay the gradient flow is then equivariant:
-W(0) -> Q W(0) gives W(t) -> Q W(t), and the minibatch noise of a run moves it along that orbit
-with no restoring force, so a prediction of W(t) is a prediction up to Q
+off-diagonal covariances) are not. The gradient flow (weight decay included) is then
+equivariant: W(0) -> Q W(0) gives W(t) -> Q W(t), and the minibatch noise of a run moves it
+along that orbit with no restoring force, so a prediction of W(t) is a prediction up to Q
 (:func:`reports.compare.orbit_error`). Detected numerically, at a random state and Q.
 """
 

@@ -250,8 +250,8 @@ LADDER_CAPTION = (
     "modes. 2 eta t at the end (smallest over the seeds): Theorem 1's decay is judged from 1, "
     "the end state from 2 ln 10 = 4.6. Verdict: agrees within the tolerance and 3x below every "
     "null, for every seed ('mixed' when the seeds differ); an ingredient whose ablation null is "
-    "within 3x is NOT tested; beyond a tolerance the cap lowered but within three times the "
-    "noise floor: not decided (the run is too noisy), unless the replay itself is beyond the "
+    "within 3x is NOT tested; above the capped tolerance but within three times the noise "
+    "floor: not decided (the run is too noisy), unless the replay itself is beyond the "
     "tolerance from the prediction (disagrees). W up to output rotation: for a loss invariant "
     "under W -> QW (Q orthogonal), W compared up to that map at each time (Procrustes)."
 )

@@ -99,7 +99,7 @@ class Trajectory:
     corr_eig: np.ndarray | None = None  # eigenvalues of the features' correlation (T, d)
     rankme: np.ndarray | None = None  # RankMe of the features (T,)
     sigma: np.ndarray | None = None  # mean squared correlation on held-out images (T,)
-    #: the loss's symmetries a prediction declares (dynamics.models.general.OUTPUT_ROTATION)
+    #: the symmetries of its loss a prediction declares (dynamics.symmetry.OUTPUT_ROTATION)
     symmetries: tuple[str, ...] = ()
 
     def at(self, times: np.ndarray) -> Trajectory:
