@@ -48,6 +48,9 @@ SLOW_SWEEP = ["linear_byol", "--dim", "8", "--input-dim", "8", "--t-end", "50", 
 
 
 def python_m(*args: str, **kwargs) -> subprocess.Popen:
+    """``python -m ARGS`` started as from a shell: one thread, and SIGINT at its default (a
+    test that ran a command's ``run_main`` in this process and interrupted it left SIGINT
+    ignored here, and an ignored SIGINT is inherited: the child would never see Ctrl-C)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return subprocess.Popen(
         [sys.executable, "-m", *args],
@@ -56,6 +59,7 @@ def python_m(*args: str, **kwargs) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         **kwargs,
     )
 
@@ -252,9 +256,7 @@ def test_sigint_of_a_sweep_says_how_to_resume(tmp_path):
     try:
         wait_for(lambda: list(tmp_path.glob("s.nc.parts/unit_*.npz")), 60, proc, 0.02)
         proc.send_signal(signal.SIGINT)
-        # a guard against a hang, not a timing: under the full suite beside a 4096-wide training
-        # (load 3, 20 GB resident) the exit took more than 60 s once
-        _, err = proc.communicate(timeout=600)
+        _, err = proc.communicate(timeout=600)  # a guard against a hang, not a timing
     finally:
         proc.kill()
     assert proc.returncode == 130
