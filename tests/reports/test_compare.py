@@ -321,3 +321,14 @@ def test_a_run_too_noisy_for_the_fixed_tolerance_is_not_decided():
     row.replay_gap = 0.11
     assert row.verdict == "disagrees" and "free of minibatch noise, is 0.11" in row.detail
     assert Row("x", "x", 0.2, 0.1, {"frozen": 1.0}, noise_limit=0.15).verdict == "disagrees"
+
+
+@pytest.mark.parametrize("ablated", [{"sigma2": 0.0}, {"eta": 0.0}])
+def test_w_up_to_rotation_catches_a_prediction_without_augmentation_or_weight_decay(sims, ablated):
+    """The rotation quotient must not forgive the physics: the prediction of the same start
+    without X' (sigma^2 = 0) or without weight decay, set against a run that is the full
+    prediction moved along the orbit, disagrees on W up to rotation (0.35-0.36 > 0.1)."""
+    run = rotated(noisy(sims[0], 0.005), seed=8)
+    wrong = dataclasses.replace(trajectory(0, **ablated), symmetries=(OUTPUT_ROTATION,))
+    row = by_key(compare.compare(wrong, run, sims[1]))["w_orbit_error"]
+    assert row.verdict == "disagrees", row.detail
