@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,7 +59,7 @@ from dynamics.grid import Grid
 from dynamics.integrate import SaveAt, SolverSettings
 from dynamics.models.eigenmodes import EigenmodeParams
 from dynamics.sweep.modes import run_mode_points
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import check_output_file
 from symbolic.common.options import ParameterError
 from symbolic.common.provenance import provenance
@@ -373,4 +372,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m dynamics.collapse_map"))
+    exit_main(main, prog="python -m dynamics.collapse_map")

@@ -21,7 +21,6 @@ weights.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from dynamics.models.linear_byol import LinearBYOLModel, LinearBYOLParams
 from dynamics.simulate import simulate
 from dynamics.sweep import run_sweep
 from dynamics.sweep.run import check_sweep
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import all_or_nothing, check_output_folder
 from symbolic.common.options import ParameterError
 from symbolic.common.provenance import provenance
@@ -352,4 +351,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m dynamics.phase"))
+    exit_main(main, prog="python -m dynamics.phase")

@@ -32,7 +32,7 @@ from dynamics.engine import (
 from dynamics.from_run import INITIAL, derive
 from dynamics.from_run_methods import EQ1_KIND, derive_general, moments_of, scenario_of
 from dynamics.integrate import SaveAt
-from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, exit_main
 from symbolic.common.files import all_or_nothing, check_output_file
 from symbolic.common.options import (
     ParameterError,
@@ -332,4 +332,4 @@ def resolve_run(scenario: scenarios.Scenario, args) -> Setup:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m dynamics.simulate"))
+    exit_main(main, prog="python -m dynamics.simulate")

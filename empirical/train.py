@@ -34,7 +34,7 @@ from empirical.config import config_class, method_listing, option_groups
 from empirical.distributed import init_from_env
 from empirical.methods import METHODS, get
 from empirical.trainer import Run, write_feature_moments
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import check_output_folder, folders_to_make, remove_debris, remove_empty
 from symbolic.common.lock import exclusive
 from symbolic.common.options import add_options, read_toml, resolve
@@ -209,4 +209,4 @@ def _train(args, cfg, info, device: torch.device, out: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog=PROG))
+    exit_main(main, prog=PROG)

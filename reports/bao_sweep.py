@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,7 +35,7 @@ import xarray as xr
 from dynamics.collapse_modes import alive_weight, pencil_modes
 from dynamics.models.cosine_modes import ALIVE_SHARE
 from reports.collapse_check import CheckSize, train_command
-from symbolic.common.cli import run_command, run_main
+from symbolic.common.cli import exit_main, run_command
 from symbolic.common.files import write_text
 from symbolic.common.provenance import git_revision
 
@@ -159,4 +158,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m reports.bao_sweep"))
+    exit_main(main, prog="python -m reports.bao_sweep")

@@ -84,7 +84,7 @@ from reports.experiments.options import (
     device_options,
 )
 from reports.tables import to_markdown
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import check_output_folder
 
 PROG = "python -m reports.bridge"
@@ -432,4 +432,4 @@ def execute(workspace: Workspace, runs: LadderRuns, args) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog=PROG))
+    exit_main(main, prog=PROG)

@@ -21,7 +21,7 @@ from reports import audit as audit_mod
 from reports.compose import compose
 from reports.document import to_html, to_markdown_text
 from reports.inputs import load_inputs
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import atomic_folder, check_output_folder, remove_debris
 from symbolic.common.lock import exclusive
 
@@ -155,4 +155,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m reports.build"))
+    exit_main(main, prog="python -m reports.build")

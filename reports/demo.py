@@ -42,7 +42,7 @@ from reports.experiments import commands as cmd
 from reports.experiments import validate as validate_commands
 from reports.experiments.commands import Command
 from reports.experiments.options import MAX_JOBS, add_device_options, check_device, device_options
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import check_output_folder
 
 PROG = "python -m reports.demo"
@@ -257,4 +257,4 @@ def run_demo(args, argv: Sequence[str] | None, out: Path, ws: Workspace, runs: D
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog=PROG))
+    exit_main(main, prog=PROG)

@@ -100,14 +100,8 @@ def references(run: Result) -> References:
                 "no noise floor: the run's loss is not eq. 1, so replaying eq. 1 is not its "
                 "optimiser (fixed tolerances)"
             )
-        # the inertial prediction and the ablation nulls: one stacked integration per order;
-        # the pure flow of a scale-invariant loss (the norm-growth null, stiff) alone, so that
-        # the others' adaptive steps do not follow it
-        applicable = list(flow.applicable())
-        alone = [i for i in applicable if i == "norm growth"]
-        others = [i for i in applicable if i not in alone]
-        flows = replay.ablations(flow, others, prediction=flow.momentum > 0)
-        flows.update({i: replay.ablation(flow, i) for i in alone})
+        # the inertial prediction and the ablation nulls (replay.ablations)
+        flows = replay.ablations(flow, list(flow.applicable()), prediction=flow.momentum > 0)
         if "prediction" in flows:
             out.inertial = traj(flows.pop("prediction"))
         out.ablations = {ingredient: traj(path) for ingredient, path in flows.items()}

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from symbolic import claims
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import check_output_file, write_text
 from symbolic.common.latex import latex_escape
 
@@ -178,4 +178,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m symbolic.audit"))
+    exit_main(main, prog="python -m symbolic.audit")

@@ -24,7 +24,7 @@ import sympy as sp
 from tqdm import tqdm
 
 from symbolic import losses, matrix_forms
-from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, RunFailure, UsageError, exit_main
 from symbolic.common.files import check_output_file, write_text
 from symbolic.derivation import (
     AUTOGRAD_TOL,
@@ -313,4 +313,4 @@ def write_json(path: Path, records: list[dict[str, Any]], options: dict[str, Any
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog="python -m symbolic.derive"))
+    exit_main(main, prog="python -m symbolic.derive")

@@ -48,9 +48,9 @@ SLOW_SWEEP = ["linear_byol", "--dim", "8", "--input-dim", "8", "--t-end", "50", 
 
 
 def python_m(*args: str, **kwargs) -> subprocess.Popen:
-    """``python -m ARGS`` started as from a shell: one thread, and SIGINT at its default (a
-    test that ran a command's ``run_main`` in this process and interrupted it left SIGINT
-    ignored here, and an ignored SIGINT is inherited: the child would never see Ctrl-C)."""
+    """``python -m ARGS`` started as from a shell: one thread, and SIGINT at its default
+    whatever this process's handler is (an ignored SIGINT is inherited: the child would
+    never see Ctrl-C)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return subprocess.Popen(
         [sys.executable, "-m", *args],
@@ -264,6 +264,31 @@ def test_sigint_of_a_sweep_says_how_to_resume(tmp_path):
     assert "points are stored in" in line and "--resume" in line, err
     assert "Traceback" not in err and not out.exists()
     assert not lock_file(out, folder=False).exists()
+
+
+def test_an_interrupted_run_main_leaves_the_callers_sigint_handler(capsys):
+    """In-process (a notebook, a test) an interrupted command returns 130 and the caller's
+    Ctrl-C still works; only a command's own exit (exit_main) ignores SIGINT while it exits."""
+
+    def interrupted(_argv):
+        raise KeyboardInterrupt("resume with --resume")
+
+    before = signal.getsignal(signal.SIGINT)
+    assert run_main(interrupted, [], prog="cmd") == 130
+    assert signal.getsignal(signal.SIGINT) is before
+    assert capsys.readouterr().err.strip() == "cmd: interrupted: resume with --resume"
+    code = "\n".join((
+        "import signal, sys",
+        "from symbolic.common.cli import exit_main",
+        "def main(_argv):",
+        "    raise KeyboardInterrupt",
+        "try:",
+        "    exit_main(main, prog='cmd')",
+        "finally:",
+        "    print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)",
+    ))  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 130 and proc.stdout.strip() == "True", proc.stderr
 
 
 EIGEN = {"p0": "0.02:1.2", "s0": "0.1:0.1"}
@@ -561,7 +586,7 @@ WRITER = """
 import sys
 import numpy as np
 import xarray as xr
-from symbolic.common.cli import run_main
+from symbolic.common.cli import exit_main
 from symbolic.common.results import write_netcdf
 
 def main(argv):
@@ -570,7 +595,7 @@ def main(argv):
     write_netcdf(ds, sys.argv[1])
     return 0
 
-sys.exit(run_main(main, prog="writer"))
+exit_main(main, prog="writer")
 """
 
 

@@ -1,8 +1,6 @@
 """``python -m reports.reproduce``: see :mod:`reports.reproduce.cli`."""
 
-import sys
-
 from reports.reproduce.cli import PROG, main
-from symbolic.common.cli import run_main
+from symbolic.common.cli import exit_main
 
-sys.exit(run_main(main, prog=PROG))
+exit_main(main, prog=PROG)

@@ -33,7 +33,7 @@ from reports.reproduce.registry import EMPIRICAL_CLAIMS, EmpiricalClaim
 from reports.reproduce.scale import SCALES, Scale
 from reports.reproduce.verdict import MIN_SEEDS
 from reports.tables import to_markdown
-from symbolic.common.cli import ArgumentParser, UsageError, run_main
+from symbolic.common.cli import ArgumentParser, UsageError, exit_main
 from symbolic.common.files import check_output_folder
 from symbolic.common.provenance import git_revision
 
@@ -256,4 +256,4 @@ def run(claimed: ClaimSet, workspace: Workspace, args, jobs: int, say, argv) -> 
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main, prog=PROG))
+    exit_main(main, prog=PROG)

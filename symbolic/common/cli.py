@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -91,10 +92,6 @@ def run_main(
         print(f"{prog}: run failed: {err}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt as err:  # a command may say how to continue: KeyboardInterrupt(text)
-        if threading.current_thread() is threading.main_thread():
-            # the command is over: a Ctrl-C pressed again while it exits must not turn the exit
-            # status 130 into a death by SIGINT (an uncaught KeyboardInterrupt at shutdown)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         detail = f": {err}" if str(err) else ""
         print(f"{prog}: interrupted{detail}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -107,6 +104,17 @@ def run_main(
     except OSError as err:
         print(f"{prog}: error: {_os_error_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def exit_main(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
+    """A command's entry point: exit with :func:`run_main`'s status. After an interrupt
+    SIGINT is ignored for the exit, so that a Ctrl-C pressed again while the process shuts
+    down cannot turn the exit status 130 into a death by SIGINT; :func:`run_main` itself
+    leaves the handler alone (a caller in the same process keeps its Ctrl-C)."""
+    code = run_main(main, prog=prog)
+    if code == EXIT_INTERRUPTED and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def run_command(command: list[str]) -> None:
