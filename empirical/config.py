@@ -144,6 +144,13 @@ class TrainConfig:
         at_least=2,
         at_most=LARGE,
     )
+    pairs: int = param(
+        1024,
+        "linear backbone: augmented pairs N for the prediction of a loss other than eq. 1 "
+        "(pairs.nc; pair i: two fresh views of image i mod M, M = moments-images)",
+        at_least=2,
+        at_most=LARGE,
+    )
     workers: str = param(
         "auto", "image-decoding worker processes per training process (folder data): a number, "
         "or auto (the usable cores over the processes on this machine, less one)",
@@ -180,6 +187,11 @@ class TrainConfig:
             raise ParameterError(
                 f"warmup_epochs={self.warmup_epochs!r} is not allowed: fewer than the "
                 f"{self.epochs} epochs"
+            )
+        if self.backbone == "linear" and self.pairs < self.batch_size:
+            raise ParameterError(
+                f"pairs={self.pairs!r} is not allowed: at least the batch size {self.batch_size} "
+                "(the prediction averages the loss over pairs // batch-size blocks)"
             )
         if not self.method:
             return
@@ -218,7 +230,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
     "method": ("loss", "loss_params"),
     "measurement": (
         "eval_size", "measure_every", "probes", "probe_train", "probe_test", "wp_store_limit",
-        "moments_views", "moments_images",
+        "moments_views", "moments_images", "pairs",
     ),
     "output": ("out", "log_every", "tensorboard"),
 }  # fmt: skip

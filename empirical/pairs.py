@@ -7,7 +7,8 @@ the second moment of the held-out clean images.
   losses that are not functions of X and X' alone (cosine BYOL, Barlow Twins' per-batch
   standardisation, VICReg, NT-Xent, Liu et al.) are predicted by the gradient flow of their
   expected minibatch loss at the run's batch size B over this sample: the mean of the loss over
-  the N // B consecutive blocks of B pairs (:mod:`dynamics.models.run_loss`).
+  the N // B consecutive blocks of B pairs
+  (:meth:`dynamics.models.general.GeneralModel.minibatch_loss`); N is ``--pairs``.
 - ``eval_mean`` (input) and ``eval_second_moment`` (input, input_col) in ``moments.nc``: mean m
   and uncentred second moment S = (1/N) sum_i x_i x_i^T of the run's un-augmented eval subset (the
   images its Sigma statistics are measured on) in the same coordinates, so that Sigma of the
@@ -28,8 +29,6 @@ from symbolic.common.results import write_netcdf
 from symbolic.common.schema import INPUT, INPUT_COL, PAIR
 
 PAIRS = "pairs.nc"
-#: pairs drawn for a run's prediction (the expected minibatch loss over N // B blocks)
-N_PAIRS = 1024
 #: offset of the pairs' generator seed from the run's seed x 1000 (not the training stream)
 PAIRS_SEED_OFFSET = 7927
 
@@ -85,7 +84,7 @@ def add_held_out(ds: xr.Dataset, inputs: Iterable[torch.Tensor]) -> xr.Dataset:
 
 def write_run_pairs(run, views, n_images: int) -> None:
     """``pairs.nc`` in the folder of ``run`` (an :class:`empirical.trainer.Run` on the linear
-    backbone): N_PAIRS pairs of its first ``n_images`` training images through
+    backbone): ``--pairs`` pairs of its first ``n_images`` training images through
     ``views(generator)`` (the run's augmentation) on a generator of their own (seed: the run's
     x 1000 + PAIRS_SEED_OFFSET), in the backbone's input coordinates."""
     cfg, recorder, device = run.cfg, run.recorder, run.device
@@ -94,7 +93,7 @@ def write_run_pairs(run, views, n_images: int) -> None:
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     images = torch.cat([b for b, _ in split.head(n_images).all_batches(256, device)])
-    x1, x2 = draw_pairs(images, views(generator), project, N_PAIRS)
+    x1, x2 = draw_pairs(images, views(generator), project, cfg.pairs)
     ds = pairs_dataset(x1, x2, seed, augmentation=cfg.augment)
     ds.attrs["images"] = f"the first {n_images} training images"
     ds.attrs.update(provenance("pairs", recorder.settings.method, recorder.config, **ds.attrs))

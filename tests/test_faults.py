@@ -27,6 +27,7 @@ from dynamics.simulate import RunSettings
 from dynamics.sweep import run as sweep_run
 from dynamics.sweep.run import run_sweep
 from symbolic.common.cli import run_main
+from symbolic.common.files import atomic_path
 from symbolic.common.lock import exclusive, lock_file
 from tests.empirical.conftest import write_idx
 
@@ -625,6 +626,24 @@ def test_sigint_during_a_netcdf_write_neither_hangs_nor_leaves_a_temporary_file(
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["writer: interrupted"]
     assert list(tmp_path.iterdir()) == [], "the interrupted write left a file"
+
+
+def test_ctrl_c_pressed_again_while_a_write_is_undone_leaves_no_file(tmp_path, monkeypatch):
+    """The second Ctrl-C comes while the interrupted write's temporary file is being removed
+    (what the test above does by chance, under load): it must not stop the removal."""
+    remove = Path.unlink
+
+    def pressed_again(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        return remove(self, *args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "r.nc") as tmp:
+            tmp.write_bytes(b"partial")
+            monkeypatch.setattr(Path, "unlink", pressed_again)
+            signal.raise_signal(signal.SIGINT)  # the first Ctrl-C, during the write
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_diverging_simulation_says_so_in_one_line_without_warnings(tmp_path):

@@ -75,20 +75,21 @@ def _write_error(err: BaseException, path: Path) -> BaseException:
 
 
 @contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold SIGINT back for the block and deliver it after (main thread only).
+def interrupts_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT back for the block and deliver it after (main thread only); the block gets
+    the list of the signals held back so far (empty: none came).
 
     A KeyboardInterrupt raised inside a library's file lock (xarray's netCDF writer) leaves the
     lock held, and closing the file then waits on it forever; the writers run with Ctrl-C held
     back instead, and an interrupt that came meanwhile is raised again, to whatever handler was
     installed, as soon as the write is over."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
     previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
-        yield
+        yield caught
     finally:
         signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
         if caught:
@@ -107,8 +108,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     On any exception (KeyboardInterrupt included) the temporary file is removed and the
     exception propagates; ``path`` keeps its previous content. An OSError names ``path`` (not
     the temporary file); a writer that fails otherwise on a full disk raises OSError ENOSPC.
-    Ctrl-C is held back while the block runs (:func:`interrupts_deferred`) and raised after it,
-    before the rename: an interrupted write leaves no file. In a folder with a
+    Ctrl-C is held back while the block runs and while its temporary file is renamed or
+    removed (:func:`interrupts_deferred`); one pressed meanwhile abandons the write and is
+    raised after the clean-up: an interrupted write leaves no file, however often Ctrl-C is
+    pressed. In a folder with a
     manifest (:mod:`symbolic.common.manifest`) the file's size and hash are recorded; inside
     :func:`all_or_nothing` the write is undone if the group fails.
     """
@@ -122,21 +125,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise _write_error(err, path) from None
     os.close(fd)
     tmp = Path(name)
-    try:
-        with interrupts_deferred():  # an interrupt of the writer is raised here, after it
+    with interrupts_deferred() as interrupted:  # raised after the clean-up below
+        try:
             yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        manifest.record(tmp, path.name)
-        _keep_for_undo(path)
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        reported = _write_error(err, path)
-        if reported is err:
-            raise
-        raise reported from err
+            if interrupted:
+                raise KeyboardInterrupt
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            manifest.record(tmp, path.name)
+            _keep_for_undo(path)
+            os.replace(tmp, path)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            reported = _write_error(err, path)
+            if reported is err:
+                raise
+            raise reported from err
     _fsync_folder(path.parent)
 
 

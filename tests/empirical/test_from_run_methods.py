@@ -139,3 +139,20 @@ def test_the_scenario_follows_from_the_run_on_the_command_line(runs, tmp_path, c
     assert code == 2
     assert "cannot set up linear_byol" in capsys.readouterr().err
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_pairs_are_fresh_views_of_image_i_mod_m(fashion_dir, tmp_path):
+    """--pairs N: pairs.nc holds N pairs, pair i two views of training image i mod M (M =
+    --moments-images), each view drawn afresh: pairs i and i + M show one image through other
+    augmentations, nearer each other than pairs of neighbouring images."""
+    out = tmp_path / "run"
+    argv = (*LINEAR, *METHODS["simclr"], "--pairs", "1536")
+    assert train("simclr", out, fashion_dir, *argv) == 0
+    with xr.open_dataset(out / "pairs.nc") as ds:
+        x1, x2, n = ds["x1"].values, ds["x2"].values, int(ds.attrs["n_pairs"])
+    assert n == x1.shape[0] == 1536
+    m = 512  # --moments-images in LINEAR
+    again = np.linalg.norm(x1[:m] - x1[m : 2 * m], axis=1)
+    neighbour = np.linalg.norm(x1[:m] - np.roll(x1[:m], 1, axis=0), axis=1)
+    assert np.all(again > 0) and not np.allclose(x1, x2)
+    assert np.median(again) < 0.5 * np.median(neighbour)
