@@ -115,6 +115,7 @@ class Size:
     seeds: int
     scaling_seeds: int
     eval_size: int
+    pairs: int = 1024  # the augmented pairs of a method rung's prediction (its --pairs)
 
 
 FULL = Size(
@@ -162,10 +163,10 @@ class Rung:
 
 
 def linear_encoder(size: Size) -> tuple[str, ...]:
-    """The options of a linear encoder on ``size.input_dim`` PCA coordinates, its moments (and
-    fixed pairs) measured on the ``size.pool`` training images."""
+    """The options of a linear encoder on ``size.input_dim`` PCA coordinates, its moments and
+    its ``size.pairs`` fixed augmented pairs drawn from the ``size.pool`` training images."""
     lin = ("--backbone", "linear", "--input-dim", str(size.input_dim), "--width", str(size.width))
-    return (*lin, "--moments-images", str(size.pool))
+    return (*lin, "--moments-images", str(size.pool), "--pairs", str(size.pairs))
 
 
 def ladder(size: Size) -> list[Rung]:

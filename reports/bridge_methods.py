@@ -13,15 +13,27 @@ from reports.bridge import LINEAR_PREDICTOR, QUICK, Rung, Size, linear_encoder
 
 def method_size(size: Size) -> Size:
     """The sizes of the method rungs: the ladder's at ``--quick``; at full size the quick
-    problem (8 PCA coordinates, 1024 images: the fixed pairs whose expected minibatch loss the
-    ``general`` prediction integrates, at its cost per right-hand side, which NT-Xent's
-    2B x 2B logits per block and VICReg's sliding variance hinge make the largest) at half the
-    learning rate over twice the steps (the same flow time and 2 eta t = 4.8, half the
-    finite-step error), the full size's seeds and held-out images."""
+    problem (8 PCA coordinates, 1024 images, batch 128; the cost of the ``general`` prediction
+    per right-hand side grows with the pairs, and NT-Xent's 2B x 2B logits per block make it the
+    largest) at an eighth of the learning rate over eight times the steps (the same flow time
+    and 2 eta t = 4.8: 2400 steps of lr 0.00125) with four times the pairs (4096), the full
+    size's seeds and held-out images.
+
+    Both shrink what the flow cannot predict (docs/theory.md (D18), measured on quick-sized
+    runs of 600 steps): the minibatch noise falls as sqrt(lr) (NT-Xent, W's distance from its
+    replay on 4096 pairs, two seeds: 0.072 and 0.082 at lr 0.005, 0.042 and 0.043 at 0.00125),
+    the finite step as lr, and the error of the fixed sample of pairs as its size^(-1/2) (two
+    samples of 1024 pairs give replays 5-15% apart for every method)."""
     if size == QUICK:
         return size
     return dataclasses.replace(
-        QUICK, steps=2 * QUICK.steps, lr=QUICK.lr / 2, seeds=size.seeds, eval_size=size.eval_size
+        QUICK,
+        steps=8 * QUICK.steps,
+        lr=QUICK.lr / 8,
+        measure_every=8 * QUICK.measure_every,
+        pairs=4 * QUICK.pairs,
+        seeds=size.seeds,
+        eval_size=size.eval_size,
     )
 
 

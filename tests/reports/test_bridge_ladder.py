@@ -84,20 +84,25 @@ def test_the_collapse_rung_runs_alone_in_the_locked_work_folder(tmp_path, monkey
 
 def test_every_method_rung_is_predicted_by_general_at_its_own_size_or_states_why_not(tmp_path):
     """At full size the method rungs train a linear encoder at method_size (8 coordinates, 1024
-    images: their fixed pairs, 600 steps), each with the general prediction and its other-seed
+    images, 4096 fixed pairs, 2400 steps of lr 0.00125), each with the general prediction and
+    its other-seed
     null, except DirectPred and DirectCopy, which get none (their row is --from-run's
     refusal)."""
     size = bridge.FULL
     rungs = [r for r in bridge.ladder(size) if r.key in bridge.METHOD_RUNGS]
     assert sorted(r.key for r in rungs) == sorted(bridge.METHOD_RUNGS)
     runs = bridge.plan(rungs, size, 2, False, tmp_path)
+    factors = {r.key: r.lr_factor for r in rungs}  # Liu et al.: a tenth
     for c in runs.trainings:
         args = list(c.args)
         assert args[args.index("--input-dim") + 1] == "8", c.name
         assert args[args.index("--moments-images") + 1] == "1024", c.name
         assert args[args.index("--train-subset") + 1] == "1024", c.name
-        # 600 steps of 128 images: 75 epochs of the 1024 images
-        assert args[args.index("--epochs") + 1] == "75", c.name
+        assert args[args.index("--pairs") + 1] == "4096", c.name
+        # 2400 steps of 128 images: 300 epochs of the 1024 images, at the peak lr 0.00125
+        assert args[args.index("--epochs") + 1] == "300", c.name
+        factor = factors[c.name.removeprefix("rung").rsplit("_seed", 1)[0]]
+        assert float(args[args.index("--lr") + 1]) * 128 / 256 == pytest.approx(0.00125 * factor)
     predicted = {key for key, _ in runs.predictions}
     assert predicted == set(bridge.METHOD_RUNGS) - {"directpred", "directcopy"}
     for c in runs.simulations:
