@@ -202,6 +202,12 @@ CASES = [
     ),  # fmt: skip
     case("train-eps-inf", T, ["directpred", *FASHION, "--eps", "inf"], "eps=inf"),
     case("train-batch", T, ["byol", *FASHION, "--batch-size", "1048576"], "--batch-size 1048576"),
+    case(
+        "train-pairs-below-batch",
+        T,
+        ["simclr", *FASHION, "--backbone", "linear", "--batch-size", "128", "--pairs", "100"],
+        "pairs=100",
+    ),  # fmt: skip
     case("train-out-file", T, ["byol", *FASHION, "--out", "{file}"], "{file}"),
     case("train-out-read-only", T, ["byol", *FASHION, "--out", f"{READ_ONLY}/run"], READ_ONLY),
     case("train-resume-none", T, ["byol", *FASHION, "--resume", "--out", "{dir}/x"], "--resume"),
