@@ -13,8 +13,9 @@ training steps). On a machine shared with other jobs, wall times are inflated an
 what compares between two revisions (run this script at each one).
 
 ``--report-only`` times the report stage alone on existing runs, in the same process and
-conditions: each run's ablation nulls integrated one at a time (the former path) against one
-stacked integration (:func:`dynamics.replay.ablations`), and the references of all the runs
+conditions: each run's ablation nulls integrated one at a time (the former path) against
+:func:`dynamics.replay.ablations` (one stacked integration for eq. 1, one by one for another
+loss), and the references of all the runs
 sequentially against two worker processes (:func:`reports.references.references_of`).
 """
 
@@ -77,7 +78,7 @@ def report_only(runs: list[Path]) -> list[tuple[str, float, float]]:
         one_at_a_time = lambda f=flow, i=ingredients: [replay.ablation(f, x) for x in i]  # noqa: E731
         stacked = lambda f=flow, i=ingredients: replay.ablations(f, i)  # noqa: E731
         rows.append(timed(f"{run.name}: nulls one at a time", one_at_a_time))
-        rows.append(timed(f"{run.name}: nulls stacked", stacked))
+        rows.append(timed(f"{run.name}: nulls by replay.ablations", stacked))
     paths = {r: r / "measurements.nc" for r in runs}
     rows.append(timed("references of all runs, 1 process", lambda: references_of(paths, 1)))
     rows.append(timed("references of all runs, 2 workers", lambda: references_of(paths, 2)))

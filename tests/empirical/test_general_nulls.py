@@ -144,14 +144,16 @@ def test_an_ema_run_gets_the_ema_lag_and_clock_nulls(runs, tmp_path):
 
 
 def test_the_stacked_and_parallel_references_equal_each_flow_computed_alone(runs):
-    """A run's nulls of its own loss integrated as one stacked system equal each null's flow
-    integrated alone (to the adaptive integration's tolerance: its steps follow the whole
-    stacked state); the references of several runs computed in worker processes equal
-    those computed here."""
+    """A run's nulls of its own loss integrated as one stacked system (``replay.flows``;
+    ``replay.ablations`` integrates them one by one) equal each null's flow integrated alone
+    (to the adaptive integration's tolerance: its steps follow the whole stacked state); the
+    references of several runs computed in worker processes equal those computed here."""
     byol, barlow = runs("byol"), runs("barlow_twins")
     problem = replay_general.load_problem(byol, source="flow")
     ingredients = list(problem.applicable())
-    stacked = replay.ablations(problem, ingredients)
+    members = [problem.without(i) for i in ingredients]
+    paths = replay.flows(members, inertial=problem.momentum > 0)
+    stacked = dict(zip(ingredients, paths, strict=True))
     for ingredient in ingredients:
         alone = replay.flow(problem.without(ingredient))
         assert np.abs(stacked[ingredient].w - alone.w).max() < 1e-8, ingredient
