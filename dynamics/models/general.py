@@ -192,6 +192,9 @@ class GeneralModel(EncoderModel):
         #: (:mod:`dynamics.symmetry`; a one-layer encoder only)
         rotates = params.depth == 1 and self._rotates()
         self.symmetries = (symmetry.OUTPUT_ROTATION,) if rotates else ()
+        #: NT-Xent of the two views on a one-layer encoder: its gradient in closed form
+        #: (:mod:`dynamics.models.nt_xent_gradient`; the swapped views give the same loss)
+        self._nt_xent = params.loss == "nt_xent" and params.role == "pair" and params.depth == 1
 
     @property
     def has_predictor(self) -> bool:
@@ -315,14 +318,16 @@ class GeneralModel(EncoderModel):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            if drift and self.invariance:
+            per_block = self._nt_xent_blocks(blocks) if self._nt_xent else None
+            if per_block is None and drift and self.invariance:
                 per_block = self._per_block_gradients(tensors, trained)
+            if per_block is not None:
                 grads = {k: g.mean(axis=0) for k, g in per_block.items()}
                 drifts = {
                     k: norm_growth.drift(per_block[k], blocks[k], group)
                     for k, group in self.invariance.items()
                 }
-                return grads, drifts
+                return (grads, drifts) if drift else grads
             for k in trained:
                 tensors[k].requires_grad_(True)
             value = self.minibatch_loss(tensors, self._tensors)
@@ -334,6 +339,18 @@ class GeneralModel(EncoderModel):
             for k, g in zip(trained, found, strict=True)
         }
         return (grads, {}) if drift else grads
+
+    def _nt_xent_blocks(self, blocks) -> dict[str, np.ndarray] | None:
+        """{"W": (n // B, d, n1)}: each minibatch block's NT-Xent gradient in closed form
+        (:func:`dynamics.models.nt_xent_gradient.block_gradients`; None where it does not
+        apply), twice it with ``symmetrize``."""
+        from dynamics.models.nt_xent_gradient import block_gradients
+
+        x1, x2 = self._blocks(self._tensors)
+        found = block_gradients(blocks["W"], x1, x2, **self.loss.resolve(self.hyper))
+        if found is None:
+            return None
+        return {"W": 2 * found if self.params.symmetrize else found}
 
     def _per_block_gradients(self, tensors: dict[str, Any], trained: list[str]) -> dict:
         """{block: (n // B, *shape) array}: the gradient of each minibatch block's loss."""

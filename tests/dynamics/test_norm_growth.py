@@ -64,7 +64,7 @@ def test_the_drift_grows_the_norm_by_the_mean_square_of_the_block_gradients():
     grads, drifts = m.gradients({"W": w}, drift=True)
     x1, x2 = pairs()
     per_block = []
-    for b in range(N // BLOCK):  # one model per block: autograd of that block's loss alone
+    for b in range(N // BLOCK):  # one model per block: the gradient of its loss alone
         rows = slice(b * BLOCK, (b + 1) * BLOCK)
         one = GeneralModel(
             dataclasses.replace(m.params, n_samples=BLOCK), RunInputs(x1[rows], x2[rows])
