@@ -22,7 +22,8 @@ from reports import compare, style
 from reports.bridge_figures import ladder_figure, scaling_figure
 from reports.document import Block, FigureBlock, Heading, Paragraph, TableBlock, write_markdown
 from reports.inputs import load_result, run_file
-from reports.references import References, references_of
+from reports.reference_cache import cached_references_of
+from reports.references import References
 from reports.tables import Column, Table, table_frame, write_table
 from symbolic.common.files import atomic_folder, write_text
 from symbolic.common.provenance import PACKAGE_VERSION, git_revision
@@ -135,9 +136,10 @@ def collect(rungs: Sequence[Rung], p: LadderRuns, seeds: int, jobs: int = 1) -> 
     tolerance of each statistic from the noise floor of the rung's seeds (the largest distance
     between a run and its replay); a rung whose runs ``--from-run`` refuses: one row with the
     reason. Each predicted run's references (its replay and nulls, :mod:`reports.references`)
-    are computed ``jobs`` runs at a time."""
+    are computed ``jobs`` runs at a time, once per run and code revision
+    (:mod:`reports.reference_cache`)."""
     predicted = [(r.key, s) for r in rungs for s in range(seeds) if (r.key, s) in p.predictions]
-    refs_of = references_of({key: run_file(p.runs[key]) for key in predicted}, jobs)
+    refs_of = cached_references_of({key: run_file(p.runs[key]) for key in predicted}, jobs)
     out = []
     for rung in rungs:
         if rung.refused:

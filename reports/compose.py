@@ -19,7 +19,8 @@ from reports import compare, figures, style
 from reports.audit import Audit
 from reports.document import Block, Bullets, FigureBlock, Heading, Paragraph, TableBlock
 from reports.inputs import Result, short_revision
-from reports.references import References, references
+from reports.reference_cache import cached_references
+from reports.references import References
 from reports.tables import (
     Table,
     audit_table,
@@ -107,7 +108,7 @@ def findings(pairings: Sequence[Pairing]) -> list[tuple[Result, Result, compare.
     rows = []
     for p in pairings:
         null = p.nulls[0].trajectory() if p.nulls else None
-        refs = references(p.run) if p.predictions else References()
+        refs = cached_references(p.run) if p.predictions else References()
         p.notes = list(refs.notes)
         if refs.inertial is not None:
             p.notes.append(

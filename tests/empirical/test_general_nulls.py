@@ -29,7 +29,7 @@ import xarray as xr
 
 from dynamics import replay, replay_general
 from dynamics.simulate import main as simulate_main
-from reports import compare
+from reports import compare, reference_cache
 from reports.compose import findings, pair_runs
 from reports.inputs import load_inputs, load_result
 from reports.references import references, references_of
@@ -170,3 +170,52 @@ def test_the_stacked_and_parallel_references_equal_each_flow_computed_alone(runs
             assert np.abs(a.w - b.w).max() < 1e-10 and np.abs(a.t - b.t).max() == 0
             if b.sigma is not None:
                 assert np.abs(a.sigma - b.sigma).max() < 1e-10
+
+
+def _same(a, b) -> bool:
+    """Two trajectories with equal arrays (exactly), eta and alpha_p."""
+    fields = ("t", "wp", "w", "sigma")
+    arrays = all(
+        (getattr(a, f) is None) == (getattr(b, f) is None)
+        and (getattr(a, f) is None or np.array_equal(getattr(a, f), getattr(b, f)))
+        for f in fields
+    )
+    return arrays and (a.eta, a.alpha_p) == (b.eta, b.alpha_p)
+
+
+def test_references_are_computed_once_per_run_and_code(runs, tmp_path, monkeypatch):
+    """A run's references stored beside it (reports.reference_cache) read back equal to those
+    computed here, and only under the same code revision and files: another revision or an
+    edited pairs.nc computes them again, and code with uncommitted changes has no key."""
+    run = tmp_path / "run"
+    shutil.copytree(runs("barlow_twins"), run)
+    path = run / "measurements.nc"
+    monkeypatch.setattr(reference_cache, "git_revision", lambda: "0" * 40)
+    stored = reference_cache.cached_references_of({"a": path}, jobs=1)["a"]
+    expected = references(load_result(path, "training"))
+    assert reference_cache.cache_path(load_result(path, "training")).is_file()
+
+    def refuse(*_):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(reference_cache, "references", refuse)
+    monkeypatch.setattr(reference_cache, "references_of", refuse)
+    read = reference_cache.cached_references(load_result(path, "training"))
+    again = reference_cache.cached_references_of({"a": path})["a"]
+    for refs in (stored, read, again):
+        assert refs.notes == expected.notes and refs.inertial is None
+        assert set(refs.ablations) == set(expected.ablations) == AUGMENTATION
+        assert _same(refs.replay, expected.replay)
+        assert all(_same(refs.ablations[i], expected.ablations[i]) for i in AUGMENTATION)
+
+    monkeypatch.setattr(reference_cache, "git_revision", lambda: "1" * 40)
+    with pytest.raises(AssertionError, match="computed again"):
+        reference_cache.cached_references(load_result(path, "training"))
+    monkeypatch.setattr(reference_cache, "git_revision", lambda: "0" * 40)
+    pairs = xr.load_dataset(run / "pairs.nc")
+    pairs["x1"] = pairs["x1"] * 1.001
+    pairs.to_netcdf(run / "pairs.nc")
+    with pytest.raises(AssertionError, match="computed again"):
+        reference_cache.cached_references(load_result(path, "training"))
+    monkeypatch.setattr(reference_cache, "git_revision", lambda: "0" * 40 + "-dirty")
+    assert reference_cache.cache_key(load_result(path, "training")) is None
