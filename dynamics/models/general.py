@@ -308,7 +308,8 @@ class GeneralModel(EncoderModel):
     def gradients(self, blocks, drift: bool = False):
         """{block: dL/dblock} of the trained blocks (numpy); with ``drift`` also {block: n_G}
         of its scale-invariant ones (:func:`dynamics.models.norm_growth.drift`, from the
-        gradient of each minibatch block: ``torch.func.vmap`` of ``torch.func.grad``)."""
+        gradient of each minibatch block: ``torch.func.vmap`` of ``torch.func.grad``).
+        NT-Xent on a one-layer encoder: each block's gradient in closed form instead."""
         torch = self.torch
         trained = [k for k in self.layout.shapes if k != "W_a"]
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in blocks.items()}
@@ -323,11 +324,13 @@ class GeneralModel(EncoderModel):
                 per_block = self._per_block_gradients(tensors, trained)
             if per_block is not None:
                 grads = {k: g.mean(axis=0) for k, g in per_block.items()}
+                if not drift:
+                    return grads
                 drifts = {
                     k: norm_growth.drift(per_block[k], blocks[k], group)
                     for k, group in self.invariance.items()
                 }
-                return (grads, drifts) if drift else grads
+                return grads, drifts
             for k in trained:
                 tensors[k].requires_grad_(True)
             value = self.minibatch_loss(tensors, self._tensors)
