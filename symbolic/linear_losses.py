@@ -106,10 +106,8 @@ def liu(ops, wp, z1, z2, c_inv, c_cov, k, standardize, eps):
     residual = ops.matmul(wp, ops.T(z1) / root_n) - ops.T(z2) / root_n
     gram = ops.matmul(ops.T(wp), wp)
     size = n // k
-    covariance = 0
-    for i in range(k):  # one d x d term per part; each part is vectorised over its samples
-        # W_p F1_i F1_i^T W_p^T = P^T P / (N/k) with P = part_i W_p^T: O(N d^2) in all
-        projected = ops.matmul(z1[i * size : (i + 1) * size], ops.T(wp))
-        gap = gram - ops.matmul(ops.T(projected), projected) / size
-        covariance = covariance + ops.sum(gap * gap)
-    return c_inv * ops.sum(residual * residual) + c_cov * covariance / d
+    # the k parts at once: W_p F1_i F1_i^T W_p^T = P_i^T P_i / (N/k) with P_i = part_i W_p^T,
+    # part i the rows i N/k .. (i+1) N/k - 1 of z1: one (k, d, d) stack, O(N d^2) in all
+    projected = ops.matmul(ops.reshape(z1, (k, size, d)), ops.T(wp))
+    gaps = gram - ops.matmul(ops.T(projected), projected) / size
+    return c_inv * ops.sum(residual * residual) + c_cov * ops.sum(gaps * gaps) / d
