@@ -116,6 +116,7 @@ class Size:
     scaling_seeds: int
     eval_size: int
     pairs: int = 1024  # the augmented pairs of a method rung's prediction (its --pairs)
+    quick: bool = False  # the --quick sizes (a field: ``python -m`` makes a second Size class)
 
 
 FULL = Size(
@@ -143,6 +144,7 @@ QUICK = dataclasses.replace(
     seeds=2,
     scaling_seeds=1,
     eval_size=500,
+    quick=True,
 )
 
 

@@ -24,10 +24,11 @@ def method_size(size: Size) -> Size:
     replay on 4096 pairs, two seeds: 0.072 and 0.082 at lr 0.005, 0.042 and 0.043 at 0.00125),
     the finite step as lr, and the error of the fixed sample of pairs as its size^(-1/2) (two
     samples of 1024 pairs give replays 5-15% apart for every method)."""
-    if size == QUICK:
+    if size.quick:
         return size
     return dataclasses.replace(
         QUICK,
+        quick=False,
         steps=8 * QUICK.steps,
         lr=QUICK.lr / 8,
         measure_every=8 * QUICK.measure_every,

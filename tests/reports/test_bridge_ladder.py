@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import runpy
+
 import numpy as np
 import pytest
 
@@ -80,6 +82,21 @@ def test_the_collapse_rung_runs_alone_in_the_locked_work_folder(tmp_path, monkey
     assert calls == [(out / "collapse", out / "work" / "collapse", 3, 1)]
     with pytest.raises(bridge.UsageError, match="collapse"):
         bridge.main(["--rungs", "1,nope", "--out", str(tmp_path / "other")])
+
+
+@pytest.mark.filterwarnings("ignore:'reports.bridge' found in sys.modules:RuntimeWarning")
+def test_quick_method_rungs_are_quick_also_under_python_m(tmp_path):
+    """``python -m reports.bridge --quick`` runs the module as ``__main__``: a second copy of its
+    classes, whose QUICK is not equal to reports.bridge.QUICK (they once trained the full-size
+    method rungs). The copy's quick plan gives the method rungs the quick sizes: 300 steps of
+    128 images (38 epochs of 1024) on 1024 pairs."""
+    copy = runpy.run_module("reports.bridge", run_name="copy_of_main", alter_sys=True)
+    quick = copy["QUICK"]
+    rungs = [r for r in copy["ladder"](quick) if r.key in bridge.METHOD_RUNGS]
+    for c in copy["plan"](rungs, quick, 2, False, tmp_path).trainings:
+        args = list(c.args)
+        assert args[args.index("--epochs") + 1] == "38", c.name
+        assert args[args.index("--pairs") + 1] == "1024", c.name
 
 
 def test_every_method_rung_is_predicted_by_general_at_its_own_size_or_states_why_not(tmp_path):
