@@ -308,8 +308,8 @@ class GeneralModel(EncoderModel):
     def gradients(self, blocks, drift: bool = False):
         """{block: dL/dblock} of the trained blocks (numpy); with ``drift`` also {block: n_G}
         of its scale-invariant ones (:func:`dynamics.models.norm_growth.drift`, from the
-        gradient of each minibatch block: ``torch.func.vmap`` of ``torch.func.grad``).
-        NT-Xent on a one-layer encoder: each block's gradient in closed form instead."""
+        gradient of each minibatch block: :meth:`_per_block_gradients`; NT-Xent on a one-layer
+        encoder: :meth:`_nt_xent_blocks`, in closed form)."""
         torch = self.torch
         trained = [k for k in self.layout.shapes if k != "W_a"]
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in blocks.items()}

@@ -17,8 +17,9 @@ row normalisation and z_k = W x_k). Y is symmetric, so Y u is u with its halves 
 softmax and three batched products over all blocks at once: about 10x faster than torch
 autograd of the loss through ``torch.func.vmap`` (8 ms against 75-100 ms per gradient on 32
 blocks of 128 pairs in 8 dimensions, one thread, measured 2026-12-06). The general model uses it
-for NT-Xent on a one-layer encoder without an EMA target (SimCLR's linear run); tests check it
-against autograd of the registered loss and against finite differences.
+for NT-Xent on a one-layer encoder (SimCLR's linear run; an EMA target does not enter, NT-Xent
+reads the online embeddings); tests check it against autograd of the registered loss and
+against finite differences.
 """
 
 from __future__ import annotations
