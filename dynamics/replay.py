@@ -371,6 +371,11 @@ def _schedule(p: Problem) -> tuple[np.ndarray, ...]:
 #: the adaptive integration's tolerances (scipy's DOP853 over a constant-schedule stretch): the
 #: flows are compared with runs at errors of 1e-3 and more, so 1e-9 is exact for them
 RTOL, ATOL = 1e-9, 1e-12
+#: the ablation nulls of another loss than eq. 1 (each gradient a call over all pairs): a null
+#: is compared with its run at distances of 0.05 and more; measured on the full-size bridge runs
+#: of Liu et al., cosine BYOL and SimCLR (three nulls each), the nulls at 1e-6 were within
+#: 2e-6 (relative) of those at RTOL, in 1.2-3.6x less time. The prediction keeps RTOL.
+NULL_RTOL, NULL_ATOL = 1e-6, 1e-9
 #: a stretch of constant schedule at least this many steps long is integrated adaptively (the
 #: flow's time scales are hundreds of steps), in windows of at most ADAPTIVE_WINDOW steps
 ADAPTIVE_MIN_STEPS, ADAPTIVE_WINDOW = 8, 100
@@ -380,13 +385,18 @@ class _Hard(Exception):
     """The adaptive integration of a window needed more gradients than Runge-Kutta would."""
 
 
-def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) -> Path_:
+def flow(
+    p: Problem,
+    inertial: bool | None = None,
+    substeps: int | None = None,
+    tolerances: tuple[float, float] = (RTOL, ATOL),
+) -> Path_:
     """The first-order or the inertial flow of ``p`` (module docstring), at the run's
     measurements. ``inertial`` None: inertial when the run has momentum.
 
     Each stretch of steps with one schedule (lr_k, lr^p_k, tau_k and the warm-up factor of
     c_k all constant) at least :data:`ADAPTIVE_MIN_STEPS` long is integrated by scipy's
-    adaptive DOP853 at :data:`RTOL`, :data:`ATOL`, window by window (a constant learning rate
+    adaptive DOP853 at ``tolerances`` (rtol, atol), window by window (a constant learning rate
     over hundreds of steps: tens of gradients where the flow is smooth), unless a window needs
     more gradients than the fixed steps below would: a hinge (VICReg's variance term slides
     along std = 1) or a stiff flow (the pure flow of a scale-invariant loss late under weight
@@ -406,7 +416,7 @@ def flow(p: Problem, inertial: bool | None = None, substeps: int | None = None) 
     --from-run`` (the bridge's prediction) integrates adaptively throughout.
     """
     inertial = p.momentum > 0 if inertial is None else inertial
-    return flows([p], inertial, substeps)[0]
+    return flows([p], inertial, substeps, tolerances)[0]
 
 
 def _stretches(schedule: np.ndarray) -> list[tuple[int, int]]:
@@ -417,7 +427,12 @@ def _stretches(schedule: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
-def flows(problems: Sequence[Problem], inertial: bool, substeps: int | None = None) -> list[Path_]:
+def flows(
+    problems: Sequence[Problem],
+    inertial: bool,
+    substeps: int | None = None,
+    tolerances: tuple[float, float] = (RTOL, ATOL),
+) -> list[Path_]:
     """:func:`flow` of each problem (one optimiser schedule: the same run's flow and its
     ablation nulls), integrated as one stacked system: each gradient is one batched matrix
     product over the problems instead of one per problem (eq. 1)."""
@@ -461,7 +476,8 @@ def flows(problems: Sequence[Problem], inertial: bool, substeps: int | None = No
             if not fixed:
                 ends = sorted({k for k in wanted if start < k <= end} | {end})
                 try:
-                    reached = _adaptive(rhs, start, ends, state, 4 * substeps * (end - start))
+                    budget = 4 * substeps * (end - start)
+                    reached = _adaptive(rhs, start, ends, state, budget, tolerances)
                 except _Hard:
                     fixed = True
                 else:
@@ -500,9 +516,11 @@ def _rk4_step(rhs, k: int, state: list[np.ndarray], substeps: int) -> list[np.nd
     return state
 
 
-def _adaptive(rhs, a: int, ends: list[int], state: list[np.ndarray], budget: int) -> list:
+def _adaptive(
+    rhs, a: int, ends: list[int], state: list[np.ndarray], budget: int, tolerances
+) -> list:
     """The states at steps ``ends`` (the last: the window's end) of the flow from step ``a``,
-    whose schedule is step a's throughout, by scipy's DOP853 (:data:`RTOL`, :data:`ATOL`);
+    whose schedule is step a's throughout, by scipy's DOP853 at ``tolerances`` (rtol, atol);
     :class:`_Hard` once it has evaluated ``rhs`` more than ``budget`` times."""
     shapes = [s.shape for s in state]
     cuts = np.cumsum([s.size for s in state])[:-1]
@@ -521,7 +539,8 @@ def _adaptive(rhs, a: int, ends: list[int], state: list[np.ndarray], budget: int
 
     y0 = np.concatenate([s.ravel() for s in state])
     with np.errstate(over="ignore", invalid="ignore"):
-        sol = solve_ivp(fun, (a, ends[-1]), y0, "DOP853", t_eval=ends, rtol=RTOL, atol=ATOL)
+        rtol, atol = tolerances
+        sol = solve_ivp(fun, (a, ends[-1]), y0, "DOP853", t_eval=ends, rtol=rtol, atol=atol)
     if sol.status != 0 or not np.all(np.isfinite(sol.y)):
         raise FloatingPointError(f"the flow diverged between steps {a} and {ends[-1]}")
     return [unflat(y) for y in sol.y.T]
@@ -537,19 +556,24 @@ def ablations(p: Problem, ingredients: Sequence[str], prediction: bool = False) 
     """{ingredient: :func:`ablation`} (and ``'prediction'``: :func:`flow` of ``p`` itself when
     ``prediction``), the flows of one order integrated as one stacked system (:func:`flows`)
     for eq. 1, whose stacked gradient is one batched product; for another loss one by one:
-    each member's gradient is its own autograd call there, so a stack would only make every
-    member take the steps of the stiffest (the pure flow of a scale-invariant loss; on a quick
-    NT-Xent run, 600 steps, its five nulls took 12 288 gradients
-    stacked, 8 885 one by one)."""
+    each member's gradient is its own call there, so a stack would only make every member take
+    the steps of the stiffest (the pure flow of a scale-invariant loss; on a quick NT-Xent run,
+    600 steps, its five nulls took 12 288 gradients stacked, 8 885 one by one), and its nulls
+    are integrated at :data:`NULL_RTOL`, :data:`NULL_ATOL`."""
     inertial = p.momentum > 0
     named = {i: p.without(i) for i in ingredients if i != "momentum"}
     if prediction:
         named = {"prediction": p, **named}
     if p.loss is None:
         paths = flows(list(named.values()), inertial) if named else []
+        null_tolerances = (RTOL, ATOL)
     else:
-        paths = [flows([q], inertial)[0] for q in named.values()]
+        null_tolerances = (NULL_RTOL, NULL_ATOL)
+        paths = [
+            flow(q, inertial, tolerances=(RTOL, ATOL) if name == "prediction" else null_tolerances)
+            for name, q in named.items()
+        ]
     out = dict(zip(named, paths, strict=True))
     if "momentum" in ingredients:
-        out["momentum"] = flow(p, inertial=False)
+        out["momentum"] = flow(p, inertial=False, tolerances=null_tolerances)
     return out

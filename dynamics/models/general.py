@@ -41,7 +41,7 @@ import numpy as np
 import xarray as xr
 
 from dynamics import symmetry
-from dynamics.models import norm_growth
+from dynamics.models import closed_gradients, norm_growth
 from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
 from dynamics.schedules import PiecewiseConstant
@@ -192,9 +192,9 @@ class GeneralModel(EncoderModel):
         #: (:mod:`dynamics.symmetry`; a one-layer encoder only)
         rotates = params.depth == 1 and self._rotates()
         self.symmetries = (symmetry.OUTPUT_ROTATION,) if rotates else ()
-        #: NT-Xent of the two views on a one-layer encoder: its gradient in closed form
-        #: (:mod:`dynamics.models.nt_xent_gradient`; the swapped views give the same loss)
-        self._nt_xent = params.loss == "nt_xent" and params.role == "pair" and params.depth == 1
+        #: the loss's gradient in closed form on a one-layer encoder, where one is written
+        #: (:mod:`dynamics.models.closed_gradients`)
+        self._closed = params.depth == 1 and (params.loss, params.role) in closed_gradients.FORMS
 
     @property
     def has_predictor(self) -> bool:
@@ -308,8 +308,9 @@ class GeneralModel(EncoderModel):
     def gradients(self, blocks, drift: bool = False):
         """{block: dL/dblock} of the trained blocks (numpy); with ``drift`` also {block: n_G}
         of its scale-invariant ones (:func:`dynamics.models.norm_growth.drift`, from the
-        gradient of each minibatch block: :meth:`_per_block_gradients`; NT-Xent on a one-layer
-        encoder: :meth:`_nt_xent_blocks`, in closed form)."""
+        gradient of each minibatch block: :meth:`_per_block_gradients`; the losses of
+        :data:`dynamics.models.closed_gradients.FORMS` on a one-layer encoder, in closed form:
+        :meth:`_closed_blocks`)."""
         torch = self.torch
         trained = [k for k in self.layout.shapes if k != "W_a"]
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in blocks.items()}
@@ -319,7 +320,7 @@ class GeneralModel(EncoderModel):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            per_block = self._nt_xent_blocks(blocks) if self._nt_xent else None
+            per_block = self._closed_blocks(blocks) if self._closed else None
             if per_block is None and drift and self.invariance:
                 per_block = self._per_block_gradients(tensors, trained)
             if per_block is not None:
@@ -343,17 +344,14 @@ class GeneralModel(EncoderModel):
         }
         return (grads, {}) if drift else grads
 
-    def _nt_xent_blocks(self, blocks) -> dict[str, np.ndarray] | None:
-        """{"W": (n // B, d, n1)}: each minibatch block's NT-Xent gradient in closed form
-        (:func:`dynamics.models.nt_xent_gradient.block_gradients`; None where it does not
-        apply), twice it with ``symmetrize``."""
-        from dynamics.models.nt_xent_gradient import block_gradients
-
+    def _closed_blocks(self, blocks) -> dict[str, np.ndarray] | None:
+        """{block: (n // B, *shape)}: each minibatch block's gradient in closed form
+        (:func:`dynamics.models.closed_gradients.block_gradients`; None where it does not
+        apply)."""
         x1, x2 = self._blocks(self._tensors)
-        found = block_gradients(blocks["W"], x1, x2, **self.loss.resolve(self.hyper))
-        if found is None:
-            return None
-        return {"W": 2 * found if self.params.symmetrize else found}
+        q = self.params
+        hyper = self.loss.resolve(self.hyper)
+        return closed_gradients.block_gradients(q.loss, q.role, q.symmetrize, blocks, x1, x2, hyper)
 
     def _per_block_gradients(self, tensors: dict[str, Any], trained: list[str]) -> dict:
         """{block: (n // B, *shape) array}: the gradient of each minibatch block's loss, as

@@ -48,15 +48,16 @@ def block_gradients(
         half = u.shape[-2] // 2
         # exp((s - 1)/tau) <= 1 (|s| <= 1): the softmax shifted by its largest possible logit
         shift = torch.full((1, 1, 1), -1.0 / temperature, dtype=u.dtype)
-        p = torch.baddbmm(shift, u, u.transpose(-1, -2), alpha=1.0 / temperature).exp_()
-        p.diagonal(0, -2, -1).zero_()
-        total = p.sum(-1, keepdim=True)
+        e = torch.baddbmm(shift, u, u.transpose(-1, -2), alpha=1.0 / temperature).exp_()
+        e.diagonal(0, -2, -1).zero_()
+        total = e.sum(-1, keepdim=True)
         if not bool((total > 0).all()):  # every exp underflowed (tau below about 1/370)
             return None
-        p.mul_(1.0 / total)
-        # (P - Y) u + (P - Y)^T u, with Y u = u with its halves swapped
-        grad_u = torch.baddbmm(torch.roll(u, half, dims=-2), p, u, beta=-2.0)
-        grad_u.baddbmm_(p.transpose(-1, -2), u)
+        # P = diag(1/total) E with E symmetric: P u + P^T u = (E u)/total + E (u/total), one
+        # product of E with [u, u/total]; Y u + Y^T u = 2 Y u, u with its halves swapped
+        both = e @ torch.cat([u, u / total], dim=-1)
+        d = u.shape[-1]
+        grad_u = both[..., :d] / total + both[..., d:] - 2 * torch.roll(u, half, dims=-2)
         grad_u.mul_(scale / (2 * half * temperature))
         grad_z = (grad_u - u * (grad_u * u).sum(-1, keepdim=True)) / norm
         return (grad_z.transpose(-1, -2) @ x).numpy()
