@@ -189,6 +189,7 @@ class Run:
                 self.log(self.epoch_line(entry) + "  (random encoder)")
         barrier()
         last = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+        logged = len(self.recorder.history)  # a line per measurement, not one per epoch
         while self.epoch < last:
             self.epoch += 1
             self.train_epoch()
@@ -197,7 +198,9 @@ class Run:
                 if self.recorder.unwritten() or self.epoch == last:  # the per-step record
                     self.recorder.write(self.epoch, cfg.epochs)  # lags to the next measurement
                 save_checkpoint(state, self.out / CHECKPOINT)
-                self.log(self.epoch_line(self.recorder.history[-1]))
+                if len(self.recorder.history) > logged:
+                    logged = len(self.recorder.history)
+                    self.log(self.epoch_line(self.recorder.history[-1]))
             barrier()
         if info.main:
             self.log(self.summary())

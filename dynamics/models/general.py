@@ -41,7 +41,7 @@ import numpy as np
 import xarray as xr
 
 from dynamics import symmetry
-from dynamics.models import closed_gradients, norm_growth
+from dynamics.models import norm_growth
 from dynamics.models.base import StateLayout
 from dynamics.models.encoder import EncoderModel, EncoderParams, SyntheticViews
 from dynamics.schedules import PiecewiseConstant
@@ -166,6 +166,8 @@ class GeneralModel(EncoderModel):
     def __init__(self, params: GeneralParams, inputs: RunInputs | None = None):
         import torch  # only this model needs torch
 
+        from dynamics.models import closed_gradients  # (imports torch)
+
         self.torch = torch
         self.loss = losses.get(params.loss)
         self.hyper = dict(params.loss_params)
@@ -194,7 +196,8 @@ class GeneralModel(EncoderModel):
         self.symmetries = (symmetry.OUTPUT_ROTATION,) if rotates else ()
         #: the loss's gradient in closed form on a one-layer encoder, where one is written
         #: (:mod:`dynamics.models.closed_gradients`)
-        self._closed = params.depth == 1 and (params.loss, params.role) in closed_gradients.FORMS
+        closed = params.depth == 1 and (params.loss, params.role) in closed_gradients.FORMS
+        self._closed = closed_gradients.block_gradients if closed else None
 
     @property
     def has_predictor(self) -> bool:
@@ -320,7 +323,7 @@ class GeneralModel(EncoderModel):
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            per_block = self._closed_blocks(blocks) if self._closed else None
+            per_block = self._closed_blocks(blocks) if self._closed is not None else None
             if per_block is None and drift and self.invariance:
                 per_block = self._per_block_gradients(tensors, trained)
             if per_block is not None:
@@ -351,7 +354,7 @@ class GeneralModel(EncoderModel):
         x1, x2 = self._blocks(self._tensors)
         q = self.params
         hyper = self.loss.resolve(self.hyper)
-        return closed_gradients.block_gradients(q.loss, q.role, q.symmetrize, blocks, x1, x2, hyper)
+        return self._closed(q.loss, q.role, q.symmetrize, blocks, x1, x2, hyper)
 
     def _per_block_gradients(self, tensors: dict[str, Any], trained: list[str]) -> dict:
         """{block: (n // B, *shape) array}: the gradient of each minibatch block's loss, as

@@ -105,7 +105,7 @@ def test_general_models_gradient_is_its_numpy_losss_central_difference(
         loss_params={k: str(v) for k, v in hyper.items()},
     )  # fmt: skip
     model = GeneralModel(params, RunInputs(x1, x2))
-    assert model.params.role == role and model._closed
+    assert model.params.role == role and model._closed is not None
     state = {
         k: v for k, v in _state(rng, model.params.ema_target).items() if k in model.layout.shapes
     }

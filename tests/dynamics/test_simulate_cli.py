@@ -136,3 +136,20 @@ def test_every_scenario_runs_and_writes_finite_results(tmp_path, name):
             assert np.all(np.isfinite(var.values))
     with Image.open(tmp_path / f"{name}.png") as image:  # the report's quick look drew it
         assert image.info["Title"] in {r.title for r in registered("simulation")}
+
+
+def test_the_closed_form_scenarios_do_not_import_torch():
+    """Only the ``general`` model needs torch (its closed-form gradients import it when it is
+    built): importing ``dynamics.simulate`` (every scenario's module) does not, so the bridge's
+    simulations of eq. 1 do not pay torch's import (about 2 s each)."""
+    code = (
+        "import sys\n"
+        "from dynamics.simulate import main\n"
+        "print('torch' in sys.modules)\n"
+        "from dynamics.models.general import GeneralModel, GeneralParams\n"
+        "GeneralModel(GeneralParams(dim=2, input_dim=2, n_samples=4, loss='vicreg'))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "True"]

@@ -374,3 +374,16 @@ def test_tensorboard_without_the_package_is_a_clear_error(fashion_dir, tmp_path,
         return
     assert train("simsiam", tmp_path / "r", fashion_dir, "--tensorboard", str(tmp_path / "tb")) == 0
     assert any((tmp_path / "tb").iterdir())
+
+
+def test_the_log_has_a_line_per_measurement_not_per_epoch(fashion_dir, tmp_path):
+    """4 epochs of 4 steps measured every 8 steps: the random encoder and steps 8 and 16, each
+    logged once (an epoch without a new measurement repeated the last one's line before)."""
+    out = tmp_path / "run"
+    assert train("byol", out, fashion_dir, "--measure-every", "8", epochs=4) == 0
+    with xr.open_dataset(out / "measurements.nc") as ds:
+        steps = ds["step_at_measurement"].values.tolist()
+    assert steps == [0, 8, 16]
+    log = (out / "log.txt").read_text().splitlines()
+    lines = [line for line in log if line.startswith("epoch")]
+    assert len(lines) == len(steps), lines
