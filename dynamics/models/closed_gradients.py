@@ -78,12 +78,18 @@ def spectral(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
     return {"W": _weight_gradient(grad_z1, grad_z2, x1, x2)}
 
 
+def _centred(z, eps: float):
+    """(C, sigma): z minus its column means over the rows, and sqrt(unbiased variance + eps)
+    per column."""
+    centred = z - z.mean(-2, keepdim=True)
+    return centred, torch.sqrt((centred * centred).sum(-2, keepdim=True) / (z.shape[-2] - 1) + eps)
+
+
 def _vicreg_view(z, std_coeff, cov_coeff, eps):
     """The variance hinge's and the covariance term's dL/dZ of one view (K, N, d); None at a
     zero standard deviation."""
     n, d = z.shape[-2:]
-    centred = z - z.mean(-2, keepdim=True)
-    std = torch.sqrt((centred * centred).sum(-2, keepdim=True) / (n - 1) + eps)
+    centred, std = _centred(z, eps)
     if not bool((std > 0).all()):
         return None
     hinge = -(std_coeff / (2 * d)) * (std < 1).to(z.dtype) / ((n - 1) * std)
@@ -105,14 +111,6 @@ def vicreg(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
     return {"W": _weight_gradient(invariance + terms[0], terms[1] - invariance, x1, x2)}
 
 
-def _standardised(z, eps: float):
-    """(U, sigma): z standardised per column over its rows with the unbiased variance."""
-    n = z.shape[-2]
-    centred = z - z.mean(-2, keepdim=True)
-    sigma = torch.sqrt((centred * centred).sum(-2, keepdim=True) / (n - 1) + eps)
-    return centred / sigma, sigma
-
-
 def _through_standardisation(grad_u, u, sigma):
     """dL/dZ from G = dL/dU through U = (Z - mean)/sigma (unbiased variance)."""
     n = u.shape[-2]
@@ -122,13 +120,16 @@ def _through_standardisation(grad_u, u, sigma):
 
 def _liu_terms(wp, z1, z2, hyper: dict):
     """(dL/dW_p, dL/dZ_1, dL/dZ_2) of Liu et al.'s loss on each block; None at a zero standard
-    deviation."""
+    deviation or where k does not divide the block (the loss's own error then)."""
     c_inv, c_cov, k = hyper["c_inv"], hyper["c_cov"], int(hyper["k"])
     *lead, n, d = z1.shape
+    if n % k:
+        return None
     if hyper["standardize"]:
-        (u1, s1), (u2, s2) = _standardised(z1, hyper["eps"]), _standardised(z2, hyper["eps"])
+        (c1, s1), (c2, s2) = _centred(z1, hyper["eps"]), _centred(z2, hyper["eps"])
         if not bool((s1 > 0).all() and (s2 > 0).all()):
             return None
+        u1, u2 = c1 / s1, c2 / s2
     else:
         u1, u2 = z1, z2
     root = math.sqrt(n)
