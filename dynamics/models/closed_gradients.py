@@ -1,7 +1,7 @@
 """Per-block gradients of the general model's losses in closed form, on a one-layer encoder.
 
 The general model (:mod:`dynamics.models.general`) differentiates the expected minibatch loss
-over a run's fixed pairs by torch autograd through ``torch.func.vmap``: 2.5-10 ms per gradient
+over a run's fixed pairs by torch autograd through ``torch.func.vmap``: 2.5-14 ms per gradient
 on 32 blocks of 128 pairs in 8 dimensions, almost all of it the per-operation cost of autograd,
 not arithmetic. A replay and its ablation nulls take 10 000 to 40 000 gradients per run. Here
 the gradient of each block's loss is written out by the chain rule, all blocks at once, for the
@@ -11,6 +11,11 @@ dL/dW = sum_v (dL/dZ_v)^T X_v):
 - ``spectral`` (HaoChen et al. 2021; :func:`symbolic.losses.spectral`): with G = Z_1 Z_2^T and
   O its off-diagonal part, L = -2 tr(G)/N + ||O||^2/(N(N-1)), so
   dL/dZ_1 = (-2 Z_2 + 2 O Z_2/(N-1))/N and dL/dZ_2 = (-2 Z_1 + 2 O^T Z_1/(N-1))/N.
+- ``barlow_twins`` (Zbontar et al. 2021; :func:`symbolic.losses.barlow_twins`): A, B the
+  views standardised per feature (biased variance, eps), C = A^T B/N, L = s [sum_i (1 - C_ii)^2
+  + lambda sum_{i != j} C_ij^2]: with G = dL/dC (2 s lambda C_ij off the diagonal,
+  -2 s (1 - C_ii) on it), dL/dA = B G^T/N and dL/dB = A G/N, then through the standardisation
+  as for Liu's loss below (with N in place of N - 1).
 - ``vicreg`` (Bardes et al. 2022; :func:`symbolic.losses.vicreg`): the invariance
   s ||Z_1 - Z_2||^2/(Nd) gives +-2s (Z_1 - Z_2)/(Nd); per view, with C the centred Z,
   sigma_j = sqrt(C_j^T C_j/(N-1) + eps), the variance hinge v/(2d) sum_j relu(1 - sigma_j)
@@ -78,11 +83,12 @@ def spectral(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
     return {"W": _weight_gradient(grad_z1, grad_z2, x1, x2)}
 
 
-def _centred(z, eps: float):
-    """(C, sigma): z minus its column means over the rows, and sqrt(unbiased variance + eps)
-    per column."""
+def _centred(z, eps: float, ddof: int = 1):
+    """(C, sigma): z minus its column means over the rows, and sqrt(variance + eps) per column
+    (the unbiased variance for ``ddof`` 1, the biased one for 0)."""
     centred = z - z.mean(-2, keepdim=True)
-    return centred, torch.sqrt((centred * centred).sum(-2, keepdim=True) / (z.shape[-2] - 1) + eps)
+    variance = (centred * centred).sum(-2, keepdim=True) / (z.shape[-2] - ddof)
+    return centred, torch.sqrt(variance + eps)
 
 
 def _vicreg_view(z, std_coeff, cov_coeff, eps):
@@ -111,11 +117,32 @@ def vicreg(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
     return {"W": _weight_gradient(invariance + terms[0], terms[1] - invariance, x1, x2)}
 
 
-def _through_standardisation(grad_u, u, sigma):
-    """dL/dZ from G = dL/dU through U = (Z - mean)/sigma (unbiased variance)."""
-    n = u.shape[-2]
-    along = (grad_u * u).sum(-2, keepdim=True) / (n - 1)
+def _through_standardisation(grad_u, u, sigma, ddof: int = 1):
+    """dL/dZ from G = dL/dU through U = (Z - mean)/sigma (the variance of :func:`_centred`)."""
+    along = (grad_u * u).sum(-2, keepdim=True) / (u.shape[-2] - ddof)
     return (grad_u - grad_u.mean(-2, keepdim=True) - u * along) / sigma
+
+
+def barlow_twins(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
+    w = _tensor(blocks["W"])
+    (c1, s1), (c2, s2) = (_centred(x @ w.T, hyper["eps"], ddof=0) for x in (x1, x2))
+    if not bool((s1 > 0).all() and (s2 > 0).all()):
+        return None
+    a, b = c1 / s1, c2 / s2
+    n = a.shape[-2]
+    corr = a.transpose(-1, -2) @ b / n
+    grad_c = (2 * hyper["scale"] * hyper["lambd"]) * corr
+    grad_c.diagonal(0, -2, -1).copy_(-2 * hyper["scale"] * (1 - corr.diagonal(0, -2, -1)))
+    grad_a = b @ grad_c.transpose(-1, -2) / n
+    grad_b = a @ grad_c / n
+    return {
+        "W": _weight_gradient(
+            _through_standardisation(grad_a, a, s1, ddof=0),
+            _through_standardisation(grad_b, b, s2, ddof=0),
+            x1,
+            x2,
+        )
+    }
 
 
 def _liu_terms(wp, z1, z2, hyper: dict):
@@ -191,6 +218,7 @@ FORMS: dict[tuple[str, str], tuple[Form, bool]] = {
     ("nt_xent", "pair"): (nt_xent, True),
     ("spectral", "pair"): (spectral, True),
     ("vicreg", "pair"): (vicreg, True),
+    ("barlow_twins", "pair"): (barlow_twins, True),
     ("liu", "predictor_pair"): (liu, False),
     ("byol", "predict"): (byol_cosine, True),
 }

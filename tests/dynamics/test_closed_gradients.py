@@ -14,6 +14,8 @@ K, N, N1, D = 3, 8, 5, 3  # blocks, pairs per block, input and output dimensions
 #: (loss, role, hyperparameters): every closed form, at settings that reach each of its terms
 CASES = [
     ("spectral", "pair", {}),
+    ("barlow_twins", "pair", {"lambd": 0.0051, "eps": 1e-5, "scale": 1.0}),
+    ("barlow_twins", "pair", {"lambd": 0.5, "eps": 0.0, "scale": 0.1}),
     ("vicreg", "pair", {"sim_coeff": 25.0, "std_coeff": 25.0, "cov_coeff": 1.0, "eps": 1e-4}),
     ("liu", "predictor_pair",
      {"c_inv": 25.0, "c_cov": 1.0, "k": 2, "standardize": True, "eps": 0.0}),
@@ -77,10 +79,11 @@ def test_closed_form_is_autograds_block_by_block(loss, role, hyper, with_target)
         assert bool((std < 1).any()) and bool((std > 1).any())
 
 
-@pytest.mark.parametrize(("loss", "role", "hyper"), [CASES[2], CASES[5]])
+@pytest.mark.parametrize(("loss", "role", "hyper"), [CASES[2], CASES[4], CASES[7]])
 def test_no_closed_form_at_a_zero_standard_deviation_or_norm(loss, role, hyper):
-    """Liu et al.'s standardisation without eps and the cosine at a zero embedding divide by
-    zero: no closed form there (autograd of the loss's own floors answers)."""
+    """Barlow Twins' and Liu et al.'s standardisations without eps and the cosine at a zero
+    embedding divide by zero: no closed form there (autograd of the loss's own floors
+    answers)."""
     rng = np.random.default_rng(8)
     blocks = _state(rng, False)
     blocks["W"][0] = 0.0
@@ -91,7 +94,9 @@ def test_no_closed_form_at_a_zero_standard_deviation_or_norm(loss, role, hyper):
 
 
 @pytest.mark.parametrize("symmetrize", [False, True])
-@pytest.mark.parametrize(("loss", "role", "hyper"), [CASES[0], CASES[1], CASES[2], CASES[6]])
+@pytest.mark.parametrize(
+    ("loss", "role", "hyper"), [CASES[0], CASES[1], CASES[3], CASES[4], CASES[8]]
+)
 def test_general_models_gradient_is_its_numpy_losss_central_difference(
     loss, role, hyper, symmetrize
 ):
