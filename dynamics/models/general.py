@@ -4,7 +4,7 @@ Full-batch gradient flow on the fixed synthetic data set of :mod:`dynamics.model
 (n points, two sampled views each), with the right-hand side computed by torch autograd of the
 loss's torch back end (float64), or, for the losses of
 :data:`dynamics.models.closed_gradients.FORMS` on a one-layer encoder, by their gradients written
-out in closed form (the same numbers to rounding, 2-12x faster):
+out in closed form (the same numbers to rounding, 1.7-13x faster: benchmarks/bench_gradients.py):
 
     dW/dt = -dL/dW / D - eta W,   dW_p/dt = -alpha_p (dL/dW_p / D + e_p W_p),
     dW_a/dt = beta (W - W_a)
