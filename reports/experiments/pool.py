@@ -1,15 +1,17 @@
 """Child processes ``--jobs`` at a time, which never outlive the driver.
 
 Each child is started from the driver's main thread in its own process group, with the Linux
-parent-death signal set (``prctl(PR_SET_PDEATHSIG, SIGKILL)``): when the driver dies, however it
-dies (kill -9 included), the kernel kills the child. On Ctrl-C or SIGTERM the driver kills the
-process group of every running child (the child and what it started) before it exits.
+parent-death signal set (:mod:`~.lifeline`): when the driver dies, however it dies (kill -9
+included), the kernel kills the child. On Ctrl-C or SIGTERM the driver kills the process group
+of every running child (the child and what it started) before it exits. A command line
+``python -m MODULE ...`` is forked from a warm process that has imported torch and the toolkit
+(:mod:`~.warm`, which dies with the driver and its children with it) where more than one
+command is to run; any other, or all when the warm process has ended, starts cold.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import os
 import signal
@@ -21,10 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from reports.experiments.commands import Command
+from reports.experiments.lifeline import die_with
+from reports.experiments.warm import Child, WarmProcess, WarmUnavailable
 
-#: prctl option: the signal a process gets when its parent dies (linux/prctl.h)
-PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 #: seconds between two looks at the running children
 POLL_S = 0.2
 #: seconds a stopped child gets to exit after SIGTERM before SIGKILL
@@ -33,6 +34,8 @@ GRACE_S = 10.0
 #: 2000 x 32 embedding with OpenBLAS's two threads on a loaded two-core machine: median 1.5 ms,
 #: up to 450 ms; with one thread: 1.0 ms, at most 13 ms); the environment's own setting wins
 BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}  # numpy's wheels: OpenBLAS; torch: its own threads
+#: the warm process's error output, beside the commands' logs
+WARM_LOG = "warm-start.txt"
 
 
 @dataclasses.dataclass
@@ -48,20 +51,22 @@ class Finished:
 
 def _die_with(parent: int) -> Callable[[], None]:
     """The child's set-up between fork and exec: die with ``parent``."""
-
-    def setup() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return setup
+    return lambda: die_with(parent)
 
 
-def start(argv: Sequence[str], log: Path) -> subprocess.Popen:
+def _environment() -> dict[str, str]:
+    return {**BLAS_THREADS, **os.environ}
+
+
+def start(
+    argv: Sequence[str], log: Path, warm: WarmProcess | None = None
+) -> subprocess.Popen | Child:
     """``argv`` as a child in its own process group that dies with this process; its standard
-    error into ``log``."""
+    error into ``log``. Forked from ``warm`` where there is one and ``argv`` is ``python -m``."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    if warm is not None and warm.alive and list(argv[:2]) == [sys.executable, "-m"]:
+        with contextlib.suppress(WarmUnavailable):
+            return warm.start(argv[2], argv[3:], log, _environment())
     with open(log, "w", encoding="utf-8") as fh:
         return subprocess.Popen(
             list(argv),
@@ -70,11 +75,11 @@ def start(argv: Sequence[str], log: Path) -> subprocess.Popen:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with(os.getpid()),
-            env={**BLAS_THREADS, **os.environ},
+            env=_environment(),
         )
 
 
-def stop(procs: Sequence[subprocess.Popen]) -> None:
+def stop(procs: Sequence[subprocess.Popen | Child]) -> None:
     """Kill the process group of every child still running: SIGTERM, then SIGKILL after
     :data:`GRACE_S`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -85,6 +90,18 @@ def stop(procs: Sequence[subprocess.Popen]) -> None:
         deadline = time.monotonic() + GRACE_S
         while any(p.poll() is None for p in alive) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def _kill(pid: int, sig: int) -> None:
+    """``sig`` to the process group of ``pid`` (to ``pid`` alone if it has not made its own
+    group yet: a command forked a moment ago)."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+    except PermissionError:
+        pass
 
 
 @contextlib.contextmanager
@@ -118,20 +135,30 @@ def last_line(path: Path) -> str:
 Item = tuple[Command, list[str], Path]
 
 
-def execute(items: Sequence[Item], jobs: int, ended: Callable[[Item, int, float], object]) -> None:
+def execute(
+    items: Sequence[Item],
+    jobs: int,
+    ended: Callable[[Item, int, float], object],
+    warm_start: bool = True,
+) -> None:
     """Run each item ``jobs`` at a time, in order. ``ended(item, exit status, seconds)`` is
     called as each ends: it returns True (go on), False (start nothing more: the running
     children are stopped) or an item to start next (a retry). Every child is stopped when this
-    returns or raises."""
+    returns or raises. With ``warm_start`` and more than one item, the ``python -m`` command
+    lines are forked from a warm process (:mod:`~.warm`)."""
     pending = list(items)
-    running: dict[subprocess.Popen, tuple[Item, float]] = {}
+    running: dict[subprocess.Popen | Child, tuple[Item, float]] = {}
     go_on = True
+    warm = None
     with terminated_as_interrupt():
         try:
+            if warm_start and len(items) > 1 and sys.platform.startswith("linux"):
+                log = items[0][2].parent / WARM_LOG
+                warm = WarmProcess(log, _environment(), _die_with(os.getpid()))
             while go_on and (pending or running):
                 while pending and len(running) < max(1, jobs):
                     item = pending.pop(0)
-                    running[start(item[1], item[2])] = (item, time.perf_counter())
+                    running[start(item[1], item[2], warm)] = (item, time.perf_counter())
                 time.sleep(POLL_S)
                 for proc in [p for p in running if p.poll() is not None]:
                     item, began = running.pop(proc)
@@ -143,3 +170,5 @@ def execute(items: Sequence[Item], jobs: int, ended: Callable[[Item, int, float]
                         pending.insert(0, outcome)
         finally:
             stop(list(running))
+            if warm is not None:
+                warm.close()

@@ -130,7 +130,9 @@ def test_an_interrupted_rung_resumes_keeping_its_finished_runs(tiny_check, monke
 
     monkeypatch.setattr(Markers, "finish", finish)
     started, start = [], pool.start
-    monkeypatch.setattr(pool, "start", lambda argv, log: started.append(argv) or start(argv, log))
+    monkeypatch.setattr(
+        pool, "start", lambda argv, *rest: started.append(argv) or start(argv, *rest)
+    )
     assert bridge.main([*argv, "--resume"]) == 0
     assert len(started) == 2
     assert all("--resume" not in a for a in started)  # interrupted before they began

@@ -137,9 +137,22 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _cmdline(pid: int) -> str:
+def _descendants(pid: int) -> list[int]:
+    """The children of ``pid``, their children, and so on."""
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for p in frontier for c in _children(p)]
+        found += children
+        frontier = children
+    return found
+
+
+def _command(pid: int) -> str:
+    """The command line of ``pid`` and its name (a command forked from the runner's warm
+    process has the warm process's command line and the module's name)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return cmdline + " " + Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
 
@@ -155,8 +168,9 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_training_dies_with_its_driver_killed_hard(tmp_path, tiny_data):
-    """kill -9 of reports.reproduce while a training runs: the training is gone too and never
-    finishes its run (an orphan would go on and write a complete measurements.nc)."""
+    """kill -9 of reports.reproduce while a training runs (forked from the runner's warm
+    process): the training is gone too and never finishes its run (an orphan would go on and
+    write a complete measurements.nc)."""
     out = tmp_path / "out"
     driver = subprocess.Popen(
         [sys.executable, "-m", "reports.reproduce", *claims(out, tiny_data, "--jobs", "1")],
@@ -167,7 +181,7 @@ def test_a_training_dies_with_its_driver_killed_hard(tmp_path, tiny_data):
     deadline = time.monotonic() + PATIENCE_S
     training = []
     while not training and driver.poll() is None and time.monotonic() < deadline:
-        training = [c for c in _children(driver.pid) if "empirical.train" in _cmdline(c)]
+        training = [c for c in _descendants(driver.pid) if "empirical.train" in _command(c)]
         time.sleep(0.02)
     assert training, "the driver started no training"
     child = training[0]
