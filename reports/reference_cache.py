@@ -4,10 +4,11 @@ bridge's report stage, ``--resume`` and ``reports.build`` compute them once.
 The replay and the ablation nulls of a full-size method run take minutes (thousands of
 gradients over 4096 pairs) and depend only on the run's files (its measurements, ``moments.nc``
 and ``pairs.nc``) and the code. They are stored beside the run's measurements as
-``<file>_references.nc`` with a key: the code's git revision and the files' sha256. A stored
-file is used only under the present key; nothing is stored for code with uncommitted changes
-or outside a git checkout (the revision would not say what computed the numbers) or where the
-folder is not writable. The numbers read back are the numbers written (netCDF, float64).
+``.references/<file>_references.nc`` (outside the run's own files) with a key: the code's git
+revision and the files' sha256. A stored file is used only under the present key; nothing is
+stored for code with uncommitted changes or outside a git checkout (the revision would not say
+what computed the numbers) or where the folder is not writable. The numbers read back are the
+numbers written (netCDF, float64).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from symbolic.common.files import atomic_path
 from symbolic.common.provenance import git_revision
 
 CACHE_SUFFIX = "_references.nc"
+CACHE_FOLDER = ".references"
 #: the arrays of a Trajectory the references fill (reports.references.references)
 FIELDS = ("t", "wp", "w", "sigma")
 
@@ -65,8 +67,11 @@ def store(run: Result, key: str | None, refs: References) -> None:
 
 
 def cache_path(run: Result) -> Path:
-    """Where the references of ``run`` are kept: beside its measurements file."""
-    return run.path.with_name(run.path.stem + CACHE_SUFFIX)
+    """Where the references of ``run`` are kept: in a hidden folder beside its measurements
+    file, outside the files of the run (its ``manifest.json``, the runner's marker of the
+    training: a cache written into the run folder changed its manifest, and ``--resume``
+    trained every predicted run again)."""
+    return run.path.parent / CACHE_FOLDER / (run.path.stem + CACHE_SUFFIX)
 
 
 def cache_key(run: Result) -> str | None:

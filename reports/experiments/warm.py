@@ -4,7 +4,7 @@ A command of a plan started cold spends seconds importing torch (and ``torch._dy
 the first optimiser imports), xarray, scipy and the toolkit before it does anything: a
 ``--quick`` rung-1 training takes 12.9 s started cold and 8.5-9.3 s forked from a process that
 has imported them (measured idle, 2026-12-07). :class:`WarmProcess` starts one such process
-(``python -m reports.experiments.warm``: :func:`serve`), which imports :data:`PRELOAD` once and
+(:func:`serve`), which imports :data:`PRELOAD` once and
 then forks each command it is sent. The forked child (:func:`_run_child`) starts its own
 session, dies with the warm process (which dies with the driver), points its standard input
 and output at /dev/null and its standard error at the command's log, takes the driver's working
@@ -78,7 +78,7 @@ class WarmProcess:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w", encoding="utf-8") as fh:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__],
+                [sys.executable, "-c", f"from {__name__} import serve; serve()"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=fh,
@@ -248,7 +248,3 @@ def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-
-
-if __name__ == "__main__":
-    serve()

@@ -31,6 +31,7 @@ from dynamics import replay, replay_general
 from dynamics.simulate import main as simulate_main
 from reports import compare, reference_cache
 from reports.compose import findings, pair_runs
+from reports.experiments.markers import written_files
 from reports.inputs import load_inputs, load_result
 from reports.references import references, references_of
 from symbolic.common.cli import run_main
@@ -191,9 +192,14 @@ def test_references_are_computed_once_per_run_and_code(runs, tmp_path, monkeypat
     shutil.copytree(runs("barlow_twins"), run)
     path = run / "measurements.nc"
     monkeypatch.setattr(reference_cache, "git_revision", lambda: "0" * 40)
+    files = {p.name: p.read_bytes() for p in written_files(run)}
     stored = reference_cache.cached_references_of({"a": path}, jobs=1)["a"]
     expected = references(load_result(path, "training"))
     assert reference_cache.cache_path(load_result(path, "training")).is_file()
+    # the run's files (its manifest, the runner's marker of it) are as they were
+    assert (
+        "manifest.json" in files and {p.name: p.read_bytes() for p in written_files(run)} == files
+    )
 
     def refuse(*_):
         raise AssertionError("computed again")
