@@ -195,7 +195,19 @@ def _reaped() -> list[tuple[int, int]]:
 
 
 def _run_child(request: dict, parent: int) -> None:
-    """In the forked child: become the command of ``request`` and exit with its status."""
+    """In the forked child: become the command of ``request`` and exit with its status (1, and
+    the reason in the warm process's log, if it cannot)."""
+    try:
+        _become(request, parent)
+    except BaseException:  # noqa: BLE001 (never return into the warm process's loop)
+        traceback.print_exc()
+        _flush()
+        os._exit(1)
+    os._exit(_run_module(request["module"]))
+
+
+def _become(request: dict, parent: int) -> None:
+    """The command's session, lifeline, name, standard streams, folder, environment and argv."""
     os.setsid()
     die_with(parent)
     set_name(request["module"])
@@ -210,7 +222,6 @@ def _run_child(request: dict, parent: int) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = [request["module"], *request["args"]]  # runpy sets argv[0] to the module's file
-    os._exit(_run_module(request["module"]))
 
 
 def _run_module(module: str) -> int:

@@ -171,7 +171,7 @@ def test_random_shift_moves_each_image_by_its_own_offset_zero_filled(channels, m
     (a per-image slice written by hand), the offsets drawn from the generator in the order
     dx, then dy; the offsets vary over the batch."""
     x = torch.rand(40, channels, 9, 7, generator=gen(3)) + 1.0  # no zeros in the input
-    out = augment.random_shift(x, max_shift, gen(4))
+    out = augment.shift_flip(x, max_shift, gen(4), flip=False)
     draws = gen(4)
     dx, dy = (torch.randint(0, 2 * max_shift + 1, (40,), generator=draws) for _ in range(2))
     for i in range(40):
@@ -184,3 +184,17 @@ def test_random_shift_moves_each_image_by_its_own_offset_zero_filled(channels, m
         expected[:, dst_r, dst_c] = x[i][:, src_r, src_c]
         assert torch.equal(out[i], expected), i
     assert len(set(zip(dx.tolist(), dy.tolist(), strict=True))) > 5
+
+
+@pytest.mark.parametrize("max_shift", [0, 2])
+def test_shift_flip_mirrors_the_shifted_image_with_the_next_draws(max_shift):
+    """With ``flip`` each image is the shifted one (the same draws) mirrored left to right where
+    the next uniform draw of the generator is below 1/2, else left as it is."""
+    x = torch.rand(40, 1, 9, 7, generator=gen(3)) + 1.0
+    out = augment.shift_flip(x, max_shift, gen(5), flip=True)
+    draws = gen(5)
+    shifted = augment.shift_flip(x, max_shift, draws, flip=False)
+    flipped = torch.rand(40, generator=draws) < 0.5
+    for i in range(40):
+        assert torch.equal(out[i], shifted[i].flip(-1) if flipped[i] else shifted[i]), i
+    assert 5 < int(flipped.sum()) < 35
