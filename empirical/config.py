@@ -172,6 +172,11 @@ class TrainConfig:
         50, "the host waits for the device (loss check, progress, TensorBoard) every this many "
         "steps and at each epoch's end", at_least=1, resume_free=True,
     )  # fmt: skip
+    checkpoint_every: int = param(
+        1, "write the checkpoint (and measurements.nc) every this many epochs and after the "
+        "last: more than 1 for runs of many short epochs, where writing costs more than an epoch",
+        at_least=1, resume_free=True,
+    )  # fmt: skip
     tensorboard: str | None = param(
         None, "also log the scalars to this TensorBoard folder", resume_free=True
     )
@@ -232,7 +237,7 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
         "eval_size", "measure_every", "probes", "probe_train", "probe_test", "wp_store_limit",
         "moments_views", "moments_images", "pairs",
     ),
-    "output": ("out", "log_every", "tensorboard"),
+    "output": ("out", "log_every", "checkpoint_every", "tensorboard"),
 }  # fmt: skip
 
 

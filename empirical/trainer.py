@@ -193,19 +193,26 @@ class Run:
         while self.epoch < last:
             self.epoch += 1
             self.train_epoch()
-            state = run_state(self)  # every rank: each one's augmentation stream is gathered
-            if info.main:
-                if self.recorder.unwritten() or self.epoch == last:  # the per-step record
-                    self.recorder.write(self.epoch, cfg.epochs)  # lags to the next measurement
-                save_checkpoint(state, self.out / CHECKPOINT)
-                if len(self.recorder.history) > logged:
-                    logged = len(self.recorder.history)
-                    self.log(self.epoch_line(self.recorder.history[-1]))
+            if self.epoch % cfg.checkpoint_every == 0 or self.epoch == last:
+                self.save(final=self.epoch == last)
+            if info.main and len(self.recorder.history) > logged:
+                logged = len(self.recorder.history)
+                self.log(self.epoch_line(self.recorder.history[-1]))
             barrier()
         if info.main:
             self.log(self.summary())
         self.recorder.close()
         return 0
+
+    def save(self, final: bool) -> None:
+        """The checkpoint, and ``measurements.nc`` where a measurement was taken since it was
+        last written or the run stops here (``final``: the per-step record); a resumed run goes
+        on from the checkpoint."""
+        state = run_state(self)  # every rank: each one's augmentation stream is gathered
+        if self.info.main:
+            if self.recorder.unwritten() or final:
+                self.recorder.write(self.epoch, self.cfg.epochs)
+            save_checkpoint(state, self.out / CHECKPOINT)
 
     # ------------------------------------------------------------------ the step's parts
     def epoch_batches(self):

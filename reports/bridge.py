@@ -245,13 +245,19 @@ def ladder(size: Size) -> list[Rung]:
     ]
 
 
+#: checkpoints of a training run, about: its epochs are short (8 steps of a method rung), and
+#: a checkpoint with ``measurements.nc`` after every one that measured cost more than the epoch
+CHECKPOINTS = 4
+
+
 def schedule(steps: int, batch: int, pool: int) -> tuple[str, ...]:
     """--epochs and --train-subset: ``steps`` optimiser steps (at least) at ``batch`` over the
     first ``pool`` training images (the images X and X' are measured on: the run's population
-    is then exactly the one its simulation integrates)."""
+    is then exactly the one its simulation integrates); :data:`CHECKPOINTS` checkpoints."""
     per_epoch = max(1, pool // batch)
     epochs = -(-steps // per_epoch)
-    return ("--epochs", str(epochs), "--train-subset", str(pool))
+    every = max(1, epochs // CHECKPOINTS)
+    return ("--epochs", str(epochs), "--train-subset", str(pool), "--checkpoint-every", str(every))
 
 
 @dataclasses.dataclass

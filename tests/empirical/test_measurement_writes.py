@@ -54,3 +54,42 @@ def test_a_checkpoint_without_loss_sums_resumes_only_at_a_measurement():
     stored = {"loss_sums": {"loss": torch.tensor(3.5)}, "loss_count": 7, **between}
     sums, count = loss_sums(stored, Path("c.pt"), torch.device("cpu"))
     assert count == 7 and sums["loss"].item() == 3.5
+
+
+def test_checkpoints_every_k_epochs_and_a_run_killed_between_them_resumes_from_the_last(
+    fashion_dir, tmp_path, monkeypatch
+):
+    """--checkpoint-every 2 over 5 epochs saves after epochs 2, 4 and 5; a run interrupted in
+    epoch 4 resumes from epoch 2's checkpoint and ends equal to the straight run saved every
+    epoch."""
+    from empirical import trainer
+
+    straight, sparse = tmp_path / "straight", tmp_path / "sparse"
+    assert train("byol", straight, fashion_dir, "--measure-every", "3", epochs=5) == 0
+    saved, real_save, real_epoch = [], trainer.save_checkpoint, trainer.Run.train_epoch
+
+    def save(state, path):
+        saved.append(state["epoch"])
+        return real_save(state, path)
+
+    def interrupted_in_epoch_4(run):
+        if run.epoch == 4:
+            raise KeyboardInterrupt("test")
+        return real_epoch(run)
+
+    monkeypatch.setattr(trainer, "save_checkpoint", save)
+    monkeypatch.setattr(trainer.Run, "train_epoch", interrupted_in_epoch_4)
+    args = ("--measure-every", "3", "--checkpoint-every", "2")
+    assert train("byol", sparse, fashion_dir, *args, epochs=5) != 0
+    assert saved == [2]
+    monkeypatch.setattr(trainer.Run, "train_epoch", real_epoch)
+    assert train("byol", sparse, fashion_dir, *args, "--resume", epochs=5) == 0
+    assert saved == [2, 4, 5]
+    with (
+        xr.open_dataset(straight / "measurements.nc") as a,
+        xr.open_dataset(sparse / "measurements.nc") as b,
+    ):
+        assert a.sizes["epoch"] > 2 and a.attrs["partial"] == b.attrs["partial"] == 0
+        for var in a.data_vars:
+            if var != "throughput":
+                assert np.array_equal(a[var].values, b[var].values, equal_nan=True), var
