@@ -174,7 +174,7 @@ class TrainConfig:
     )  # fmt: skip
     checkpoint_every: int = param(
         1, "write the checkpoint (and measurements.nc) every this many epochs and after the "
-        "last: more than 1 for runs of many short epochs, where writing costs more than an epoch",
+        "last: more than 1 for runs of many short epochs, where the writes are a large share",
         at_least=1, resume_free=True,
     )  # fmt: skip
     tensorboard: str | None = param(

@@ -245,8 +245,10 @@ def ladder(size: Size) -> list[Rung]:
     ]
 
 
-#: checkpoints of a training run, about: its epochs are short (8 steps of a method rung), and
-#: a checkpoint with ``measurements.nc`` after every one that measured cost more than the epoch
+#: checkpoints of a training run, about: its epochs are short (8 steps of a method rung); with
+#: a checkpoint after every epoch and ``measurements.nc`` after every one that measured, a
+#: full-size Barlow Twins run took 24.5 / 20.4 s, with 4 checkpoints 18.5 / 17.3 s (idle, 2
+#: repeats, the same measurements)
 CHECKPOINTS = 4
 
 
