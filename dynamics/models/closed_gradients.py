@@ -20,7 +20,12 @@ dL/dW = sum_v (dL/dZ_v)^T X_v):
   s ||Z_1 - Z_2||^2/(Nd) gives +-2s (Z_1 - Z_2)/(Nd); per view, with C the centred Z,
   sigma_j = sqrt(C_j^T C_j/(N-1) + eps), the variance hinge v/(2d) sum_j relu(1 - sigma_j)
   gives -v/(2d) [sigma_j < 1] C_j/((N-1) sigma_j), the covariance c/d ||off(C^T C/(N-1))||^2
-  gives 4c/(d(N-1)) C off(C^T C/(N-1)) (both already centred: their column sums vanish).
+  gives 4c/(d(N-1)) C off(C^T C/(N-1)) (both already centred: their column sums vanish). Each
+  view's term is C M_v with the d x d matrix M_v = diag(h) + 4c/(d(N-1)) off(Cov_v), and
+  C^T X_v = W Xc_v^T Xc_v, so the gradient needs only each block's second moments
+  (:class:`BlockViews`): Cov_v = W S_v W^T with S_v = Xc_v^T Xc_v/(N-1), and
+  dL/dW = 2s/(Nd) W D + (N-1) sum_v M_v W S_v with D = (X_1 - X_2)^T (X_1 - X_2): its cost
+  does not grow with the pairs (the moments are computed once per sample).
 - ``liu`` (Liu et al. 2022, eqs. 17-19; :func:`symbolic.linear_losses.liu`), arguments
   (W_p, Z_1, Z_2): U_v the standardised Z_v (unbiased, eps), R = (W_p U_1^T - U_2^T)/sqrt(N),
   the invariance c_inv ||R||^2 gives dL/dW_p = 2 c_inv R U_1/sqrt(N),
@@ -45,6 +50,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -53,9 +60,41 @@ from dynamics.models import nt_xent_gradient
 from symbolic.ops import NORM_EPS
 
 Blocks = dict[str, np.ndarray]
-#: (state blocks, views 1 and 2 as (K, N, n1) tensors, the loss's hyperparameters) ->
+
+
+@dataclass(frozen=True)
+class BlockViews:
+    """The two views of K minibatch blocks of N pairs, each (K, N, n1), and the moments a form
+    may read, computed once per sample (a flow evaluates its gradient thousands of times)."""
+
+    x1: torch.Tensor
+    x2: torch.Tensor
+
+    @cached_property
+    def swapped(self) -> BlockViews:
+        return BlockViews(self.x2, self.x1)
+
+    @cached_property
+    def centred_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """S_v = Xc_v^T Xc_v/(N-1) of each view (Xc_v: X_v minus its column means per block),
+        (K, n1, n1) each."""
+        return tuple(_centred_second_moment(x) for x in (self.x1, self.x2))
+
+    @cached_property
+    def difference_moment(self) -> torch.Tensor:
+        """D = (X_1 - X_2)^T (X_1 - X_2) of each block, (K, n1, n1)."""
+        diff = self.x1 - self.x2
+        return diff.transpose(-1, -2) @ diff
+
+
+def _centred_second_moment(x: torch.Tensor) -> torch.Tensor:
+    centred = x - x.mean(-2, keepdim=True)
+    return centred.transpose(-1, -2) @ centred / (x.shape[-2] - 1)
+
+
+#: (state blocks, the views of the K blocks, the loss's hyperparameters) ->
 #: {block: (K, *shape) gradient of each minibatch block's loss} or None
-Form = Callable[[Blocks, torch.Tensor, torch.Tensor, dict], Blocks | None]
+Form = Callable[[Blocks, BlockViews, dict], Blocks | None]
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -67,12 +106,14 @@ def _weight_gradient(grad_z1, grad_z2, x1, x2) -> np.ndarray:
     return (grad_z1.transpose(-1, -2) @ x1 + grad_z2.transpose(-1, -2) @ x2).numpy()
 
 
-def nt_xent(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
+def nt_xent(blocks: Blocks, views: BlockViews, hyper: dict) -> Blocks | None:
+    x1, x2 = views.x1, views.x2
     found = nt_xent_gradient.block_gradients(blocks["W"], x1, x2, **hyper)
     return None if found is None else {"W": found}
 
 
-def spectral(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
+def spectral(blocks: Blocks, views: BlockViews, hyper: dict) -> Blocks | None:
+    x1, x2 = views.x1, views.x2
     w = _tensor(blocks["W"])
     z1, z2 = x1 @ w.T, x2 @ w.T
     n = z1.shape[-2]
@@ -91,30 +132,21 @@ def _centred(z, eps: float, ddof: int = 1):
     return centred, torch.sqrt(variance + eps)
 
 
-def _vicreg_view(z, std_coeff, cov_coeff, eps):
-    """The variance hinge's and the covariance term's dL/dZ of one view (K, N, d); None at a
-    zero standard deviation."""
-    n, d = z.shape[-2:]
-    centred, std = _centred(z, eps)
-    if not bool((std > 0).all()):
-        return None
-    hinge = -(std_coeff / (2 * d)) * (std < 1).to(z.dtype) / ((n - 1) * std)
-    cov = centred.transpose(-1, -2) @ centred / (n - 1)
-    cov.diagonal(0, -2, -1).zero_()
-    return centred * hinge + (4 * cov_coeff / (d * (n - 1))) * (centred @ cov)
-
-
-def vicreg(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
+def vicreg(blocks: Blocks, views: BlockViews, hyper: dict) -> Blocks | None:
     w = _tensor(blocks["W"])
-    z1, z2 = x1 @ w.T, x2 @ w.T
-    n, d = z1.shape[-2:]
-    terms = [
-        _vicreg_view(z, hyper["std_coeff"], hyper["cov_coeff"], hyper["eps"]) for z in (z1, z2)
-    ]
-    if terms[0] is None or terms[1] is None:
-        return None
-    invariance = (2 * hyper["sim_coeff"] / (n * d)) * (z1 - z2)
-    return {"W": _weight_gradient(invariance + terms[0], terms[1] - invariance, x1, x2)}
+    n = views.x1.shape[-2]
+    d = w.shape[0]
+    grad = (2 * hyper["sim_coeff"] / (n * d)) * (w @ views.difference_moment)
+    for moment in views.centred_moments:
+        cov = w @ moment @ w.T  # Cov_v: (K, d, d)
+        std = torch.sqrt(cov.diagonal(0, -2, -1) + hyper["eps"])
+        if not bool((std > 0).all()):
+            return None
+        hinge = -(hyper["std_coeff"] / (2 * d)) * (std < 1).to(w.dtype) / ((n - 1) * std)
+        m = (4 * hyper["cov_coeff"] / (d * (n - 1))) * cov
+        m.diagonal(0, -2, -1).copy_(hinge)
+        grad = grad + (n - 1) * (m @ w @ moment)
+    return {"W": grad.numpy()}
 
 
 def _through_standardisation(grad_u, u, sigma, ddof: int = 1):
@@ -123,7 +155,8 @@ def _through_standardisation(grad_u, u, sigma, ddof: int = 1):
     return (grad_u - grad_u.mean(-2, keepdim=True) - u * along) / sigma
 
 
-def barlow_twins(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
+def barlow_twins(blocks: Blocks, views: BlockViews, hyper: dict) -> Blocks | None:
+    x1, x2 = views.x1, views.x2
     w = _tensor(blocks["W"])
     (c1, s1), (c2, s2) = (_centred(x @ w.T, hyper["eps"], ddof=0) for x in (x1, x2))
     if not bool((s1 > 0).all() and (s2 > 0).all()):
@@ -179,7 +212,8 @@ def _liu_terms(wp, z1, z2, hyper: dict):
     return grad_wp, grad_u1, grad_u2
 
 
-def liu(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
+def liu(blocks: Blocks, views: BlockViews, hyper: dict) -> Blocks | None:
+    x1, x2 = views.x1, views.x2
     w, wp = _tensor(blocks["W"]), _tensor(blocks["W_p"])
     terms = _liu_terms(wp, x1 @ w.T, x2 @ w.T, hyper)
     if terms is None:
@@ -199,7 +233,8 @@ def _cosine_term(p, t):
     return (-2 / p.shape[-2]) * (t_unit - along * p_unit) / p_norm
 
 
-def byol_cosine(blocks: Blocks, x1, x2, hyper: dict) -> Blocks | None:
+def byol_cosine(blocks: Blocks, views: BlockViews, hyper: dict) -> Blocks | None:
+    x1, x2 = views.x1, views.x2
     w, wp = _tensor(blocks["W"]), _tensor(blocks["W_p"])
     wa = _tensor(blocks["W_a"]) if "W_a" in blocks else w
     z1, z2 = x1 @ w.T, x2 @ w.T
@@ -225,7 +260,7 @@ FORMS: dict[tuple[str, str], tuple[Form, bool]] = {
 
 
 def block_gradients(
-    loss: str, role: str, symmetrize: bool, blocks: Blocks, x1, x2, hyper: dict
+    loss: str, role: str, symmetrize: bool, blocks: Blocks, views: BlockViews, hyper: dict
 ) -> Blocks | None:
     """{block: (K, *shape)}: each minibatch block's gradient of ``loss`` (plus the loss of the
     swapped views with ``symmetrize``) in closed form, for a one-layer encoder; None where no
@@ -234,12 +269,12 @@ def block_gradients(
         return None
     form, symmetric = FORMS[loss, role]
     with torch.no_grad():
-        found = form(blocks, x1, x2, hyper)
+        found = form(blocks, views, hyper)
         if found is None or not symmetrize:
             return found
         if symmetric:
             return {k: 2 * g for k, g in found.items()}
-        swapped = form(blocks, x2, x1, hyper)
+        swapped = form(blocks, views.swapped, hyper)
         if swapped is None:
             return None
         return {k: g + swapped[k] for k, g in found.items()}

@@ -200,6 +200,8 @@ class GeneralModel(EncoderModel):
         #: (:mod:`dynamics.models.closed_gradients`)
         closed = params.depth == 1 and (params.loss, params.role) in closed_gradients.FORMS
         self._closed = closed_gradients.block_gradients if closed else None
+        #: the pairs' minibatch blocks as the closed forms read them (moments computed once)
+        self._block_views = closed_gradients.BlockViews(*self._blocks(self._tensors))
 
     @property
     def has_predictor(self) -> bool:
@@ -353,10 +355,9 @@ class GeneralModel(EncoderModel):
         """{block: (n // B, *shape)}: each minibatch block's gradient in closed form
         (:func:`dynamics.models.closed_gradients.block_gradients`; None where it does not
         apply)."""
-        x1, x2 = self._blocks(self._tensors)
         q = self.params
         hyper = self.loss.resolve(self.hyper)
-        return self._closed(q.loss, q.role, q.symmetrize, blocks, x1, x2, hyper)
+        return self._closed(q.loss, q.role, q.symmetrize, blocks, self._block_views, hyper)
 
     def _per_block_gradients(self, tensors: dict[str, Any], trained: list[str]) -> dict:
         """{block: (n // B, *shape) array}: the gradient of each minibatch block's loss, as

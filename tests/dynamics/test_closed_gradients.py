@@ -69,7 +69,7 @@ def test_closed_form_is_autograds_block_by_block(loss, role, hyper, with_target)
     blocks = _state(rng, with_target)
     x1, x2 = (torch.from_numpy(rng.standard_normal((K, N, N1))) for _ in range(2))
     form, _ = closed_gradients.FORMS[loss, role]
-    found = form(blocks, x1, x2, hyper)
+    found = form(blocks, closed_gradients.BlockViews(x1, x2), hyper)
     for b in range(K):
         expected = _autograd(loss, role, blocks, x1[b], x2[b], hyper)
         for name, grad in found.items():
@@ -90,7 +90,8 @@ def test_no_closed_form_at_a_zero_standard_deviation_or_norm(loss, role, hyper):
     if loss == "byol":
         blocks["W"][:] = 0.0
     x1, x2 = (torch.from_numpy(rng.standard_normal((K, N, N1))) for _ in range(2))
-    assert closed_gradients.FORMS[loss, role][0](blocks, x1, x2, hyper) is None
+    views = closed_gradients.BlockViews(x1, x2)
+    assert closed_gradients.FORMS[loss, role][0](blocks, views, hyper) is None
 
 
 @pytest.mark.parametrize("symmetrize", [False, True])

@@ -101,10 +101,9 @@ def test_quick_method_rungs_are_quick_also_under_python_m(tmp_path):
 
 def test_every_method_rung_is_predicted_by_general_at_its_own_size_or_states_why_not(tmp_path):
     """At full size the method rungs train a linear encoder at method_size (8 coordinates, 1024
-    images, 4096 fixed pairs, 2400 steps of lr 0.00125), each with the general prediction and
-    its other-seed
-    null, except DirectPred and DirectCopy, which get none (their row is --from-run's
-    refusal)."""
+    images, 4096 fixed pairs, 2400 steps of lr 0.00125), VICReg's on the whole pool per step
+    with 65 536 pairs (vicreg_size), each with the general prediction and its other-seed null,
+    except DirectPred and DirectCopy, which get none (their row is --from-run's refusal)."""
     size = bridge.FULL
     rungs = [r for r in bridge.ladder(size) if r.key in bridge.METHOD_RUNGS]
     assert sorted(r.key for r in rungs) == sorted(bridge.METHOD_RUNGS)
@@ -112,14 +111,17 @@ def test_every_method_rung_is_predicted_by_general_at_its_own_size_or_states_why
     factors = {r.key: r.lr_factor for r in rungs}  # Liu et al.: a tenth
     for c in runs.trainings:
         args = list(c.args)
+        key = c.name.removeprefix("rung").rsplit("_seed", 1)[0]
+        batch, pairs = (1024, 65536) if key == "vicreg" else (128, 4096)
         assert args[args.index("--input-dim") + 1] == "8", c.name
         assert args[args.index("--moments-images") + 1] == "1024", c.name
         assert args[args.index("--train-subset") + 1] == "1024", c.name
-        assert args[args.index("--pairs") + 1] == "4096", c.name
-        # 2400 steps of 128 images: 300 epochs of the 1024 images, at the peak lr 0.00125
-        assert args[args.index("--epochs") + 1] == "300", c.name
-        factor = factors[c.name.removeprefix("rung").rsplit("_seed", 1)[0]]
-        assert float(args[args.index("--lr") + 1]) * 128 / 256 == pytest.approx(0.00125 * factor)
+        assert args[args.index("--pairs") + 1] == str(pairs), c.name
+        assert args[args.index("--batch-size") + 1] == str(batch), c.name
+        # 2400 steps: 300 epochs of the 1024 images in batches of 128, 2400 of one batch
+        assert int(args[args.index("--epochs") + 1]) * 1024 // batch == 2400, c.name
+        lr = float(args[args.index("--lr") + 1]) * batch / 256  # the peak lr at this batch
+        assert lr == pytest.approx(0.00125 * factors[key])
     predicted = {key for key, _ in runs.predictions}
     assert predicted == set(bridge.METHOD_RUNGS) - {"directpred", "directcopy"}
     for c in runs.simulations:
