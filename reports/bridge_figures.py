@@ -36,7 +36,7 @@ def ladder_figure(summaries: Sequence) -> Drawn:
     ]
     if not rungs:
         return Drawn(reason="no rung has a headline statistic", name=name, title=title)
-    fig = style.new_figure("double", 2.8)
+    fig = style.new_figure("double", 3.4)
     ax = fig.subplots()
     x = np.arange(len(rungs))
     series = [("run vs theory", lambda s: s.values, "o")]
@@ -66,7 +66,9 @@ def ladder_figure(summaries: Sequence) -> Drawn:
         if np.isfinite(s.tolerance):
             ax.plot([j - 0.3, j + 0.3], [s.tolerance] * 2, color="0.6", lw=0.8, ls=":")
     ax.set_yscale("log")
-    ax.set_xticks(x, [f"{s.rung.key}\n{SHORT[s.key]}" for s in rungs], fontsize="small")
+    labels = [f"{s.rung.key}: {SHORT[s.key]}" for s in rungs]
+    # slanted: 15 rungs' names side by side overlap on a double-column figure
+    ax.set_xticks(x, labels, fontsize="small", rotation=30, ha="right", rotation_mode="anchor")
     ax.set_ylabel("error (0 = the theory exactly)")
     handles = ax.get_legend_handles_labels()[0]
     handles.append(Line2D([], [], color="0.6", lw=0.8, ls=":", label="tolerance"))
