@@ -368,20 +368,14 @@ def _schedule(p: Problem) -> tuple[np.ndarray, ...]:
     return (p.lr, p.lr_p, p.steps, p.times)
 
 
-#: the adaptive integration of a flow (scipy's method, rtol, atol over a constant-schedule
-#: stretch): the flows are compared with runs at errors of 1e-3 and more, so DOP853 at 1e-9 is
-#: exact for them
-EXACT_SOLVER = ("DOP853", 1e-9, 1e-12)
-#: a derived ``general`` simulation's solver (``dynamics.simulate --from-run``: its right-hand
-#: side is a gradient over all the run's pairs; the run it predicts is noisy at the 1e-2 level,
-#: the solver's error 1e-4), which the ablation nulls of a loss other than eq. 1 share: a null is
-#: the prediction with one ingredient removed, integrated as the prediction is. Measured on the
-#: full-size bridge runs (seed 0, two nulls each), against DOP853 at rtol 1e-6 (this module's
-#: null solver before): W within 1.8e-4 (relative) for Barlow Twins, SimCLR, Liu et al. and
-#: cosine BYOL in 1.2-1.8x fewer gradients, and within 1.7e-3 for VICReg, whose variance hinge
-#: (sliding along std = 1) made DOP853 fall back to fixed Runge-Kutta steps: 2100 gradients
-#: instead of 10 000.
-GENERAL_SOLVER = ("RK45", 1e-4, 1e-7)
+#: the adaptive integration's tolerances (scipy's DOP853 over a constant-schedule stretch): the
+#: flows are compared with runs at errors of 1e-3 and more, so 1e-9 is exact for them
+RTOL, ATOL = 1e-9, 1e-12
+#: the ablation nulls of another loss than eq. 1 (each gradient a call over all pairs): a null
+#: is compared with its run at distances of 0.05 and more; measured on the full-size bridge runs
+#: of Liu et al., cosine BYOL and SimCLR (three nulls each), the nulls at 1e-6 were within
+#: 2e-6 (relative) of those at RTOL, in 1.2-3.6x less time. The prediction keeps RTOL.
+NULL_RTOL, NULL_ATOL = 1e-6, 1e-9
 #: a stretch of constant schedule at least this many steps long is integrated adaptively (the
 #: flow's time scales are hundreds of steps), in windows of at most ADAPTIVE_WINDOW steps
 ADAPTIVE_MIN_STEPS, ADAPTIVE_WINDOW = 8, 100
@@ -395,14 +389,14 @@ def flow(
     p: Problem,
     inertial: bool | None = None,
     substeps: int | None = None,
-    solver: tuple[str, float, float] = EXACT_SOLVER,
+    tolerances: tuple[float, float] = (RTOL, ATOL),
 ) -> Path_:
     """The first-order or the inertial flow of ``p`` (module docstring), at the run's
     measurements. ``inertial`` None: inertial when the run has momentum.
 
     Each stretch of steps with one schedule (lr_k, lr^p_k, tau_k and the warm-up factor of
     c_k all constant) at least :data:`ADAPTIVE_MIN_STEPS` long is integrated by scipy's
-    adaptive ``solver`` (scipy's method, rtol, atol), window by window (a constant learning rate
+    adaptive DOP853 at ``tolerances`` (rtol, atol), window by window (a constant learning rate
     over hundreds of steps: tens of gradients where the flow is smooth), unless a window needs
     more gradients than the fixed steps below would: a hinge (VICReg's variance term slides
     along std = 1) or a stiff flow (the pure flow of a scale-invariant loss late under weight
@@ -422,7 +416,7 @@ def flow(
     --from-run`` (the bridge's prediction) integrates adaptively throughout.
     """
     inertial = p.momentum > 0 if inertial is None else inertial
-    return flows([p], inertial, substeps, solver)[0]
+    return flows([p], inertial, substeps, tolerances)[0]
 
 
 def _stretches(schedule: np.ndarray) -> list[tuple[int, int]]:
@@ -437,7 +431,7 @@ def flows(
     problems: Sequence[Problem],
     inertial: bool,
     substeps: int | None = None,
-    solver: tuple[str, float, float] = EXACT_SOLVER,
+    tolerances: tuple[float, float] = (RTOL, ATOL),
 ) -> list[Path_]:
     """:func:`flow` of each problem (one optimiser schedule: the same run's flow and its
     ablation nulls), integrated as one stacked system: each gradient is one batched matrix
@@ -483,7 +477,7 @@ def flows(
                 ends = sorted({k for k in wanted if start < k <= end} | {end})
                 try:
                     budget = 4 * substeps * (end - start)
-                    reached = _adaptive(rhs, start, ends, state, budget, solver)
+                    reached = _adaptive(rhs, start, ends, state, budget, tolerances)
                 except _Hard:
                     fixed = True
                 else:
@@ -522,9 +516,11 @@ def _rk4_step(rhs, k: int, state: list[np.ndarray], substeps: int) -> list[np.nd
     return state
 
 
-def _adaptive(rhs, a: int, ends: list[int], state: list[np.ndarray], budget: int, solver) -> list:
+def _adaptive(
+    rhs, a: int, ends: list[int], state: list[np.ndarray], budget: int, tolerances
+) -> list:
     """The states at steps ``ends`` (the last: the window's end) of the flow from step ``a``,
-    whose schedule is step a's throughout, by ``solver`` (scipy's method, rtol, atol);
+    whose schedule is step a's throughout, by scipy's DOP853 at ``tolerances`` (rtol, atol);
     :class:`_Hard` once it has evaluated ``rhs`` more than ``budget`` times."""
     shapes = [s.shape for s in state]
     cuts = np.cumsum([s.size for s in state])[:-1]
@@ -543,8 +539,8 @@ def _adaptive(rhs, a: int, ends: list[int], state: list[np.ndarray], budget: int
 
     y0 = np.concatenate([s.ravel() for s in state])
     with np.errstate(over="ignore", invalid="ignore"):
-        method, rtol, atol = solver
-        sol = solve_ivp(fun, (a, ends[-1]), y0, method, t_eval=ends, rtol=rtol, atol=atol)
+        rtol, atol = tolerances
+        sol = solve_ivp(fun, (a, ends[-1]), y0, "DOP853", t_eval=ends, rtol=rtol, atol=atol)
     if sol.status != 0 or not np.all(np.isfinite(sol.y)):
         raise FloatingPointError(f"the flow diverged between steps {a} and {ends[-1]}")
     return [unflat(y) for y in sol.y.T]
@@ -563,22 +559,21 @@ def ablations(p: Problem, ingredients: Sequence[str], prediction: bool = False) 
     each member's gradient is its own call there, so a stack would only make every member take
     the steps of the stiffest (the pure flow of a scale-invariant loss; on a quick NT-Xent run,
     600 steps, its five nulls took 12 288 gradients stacked, 8 885 one by one), and its nulls
-    are integrated as the prediction ``dynamics.simulate --from-run`` is
-    (:data:`GENERAL_SOLVER`)."""
+    are integrated at :data:`NULL_RTOL`, :data:`NULL_ATOL`."""
     inertial = p.momentum > 0
     named = {i: p.without(i) for i in ingredients if i != "momentum"}
     if prediction:
         named = {"prediction": p, **named}
     if p.loss is None:
         paths = flows(list(named.values()), inertial) if named else []
-        null_solver = EXACT_SOLVER
+        null_tolerances = (RTOL, ATOL)
     else:
-        null_solver = GENERAL_SOLVER
+        null_tolerances = (NULL_RTOL, NULL_ATOL)
         paths = [
-            flow(q, inertial, solver=EXACT_SOLVER if name == "prediction" else null_solver)
+            flow(q, inertial, tolerances=(RTOL, ATOL) if name == "prediction" else null_tolerances)
             for name, q in named.items()
         ]
     out = dict(zip(named, paths, strict=True))
     if "momentum" in ingredients:
-        out["momentum"] = flow(p, inertial=False, solver=null_solver)
+        out["momentum"] = flow(p, inertial=False, tolerances=null_tolerances)
     return out
