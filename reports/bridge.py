@@ -31,6 +31,10 @@ predicted decay e^{-2 eta t} falls to e^{-4.8} within every constant-lr run, als
    inertial (heavy-ball) flow of :mod:`dynamics.replay` (the first-order flow with the map from
    steps to flow time, :mod:`empirical.flow`, is its momentum-free null);
 3. (a) SimSiam, W_a = W; (b) SimSiam without the stop-gradient (Tian Theorem 2: collapse);
+4. a deep linear encoder W = W_2 W_1 (two bias-free layers on the PCA coordinates) with Barlow
+   Twins' loss at the method rungs' sizes, against the deep-linear flow of its own loss
+   (``general`` with ``depth`` 2; its runs are not replayed, so it has the other-seed null and
+   a fixed tolerance only);
 5. an MLP encoder on the pixels, depth 1 and 2;
 6. the small ConvNet, at a quarter of the batch (its steps cost most on a CPU);
 
@@ -173,7 +177,7 @@ def linear_encoder(size: Size) -> tuple[str, ...]:
 
 def ladder(size: Size) -> list[Rung]:
     """The rungs at ``size`` (see the module docstring)."""
-    from reports.bridge_methods import method_rungs  # they are built from this module's parts
+    from reports.bridge_methods import deep_linear_rung, method_rungs  # built from this module
 
     lin = (*linear_encoder(size), *LINEAR_PREDICTOR)
     l2 = ("--loss", "linear_byol")
@@ -216,6 +220,7 @@ def ladder(size: Size) -> list[Rung]:
             "linear_simsiam",
             "collapse (Tian Theorem 2)",
         ),
+        deep_linear_rung(size),
         Rung(
             "5a",
             "MLP encoder, depth 1",
@@ -356,7 +361,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--rungs",
         default="all",
-        help="comma-separated rungs (1,2,3a,3b,5a,5b,6, the method rungs "
+        help="comma-separated rungs (1,2,3a,3b,4,5a,5b,6, the method rungs "
         + ",".join(METHOD_RUNGS)
         + ", collapse, collapse_mlp)",
     )

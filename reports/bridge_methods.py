@@ -59,6 +59,17 @@ def vicreg_size(size: Size) -> Size:
     return dataclasses.replace(small, batch=small.pool, pairs=64 * small.pool)
 
 
+def deep_linear_rung(size: Size) -> Rung:
+    """Rung 4, between the linear rungs and the MLP: Barlow Twins on a deep linear encoder
+    W = W_2 W_1 at :func:`method_size`, predicted by the deep-linear flow of its own loss
+    (``general`` with ``depth`` 2, ``dynamics.models.general``)."""
+    small = method_size(size)
+    options = (*linear_encoder(small), "--depth", "2", "--momentum", "0", "--lr-schedule",
+               "constant")  # fmt: skip
+    title = "deep linear encoder, 2 layers (Barlow Twins)"
+    return Rung("4", title, "barlow_twins", options, "general", "deep-linear flow", size=small)
+
+
 #: the method rungs whose sizes differ from :func:`method_size`'s
 OWN_SIZES = {"vicreg": vicreg_size}
 

@@ -127,6 +127,17 @@ def test_a_deep_linear_run_is_predicted_by_the_deep_linear_flow(runs, tmp_path):
     assert flat_w > 1.5 * deep_w, (flat_w, deep_w)
 
 
+def test_a_deep_eq1_run_is_refused_by_the_one_layer_flow(runs, tmp_path, capsys):
+    """linear_byol integrates one layer W: a two-layer eq. 1 run (whose trainer still names
+    linear_byol its scenario) is refused in one line instead of predicted without its depth."""
+    run = runs("byol-deep", "--loss", "linear_byol", "--depth", "2")
+    out = tmp_path / "x.nc"
+    code = run_main(simulate_main, ["--from-run", str(run), "--out", str(out)])
+    assert code == 2
+    assert "a deep linear encoder (2 layers)" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_the_scenario_follows_from_the_run_on_the_command_line(runs, tmp_path, capsys):
     run = runs("barlow_twins")
     out = tmp_path / "pred.nc"

@@ -50,7 +50,7 @@ def test_every_bridge_command_is_parsed_by_its_own_command_and_stays_on_the_cpu(
     for size in (bridge.QUICK, bridge.FULL):
         runs = bridge.plan(bridge.ladder(size), size, 2, True, tmp_path)
         validate([*runs.trainings, *runs.simulations])
-        assert len(runs.trainings) == 15 * 2 + 6 * size.scaling_seeds  # 7 rungs, 8 methods
+        assert len(runs.trainings) == 16 * 2 + 6 * size.scaling_seeds  # 8 rungs, 8 methods
         for c in runs.trainings:
             args = list(c.args)
             assert args[args.index("--device") + 1] == "cpu", c.name
@@ -127,3 +127,21 @@ def test_every_method_rung_is_predicted_by_general_at_its_own_size_or_states_why
     for c in runs.simulations:
         assert list(c.args)[:2] == ["general", "--from-run"], c.name
     assert len(runs.simulations) == 2 * 2 * len(predicted)
+
+
+def test_rung_4_is_a_two_layer_linear_encoder_between_the_linear_rungs_and_the_mlp(tmp_path):
+    """Rung 4 (issue 20, item 5): Barlow Twins on W = W_2 W_1 at the method rungs' sizes, placed
+    after SimSiam (3b) and before the MLP (5a), each seed predicted by general (which integrates
+    the deep-linear flow of a run that recorded its layers) and its other-seed null."""
+    size = bridge.FULL
+    keys = [r.key for r in bridge.ladder(size)]
+    assert keys.index("4") == keys.index("3b") + 1 == keys.index("5a") - 1
+    rung = next(r for r in bridge.ladder(size) if r.key == "4")
+    runs = bridge.plan([rung], size, 2, False, tmp_path)
+    for c in runs.trainings:
+        args = list(c.args)
+        assert args[0] == "barlow_twins", c.name
+        assert args[args.index("--backbone") + 1] == "linear", c.name
+        assert args[args.index("--depth") + 1] == "2", c.name
+        assert args[args.index("--pairs") + 1] == "4096", c.name
+    assert [list(c.args)[:2] for c in runs.simulations] == [["general", "--from-run"]] * 4
