@@ -67,7 +67,7 @@ def ladder_figure(summaries: Sequence) -> Drawn:
             ax.plot([j - 0.3, j + 0.3], [s.tolerance] * 2, color="0.6", lw=0.8, ls=":")
     ax.set_yscale("log")
     labels = [f"{s.rung.key}: {SHORT[s.key]}" for s in rungs]
-    # slanted: 15 rungs' names side by side overlap on a double-column figure
+    # slanted: the 16 rungs' names side by side overlap on a double-column figure
     ax.set_xticks(x, labels, fontsize="small", rotation=30, ha="right", rotation_mode="anchor")
     ax.set_ylabel("error (0 = the theory exactly)")
     handles = ax.get_legend_handles_labels()[0]
