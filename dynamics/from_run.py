@@ -142,12 +142,6 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
         raise UsageError(f"--from-run {path}: the run cannot set up {scenario}: {why}")
     if "flow_time_undefined" in attrs:
         raise UsageError(f"--from-run {path}: {attrs['flow_time_undefined']}")
-    if "w_up" in ds:
-        raise UsageError(
-            f"--from-run {path}: a deep linear encoder ({1 + ds.sizes['layer']} layers): "
-            f"{scenario} predicts one layer W; general predicts deep encoders (a loss other than "
-            "eq. 1, no EMA target)"
-        )
     if "wp" not in ds:
         raise UsageError(f"--from-run {path}: the run stored no W_p (its d > --wp-store-limit)")
     run_params = _run_params(attrs, path)
@@ -155,6 +149,12 @@ def derive(scenario: str, run: str | Path, initial: str = "run", seed: int = 0) 
         raise UsageError(
             f"--from-run {path}: the run has a projector between its linear encoder W and the "
             "embedding (the theory's embedding is W x); train with --projector none"
+        )
+    if "w_up" in ds:
+        raise UsageError(
+            f"--from-run {path}: a deep linear encoder ({1 + ds.sizes['layer']} layers): "
+            f"{scenario} predicts one layer W; general predicts deep encoders (a loss other than "
+            "eq. 1, no EMA target)"
         )
     flow = _variable(ds, "flow_time_step", path, "the flow time after each step")
     edges = np.concatenate([[0.0], flow])
