@@ -253,7 +253,7 @@ def ladder(size: Size) -> list[Rung]:
 #: checkpoints of a training run, about: its epochs are short (8 steps of a method rung); with
 #: a checkpoint after every epoch and ``measurements.nc`` after every one that measured, a
 #: full-size Barlow Twins run took 24.5 / 20.4 s, with 4 checkpoints 18.5 / 17.3 s (idle, 2
-#: repeats, the same measurements)
+#: repeats, the same measurements; 2026-12-07, on that day's first, slower machine)
 CHECKPOINTS = 4
 
 
